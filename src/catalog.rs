@@ -1,0 +1,710 @@
+//! The catalogue: the SQLite database `manifest.db` in the workdir, and its
+//! snapshots on every disc. Owns the schema and every SQL statement; no
+//! other module speaks SQL.
+//!
+//! Tables `discs` and `files` keep the original dBackup's names, columns and
+//! meanings exactly (see the README): timestamps are Unix epoch seconds as
+//! REAL, `mtime` is REAL with sub-second precision (the original's integer
+//! mtimes are compared at whole seconds), `copied = 0` marks a reservation
+//! whose copy has not finished and which no reader may treat as a backup.
+//! What the original lacked lives in added tables: `settings` (key/value)
+//! and `deletions` (when a file was first seen missing). `PRAGMA
+//! user_version` carries our schema version.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use crate::error::{Error, Result};
+use crate::names;
+
+/// Our schema version, in `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE discs(id INTEGER PRIMARY KEY, started INTEGER, completed INTEGER, available BOOLEAN);
+CREATE TABLE files(id INTEGER PRIMARY KEY, filename TEXT, timestamp INTEGER, md5 TEXT,
+                   size INTEGER, mtime INTEGER, disc_id INTEGER, desc TEXT, copied BOOLEAN);
+CREATE INDEX filenames ON files(filename, copied);
+CREATE INDEX files_disc ON files(disc_id);
+CREATE TABLE settings(key TEXT PRIMARY KEY, value);
+CREATE TABLE deletions(id INTEGER PRIMARY KEY, filename TEXT NOT NULL, deleted REAL NOT NULL,
+                       file_id INTEGER);
+CREATE INDEX deletions_filename ON deletions(filename);
+";
+
+/// The settings of a set, in table `settings`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// The watched folder, absolute.
+    pub watched: PathBuf,
+    /// Bytes a disc may hold before it is closed.
+    pub disc_size: u64,
+    /// Glob patterns left out of the backup.
+    pub excludes: Vec<String>,
+    /// The set's UUID, written on every disc so tools never mix two sets.
+    pub uuid: String,
+    /// A human name for the set.
+    pub name: String,
+}
+
+/// A row of `discs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Disc {
+    pub id: i64,
+    pub started: Option<f64>,
+    pub completed: Option<f64>,
+    pub available: bool,
+}
+
+/// The latest backed-up version of a live file, as the scan needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveEntry {
+    pub id: i64,
+    pub size: u64,
+    pub mtime: Mtime,
+    /// Set by the scan when it sees the file.
+    pub seen: bool,
+}
+
+/// A modification time as stored: REAL seconds (ours) or whole seconds (the
+/// original's `int(st_mtime)`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mtime {
+    Real(f64),
+    Whole(i64),
+}
+
+impl Mtime {
+    /// The REAL we store for a file's mtime.
+    pub fn from_parts(secs: i64, nanos: i64) -> f64 {
+        secs as f64 + nanos as f64 / 1e9
+    }
+
+    /// Whether a file with this mtime (seconds, nanoseconds) is unchanged.
+    pub fn matches(&self, secs: i64, nanos: i64) -> bool {
+        match *self {
+            Mtime::Real(f) => f == Mtime::from_parts(secs, nanos),
+            Mtime::Whole(w) => w == secs,
+        }
+    }
+
+    /// As fractional seconds, for display.
+    pub fn as_f64(&self) -> f64 {
+        match *self {
+            Mtime::Real(f) => f,
+            Mtime::Whole(w) => w as f64,
+        }
+    }
+}
+
+/// Live files keyed by a 128-bit hash of their name: a compact index that
+/// keeps an unchanged rescan of a million files in memory budget.
+pub type LiveIndex = HashMap<u128, LiveEntry>;
+
+/// The key of a name in a [`LiveIndex`].
+pub fn name_key(name: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(name)
+}
+
+/// A file about to be reserved.
+#[derive(Debug, Clone)]
+pub struct NewFile<'a> {
+    pub name: &'a [u8],
+    pub size: u64,
+    pub mtime: f64,
+    pub disc_id: i64,
+    pub desc: &'a str,
+    pub timestamp: f64,
+}
+
+/// Totals over the whole set.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Totals {
+    pub files: u64,
+    pub bytes: u64,
+    pub discs_closed: u64,
+}
+
+/// Files and bytes on one disc.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DiscUsage {
+    pub files: u64,
+    pub bytes: u64,
+    /// Bytes rounded up to 2 KiB sectors, as an image stores them.
+    pub sector_bytes: u64,
+}
+
+/// The catalogue, open for reading and writing.
+pub struct Catalog {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// Seconds since the Unix epoch, sub-second, as the catalogue stores times.
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Catalog {
+    fn err(&self, source: rusqlite::Error) -> Error {
+        Error::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Creates a new catalogue at `path` with the set's settings and disc 1
+    /// open. The file must not exist.
+    pub fn create(path: &Path, settings: &Settings) -> Result<Catalog> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )
+        .map_err(|source| Error::Sqlite {
+            path: path.into(),
+            source,
+        })?;
+        let mut cat = Catalog {
+            conn,
+            path: path.into(),
+        };
+        let now = now();
+        let tx = cat.conn.transaction().map_err(|e| Error::Sqlite {
+            path: path.into(),
+            source: e,
+        })?;
+        let res = (|| {
+            tx.execute_batch(SCHEMA)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            {
+                let mut put = tx.prepare("INSERT INTO settings(key, value) VALUES (?1, ?2)")?;
+                use std::os::unix::ffi::OsStrExt;
+                put.execute(params![
+                    "watched",
+                    names::to_sql(settings.watched.as_os_str().as_bytes())
+                ])?;
+                put.execute(params!["disc_size", settings.disc_size as i64])?;
+                put.execute(params![
+                    "excludes",
+                    serde_json::to_string(&settings.excludes).unwrap_or_else(|_| "[]".into())
+                ])?;
+                put.execute(params!["uuid", settings.uuid])?;
+                put.execute(params!["name", settings.name])?;
+                put.execute(params!["created", now])?;
+            }
+            tx.execute(
+                "INSERT INTO discs(id, started, completed, available) VALUES (1, ?1, NULL, 1)",
+                params![now],
+            )?;
+            Ok::<_, rusqlite::Error>(())
+        })();
+        res.and_then(|_| tx.commit()).map_err(|e| Error::Sqlite {
+            path: path.into(),
+            source: e,
+        })?;
+        cat.tune()?;
+        Ok(cat)
+    }
+
+    /// Opens an existing catalogue of ours for reading and writing, checking
+    /// that it is one (tables, schema version).
+    pub fn open(path: &Path) -> Result<Catalog> {
+        if !path.is_file() {
+            return Err(Error::NotWorkdir(
+                path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            ));
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(
+            |source| Error::Sqlite {
+                path: path.into(),
+                source,
+            },
+        )?;
+        let cat = Catalog {
+            conn,
+            path: path.into(),
+        };
+        cat.check_schema()?;
+        cat.tune()?;
+        Ok(cat)
+    }
+
+    fn tune(&self) -> Result<()> {
+        self.conn
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| self.err(e))?;
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Corrupt {
+                path: self.path.clone(),
+                why: format!("cannot switch to WAL journal mode (got {mode})"),
+            });
+        }
+        self.conn
+            .execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;")
+            .map_err(|e| self.err(e))
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        let corrupt = |why: String| Error::Corrupt {
+            path: self.path.clone(),
+            why,
+        };
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| corrupt(e.to_string()))?;
+        if version > SCHEMA_VERSION {
+            return Err(corrupt(format!(
+                "schema version {version} is newer than this dbackup understands ({SCHEMA_VERSION}); upgrade dbackup"
+            )));
+        }
+        for table in ["discs", "files", "settings", "deletions"] {
+            let n: i64 = self
+                .conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1",
+                    [table],
+                    |r| r.get(0),
+                )
+                .map_err(|e| corrupt(e.to_string()))?;
+            if n != 1 {
+                return Err(corrupt(format!("table {table} is missing")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The catalogue's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The set's settings.
+    pub fn settings(&self) -> Result<Settings> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, value FROM settings")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut watched = None;
+        let mut disc_size = None;
+        let mut excludes = Vec::new();
+        let mut uuid = String::new();
+        let mut name = String::new();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let key: String = row.get(0).map_err(|e| self.err(e))?;
+            let value = row.get_ref(1).map_err(|e| self.err(e))?;
+            match key.as_str() {
+                "watched" => {
+                    use std::os::unix::ffi::OsStrExt;
+                    watched = names::from_sql(value)
+                        .map(|b| PathBuf::from(std::ffi::OsStr::from_bytes(&b)));
+                }
+                "disc_size" => disc_size = value.as_i64().ok().filter(|v| *v > 0),
+                "excludes" => {
+                    excludes = value
+                        .as_str()
+                        .ok()
+                        .and_then(|s| serde_json::from_str(s).ok())
+                        .unwrap_or_default()
+                }
+                "uuid" => uuid = value.as_str().unwrap_or_default().to_string(),
+                "name" => name = value.as_str().unwrap_or_default().to_string(),
+                _ => {}
+            }
+        }
+        let corrupt = |why: &str| Error::Corrupt {
+            path: self.path.clone(),
+            why: why.into(),
+        };
+        Ok(Settings {
+            watched: watched.ok_or_else(|| corrupt("setting 'watched' is missing"))?,
+            disc_size: disc_size.ok_or_else(|| corrupt("setting 'disc_size' is missing"))? as u64,
+            excludes,
+            uuid,
+            name,
+        })
+    }
+
+    /// Reads a free-form state value from `settings` (e.g. `last_run`).
+    pub fn state_f64(&self, key: &str) -> Result<Option<f64>> {
+        self.conn
+            .query_row("SELECT value FROM settings WHERE key=?1", [key], |r| {
+                r.get::<_, Option<f64>>(0)
+            })
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Writes a state value into `settings`.
+    pub fn set_state_f64(&self, key: &str, value: f64) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO settings(key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                params![key, value],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every disc, in id order.
+    pub fn discs(&self) -> Result<Vec<Disc>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, started, completed, available FROM discs ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Disc {
+                    id: r.get(0)?,
+                    started: r.get(1)?,
+                    completed: r.get(2)?,
+                    available: r.get::<_, Option<i64>>(3)?.unwrap_or(1) != 0,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The open disc: `completed IS NULL`, latest started.
+    pub fn open_disc(&self) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT id FROM discs WHERE completed IS NULL ORDER BY started DESC, id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The highest disc id.
+    pub fn last_disc(&self) -> Result<Option<i64>> {
+        self.conn
+            .query_row("SELECT max(id) FROM discs", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Starts a new open disc after the highest one; returns its id.
+    pub fn start_disc(&self) -> Result<i64> {
+        let next = self.last_disc()?.unwrap_or(0) + 1;
+        self.conn
+            .execute(
+                "INSERT INTO discs(id, started, completed, available) VALUES (?1, ?2, NULL, 1)",
+                params![next, now()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(next)
+    }
+
+    /// Marks disc `id` closed now.
+    pub fn complete_disc(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE discs SET completed=?2 WHERE id=?1 AND completed IS NULL",
+                params![id, now()],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Files and bytes backed up on disc `id`.
+    pub fn disc_usage(&self, id: i64) -> Result<DiscUsage> {
+        self.conn
+            .query_row(
+                "SELECT count(*), coalesce(sum(size),0), coalesce(sum((size+2047)/2048*2048),0)
+                 FROM files WHERE disc_id=?1 AND copied=1",
+                [id],
+                |r| {
+                    Ok(DiscUsage {
+                        files: r.get::<_, i64>(0)? as u64,
+                        bytes: r.get::<_, i64>(1)?.max(0) as u64,
+                        sector_bytes: r.get::<_, i64>(2)?.max(0) as u64,
+                    })
+                },
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Totals over the whole set.
+    pub fn totals(&self) -> Result<Totals> {
+        let (files, bytes): (i64, i64) = self
+            .conn
+            .query_row(
+                "SELECT count(*), coalesce(sum(size),0) FROM files WHERE copied=1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| self.err(e))?;
+        let closed: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM discs WHERE completed IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(Totals {
+            files: files.max(0) as u64,
+            bytes: bytes.max(0) as u64,
+            discs_closed: closed.max(0) as u64,
+        })
+    }
+
+    /// The catalogue's logical size in bytes (pages in use), which is what
+    /// its snapshot on a disc will take.
+    pub fn db_size(&self) -> Result<u64> {
+        let (pages, free, size): (i64, i64, i64) = self
+            .conn
+            .query_row(
+                "SELECT (SELECT page_count FROM pragma_page_count),
+                        (SELECT freelist_count FROM pragma_freelist_count),
+                        (SELECT page_size FROM pragma_page_size)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(((pages - free).max(0) * size) as u64)
+    }
+
+    /// The latest backed-up version of every file not recorded as deleted
+    /// since, keyed by [`name_key`].
+    pub fn live_index(&self) -> Result<LiveIndex> {
+        let mut live = LiveIndex::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, filename, size, mtime FROM files WHERE copied=1 ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let id: i64 = row.get(0).map_err(|e| self.err(e))?;
+            let name = match row.get_ref(1).map_err(|e| self.err(e))? {
+                ValueRef::Text(b) | ValueRef::Blob(b) => name_key(b),
+                _ => continue,
+            };
+            let size = row
+                .get_ref(2)
+                .map_err(|e| self.err(e))?
+                .as_i64()
+                .unwrap_or(-1);
+            let mtime = match row.get_ref(3).map_err(|e| self.err(e))? {
+                ValueRef::Integer(i) => Mtime::Whole(i),
+                ValueRef::Real(f) => Mtime::Real(f),
+                _ => Mtime::Real(f64::NAN),
+            };
+            live.insert(
+                name,
+                LiveEntry {
+                    id,
+                    // An impossible size makes the file look changed, so a
+                    // damaged row is backed up again rather than trusted.
+                    size: u64::try_from(size).unwrap_or(u64::MAX),
+                    mtime,
+                    seen: false,
+                },
+            );
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT d.file_id, f.filename FROM deletions d JOIN files f ON f.id = d.file_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let file_id: i64 = row.get(0).map_err(|e| self.err(e))?;
+            if let Some(name) = names::from_sql(row.get_ref(1).map_err(|e| self.err(e))?) {
+                let key = name_key(&name);
+                if live.get(&key).is_some_and(|e| e.id == file_id) {
+                    live.remove(&key);
+                }
+            }
+        }
+        Ok(live)
+    }
+
+    /// The name of file `id`.
+    pub fn name_of(&self, id: i64) -> Result<Option<Vec<u8>>> {
+        self.conn
+            .query_row("SELECT filename FROM files WHERE id=?1", [id], |r| {
+                Ok(names::from_sql(r.get_ref(0)?))
+            })
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Reservations whose copy never finished: (id, disc_id).
+    pub fn reservations(&self) -> Result<Vec<(i64, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, disc_id FROM files WHERE copied=0 OR copied IS NULL")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0)))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Deletes reservation rows (never a `copied=1` row), in one transaction.
+    pub fn drop_reservations(&mut self, ids: &[i64]) -> Result<()> {
+        let path = self.path.clone();
+        let map = |source| Error::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(map)?;
+        {
+            let mut del = tx
+                .prepare("DELETE FROM files WHERE id=?1 AND (copied=0 OR copied IS NULL)")
+                .map_err(map)?;
+            for id in ids {
+                del.execute([id]).map_err(map)?;
+            }
+        }
+        tx.commit().map_err(map)
+    }
+
+    /// Reserves ids for files about to be copied (`copied=0`), in one
+    /// transaction; returns the ids in the order given.
+    pub fn reserve(&mut self, files: &[NewFile<'_>]) -> Result<Vec<i64>> {
+        let path = self.path.clone();
+        let map = |source| Error::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(map)?;
+        let mut ids = Vec::with_capacity(files.len());
+        {
+            let mut ins = tx
+                .prepare(
+                    "INSERT INTO files(filename, timestamp, md5, size, mtime, disc_id, desc, copied)
+                     VALUES (?1, ?2, NULL, ?3, ?4, ?5, ?6, 0)",
+                )
+                .map_err(map)?;
+            for f in files {
+                ins.execute(params![
+                    names::to_sql(f.name),
+                    f.timestamp,
+                    f.size as i64,
+                    f.mtime,
+                    f.disc_id,
+                    f.desc
+                ])
+                .map_err(map)?;
+                ids.push(tx.last_insert_rowid());
+            }
+        }
+        tx.commit().map_err(map)?;
+        Ok(ids)
+    }
+
+    /// Marks finished copies as backed up (md5 recorded, `copied=1`) and drops
+    /// the reservations of failed ones, in one transaction.
+    pub fn finish_copies(&mut self, done: &[(i64, String)], failed: &[i64]) -> Result<()> {
+        let path = self.path.clone();
+        let map = |source| Error::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        fail::fail_point!("catalog::finish_copies", |_| Err(Error::Invalid(
+            "injected failure before recording copies".into()
+        )));
+        let tx = self.conn.transaction().map_err(map)?;
+        {
+            let mut upd = tx
+                .prepare("UPDATE files SET md5=?2, copied=1 WHERE id=?1 AND copied=0")
+                .map_err(map)?;
+            for (id, md5) in done {
+                upd.execute(params![id, md5]).map_err(map)?;
+            }
+            let mut del = tx
+                .prepare("DELETE FROM files WHERE id=?1 AND copied=0")
+                .map_err(map)?;
+            for id in failed {
+                del.execute([id]).map_err(map)?;
+            }
+        }
+        tx.commit().map_err(map)
+    }
+
+    /// Records that the files whose latest versions are `ids` were first
+    /// seen missing at `when`.
+    pub fn record_deletions(&mut self, ids: &[i64], when: f64) -> Result<()> {
+        let path = self.path.clone();
+        let map = |source| Error::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(map)?;
+        {
+            let mut ins = tx
+                .prepare(
+                    "INSERT INTO deletions(filename, deleted, file_id)
+                     SELECT filename, ?2, id FROM files WHERE id=?1",
+                )
+                .map_err(map)?;
+            for id in ids {
+                ins.execute(params![id, when]).map_err(map)?;
+            }
+        }
+        tx.commit().map_err(map)
+    }
+
+    /// Writes a consistent, compact copy of the catalogue to `dest` in
+    /// rollback-journal mode, so it opens read-only from a disc with plain
+    /// `sqlite3`. `dest` must not exist.
+    pub fn snapshot_to(&self, dest: &Path) -> Result<()> {
+        let dest_str = dest.to_str().ok_or_else(|| {
+            Error::Invalid(format!("{}: path is not valid UTF-8", dest.display()))
+        })?;
+        self.conn
+            .execute("VACUUM INTO ?1", [dest_str])
+            .map_err(|e| self.err(e))?;
+        let snap = Connection::open(dest).map_err(|source| Error::Sqlite {
+            path: dest.into(),
+            source,
+        })?;
+        let _: String = snap
+            .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
+            .map_err(|source| Error::Sqlite {
+                path: dest.into(),
+                source,
+            })?;
+        drop(snap);
+        let f = std::fs::File::open(dest).map_err(|e| Error::io(dest, e))?;
+        f.sync_all().map_err(|e| Error::io(dest, e))
+    }
+
+    /// Runs `PRAGMA quick_check`; `Ok(())` when the database is sound.
+    pub fn quick_check(&self) -> Result<()> {
+        let res: String = self
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if res == "ok" {
+            Ok(())
+        } else {
+            Err(Error::Corrupt {
+                path: self.path.clone(),
+                why: res,
+            })
+        }
+    }
+}

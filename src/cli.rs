@@ -1,0 +1,103 @@
+//! Command-line arguments of every binary, as clap-derive structs, so the
+//! binaries stay thin and man pages and completions come from one place.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Flags every tool shares.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Never draw progress bars (they appear only on a terminal anyway).
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    /// Print only errors and results.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// Stage a watched folder's new and changed files for backup onto discs.
+#[derive(Debug, Parser)]
+#[command(
+    name = "dbackup-stage",
+    version,
+    about = "Stage a watched folder's new and changed files for backup onto write-once discs",
+    after_help = "Exit status: 0 ok; 1 some files were skipped; 2 error; 3 the workdir's filesystem is full; 75 another run holds the lock."
+)]
+pub struct StageArgs {
+    /// The workdir (catalogue, staging area, images). Default: the current folder.
+    #[arg(
+        short,
+        long,
+        env = "DBACKUP_WORKDIR",
+        global = true,
+        value_name = "DIR"
+    )]
+    pub workdir: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: StageCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StageCommand {
+    /// Create a workdir that backs up WATCHED, with disc 1 open.
+    Init {
+        /// The folder to back up.
+        watched: PathBuf,
+        /// Bytes per disc: a number, a size (700M, 4.3G, 4GiB) or a medium
+        /// (cd, dvd, dvd-dl, bd25, bd50, bd100: 75% of its capacity, leaving
+        /// room for error-correction data).
+        #[arg(long, value_name = "SIZE", default_value = "dvd", value_parser = parse_size)]
+        disc_size: u64,
+        /// Leave out files and folders matching GLOB (repeatable). Without a
+        /// `/` it matches a name at any depth; with one, the path from the
+        /// watched folder.
+        #[arg(long, value_name = "GLOB")]
+        exclude: Vec<String>,
+        /// A human name for the set, written on every disc (default: the
+        /// watched folder's name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Show the state of the workdir.
+    Status {
+        /// One JSON object instead of `Key: value` lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stage what changed in the watched folder (run it from cron).
+    Monitor {
+        /// Compact output for cron: one summary line when something changed.
+        #[arg(short, long)]
+        cron: bool,
+        /// Show what would be staged; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// A JSON report on stdout instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close the open disc now and open the next.
+    Close {
+        /// A JSON report on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    crate::units::parse_size(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn parsers_are_well_formed() {
+        StageArgs::command().debug_assert();
+    }
+}

@@ -1,0 +1,91 @@
+//! Durability and space primitives: fsync of files and folders, a whole
+//! filesystem flush, atomic small-file writes, and free-space queries.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Whether an I/O error means the filesystem is full.
+pub fn is_no_space(err: &std::io::Error) -> bool {
+    err.kind() == std::io::ErrorKind::StorageFull || err.raw_os_error() == Some(libc::ENOSPC)
+}
+
+/// fsync of a folder, so that renames and creations inside it are durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let f = File::open(dir).map_err(|e| Error::io(dir, e))?;
+    f.sync_all().map_err(|e| Error::io(dir, e))
+}
+
+/// Flushes every dirty page of the filesystem holding `dir` in one call
+/// (`syncfs(2)`): one round-trip for a whole batch of staged files instead
+/// of one fsync per file.
+pub fn sync_filesystem(dir: &Path) -> Result<()> {
+    let f = File::open(dir).map_err(|e| Error::io(dir, e))?;
+    // SAFETY: syncfs takes a valid open file descriptor, owned by `f` for
+    // the duration of the call.
+    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Error::io(dir, std::io::Error::last_os_error()))
+    }
+}
+
+/// Writes `data` to `path` atomically: a temp file in the same folder,
+/// fsync, rename, fsync of the folder.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = partial_path(path);
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(&tmp, e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    sync_dir(dir)
+}
+
+/// The temp name beside `path` used while it is being written.
+pub fn partial_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".partial");
+    name.into()
+}
+
+/// Bytes available to us on the filesystem holding `path`. Uses sysinfo's
+/// disk list (the mount with the longest matching mount point), and falls
+/// back to statvfs(3) for a filesystem sysinfo does not list.
+pub fn available_space(path: &Path) -> Result<u64> {
+    let canonical = path.canonicalize().map_err(|e| Error::io(path, e))?;
+    if let Ok(disks) = sysinfo::Disks::new_with_refreshed_list() {
+        let best = disks
+            .iter()
+            .filter(|d| canonical.starts_with(d.mount_point()))
+            .max_by_key(|d| d.mount_point().as_os_str().len());
+        if let Some(disk) = best {
+            return Ok(disk.available_space());
+        }
+    }
+    statvfs_available(&canonical)
+}
+
+fn statvfs_available(path: &Path) -> Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::Invalid(format!("{}: path contains NUL", path.display())))?;
+    // SAFETY: statvfs writes into the zeroed struct we own; `c` is a valid
+    // NUL-terminated string for the duration of the call.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    if rc != 0 {
+        return Err(Error::io(path, std::io::Error::last_os_error()));
+    }
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}

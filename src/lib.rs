@@ -1,0 +1,21 @@
+//! dbackup: incremental backups of a growing folder onto write-once optical
+//! discs, and recovery from a pile of those discs.
+//!
+//! The binaries in `src/bin` are thin: they parse arguments (see [`cli`]), call
+//! one library function that returns a report, render it and map the outcome to
+//! an exit code (see [`exit`]).
+
+pub mod catalog;
+pub mod cli;
+pub mod disc;
+pub mod error;
+pub mod exit;
+pub mod fsutil;
+pub mod names;
+pub mod output;
+pub mod progress;
+pub mod scan;
+pub mod stage;
+pub mod status;
+pub mod units;
+pub mod workdir;

@@ -1,0 +1,315 @@
+//! Walking the watched folder and deciding what changed: every regular file
+//! is compared by size and mtime with its latest backed-up version. Never
+//! follows symlinks; applies the set's excludes; reports what it cannot read
+//! or back up (special files, dangling links, unreadable folders) without
+//! stopping.
+
+use std::ops::ControlFlow;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use glob::{MatchOptions, Pattern};
+
+use crate::catalog::{name_key, LiveIndex, Mtime};
+use crate::error::{Error, Result};
+use crate::names;
+
+/// Compiled exclude patterns. A pattern without a `/` matches a file or
+/// folder name at any depth (`*.tmp`, `.cache`); one with a `/` matches the
+/// path relative to the watched folder (`photos/raw/**`, a leading `/` is
+/// allowed). `*` does not cross `/`; `**` does.
+#[derive(Debug, Clone, Default)]
+pub struct Excludes {
+    by_name: Vec<Pattern>,
+    by_path: Vec<Pattern>,
+}
+
+const MATCH: MatchOptions = MatchOptions {
+    case_sensitive: true,
+    require_literal_separator: true,
+    require_literal_leading_dot: false,
+};
+
+impl Excludes {
+    /// Compiles the patterns; an invalid one is an error naming it.
+    pub fn new(patterns: &[String]) -> Result<Excludes> {
+        let mut ex = Excludes::default();
+        for p in patterns {
+            let trimmed = p.trim_start_matches('/');
+            let pat = Pattern::new(trimmed)
+                .map_err(|e| Error::Invalid(format!("exclude pattern {p:?}: {e}")))?;
+            if p.contains('/') {
+                ex.by_path.push(pat);
+            } else {
+                ex.by_name.push(pat);
+            }
+        }
+        Ok(ex)
+    }
+
+    /// Whether the path (relative to the watched folder) is excluded. A path
+    /// is excluded when it or any folder above it matches.
+    pub fn is_excluded(&self, rel: &Path) -> bool {
+        if self.by_name.is_empty() && self.by_path.is_empty() {
+            return false;
+        }
+        let mut cur = Some(rel);
+        while let Some(p) = cur {
+            if p.as_os_str().is_empty() {
+                break;
+            }
+            if self.matches_one(p) {
+                return true;
+            }
+            cur = p.parent();
+        }
+        false
+    }
+
+    fn matches_one(&self, rel: &Path) -> bool {
+        if let Some(name) = rel.file_name().and_then(|n| n.to_str()) {
+            if self.by_name.iter().any(|p| p.matches_with(name, MATCH)) {
+                return true;
+            }
+        }
+        self.by_path.iter().any(|p| p.matches_path_with(rel, MATCH))
+    }
+}
+
+/// A regular file found by the walk that differs from its latest backup.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// Absolute path in the watched folder.
+    pub path: PathBuf,
+    /// Catalogue name (`/a/b`).
+    pub name: Vec<u8>,
+    pub size: u64,
+    pub mtime_secs: i64,
+    pub mtime_nanos: i64,
+    /// Why it is backed up, in the original's words (`New file`, ...).
+    pub desc: String,
+}
+
+impl Change {
+    /// The mtime as the catalogue stores it.
+    pub fn mtime(&self) -> f64 {
+        Mtime::from_parts(self.mtime_secs, self.mtime_nanos)
+    }
+}
+
+/// Something the walk could not back up.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// What the walk saw, beyond the changes it handed on.
+#[derive(Debug, Clone, Default)]
+pub struct ScanStats {
+    pub files: u64,
+    pub bytes: u64,
+    pub symlinks: u64,
+    /// Folders that could not be read: nothing below them counts as deleted.
+    pub unreadable_dirs: Vec<Vec<u8>>,
+    /// Whether the walk went to the end (not stopped by `on_change`).
+    pub complete: bool,
+}
+
+/// Where the walk hands what it finds, as it goes.
+pub trait Sink {
+    /// A new or changed regular file; `Break` stops the walk.
+    fn change(&mut self, change: Change) -> Result<ControlFlow<()>>;
+    /// Something that cannot be backed up.
+    fn skip(&mut self, skipped: Skipped);
+}
+
+/// Walks `root`, marks every live file it sees in `live`, and hands each new
+/// or changed regular file and each problem to `sink` as it goes (memory
+/// stays flat however large the tree).
+pub fn walk(
+    root: &Path,
+    excludes: &Excludes,
+    live: &mut LiveIndex,
+    sink: &mut dyn Sink,
+) -> Result<ScanStats> {
+    let mut stats = ScanStats::default();
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            e.depth() == 0
+                || e.path()
+                    .strip_prefix(root)
+                    .map(|rel| !excludes.is_excluded(rel))
+                    .unwrap_or(true)
+        });
+    for entry in walker {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(err) => {
+                let path = err.path().unwrap_or(root).to_path_buf();
+                if err.depth() == 0 {
+                    return Err(Error::Invalid(format!(
+                        "cannot read the watched folder {}: {}",
+                        root.display(),
+                        err.io_error()
+                            .map(|e| e.to_string())
+                            .unwrap_or_else(|| err.to_string())
+                    )));
+                }
+                let reason = match err.io_error() {
+                    Some(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        "vanished during the scan".to_string()
+                    }
+                    Some(e) => format!("cannot read folder: {e}"),
+                    None => err.to_string(),
+                };
+                if let Ok(rel) = path.strip_prefix(root) {
+                    stats.unreadable_dirs.push(names::from_relative(rel));
+                }
+                sink.skip(Skipped { path, reason });
+                continue;
+            }
+        };
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            continue;
+        }
+        let path = entry.path();
+        let rel = match path.strip_prefix(root) {
+            Ok(r) => r,
+            Err(_) => continue,
+        };
+        if ft.is_symlink() {
+            if std::fs::metadata(path).is_err() {
+                sink.skip(Skipped {
+                    path: path.to_path_buf(),
+                    reason: "dangling symbolic link".into(),
+                });
+            } else {
+                stats.symlinks += 1;
+            }
+            continue;
+        }
+        if !ft.is_file() {
+            sink.skip(Skipped {
+                path: path.to_path_buf(),
+                reason: format!("not a regular file ({})", kind_of(&ft)),
+            });
+            continue;
+        }
+        let name = names::from_relative(rel);
+        let key = name_key(&name);
+        let meta = match entry.metadata() {
+            Ok(m) => m,
+            Err(err) => {
+                // Known but unreadable: it must not count as deleted.
+                if let Some(e) = live.get_mut(&key) {
+                    e.seen = true;
+                }
+                let reason = match err.io_error() {
+                    Some(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        "vanished during the scan".to_string()
+                    }
+                    _ => format!("cannot read: {err}"),
+                };
+                sink.skip(Skipped {
+                    path: path.to_path_buf(),
+                    reason,
+                });
+                continue;
+            }
+        };
+        stats.files += 1;
+        stats.bytes += meta.len();
+        let (secs, nanos) = (meta.mtime(), meta.mtime_nsec());
+        let desc = match live.get_mut(&key) {
+            Some(e) => {
+                e.seen = true;
+                let size_same = e.size == meta.len();
+                let mtime_same = e.mtime.matches(secs, nanos);
+                if size_same && mtime_same {
+                    continue;
+                }
+                let mut parts = Vec::new();
+                if !size_same {
+                    parts.push(format!("Size changed: {} -> {}", e.size, meta.len()));
+                }
+                if !mtime_same {
+                    parts.push(format!(
+                        "Modification time changed: {} -> {}",
+                        fmt_time(e.mtime.as_f64()),
+                        fmt_time(Mtime::from_parts(secs, nanos))
+                    ));
+                }
+                parts.join(" | ")
+            }
+            None => "New file".to_string(),
+        };
+        let flow = sink.change(Change {
+            path: path.to_path_buf(),
+            name,
+            size: meta.len(),
+            mtime_secs: secs,
+            mtime_nanos: nanos,
+            desc,
+        })?;
+        if flow.is_break() {
+            return Ok(stats);
+        }
+    }
+    stats.complete = true;
+    Ok(stats)
+}
+
+fn fmt_time(t: f64) -> String {
+    let s = format!("{t:.6}");
+    let s = s.trim_end_matches('0');
+    s.trim_end_matches('.').to_string()
+}
+
+fn kind_of(ft: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "fifo"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_block_device() {
+        "block device"
+    } else if ft.is_char_device() {
+        "character device"
+    } else {
+        "special file"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excludes_by_name_and_by_path() {
+        let ex = Excludes::new(&[
+            "*.tmp".into(),
+            ".cache".into(),
+            "photos/raw/**".into(),
+            "/top.txt".into(),
+        ])
+        .unwrap();
+        assert!(ex.is_excluded(Path::new("a/b/x.tmp")));
+        assert!(ex.is_excluded(Path::new(".cache")));
+        assert!(ex.is_excluded(Path::new("deep/.cache/file")));
+        assert!(ex.is_excluded(Path::new("photos/raw/2012/a.nef")));
+        assert!(ex.is_excluded(Path::new("top.txt")));
+        assert!(!ex.is_excluded(Path::new("sub/top.txt")));
+        assert!(!ex.is_excluded(Path::new("photos/a.jpg")));
+        assert!(!ex.is_excluded(Path::new("x.tmpl")));
+    }
+
+    #[test]
+    fn bad_pattern_is_an_error() {
+        assert!(Excludes::new(&["[".into()]).is_err());
+    }
+}

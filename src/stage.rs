@@ -1,0 +1,682 @@
+//! Staging: copying new and changed files into the open disc, crash-safe,
+//! and closing discs when they are full.
+//!
+//! The protocol for every batch of files:
+//! 1. reserve ids (`copied=0`) in one transaction;
+//! 2. copy each file to `files/<id div 256>/<id>.partial` while computing its
+//!    MD5 in the same pass (two workers, so both cores hash);
+//! 3. flush the filesystem once for the whole batch (`syncfs`), rename each
+//!    copy into place, fsync the folders;
+//! 4. record md5 and `copied=1` in one transaction.
+//!
+//! A crash before 4 leaves reservations that the next run removes with their
+//! files (see `workdir::repair`); no reader ever sees a `copied=1` row whose
+//! file is missing or differs. Batching keeps crash safety from costing one
+//! fsync round-trip per small file.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::ops::ControlFlow;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use md5::{Digest, Md5};
+
+use crate::catalog::{self, NewFile};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::names;
+use crate::progress::Progress;
+use crate::scan::{self, Change, Excludes, Skipped};
+use crate::workdir::{Repairs, Workdir};
+
+/// Files per batch (one reservation and one commit transaction each).
+const BATCH_FILES: usize = 2000;
+/// Bytes per batch.
+const BATCH_BYTES: u64 = 256 << 20;
+/// Room kept free on the workdir's filesystem for the catalogue's own growth.
+const SPACE_MARGIN: u64 = 2 << 20;
+/// What one file adds to the catalogue (row and index entries), estimated.
+const CATALOG_BYTES_PER_FILE: u64 = 256;
+/// Sector size of an image: every file takes whole sectors.
+const SECTOR: u64 = 2048;
+
+/// What happened, as it happens, for the binary to print.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A file was backed up (or, in a dry run, would be).
+    Staged {
+        path: &'a Path,
+        desc: &'a str,
+        id: i64,
+        disc: i64,
+        size: u64,
+    },
+    /// A file backed up before is gone from the watched folder.
+    Deleted { path: &'a Path },
+    /// A file could not be backed up.
+    Skipped(&'a Skipped),
+    /// A disc was closed and waits for its image.
+    DiscClosed { disc: i64, files: u64, bytes: u64 },
+    /// An interrupted earlier run was repaired.
+    Repaired(&'a Repairs),
+}
+
+/// Options of `monitor`.
+#[derive(Debug, Clone, Default)]
+pub struct MonitorOptions {
+    /// Report what would be staged; write nothing.
+    pub dry_run: bool,
+}
+
+/// What a `monitor` run did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct MonitorReport {
+    pub scanned_files: u64,
+    pub scanned_bytes: u64,
+    pub staged_files: u64,
+    pub staged_bytes: u64,
+    pub deleted_files: u64,
+    pub skipped_files: u64,
+    pub closed_discs: Vec<i64>,
+    pub open_disc: i64,
+    pub open_disc_usage: u64,
+    pub disc_size: u64,
+    pub dry_run: bool,
+    /// Set when the run stopped because the workdir's filesystem is full.
+    #[serde(skip)]
+    pub no_space: Option<String>,
+}
+
+impl MonitorReport {
+    /// Whether anything changed (the run prints nothing when not).
+    pub fn changed(&self) -> bool {
+        self.staged_files > 0 || self.deleted_files > 0 || !self.closed_discs.is_empty()
+    }
+}
+
+fn cost(size: u64) -> u64 {
+    size.div_ceil(SECTOR) * SECTOR + CATALOG_BYTES_PER_FILE
+}
+
+struct Stager<'w, 'e> {
+    wd: &'w mut Workdir,
+    opts: MonitorOptions,
+    progress: &'w Progress,
+    on_event: &'e mut dyn FnMut(Event<'_>),
+    disc: i64,
+    usage: u64,
+    db_base: u64,
+    pending: Vec<Change>,
+    pending_bytes: u64,
+    deferred: Vec<Change>,
+    deferred_cost: u64,
+    free: u64,
+    report: MonitorReport,
+    made_dirs: BTreeSet<PathBuf>,
+    stop: Option<Error>,
+}
+
+/// Walks the watched folder and stages every new or changed file; records
+/// deletions; closes discs as they fill.
+pub fn monitor(
+    wd: &mut Workdir,
+    repairs: &Repairs,
+    opts: &MonitorOptions,
+    progress: &Progress,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<MonitorReport> {
+    if !repairs.is_empty() {
+        on_event(Event::Repaired(repairs));
+    }
+    let settings = wd.settings.clone();
+    let excludes = Excludes::new(&settings.excludes)?;
+    if !settings.watched.is_dir() {
+        return Err(Error::Invalid(format!(
+            "the watched folder {} is missing or not a folder (is it mounted?)",
+            settings.watched.display()
+        )));
+    }
+    let mut live = wd.catalog.live_index()?;
+    let disc = wd.open_disc()?;
+    let db_base = wd.catalog.db_size()?;
+    let usage = wd.catalog.disc_usage(disc)?.sector_bytes + db_base;
+    let free = if opts.dry_run {
+        u64::MAX
+    } else {
+        fsutil::available_space(&wd.layout.root)?
+    };
+    let disc_size = settings.disc_size;
+    let mut st = Stager {
+        wd,
+        opts: opts.clone(),
+        progress,
+        on_event,
+        disc,
+        usage,
+        db_base,
+        pending: Vec::new(),
+        pending_bytes: 0,
+        deferred: Vec::new(),
+        deferred_cost: 0,
+        free,
+        report: MonitorReport {
+            disc_size,
+            dry_run: opts.dry_run,
+            ..Default::default()
+        },
+        made_dirs: BTreeSet::new(),
+        stop: None,
+    };
+    progress.message("scanning");
+    let stats = scan::walk(&settings.watched, &excludes, &mut live, &mut st)?;
+    if st.stop.is_none() {
+        st.flush()?;
+        while !st.deferred.is_empty() && st.stop.is_none() {
+            st.close_and_replan()?;
+            st.flush()?;
+        }
+    }
+    st.report.scanned_files = stats.files;
+    st.report.scanned_bytes = stats.bytes;
+    if stats.complete && st.stop.is_none() {
+        st.record_deletions(&live, &stats, &excludes)?;
+    }
+    if !opts.dry_run {
+        st.wd.catalog.set_state_f64("last_run", catalog::now())?;
+    }
+    progress.finish();
+    st.report.open_disc = st.disc;
+    st.report.open_disc_usage = st.usage;
+    if let Some(err) = st.stop.take() {
+        match err {
+            Error::NoSpace { .. } => st.report.no_space = Some(err.to_string()),
+            Error::Io { ref source, .. } if fsutil::is_no_space(source) => {
+                st.report.no_space = Some(err.to_string())
+            }
+            other => return Err(other),
+        }
+    }
+    Ok(st.report)
+}
+
+impl scan::Sink for Stager<'_, '_> {
+    fn change(&mut self, change: Change) -> Result<ControlFlow<()>> {
+        self.add(change)
+    }
+
+    fn skip(&mut self, skipped: Skipped) {
+        self.report.skipped_files += 1;
+        (self.on_event)(Event::Skipped(&skipped));
+    }
+}
+
+impl Stager<'_, '_> {
+    fn too_big(&self, size: u64) -> bool {
+        cost(size) + self.db_base > self.report.disc_size
+    }
+
+    /// Takes one change from the walk: into the pending batch, or deferred
+    /// to the next disc when it does not fit the open one.
+    fn add(&mut self, change: Change) -> Result<ControlFlow<()>> {
+        if self.stop.is_some() {
+            return Ok(ControlFlow::Break(()));
+        }
+        if self.too_big(change.size) {
+            self.report.skipped_files += 1;
+            let skip = Skipped {
+                path: change.path.clone(),
+                reason: format!(
+                    "too big for any disc: {} bytes, a disc holds {} (raise the set's disc size, or split the file)",
+                    change.size, self.report.disc_size
+                ),
+            };
+            (self.on_event)(Event::Skipped(&skip));
+            return Ok(ControlFlow::Continue(()));
+        }
+        let c = cost(change.size);
+        if self.usage + c > self.report.disc_size {
+            self.deferred_cost += c;
+            self.deferred.push(change);
+            if self.deferred_cost >= self.report.disc_size {
+                // Enough waiting to fill a whole disc: close now, keep memory flat.
+                self.flush()?;
+                if self.stop.is_none() {
+                    self.close_and_replan()?;
+                }
+            }
+        } else {
+            self.usage += c;
+            self.pending_bytes += change.size;
+            self.pending.push(change);
+            if self.pending.len() >= BATCH_FILES || self.pending_bytes >= BATCH_BYTES {
+                self.flush()?;
+            }
+        }
+        if self.stop.is_some() {
+            return Ok(ControlFlow::Break(()));
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    fn close_and_replan(&mut self) -> Result<()> {
+        if self.opts.dry_run {
+            self.report.closed_discs.push(self.disc);
+            (self.on_event)(Event::DiscClosed {
+                disc: self.disc,
+                files: 0,
+                bytes: 0,
+            });
+            self.disc += 1;
+        } else {
+            let usage = self.wd.catalog.disc_usage(self.disc)?;
+            let closed = match self.wd.close_disc() {
+                Ok(id) => id,
+                Err(e @ Error::NoSpace { .. }) => {
+                    self.stop = Some(e);
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+            self.report.closed_discs.push(closed);
+            (self.on_event)(Event::DiscClosed {
+                disc: closed,
+                files: usage.files,
+                bytes: usage.bytes,
+            });
+            self.disc = self.wd.open_disc()?;
+            self.db_base = self.wd.catalog.db_size()?;
+        }
+        self.usage = self.db_base;
+        let deferred = std::mem::take(&mut self.deferred);
+        self.deferred_cost = 0;
+        for change in deferred {
+            let c = cost(change.size);
+            if self.usage + c > self.report.disc_size {
+                self.deferred_cost += c;
+                self.deferred.push(change);
+            } else {
+                self.usage += c;
+                self.pending_bytes += change.size;
+                self.pending.push(change);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stages the pending batch through the crash-safe protocol.
+    fn flush(&mut self) -> Result<()> {
+        let mut batch = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if self.opts.dry_run {
+            for c in &batch {
+                self.report.staged_files += 1;
+                self.report.staged_bytes += c.size;
+                (self.on_event)(Event::Staged {
+                    path: &c.path,
+                    desc: &c.desc,
+                    id: 0,
+                    disc: self.disc,
+                    size: c.size,
+                });
+            }
+            return Ok(());
+        }
+        // Free space: stage the prefix that fits, then stop cleanly.
+        let mut need = SPACE_MARGIN;
+        let mut fits = batch.len();
+        for (i, c) in batch.iter().enumerate() {
+            need += c.size;
+            if need > self.free {
+                fits = i;
+                self.stop = Some(Error::NoSpace {
+                    path: self.wd.layout.root.clone(),
+                    needed: need,
+                    available: self.free,
+                });
+                break;
+            }
+        }
+        batch.truncate(fits);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let now = catalog::now();
+        let new: Vec<NewFile<'_>> = batch
+            .iter()
+            .map(|c| NewFile {
+                name: &c.name,
+                size: c.size,
+                mtime: c.mtime(),
+                disc_id: self.disc,
+                desc: &c.desc,
+                timestamp: now,
+            })
+            .collect();
+        let ids = self.wd.catalog.reserve(&new)?;
+        drop(new);
+        fail::fail_point!("stage::after_reserve", |_| Err(Error::Invalid(
+            "injected failure after reserving".into()
+        )));
+        let disc_dir = self.wd.layout.disc_dir(self.disc);
+        let mut new_dirs = false;
+        for &id in &ids {
+            let dir = disc_dir.join(crate::disc::file_dir(id));
+            if !self.made_dirs.contains(&dir) {
+                if !dir.is_dir() {
+                    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                    new_dirs = true;
+                }
+                self.made_dirs.insert(dir);
+            }
+        }
+        let targets: Vec<PathBuf> = ids
+            .iter()
+            .map(|&id| self.wd.layout.staged_file(self.disc, id))
+            .collect();
+        let outcomes = copy_all(&batch, &targets, self.progress);
+
+        // Durability of the data, then of the names.
+        fsutil::sync_filesystem(&disc_dir)?;
+        let mut done = Vec::new();
+        let mut failed = Vec::new();
+        let mut dirs = BTreeSet::new();
+        let mut fatal = None;
+        for (i, outcome) in outcomes.iter().enumerate() {
+            let target = &targets[i];
+            let partial = fsutil::partial_path(target);
+            match outcome {
+                Outcome::Copied(md5) => match std::fs::rename(&partial, target) {
+                    Ok(()) => {
+                        done.push((ids[i], md5.clone()));
+                        if let Some(d) = target.parent() {
+                            dirs.insert(d.to_path_buf());
+                        }
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&partial);
+                        failed.push(ids[i]);
+                        fatal.get_or_insert(Error::io(target, e));
+                    }
+                },
+                other => {
+                    let _ = std::fs::remove_file(&partial);
+                    failed.push(ids[i]);
+                    match other {
+                        Outcome::Source(reason) => {
+                            self.report.skipped_files += 1;
+                            let skip = Skipped {
+                                path: batch[i].path.clone(),
+                                reason: reason.clone(),
+                            };
+                            (self.on_event)(Event::Skipped(&skip));
+                        }
+                        Outcome::Target(e) => {
+                            if fsutil::is_no_space(e) && self.stop.is_none() {
+                                self.stop = Some(Error::NoSpace {
+                                    path: self.wd.layout.root.clone(),
+                                    needed: batch[i].size,
+                                    available: 0,
+                                });
+                            } else if !fsutil::is_no_space(e) {
+                                fatal.get_or_insert(Error::io(
+                                    partial.clone(),
+                                    std::io::Error::new(e.kind(), e.to_string()),
+                                ));
+                            }
+                        }
+                        Outcome::Copied(_) => {}
+                    }
+                }
+            }
+        }
+        if new_dirs {
+            dirs.insert(disc_dir.join(crate::disc::FILES_DIR));
+        }
+        for d in &dirs {
+            fsutil::sync_dir(d)?;
+        }
+        fail::fail_point!("stage::before_commit", |_| Err(Error::Invalid(
+            "injected failure before recording the batch".into()
+        )));
+        self.wd.catalog.finish_copies(&done, &failed)?;
+        let mut written = 0;
+        let done_ids: std::collections::HashSet<i64> = done.iter().map(|d| d.0).collect();
+        for (i, c) in batch.iter().enumerate() {
+            if done_ids.contains(&ids[i]) {
+                written += c.size;
+                self.report.staged_files += 1;
+                self.report.staged_bytes += c.size;
+                (self.on_event)(Event::Staged {
+                    path: &c.path,
+                    desc: &c.desc,
+                    id: ids[i],
+                    disc: self.disc,
+                    size: c.size,
+                });
+            } else {
+                // Not staged: give its room back.
+                self.usage = self.usage.saturating_sub(cost(c.size));
+            }
+        }
+        self.free = self.free.saturating_sub(written);
+        if let Some(e) = fatal {
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn record_deletions(
+        &mut self,
+        live: &catalog::LiveIndex,
+        stats: &scan::ScanStats,
+        excludes: &Excludes,
+    ) -> Result<()> {
+        let unseen: Vec<i64> = live.values().filter(|e| !e.seen).map(|e| e.id).collect();
+        if unseen.is_empty() {
+            return Ok(());
+        }
+        let watched = self.wd.settings.watched.clone();
+        if stats.files == 0 && stats.symlinks == 0 {
+            self.report.skipped_files += 1;
+            let skip = Skipped {
+                path: watched,
+                reason: format!(
+                    "the watched folder is empty but {} backed-up files are not deleted: is it mounted? (nothing recorded)",
+                    unseen.len()
+                ),
+            };
+            (self.on_event)(Event::Skipped(&skip));
+            return Ok(());
+        }
+        let mut gone = Vec::new();
+        let mut ids = unseen;
+        ids.sort_unstable();
+        for id in ids {
+            let Some(name) = self.wd.catalog.name_of(id)? else {
+                continue;
+            };
+            let under_unreadable = stats
+                .unreadable_dirs
+                .iter()
+                .any(|d| name.starts_with(d) && name.get(d.len()).is_none_or(|&b| b == b'/'));
+            let rel = names::to_relative(&name);
+            if under_unreadable || excludes.is_excluded(rel) {
+                continue;
+            }
+            gone.push((id, watched.join(rel)));
+        }
+        if !self.opts.dry_run {
+            let ids: Vec<i64> = gone.iter().map(|g| g.0).collect();
+            self.wd.catalog.record_deletions(&ids, catalog::now())?;
+        }
+        for (_, path) in &gone {
+            self.report.deleted_files += 1;
+            (self.on_event)(Event::Deleted { path });
+        }
+        Ok(())
+    }
+}
+
+/// The result of copying one file.
+#[derive(Debug)]
+enum Outcome {
+    /// Copied; the MD5 in lowercase hex.
+    Copied(String),
+    /// The source could not be copied (unreadable, vanished, changed): skip it.
+    Source(String),
+    /// Writing the copy failed (ENOSPC, EIO on the workdir).
+    Target(std::io::Error),
+}
+
+/// Copies a batch with two workers (or as many cores as there are, up to
+/// four): each file is read once, hashed and written in the same pass.
+fn copy_all(batch: &[Change], targets: &[PathBuf], progress: &Progress) -> Vec<Outcome> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(2, 4)
+        .min(batch.len());
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut buf = vec![0u8; 1 << 20];
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= batch.len() {
+                            break;
+                        }
+                        let partial = fsutil::partial_path(&targets[i]);
+                        out.push((i, copy_one(&batch[i], &partial, &mut buf, progress)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        for h in handles {
+            // A worker that panicked leaves its files without an outcome;
+            // they are reported below and not staged.
+            if let Ok(out) = h.join() {
+                for (i, o) in out {
+                    results[i] = Some(o);
+                }
+            }
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Outcome::Source("copy worker failed".into())))
+        .collect()
+}
+
+fn open_source(path: &Path) -> std::io::Result<File> {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path),
+        other => other,
+    }
+}
+
+fn read_reason(e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        "vanished before it could be copied".into()
+    } else {
+        format!("cannot read: {e}")
+    }
+}
+
+fn copy_one(change: &Change, partial: &Path, buf: &mut [u8], progress: &Progress) -> Outcome {
+    fail::fail_point!("stage::open_source", |arg| Outcome::Source(format!(
+        "cannot read: {}",
+        arg.unwrap_or_else(|| "Input/output error (os error 5)".into())
+    )));
+    let mut src = match open_source(&change.path) {
+        Ok(f) => f,
+        Err(e) => return Outcome::Source(read_reason(&e)),
+    };
+    let unchanged = |m: &std::fs::Metadata| {
+        m.is_file()
+            && m.len() == change.size
+            && m.mtime() == change.mtime_secs
+            && m.mtime_nsec() == change.mtime_nanos
+    };
+    match src.metadata() {
+        Ok(m) if unchanged(&m) => {}
+        Ok(_) => {
+            return Outcome::Source(
+                "changed since the scan; it will be backed up on the next run".into(),
+            )
+        }
+        Err(e) => return Outcome::Source(read_reason(&e)),
+    }
+    let mut dst = match File::create(partial) {
+        Ok(f) => f,
+        Err(e) => return Outcome::Target(e),
+    };
+    let mut hasher = Md5::new();
+    let mut total = 0u64;
+    let mut first = true;
+    loop {
+        let n = match src.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Outcome::Source(read_reason(&e)),
+        };
+        hasher.update(&buf[..n]);
+        if let Err(e) = dst.write_all(&buf[..n]) {
+            return Outcome::Target(e);
+        }
+        fail::fail_point!("stage::write", |_| Outcome::Target(
+            std::io::Error::from_raw_os_error(libc::ENOSPC)
+        ));
+        total += n as u64;
+        progress.add_bytes(n as u64);
+        if first {
+            first = false;
+            fail::fail_point!("stage::mid_copy");
+        }
+    }
+    match src.metadata() {
+        Ok(m) if unchanged(&m) && total == change.size => {}
+        Ok(_) => {
+            return Outcome::Source(
+                "changed while being copied; the copy was discarded and it will be backed up on the next run"
+                    .into(),
+            )
+        }
+        Err(e) => return Outcome::Source(read_reason(&e)),
+    }
+    let digest = hasher.finalize();
+    let mut hex = String::with_capacity(32);
+    for b in digest.iter() {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    Outcome::Copied(hex)
+}
+
+/// Closes the open disc now (for a user who wants to burn today) and opens
+/// the next. Refuses an empty disc.
+pub fn close(wd: &mut Workdir) -> Result<(i64, catalog::DiscUsage)> {
+    let disc = wd.open_disc()?;
+    let usage = wd.catalog.disc_usage(disc)?;
+    if usage.files == 0 {
+        return Err(Error::Invalid(format!(
+            "disc {disc} is empty; there is nothing to close"
+        )));
+    }
+    let closed = wd.close_disc()?;
+    Ok((closed, usage))
+}

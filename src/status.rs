@@ -1,0 +1,101 @@
+//! `dbackup-stage status`: the state of a workdir, with the original's keys
+//! and meanings plus the totals a user wants.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::workdir::Workdir;
+
+/// The status of a workdir. Field names are the original's keys.
+#[derive(Debug, Clone, serde::Serialize)]
+#[allow(non_snake_case)]
+pub struct Status {
+    pub Staging_dir: PathBuf,
+    pub Watched_dir: PathBuf,
+    pub Set_name: String,
+    pub Set_uuid: String,
+    pub Current_disc: i64,
+    /// Bytes a disc may hold.
+    pub Disc_threshold: u64,
+    /// What the open disc uses: its files (whole 2 KiB sectors) plus the catalogue.
+    pub Current_usage: u64,
+    pub Disc_Pct_full: u64,
+    pub Database_size: u64,
+    /// Bytes of the files staged on the open disc.
+    pub Files_size: u64,
+    /// The catalogue's share of the current usage, in percent.
+    pub Pct_database: u64,
+    /// The catalogue's size relative to the files', in percent.
+    pub Pct_db_overhead: u64,
+    /// Disc images in the workdir's `isos/`.
+    pub available_isos: u64,
+    pub Files_on_current_disc: u64,
+    pub Files_backed_up: u64,
+    pub Bytes_backed_up: u64,
+    pub Discs_closed: u64,
+    /// Closed discs whose staged copy still waits for an image.
+    pub Discs_waiting_for_image: Vec<i64>,
+    /// Discs marked lost.
+    pub Lost_discs: Vec<i64>,
+    /// Last monitor run (Unix seconds), if any.
+    pub Last_run: Option<f64>,
+}
+
+fn pct(part: u64, whole: u64) -> u64 {
+    if whole == 0 {
+        0
+    } else {
+        ((part as u128 * 100) / whole as u128) as u64
+    }
+}
+
+/// Reads the status of the workdir.
+pub fn status(wd: &Workdir) -> Result<Status> {
+    let cat = &wd.catalog;
+    let disc = cat.open_disc()?.or(cat.last_disc()?).unwrap_or(0);
+    let usage = cat.disc_usage(disc)?;
+    let db = cat.db_size()?;
+    let totals = cat.totals()?;
+    let discs = cat.discs()?;
+    let isos = match std::fs::read_dir(wd.layout.isos()) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".iso"))
+            .count() as u64,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(Error::io(wd.layout.isos(), e)),
+    };
+    let waiting = discs
+        .iter()
+        .filter(|d| d.completed.is_some() && !wd.layout.iso(d.id).is_file())
+        .filter(|d| wd.layout.disc_dir(d.id).is_dir())
+        .map(|d| d.id)
+        .collect();
+    let current_usage = usage.sector_bytes + db;
+    Ok(Status {
+        Staging_dir: wd.layout.root.clone(),
+        Watched_dir: wd.settings.watched.clone(),
+        Set_name: wd.settings.name.clone(),
+        Set_uuid: wd.settings.uuid.clone(),
+        Current_disc: disc,
+        Disc_threshold: wd.settings.disc_size,
+        Current_usage: current_usage,
+        Disc_Pct_full: pct(current_usage, wd.settings.disc_size),
+        Database_size: db,
+        Files_size: usage.bytes,
+        Pct_database: pct(db, current_usage),
+        Pct_db_overhead: pct(db, usage.bytes),
+        available_isos: isos,
+        Files_on_current_disc: usage.files,
+        Files_backed_up: totals.files,
+        Bytes_backed_up: totals.bytes,
+        Discs_closed: totals.discs_closed,
+        Discs_waiting_for_image: waiting,
+        Lost_discs: discs
+            .iter()
+            .filter(|d| !d.available)
+            .map(|d| d.id)
+            .collect(),
+        Last_run: cat.state_f64("last_run")?,
+    })
+}
