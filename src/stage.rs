@@ -417,13 +417,14 @@ impl Stager<'_, '_> {
                             (self.on_event)(Event::Skipped(&skip));
                         }
                         Outcome::Target(e) => {
-                            if fsutil::is_no_space(e) && self.stop.is_none() {
-                                self.stop = Some(Error::NoSpace {
-                                    path: self.wd.layout.root.clone(),
-                                    needed: batch[i].size,
-                                    available: 0,
-                                });
-                            } else if !fsutil::is_no_space(e) {
+                            if fsutil::is_no_space(e) {
+                                if self.stop.is_none() {
+                                    self.stop = Some(Error::io(
+                                        partial.clone(),
+                                        std::io::Error::from_raw_os_error(libc::ENOSPC),
+                                    ));
+                                }
+                            } else {
                                 fatal.get_or_insert(Error::io(
                                     partial.clone(),
                                     std::io::Error::new(e.kind(), e.to_string()),

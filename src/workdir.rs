@@ -203,6 +203,7 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
     std::fs::create_dir_all(layout.disc_dir(1).join(disc::FILES_DIR))
         .map_err(|e| Error::io(layout.disc_dir(1), e))?;
     std::fs::create_dir_all(layout.isos()).map_err(|e| Error::io(layout.isos(), e))?;
+    File::create(layout.lock()).map_err(|e| Error::io(layout.lock(), e))?;
     std::fs::rename(&tmp, layout.catalog()).map_err(|e| Error::io(layout.catalog(), e))?;
     fsutil::sync_dir(&workdir)?;
     Ok(InitReport {

@@ -1,0 +1,195 @@
+//! Shared test helpers: a temp watched tree and workdir, running the real
+//! binaries, and an invariant check that reads the catalogue and the staged
+//! files themselves.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use md5::{Digest, Md5};
+use rusqlite::types::ValueRef;
+
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub watched: PathBuf,
+    pub workdir: PathBuf,
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    match name {
+        "dbackup-stage" => PathBuf::from(env!("CARGO_BIN_EXE_dbackup-stage")),
+        other => panic!("unknown binary {other}"),
+    }
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let watched = dir.path().join("watched");
+        std::fs::create_dir(&watched).unwrap();
+        let workdir = dir.path().join("work");
+        TestEnv {
+            dir,
+            watched,
+            workdir,
+        }
+    }
+
+    /// Writes a file (creating folders) under the watched folder.
+    pub fn write(&self, rel: impl AsRef<Path>, data: &[u8]) -> PathBuf {
+        let p = self.watched.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, data).unwrap();
+        p
+    }
+
+    pub fn stage(&self) -> Command {
+        let mut c = Command::new(bin("dbackup-stage"));
+        c.arg("-w").arg(&self.workdir).arg("--no-progress");
+        c.env_remove("DBACKUP_WORKDIR").env_remove("FAILPOINTS");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.stage().args(args).output().expect("run dbackup-stage")
+    }
+
+    pub fn init(&self, extra: &[&str]) {
+        let mut args = vec!["init", self.watched.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
+        assert!(out.status.success(), "init failed: {}", text(&out.stderr));
+    }
+
+    pub fn catalog(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.workdir.join("manifest.db")).unwrap()
+    }
+
+    /// Asserts the workdir's invariants against the files themselves and
+    /// returns the latest backed-up MD5 per name.
+    pub fn check_invariants(&self) -> BTreeMap<Vec<u8>, String> {
+        check_workdir(&self.workdir)
+    }
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+pub fn md5_file(p: &Path) -> String {
+    let data = std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+    md5_bytes(&data)
+}
+
+pub fn md5_bytes(data: &[u8]) -> String {
+    let d = Md5::digest(data);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every `copied=1` row has its staged file with its MD5 and size; no
+/// reservations remain; no staged file lacks a `copied=1` row; no partial
+/// files; every closed disc has its snapshot, and exactly one disc is open.
+pub fn check_workdir(workdir: &Path) -> BTreeMap<Vec<u8>, String> {
+    let conn = rusqlite::Connection::open(workdir.join("manifest.db")).unwrap();
+    let reservations: i64 = conn
+        .query_row("SELECT count(*) FROM files WHERE copied=0", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(reservations, 0, "reservations left behind");
+    let open: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM discs WHERE completed IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(open, 1, "exactly one open disc");
+    let mut stmt = conn
+        .prepare("SELECT id, filename, md5, size, disc_id FROM files WHERE copied=1 ORDER BY id")
+        .unwrap();
+    let mut rows = stmt.query([]).unwrap();
+    let mut expected = BTreeSet::new();
+    let mut latest = BTreeMap::new();
+    while let Some(r) = rows.next().unwrap() {
+        let id: i64 = r.get(0).unwrap();
+        let name = match r.get_ref(1).unwrap() {
+            ValueRef::Text(b) | ValueRef::Blob(b) => b.to_vec(),
+            _ => panic!("bad name"),
+        };
+        let md5: String = r.get(2).unwrap();
+        let size: i64 = r.get(3).unwrap();
+        let disc: i64 = r.get(4).unwrap();
+        let path = workdir
+            .join("staging")
+            .join(format!("disc-{disc:04}"))
+            .join("files")
+            .join((id / 256).to_string())
+            .join(id.to_string());
+        let meta = std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("row {id} has no staged file {}: {e}", path.display()));
+        assert_eq!(meta.len() as i64, size, "size of {}", path.display());
+        assert_eq!(md5_file(&path), md5, "md5 of {}", path.display());
+        expected.insert(path);
+        latest.insert(name, md5);
+    }
+    let closed: Vec<i64> = conn
+        .prepare("SELECT id FROM discs WHERE completed IS NOT NULL")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    for d in closed {
+        let snap = workdir
+            .join("staging")
+            .join(format!("disc-{d:04}"))
+            .join("manifest.db");
+        assert!(snap.is_file(), "closed disc {d} has no snapshot");
+    }
+    for entry in walkdir::WalkDir::new(workdir.join("staging")) {
+        let entry = entry.unwrap();
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let p = entry.path();
+        let name = p.file_name().unwrap().to_string_lossy();
+        assert!(
+            !name.ends_with(".partial"),
+            "partial file left: {}",
+            p.display()
+        );
+        if name == "manifest.db" {
+            continue;
+        }
+        assert!(expected.contains(p), "orphan staged file {}", p.display());
+    }
+    latest
+}
+
+/// Every regular file under `watched` (catalogue name -> md5).
+pub fn tree_md5s(watched: &Path) -> BTreeMap<Vec<u8>, String> {
+    let mut out = BTreeMap::new();
+    for entry in walkdir::WalkDir::new(watched) {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            let rel = entry.path().strip_prefix(watched).unwrap();
+            let mut name = b"/".to_vec();
+            name.extend_from_slice(rel.as_os_str().as_bytes());
+            out.insert(name, md5_file(entry.path()));
+        }
+    }
+    out
+}
+
+pub fn os(b: &[u8]) -> &OsStr {
+    OsStr::from_bytes(b)
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}

@@ -1,0 +1,738 @@
+//! dbackup-stage driven through the real binary against real temp trees.
+
+mod common;
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use common::*;
+
+#[test]
+fn init_prints_what_the_original_printed() {
+    let env = TestEnv::new();
+    let out = env.run(&["init", env.watched.to_str().unwrap(), "--name", "Photos"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let workdir = env.workdir.canonicalize().unwrap();
+    let watched = env.watched.canonicalize().unwrap();
+    assert!(stdout.starts_with(&format!(
+        "Staging directory created:\nStaging dir: {}\nWatched dir: {}\nCurrent Disc: 1\n",
+        workdir.display(),
+        watched.display()
+    )));
+    let conn = env.catalog();
+    let (size, name, watched_set): (i64, String, String) = conn
+        .query_row(
+            "SELECT (SELECT value FROM settings WHERE key='disc_size'),
+                    (SELECT value FROM settings WHERE key='name'),
+                    (SELECT value FROM settings WHERE key='watched')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(size, 3_525_279_744, "default disc size is 75% of a DVD");
+    assert_eq!(name, "Photos");
+    assert_eq!(watched_set, watched.to_str().unwrap());
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn init_takes_medium_names_and_units() {
+    for (arg, bytes) in [
+        ("bd25", 18_768_986_112i64),
+        ("700M", 700_000_000),
+        ("4GiB", 4 << 30),
+    ] {
+        let env = TestEnv::new();
+        env.init(&["--disc-size", arg]);
+        let size: i64 = env
+            .catalog()
+            .query_row(
+                "SELECT value FROM settings WHERE key='disc_size'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(size, bytes, "{arg}");
+    }
+    let env = TestEnv::new();
+    let out = env.run(&["init", env.watched.to_str().unwrap(), "--disc-size", "lots"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!env.workdir.exists(), "nothing written on a bad size");
+}
+
+#[test]
+fn init_refuses_what_it_must() {
+    let env = TestEnv::new();
+    env.init(&[]);
+    // An existing repository.
+    let out = env.run(&["init", env.watched.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("already a dbackup workdir"));
+
+    // A non-empty folder.
+    let env = TestEnv::new();
+    std::fs::create_dir(&env.workdir).unwrap();
+    std::fs::write(env.workdir.join("precious.txt"), b"x").unwrap();
+    let out = env.run(&["init", env.watched.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("not empty"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A missing watched folder.
+    let env = TestEnv::new();
+    let out = env.run(&["init", env.dir.path().join("nope").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!env.workdir.exists());
+
+    // A workdir inside the watched folder.
+    let env = TestEnv::new();
+    let inside = env.watched.join("sub/work");
+    let out = std::process::Command::new(bin("dbackup-stage"))
+        .arg("-w")
+        .arg(&inside)
+        .args(["init", env.watched.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("inside the watched folder"));
+    assert!(!inside.exists());
+    let lines: Vec<_> = text(&out.stderr).lines().map(String::from).collect();
+    assert!(lines[0].starts_with("dbackup-stage: error: "), "{lines:?}");
+}
+
+#[test]
+fn monitor_stages_prints_and_is_quiet_when_nothing_changed() {
+    let env = TestEnv::new();
+    env.write("foo1", b"hello\n");
+    env.write("2012/holiday/IMG_0001.jpg", &vec![7u8; 5000]);
+    env.init(&[]);
+    let out = env.run(&["monitor"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let w = env.watched.canonicalize().unwrap();
+    assert!(stdout.contains(&format!("{}/foo1: New file\n", w.display())));
+    assert!(stdout.contains(&format!(
+        "{}/2012/holiday/IMG_0001.jpg: New file\n",
+        w.display()
+    )));
+    assert_eq!(stdout.lines().count(), 2);
+    let latest = env.check_invariants();
+    assert_eq!(latest, tree_md5s(&env.watched));
+    // Names keep the original's leading slash.
+    assert!(latest.contains_key(b"/2012/holiday/IMG_0001.jpg".as_slice()));
+
+    let out = env.run(&["monitor"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stdout.is_empty(),
+        "unchanged rescan printed {}",
+        text(&out.stdout)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "unchanged rescan printed {}",
+        text(&out.stderr)
+    );
+    let out = env.run(&["monitor", "--cron"]);
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+
+    // A change is reported in the original's words.
+    std::fs::write(env.watched.join("foo1"), b"hello, world!\n").unwrap();
+    let out = env.run(&["monitor"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).contains("/foo1: Size changed: 6 -> 14"),
+        "{}",
+        text(&out.stdout)
+    );
+    let versions: i64 = env
+        .catalog()
+        .query_row(
+            "SELECT count(*) FROM files WHERE filename='/foo1' AND copied=1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(versions, 2);
+    assert_eq!(env.check_invariants(), tree_md5s(&env.watched));
+}
+
+#[test]
+fn catalogue_keeps_the_original_schema_and_types() {
+    let env = TestEnv::new();
+    env.write("a.txt", b"abc");
+    env.init(&[]);
+    assert_eq!(env.run(&["monitor"]).status.code(), Some(0));
+    let conn = env.catalog();
+    let cols: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('files') ORDER BY cid")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(
+        cols,
+        [
+            "id",
+            "filename",
+            "timestamp",
+            "md5",
+            "size",
+            "mtime",
+            "disc_id",
+            "desc",
+            "copied"
+        ]
+    );
+    let cols: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('discs') ORDER BY cid")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(cols, ["id", "started", "completed", "available"]);
+    let types: (String, String, String, String) = conn
+        .query_row(
+            "SELECT typeof(timestamp), typeof(mtime), typeof(md5), typeof(filename) FROM files",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        types,
+        ("real".into(), "real".into(), "text".into(), "text".into())
+    );
+    let (md5, desc, copied, disc): (String, String, i64, i64) = conn
+        .query_row("SELECT md5, desc, copied, disc_id FROM files", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .unwrap();
+    assert_eq!(md5, md5_bytes(b"abc"));
+    assert_eq!((desc.as_str(), copied, disc), ("New file", 1, 1));
+    let idx: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type='index' AND name='filenames'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(idx, 1);
+    // The by-hand recipe works.
+    let id: i64 = conn
+        .query_row(
+            "SELECT id FROM files WHERE filename LIKE '%a.txt%' AND copied=1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let staged = env
+        .workdir
+        .join("staging/disc-0001/files")
+        .join((id / 256).to_string())
+        .join(id.to_string());
+    assert_eq!(std::fs::read(staged).unwrap(), b"abc");
+}
+
+#[test]
+fn non_utf8_names_round_trip_byte_exact() {
+    let env = TestEnv::new();
+    let name: &[u8] = b"caf\xe9 \xff\xfe.jpg";
+    let path = env.watched.join(os(name));
+    std::fs::write(&path, b"latin-1 name").unwrap();
+    env.init(&[]);
+    let out = env.run(&["monitor"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("caf\\xe9 \\xff\\xfe.jpg: New file"));
+    let conn = env.catalog();
+    let (ty, stored): (String, Vec<u8>) = conn
+        .query_row("SELECT typeof(filename), filename FROM files", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(ty, "blob");
+    let mut expected = b"/".to_vec();
+    expected.extend_from_slice(name);
+    assert_eq!(stored, expected);
+    assert_eq!(env.check_invariants(), tree_md5s(&env.watched));
+    // Unchanged: nothing staged again.
+    let out = env.run(&["monitor"]);
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+}
+
+#[test]
+fn deletions_are_recorded_once() {
+    let env = TestEnv::new();
+    env.write("keep", b"1");
+    env.write("dir/gone", b"2");
+    env.init(&[]);
+    env.run(&["monitor"]);
+    std::fs::remove_file(env.watched.join("dir/gone")).unwrap();
+    let out = env.run(&["monitor"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).ends_with("/dir/gone: Deleted\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = env.run(&["monitor"]);
+    assert!(out.stdout.is_empty(), "deletion reported twice");
+    let (name, file_id): (String, i64) = env
+        .catalog()
+        .query_row("SELECT filename, file_id FROM deletions", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(name, "/dir/gone");
+    let id: i64 = env
+        .catalog()
+        .query_row("SELECT id FROM files WHERE filename='/dir/gone'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(file_id, id);
+    // It comes back: staged again.
+    env.write("dir/gone", b"2");
+    let out = env.run(&["monitor"]);
+    assert!(
+        text(&out.stdout).contains("/dir/gone: New file"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn an_emptied_watched_folder_is_not_taken_as_mass_deletion() {
+    let env = TestEnv::new();
+    env.write("a", b"1");
+    env.write("b", b"2");
+    env.init(&[]);
+    env.run(&["monitor"]);
+    for f in ["a", "b"] {
+        std::fs::remove_file(env.watched.join(f)).unwrap();
+    }
+    let out = env.run(&["monitor"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is it mounted?"),
+        "{}",
+        text(&out.stderr)
+    );
+    let n: i64 = env
+        .catalog()
+        .query_row("SELECT count(*) FROM deletions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn excludes_are_applied() {
+    let env = TestEnv::new();
+    env.write("keep.jpg", b"1");
+    env.write("x.tmp", b"2");
+    env.write("deep/.cache/y", b"3");
+    env.write("raw/2012/a.nef", b"4");
+    env.init(&[
+        "--exclude",
+        "*.tmp",
+        "--exclude",
+        ".cache",
+        "--exclude",
+        "raw/**",
+    ]);
+    let out = env.run(&["monitor"]);
+    assert_eq!(out.status.code(), Some(0));
+    let latest = env.check_invariants();
+    assert_eq!(
+        latest.keys().cloned().collect::<Vec<_>>(),
+        vec![b"/keep.jpg".to_vec()]
+    );
+}
+
+#[test]
+fn a_full_disc_closes_with_a_frozen_catalogue_and_the_next_opens() {
+    let env = TestEnv::new();
+    // 200 KiB discs; the catalogue takes ~40 KiB of each.
+    for i in 0..12 {
+        env.write(format!("f{i:02}"), &vec![i as u8; 30_000]);
+    }
+    env.init(&["--disc-size", "200000"]);
+    let out = env.run(&["monitor"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("Disc 1 closed"), "{stdout}");
+    let latest = env.check_invariants();
+    assert_eq!(latest, tree_md5s(&env.watched));
+    let conn = env.catalog();
+    let discs: i64 = conn
+        .query_row("SELECT count(*) FROM discs", [], |r| r.get(0))
+        .unwrap();
+    assert!(discs >= 3, "{discs} discs");
+    // The snapshot: rollback journal, its own disc completed, all rows of disc 1.
+    let snap = env.workdir.join("staging/disc-0001/manifest.db");
+    let s = rusqlite::Connection::open_with_flags(
+        format!("file:{}?immutable=1", snap.display()),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+    )
+    .unwrap();
+    let mode: String = s
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete");
+    let completed: Option<f64> = s
+        .query_row("SELECT completed FROM discs WHERE id=1", [], |r| r.get(0))
+        .unwrap();
+    assert!(completed.is_some());
+    let in_snap: i64 = s
+        .query_row(
+            "SELECT count(*) FROM files WHERE disc_id=1 AND copied=1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let in_live: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM files WHERE disc_id=1 AND copied=1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(in_snap, in_live);
+    assert!(in_snap > 0);
+    // Every disc within its size: staged bytes plus the catalogue.
+    let mut stmt = conn
+        .prepare("SELECT disc_id, sum(size) FROM files WHERE copied=1 GROUP BY disc_id")
+        .unwrap();
+    for row in stmt
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+        .unwrap()
+    {
+        let (disc, bytes) = row.unwrap();
+        assert!(bytes < 200_000, "disc {disc} holds {bytes}");
+    }
+    // Status reports the closed discs waiting for images.
+    let out = env.run(&["status", "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(st["Discs_closed"].as_u64().unwrap() >= 2);
+    assert_eq!(st["Discs_waiting_for_image"][0], 1);
+}
+
+#[test]
+fn a_file_too_big_for_any_disc_is_reported_and_skipped() {
+    let env = TestEnv::new();
+    env.write("small", b"fits");
+    env.write("huge.mkv", &vec![0u8; 300_000]);
+    env.write("z-after", b"also fits");
+    env.init(&["--disc-size", "200000"]);
+    let out = env.run(&["monitor"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("huge.mkv: skipped: too big for any disc"),
+        "{stderr}"
+    );
+    let latest = env.check_invariants();
+    assert_eq!(latest.len(), 2);
+    let discs: i64 = env
+        .catalog()
+        .query_row("SELECT count(*) FROM discs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(discs, 1, "no disc closed for a file that fits none");
+    // Reported again next time, never looping.
+    let out = env.run(&["monitor"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn special_files_and_dangling_links_are_reported_and_counted() {
+    let env = TestEnv::new();
+    env.write("good", b"ok");
+    let fifo = env.watched.join("pipe");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    std::os::unix::fs::symlink("nowhere", env.watched.join("dangling")).unwrap();
+    std::os::unix::fs::symlink("good", env.watched.join("link")).unwrap();
+    env.init(&[]);
+    let out = env.run(&["monitor", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("/pipe: skipped: not a regular file (fifo)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("/dangling: skipped: dangling symbolic link"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["skipped_files"], 2);
+    assert_eq!(report["staged_files"], 1);
+    assert_eq!(env.check_invariants().len(), 1);
+}
+
+/// Runs dbackup-stage as an unprivileged user, so permissions bite even when
+/// the tests run as root (as CI does).
+#[test]
+fn an_unreadable_file_is_reported_and_the_rest_staged() {
+    let env = TestEnv::new();
+    env.write("readable", b"ok");
+    let secret = env.write("secret", b"no");
+    let locked_dir = env.watched.join("locked");
+    std::fs::create_dir(&locked_dir).unwrap();
+    std::fs::write(locked_dir.join("inside"), b"x").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    if is_root() {
+        // Hand everything to nobody, then lock the two entries.
+        for p in [env.dir.path(), env.watched.as_path()] {
+            chown_tree(p, 65534, 65534);
+        }
+    }
+    let run = |args: &[&str]| {
+        let mut cmd = if is_root() {
+            let mut c = std::process::Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(bin("dbackup-stage"));
+            c
+        } else {
+            std::process::Command::new(bin("dbackup-stage"))
+        };
+        cmd.arg("-w")
+            .arg(&env.workdir)
+            .arg("--no-progress")
+            .args(args);
+        cmd.output().unwrap()
+    };
+    let out = run(&["init", env.watched.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+    std::fs::set_permissions(&locked_dir, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let out = run(&["monitor"]);
+    std::fs::set_permissions(&locked_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("/secret: skipped: cannot read: Permission denied"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("/locked: skipped: cannot read folder"),
+        "{stderr}"
+    );
+    assert!(text(&out.stdout).contains("/readable: New file"));
+    assert_eq!(env.check_invariants().len(), 1);
+}
+
+fn chown_tree(root: &Path, uid: u32, gid: u32) {
+    for e in walkdir::WalkDir::new(root) {
+        let e = e.unwrap();
+        std::os::unix::fs::lchown(e.path(), Some(uid), Some(gid)).unwrap();
+    }
+}
+
+#[test]
+fn missing_workdir_or_corrupt_catalogue_is_one_clear_error() {
+    let env = TestEnv::new();
+    let out = env.run(&["monitor"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with("dbackup-stage: error: "), "{stderr}");
+    assert!(stderr.contains("not a dbackup workdir"));
+    assert!(!env.workdir.exists(), "nothing written");
+
+    env.write("a", b"1");
+    env.init(&[]);
+    let db = env.workdir.join("manifest.db");
+    std::fs::write(&db, vec![0x5au8; 8192]).unwrap();
+    let before = std::fs::read(&db).unwrap();
+    for cmd in ["monitor", "status", "close"] {
+        let out = env.run(&[cmd]);
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        assert!(
+            text(&out.stderr).starts_with("dbackup-stage: error: "),
+            "{cmd}: {}",
+            text(&out.stderr)
+        );
+        assert!(!text(&out.stderr).contains("panicked"));
+    }
+    assert_eq!(std::fs::read(&db).unwrap(), before, "catalogue untouched");
+    assert_eq!(
+        std::fs::read_dir(env.workdir.join("staging/disc-0001/files"))
+            .unwrap()
+            .count(),
+        0
+    );
+
+    // A missing watched folder.
+    let env = TestEnv::new();
+    env.init(&[]);
+    std::fs::remove_dir(&env.watched).unwrap();
+    let out = env.run(&["monitor"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("is it mounted?"));
+}
+
+#[test]
+fn a_second_run_while_one_holds_the_lock_exits_75() {
+    let env = TestEnv::new();
+    env.write("a", b"1");
+    env.init(&[]);
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(env.workdir.join("lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    for cmd in ["monitor", "close"] {
+        let out = env.run(&[cmd]);
+        assert_eq!(out.status.code(), Some(75), "{cmd}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("another dbackup run holds the lock"),
+            "{stderr}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    // Reading is never blocked.
+    assert_eq!(env.run(&["status"]).status.code(), Some(0));
+    drop(lock);
+    assert_eq!(env.run(&["monitor"]).status.code(), Some(0));
+}
+
+#[test]
+fn two_monitors_at_once_never_corrupt_the_set() {
+    let env = TestEnv::new();
+    for i in 0..3000 {
+        env.write(format!("d{}/f{i}", i % 30), format!("file {i}").as_bytes());
+    }
+    env.init(&[]);
+    let a = env
+        .stage()
+        .arg("monitor")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let b = env.stage().arg("monitor").output().unwrap();
+    let a = a.wait_with_output().unwrap();
+    let codes = [a.status.code().unwrap(), b.status.code().unwrap()];
+    assert!(codes.iter().all(|c| *c == 0 || *c == 75), "{codes:?}");
+    assert!(codes.contains(&0));
+    if b.status.code() == Some(75) {
+        assert_eq!(text(&b.stderr).lines().count(), 1, "{}", text(&b.stderr));
+    }
+    env.run(&["monitor"]);
+    assert_eq!(env.check_invariants(), tree_md5s(&env.watched));
+}
+
+#[test]
+fn close_closes_the_open_disc_now() {
+    let env = TestEnv::new();
+    env.write("a", b"1");
+    env.init(&[]);
+    let out = env.run(&["close"]);
+    assert_eq!(out.status.code(), Some(2), "an empty disc is not closed");
+    assert!(text(&out.stderr).contains("empty"));
+    env.run(&["monitor"]);
+    let out = env.run(&["close"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Disc 1 closed: 1 files"));
+    assert!(text(&out.stdout).contains("Current Disc: 2"));
+    assert!(env.workdir.join("staging/disc-0001/manifest.db").is_file());
+    assert!(env.workdir.join("staging/disc-0002/files").is_dir());
+    env.write("b", b"2");
+    env.run(&["monitor"]);
+    let disc: i64 = env
+        .catalog()
+        .query_row("SELECT disc_id FROM files WHERE filename='/b'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(disc, 2);
+    env.check_invariants();
+}
+
+#[test]
+fn status_has_the_original_keys_and_json() {
+    let env = TestEnv::new();
+    env.write("a", &[1u8; 3000]);
+    env.init(&[]);
+    env.run(&["monitor"]);
+    let out = env.run(&["status"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    for key in [
+        "Staging_dir",
+        "Watched_dir",
+        "Current_disc",
+        "Disc_threshold",
+        "Current_usage",
+        "Disc_Pct_full",
+        "Database_size",
+        "Files_size",
+        "Pct_database",
+        "Pct_db_overhead",
+        "available_isos",
+        "Files_backed_up",
+        "Bytes_backed_up",
+        "Discs_closed",
+        "Last_run",
+    ] {
+        assert!(
+            stdout.contains(&format!("\n{key}: ")) || stdout.starts_with(&format!("{key}: ")),
+            "{key} missing in {stdout}"
+        );
+    }
+    assert!(stdout.contains("Current_disc: 1\n"));
+    assert!(stdout.contains("Files_size: 3000\n"));
+    let out = env.run(&["status", "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["Files_backed_up"], 1);
+    assert_eq!(st["Disc_threshold"], 3_525_279_744u64);
+    let usage = st["Current_usage"].as_u64().unwrap();
+    assert_eq!(usage, 4096 + st["Database_size"].as_u64().unwrap());
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    let env = TestEnv::new();
+    env.write("a", b"1");
+    env.init(&[]);
+    let before = std::fs::read(env.workdir.join("manifest.db")).unwrap();
+    let out = env.run(&["monitor", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("/a: New file"));
+    assert_eq!(
+        std::fs::read(env.workdir.join("manifest.db")).unwrap(),
+        before
+    );
+    let n: i64 = env
+        .catalog()
+        .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn workdir_from_the_environment() {
+    let env = TestEnv::new();
+    env.write("a", b"1");
+    env.init(&[]);
+    let out = std::process::Command::new(bin("dbackup-stage"))
+        .env("DBACKUP_WORKDIR", &env.workdir)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
