@@ -18,6 +18,14 @@
 #   CARGO_TARGET_DIR   where cargo builds (default: target/ of the repo)
 #
 # Exits 0 whether the goals are met or not; the final table says which.
+#
+# Nothing is deleted until the end: each staging run's output is moved aside
+# into $RUN/trash instead. On ext4 without a journal the inode allocator skips
+# inodes freed in the last 60 to 300 seconds, scanning past them one by one,
+# so deleting 100,000 files just before a timed run makes that run's file
+# creations several times slower (seen in `perf` as recently_deleted under
+# ext4_create) and measures the previous run's cleanup, not the copy. The
+# full-size run therefore needs about 12 GB free in BENCH_DIR.
 
 set -euo pipefail
 
@@ -60,11 +68,38 @@ cleanup() {
     if [[ $KEEP == 1 ]]; then
         echo "kept: $RUN"
     else
+        echo "removing $RUN"
         rm -rf "$RUN"
         rmdir "$BENCH_DIR" 2>/dev/null || true
     fi
 }
 trap cleanup EXIT
+TRASH=$RUN/trash
+mkdir -p "$TRASH"
+# Moves its arguments (those that exist) into a fresh folder of $TRASH.
+set_aside() {
+    local t
+    t=$(mktemp -d "$TRASH/XXXXXX")
+    for d in "$@"; do
+        if [[ -e $d ]]; then mv "$d" "$t/"; fi
+    done
+}
+# The same, as a command line for hyperfine's --prepare (run by sh).
+set_aside_cmd() {
+    printf 't=$(mktemp -d %s/XXXXXX) && for d in %s; do if [ -e "$d" ]; then mv "$d" "$t/"; fi; done; sync' \
+        "$TRASH" "$*"
+}
+# Warns when other processes use the CPUs: the comparisons assume an idle machine.
+check_idle() {
+    local load
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+    if python3 -c 'import os,sys; sys.exit(0 if float(sys.argv[1]) > 0.5 * os.cpu_count() else 1)' "$load"; then
+        echo "WARNING: the machine is busy (load $load on $(nproc) CPUs): results are unreliable" >&2
+        BUSY=1
+    fi
+}
+BUSY=0
 RESULTS=$RUN/results.tsv
 : >"$RESULTS"
 # record NAME DBACKUP_VALUE REFERENCE_VALUE   (seconds, or bytes for rss)
@@ -77,8 +112,23 @@ free -g
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "kernel: $(uname -r)"
 echo "bench dir: $BENCH_DIR"
-df -hT "$BENCH_DIR" | tail -n +1
+df -hT "$BENCH_DIR"
+read -r fs_src fs_type < <(findmnt -no SOURCE,FSTYPE -T "$BENCH_DIR" 2>/dev/null || echo "? ?")
 echo "mount: $(findmnt -no SOURCE,FSTYPE,OPTIONS -T "$BENCH_DIR" 2>/dev/null || echo '?')"
+if [[ $fs_type == ext4 && -r /sys/fs/ext4/$(basename "$fs_src")/journal_task ]]; then
+    if [[ $(cat "/sys/fs/ext4/$(basename "$fs_src")/journal_task") == "<none>" ]]; then
+        echo "ext4 journal: none"
+    else
+        echo "ext4 journal: yes"
+    fi
+fi
+need_kb=$(( (FILES * ((FILE_SIZE + 4095) / 4096 * 4) * (2 * RUNS + 2)) + BIG_MB * 1024 * (RUNS + 1) ))
+avail_kb=$(df -Pk "$BENCH_DIR" | awk 'NR == 2 { print $4 }')
+echo "space: needs about $((need_kb >> 20)) GiB, $((avail_kb >> 20)) GiB available"
+if (( avail_kb < need_kb * 11 / 10 )); then
+    echo "error: not enough free space in $BENCH_DIR" >&2
+    exit 2
+fi
 echo "dbackup: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?') ($BIN)"
 echo "tools: $(hyperfine --version), $(md5sum --version | head -1), $(cp --version | head -1)"
 echo "sizes: FILES=$FILES FILE_SIZE=$FILE_SIZE FILES_PER_DIR=$FILES_PER_DIR BIG_MB=$BIG_MB BIG_FILE_MB=$BIG_FILE_MB"
@@ -117,6 +167,7 @@ sync
 
 # ---------------------------------------------------------------- 1 + 4: rescan
 say "1. Rescan of an unchanged tree of $FILES files: dbackup monitor vs find"
+check_idle
 SCAN_WD=$RUN/scan-wd
 "$BIN" -w "$SCAN_WD" init "$SMALL" --disc-size "$DISC_SIZE" >/dev/null
 if [[ $HAVE_TIME == 1 ]]; then
@@ -146,22 +197,21 @@ if [[ $HAVE_TIME == 1 ]]; then
     rss=$(peak_rss /dev/null "$BIN" -w "$SCAN_WD" monitor --no-progress)
     record mem_rescan "$rss" -
 fi
-rm -rf "$SCAN_WD"
+set_aside "$SCAN_WD"
 
 # ---------------------------------------------------------------- 2: first staging, small files
 say "2. First staging of $FILES files of $FILE_SIZE bytes: dbackup init+monitor vs cp -a + sync + md5sum"
 WD=$RUN/wd
 DEST=$RUN/dest
-sync
+check_idle
 hyperfine --runs "$RUNS" --export-json "$RUN/small.json" \
-    --prepare "rm -rf $WD $DEST; sync" \
+    --prepare "$(set_aside_cmd "$WD" "$DEST")" \
     -n "dbackup init+monitor" \
     "$BIN -w $WD init $SMALL --disc-size $DISC_SIZE >/dev/null && $BIN -w $WD monitor --no-progress >/dev/null" \
     -n "cp -a + sync + md5sum" \
     "cp -a $SMALL $DEST && sync && (cd $DEST && find . -type f -print0 | xargs -0 md5sum >/dev/null)"
 record small "$(median "$RUN/small.json" 0)" "$(median "$RUN/small.json" 1)"
-rm -rf "$WD" "$DEST" "$SMALL"
-sync
+set_aside "$WD" "$DEST" "$SMALL"
 
 # ---------------------------------------------------------------- 3: first staging, large files
 BIG=$RUN/big
@@ -178,20 +228,20 @@ echo "$nbig files, $big_bytes bytes"
 say "3. First staging of $big_bytes bytes in $nbig files: dbackup init+monitor vs md5sum"
 # Read the files once so both sides start from a warm page cache.
 cat "$BIG"/* >/dev/null
+check_idle
 hyperfine --runs "$RUNS" --export-json "$RUN/big.json" \
-    --prepare "rm -rf $WD; sync" \
+    --prepare "$(set_aside_cmd "$WD")" \
     -n "dbackup init+monitor" \
     "$BIN -w $WD init $BIG --disc-size $DISC_SIZE >/dev/null && $BIN -w $WD monitor --no-progress >/dev/null" \
     -n "md5sum" \
     "md5sum $BIG/* >/dev/null"
 record big "$(median "$RUN/big.json" 0)" "$(median "$RUN/big.json" 1)"
-rm -rf "$WD"
 
 # ---------------------------------------------------------------- table
 say "Results (medians)"
-python3 - "$RESULTS" "$FILES" "$big_bytes" <<'EOF'
+python3 - "$RESULTS" "$FILES" "$big_bytes" "$BUSY" <<'EOF'
 import sys
-path, files, big_bytes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+path, files, big_bytes, busy = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
 rows = {}
 for line in open(path):
     name, a, b = line.rstrip("\n").split("\t")
@@ -240,5 +290,7 @@ fails = sum(r[5] == "FAIL" for r in table)
 print()
 print(f"{len(table) - fails} of {len(table)} goals met" if fails == 0
       else f"{fails} of {len(table)} goals FAILED")
+if busy:
+    print("WARNING: the machine was busy during the run: results are unreliable")
 EOF
 exit 0

@@ -7,8 +7,9 @@
 //! REAL, `mtime` is REAL with sub-second precision (the original's integer
 //! mtimes are compared at whole seconds), `copied = 0` marks a reservation
 //! whose copy has not finished and which no reader may treat as a backup.
-//! What the original lacked lives in added tables: `settings` (key/value)
-//! and `deletions` (when a file was first seen missing). `PRAGMA
+//! What the original lacked lives in added tables: `settings` (key/value),
+//! `deletions` (when a file was first seen missing) and `images` (disc
+//! images built and read back). `PRAGMA
 //! user_version` carries our schema version.
 
 use std::collections::HashMap;
@@ -33,6 +34,8 @@ CREATE TABLE settings(key TEXT PRIMARY KEY, value);
 CREATE TABLE deletions(id INTEGER PRIMARY KEY, filename TEXT NOT NULL, deleted REAL NOT NULL,
                        file_id INTEGER);
 CREATE INDEX deletions_filename ON deletions(filename);
+CREATE TABLE images(disc_id INTEGER PRIMARY KEY, size INTEGER NOT NULL, verified REAL NOT NULL,
+                    ecc TEXT);
 ";
 
 /// The settings of a set, in table `settings`.
@@ -48,6 +51,8 @@ pub struct Settings {
     pub uuid: String,
     /// A human name for the set.
     pub name: String,
+    /// Whether images get dvdisaster error-correction data.
+    pub ecc: bool,
 }
 
 /// A row of `discs`.
@@ -128,6 +133,24 @@ pub struct Totals {
     pub discs_closed: u64,
 }
 
+/// A backed-up file of one disc.
+#[derive(Debug, Clone)]
+pub struct DiscFile {
+    pub id: i64,
+    pub name: Vec<u8>,
+    pub md5: String,
+    pub size: u64,
+}
+
+/// A disc image that was built and read back.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub disc: i64,
+    pub size: u64,
+    pub verified: f64,
+    pub ecc: Option<String>,
+}
+
 /// Files and bytes on one disc.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DiscUsage {
@@ -196,6 +219,7 @@ impl Catalog {
                 ])?;
                 put.execute(params!["uuid", settings.uuid])?;
                 put.execute(params!["name", settings.name])?;
+                put.execute(params!["ecc", if settings.ecc { "on" } else { "off" }])?;
                 put.execute(params!["created", now])?;
             }
             tx.execute(
@@ -268,7 +292,7 @@ impl Catalog {
                 "schema version {version} is newer than this dbackup understands ({SCHEMA_VERSION}); upgrade dbackup"
             )));
         }
-        for table in ["discs", "files", "settings", "deletions"] {
+        for table in ["discs", "files", "settings", "deletions", "images"] {
             let n: i64 = self
                 .conn
                 .query_row(
@@ -301,6 +325,7 @@ impl Catalog {
         let mut excludes = Vec::new();
         let mut uuid = String::new();
         let mut name = String::new();
+        let mut ecc = false;
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let key: String = row.get(0).map_err(|e| self.err(e))?;
             let value = row.get_ref(1).map_err(|e| self.err(e))?;
@@ -320,6 +345,7 @@ impl Catalog {
                 }
                 "uuid" => uuid = value.as_str().unwrap_or_default().to_string(),
                 "name" => name = value.as_str().unwrap_or_default().to_string(),
+                "ecc" => ecc = value.as_str().is_ok_and(|v| v == "on"),
                 _ => {}
             }
         }
@@ -333,6 +359,7 @@ impl Catalog {
             excludes,
             uuid,
             name,
+            ecc,
         })
     }
 
@@ -690,6 +717,84 @@ impl Catalog {
         drop(snap);
         let f = std::fs::File::open(dest).map_err(|e| Error::io(dest, e))?;
         f.sync_all().map_err(|e| Error::io(dest, e))
+    }
+
+    /// Every backed-up file of disc `id`, in id order.
+    pub fn disc_files(&self, id: i64) -> Result<Vec<DiscFile>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, filename, md5, size FROM files WHERE disc_id=?1 AND copied=1 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([id], |r| {
+                Ok(DiscFile {
+                    id: r.get(0)?,
+                    name: names::from_sql(r.get_ref(1)?).unwrap_or_default(),
+                    md5: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    size: r.get::<_, Option<i64>>(3)?.unwrap_or(0).max(0) as u64,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Discs whose image was built and read back: disc id -> image record.
+    pub fn images(&self) -> Result<Vec<Image>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT disc_id, size, verified, ecc FROM images ORDER BY disc_id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Image {
+                    disc: r.get(0)?,
+                    size: r.get::<_, i64>(1)?.max(0) as u64,
+                    verified: r.get(2)?,
+                    ecc: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records that disc `id`'s image was built and every file read back.
+    pub fn mark_image_verified(&self, id: i64, size: u64, ecc: Option<&str>) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO images(disc_id, size, verified, ecc) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(disc_id) DO UPDATE SET size=excluded.size,
+                   verified=excluded.verified, ecc=excluded.ecc",
+                params![id, size as i64, now(), ecc],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// A free-form text setting (e.g. `on_disc_ready`).
+    pub fn setting_text(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM settings WHERE key=?1", [key], |r| {
+                r.get::<_, Option<String>>(0)
+            })
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Sets a free-form text setting.
+    pub fn set_setting_text(&self, key: &str, value: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO settings(key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                params![key, value],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
     }
 
     /// Runs `PRAGMA quick_check`; `Ok(())` when the database is sound.

@@ -60,6 +60,13 @@ pub enum StageCommand {
         /// watched folder's name).
         #[arg(long)]
         name: Option<String>,
+        /// Add dvdisaster error-correction data to every image (needs dvdisaster).
+        #[arg(long)]
+        ecc: bool,
+        /// A shell command run when a disc image is ready, with DBACKUP_DISC,
+        /// DBACKUP_ISO, DBACKUP_SET and DBACKUP_UUID in its environment.
+        #[arg(long, value_name = "COMMAND")]
+        on_disc_ready: Option<String>,
     },
     /// Show the state of the workdir.
     Status {
@@ -78,13 +85,58 @@ pub enum StageCommand {
         /// A JSON report on stdout instead of lines.
         #[arg(long)]
         json: bool,
+        /// Do not build images of discs this run closes (leave them to dbackup-mkiso).
+        #[arg(long)]
+        no_iso: bool,
     },
-    /// Close the open disc now and open the next.
+    /// Close the open disc now, open the next, and build the closed disc's image.
     Close {
         /// A JSON report on stdout.
         #[arg(long)]
         json: bool,
+        /// Do not build the image now (leave it to dbackup-mkiso).
+        #[arg(long)]
+        no_iso: bool,
     },
+    /// Show or change a setting of the set: `ecc` (on/off), `on_disc_ready` (a command).
+    Config {
+        /// The setting: ecc or on_disc_ready.
+        #[arg(value_parser = ["ecc", "on_disc_ready"])]
+        key: Option<String>,
+        /// Its new value (empty to clear on_disc_ready).
+        value: Option<String>,
+    },
+}
+
+/// Build the ISO images of closed discs, read them back and verify them.
+#[derive(Debug, Parser)]
+#[command(
+    name = "dbackup-mkiso",
+    version,
+    about = "Build the ISO image of each closed disc, read it back and verify every file before freeing the staged copies",
+    after_help = "Exit status: 0 ok; 1 an on_disc_ready command failed; 2 error (an image failed its read-back; the staged copies are kept); 3 the workdir's filesystem is full; 75 another run holds the lock."
+)]
+pub struct MkisoArgs {
+    /// The workdir. Default: the current folder.
+    #[arg(short, long, env = "DBACKUP_WORKDIR", value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+    /// Only this disc (default: every closed disc without a verified image).
+    #[arg(long, value_name = "N")]
+    pub disc: Option<i64>,
+    /// Keep the staged copies after the image is verified.
+    #[arg(long)]
+    pub keep_staged: bool,
+    /// Add dvdisaster error-correction data (also a setting: dbackup-stage config ecc on).
+    #[arg(long)]
+    pub ecc: bool,
+    /// Say which images would be built; build nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// A JSON array of the images on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub common: Common,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -99,5 +151,6 @@ mod tests {
     #[test]
     fn parsers_are_well_formed() {
         StageArgs::command().debug_assert();
+        MkisoArgs::command().debug_assert();
     }
 }

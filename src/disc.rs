@@ -33,3 +33,149 @@ mod tests {
         assert_eq!(file_path(1234), PathBuf::from("files/4/1234"));
     }
 }
+
+/// Sector size of an image: every file takes whole sectors.
+pub const SECTOR: u64 = 2048;
+/// What one file adds besides its sectors, estimated: its catalogue row and
+/// index entries, its directory records (Rock Ridge and Joliet), its line in
+/// MD5SUMS.
+pub const PER_FILE_OVERHEAD: u64 = 512;
+/// What every image holds besides its files: system area, descriptors, path
+/// tables, root folders, README.TXT.
+pub const FIXED_OVERHEAD: u64 = 128 << 10;
+
+/// What a file of `size` bytes adds to a disc's image.
+pub fn file_cost(size: u64) -> u64 {
+    size.div_ceil(SECTOR) * SECTOR + PER_FILE_OVERHEAD
+}
+
+/// What a disc's image takes, estimated from what is staged on it and the
+/// catalogue's size: kept at or under the disc size, so an image always fits.
+pub fn usage(staged: &crate::catalog::DiscUsage, catalog_bytes: u64) -> u64 {
+    staged.sector_bytes + staged.files * PER_FILE_OVERHEAD + FIXED_OVERHEAD + catalog_bytes
+}
+
+/// The plain-text guide at the root of every disc.
+pub const README: &str = "README.TXT";
+/// This disc's files in `md5sum -c` format.
+pub const MD5SUMS: &str = "MD5SUMS";
+
+/// What the README on a disc says about its set and itself.
+#[derive(Debug, Clone)]
+pub struct DiscInfo<'a> {
+    pub set_name: &'a str,
+    pub set_uuid: &'a str,
+    pub disc: i64,
+    /// When the disc was closed (Unix seconds).
+    pub closed: f64,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// The volume id of disc `n`: `DBACKUP_0007`.
+pub fn volume_id(disc: i64) -> String {
+    format!("DBACKUP_{disc:04}")
+}
+
+/// `MD5SUMS`: one `md5  files/<d>/<id>` line per file, as `md5sum -c` reads.
+pub fn md5sums<'a>(files: impl IntoIterator<Item = (i64, &'a str)>) -> String {
+    let mut out = String::new();
+    for (id, md5) in files {
+        out.push_str(md5);
+        out.push_str("  ");
+        out.push_str(&file_path(id).to_string_lossy());
+        out.push('\n');
+    }
+    out
+}
+
+/// `README.TXT`: what this disc is and how to recover from it by hand, with
+/// nothing but `sqlite3` (or Python's sqlite3 module), `md5sum` and a file
+/// manager.
+pub fn readme(info: &DiscInfo<'_>) -> String {
+    let closed = crate::output::time_in(info.closed, &jiff::tz::TimeZone::UTC);
+    format!(
+        "\
+THIS IS A BACKUP DISC MADE BY DBACKUP
+=====================================
+
+Set name:   {name}
+Set UUID:   {uuid}
+Disc:       {disc}
+Closed:     {closed} (UTC)
+Holds:      {files} backed-up files, {bytes} bytes
+
+dbackup keeps a folder (photos, music, documents) backed up onto write-once
+discs. Each disc holds the files that were new or changed while it was
+open, and a complete catalogue of the whole set up to that day. You do not
+need dbackup to get your files back: this text tells you how.
+
+WHAT IS ON THIS DISC
+--------------------
+  manifest.db   The catalogue: a SQLite 3 database. It lists every backed-up
+                version of every file of the set, on this disc and on all
+                earlier discs.
+  files/        The backed-up files, renamed to numbers: the file with id N
+                is files/<N div 256>/<N> (integer division; no extension).
+                Id 1 is files/0/1, id 1234 is files/4/1234.
+  MD5SUMS       The MD5 checksum of every file on this disc.
+  README.TXT    This text.
+
+THE CATALOGUE (manifest.db)
+---------------------------
+Table files, one row per backed-up version of a file:
+  id        number of the copy: its name under files/
+  filename  the original path, relative to the backed-up folder, starting
+            with '/', e.g. /2012/holiday/IMG_0001.jpg. A name that is not
+            valid UTF-8 is stored as a BLOB of its exact bytes.
+  timestamp when the copy was made (Unix time: seconds since 1970-01-01 UTC)
+  md5       MD5 checksum of the content (lowercase hex)
+  size      size in bytes
+  mtime     the file's modification time (Unix time)
+  disc_id   the number of the disc that holds the copy
+  desc      why the copy was made (New file, Size changed, ...)
+  copied    1 for a finished copy. Rows with copied=0 are NOT backups: ignore
+            them.
+Table discs: id, started, completed (Unix times), available (0 = marked lost).
+Table deletions: filename, deleted (Unix time the file was first seen
+missing), file_id (its latest version then).
+Table settings: key/value pairs, among them the set's name and uuid.
+
+RECOVERING A FILE BY HAND
+-------------------------
+1. Find the file in the catalogue of the newest disc you have (the newest
+   catalogue knows every disc). With the sqlite3 command-line tool, reading
+   the disc without writing to it:
+
+     sqlite3 'file:/media/cdrom/manifest.db?immutable=1' \\
+       \"SELECT id, disc_id, md5, size, datetime(timestamp,'unixepoch'), filename
+          FROM files WHERE filename LIKE '%IMG_0001%' AND copied=1
+          ORDER BY id\"
+
+   Each row is one version; the last (highest id) is the newest.
+   Without sqlite3, Python's built-in module does the same:
+
+     python3 -c \"import sqlite3; c=sqlite3.connect('file:/media/cdrom/manifest.db?immutable=1', uri=True); print(c.execute(\\\"SELECT id, disc_id, md5, filename FROM files WHERE filename LIKE '%IMG_0001%' AND copied=1\\\").fetchall())\"
+
+2. Say the row reads id 1234 on disc 5. Insert disc 5 (its label and this
+   README say its number), and copy files/4/1234 (1234 div 256 = 4) to where
+   you want it, giving it back its name.
+
+3. Check it: `md5sum files/4/1234` must print the md5 from the catalogue.
+
+CHECKING THIS DISC
+------------------
+From the root of this disc:  md5sum -c MD5SUMS
+Every line must end in OK.
+
+The set UUID above is also in the catalogue (table settings, key uuid) and in
+the disc's volume set id; discs of one set share it.
+",
+        name = info.set_name,
+        uuid = info.set_uuid,
+        disc = info.disc,
+        closed = closed,
+        files = info.files,
+        bytes = info.bytes,
+    )
+}

@@ -11,6 +11,8 @@ pub mod disc;
 pub mod error;
 pub mod exit;
 pub mod fsutil;
+pub mod iso;
+pub mod mkiso;
 pub mod names;
 pub mod output;
 pub mod progress;

@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use md5::{Digest, Md5};
 
 use crate::catalog::{self, NewFile};
+use crate::disc;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::names;
@@ -38,10 +39,6 @@ const BATCH_FILES: usize = 2000;
 const BATCH_BYTES: u64 = 256 << 20;
 /// Room kept free on the workdir's filesystem for the catalogue's own growth.
 const SPACE_MARGIN: u64 = 2 << 20;
-/// What one file adds to the catalogue (row and index entries), estimated.
-const CATALOG_BYTES_PER_FILE: u64 = 256;
-/// Sector size of an image: every file takes whole sectors.
-const SECTOR: u64 = 2048;
 
 /// What happened, as it happens, for the binary to print.
 #[derive(Debug)]
@@ -98,7 +95,7 @@ impl MonitorReport {
 }
 
 fn cost(size: u64) -> u64 {
-    size.div_ceil(SECTOR) * SECTOR + CATALOG_BYTES_PER_FILE
+    disc::file_cost(size)
 }
 
 struct Stager<'w, 'e> {
@@ -142,7 +139,7 @@ pub fn monitor(
     let mut live = wd.catalog.live_index()?;
     let disc = wd.open_disc()?;
     let db_base = wd.catalog.db_size()?;
-    let usage = wd.catalog.disc_usage(disc)?.sector_bytes + db_base;
+    let usage = disc::usage(&wd.catalog.disc_usage(disc)?, db_base);
     let free = if opts.dry_run {
         u64::MAX
     } else {
@@ -215,7 +212,7 @@ impl scan::Sink for Stager<'_, '_> {
 
 impl Stager<'_, '_> {
     fn too_big(&self, size: u64) -> bool {
-        cost(size) + self.db_base > self.report.disc_size
+        cost(size) + disc::usage(&Default::default(), self.db_base) > self.report.disc_size
     }
 
     /// Takes one change from the walk: into the pending batch, or deferred
@@ -229,8 +226,12 @@ impl Stager<'_, '_> {
             let skip = Skipped {
                 path: change.path.clone(),
                 reason: format!(
-                    "too big for any disc: {} bytes, a disc holds {} (raise the set's disc size, or split the file)",
-                    change.size, self.report.disc_size
+                    "too big for any disc: {} bytes, but an empty disc has room for {} (the disc size, {}, less the catalogue and the image's own structures); raise the set's disc size or split the file",
+                    change.size,
+                    self.report
+                        .disc_size
+                        .saturating_sub(disc::usage(&Default::default(), self.db_base) + disc::PER_FILE_OVERHEAD),
+                    self.report.disc_size
                 ),
             };
             (self.on_event)(Event::Skipped(&skip));
@@ -289,7 +290,7 @@ impl Stager<'_, '_> {
             self.disc = self.wd.open_disc()?;
             self.db_base = self.wd.catalog.db_size()?;
         }
-        self.usage = self.db_base;
+        self.usage = disc::usage(&Default::default(), self.db_base);
         let deferred = std::mem::take(&mut self.deferred);
         self.deferred_cost = 0;
         for change in deferred {

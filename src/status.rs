@@ -17,7 +17,8 @@ pub struct Status {
     pub Current_disc: i64,
     /// Bytes a disc may hold.
     pub Disc_threshold: u64,
-    /// What the open disc uses: its files (whole 2 KiB sectors) plus the catalogue.
+    /// What the open disc's image will take: its files in whole 2 KiB
+    /// sectors, the catalogue, and the image's own structures.
     pub Current_usage: u64,
     pub Disc_Pct_full: u64,
     pub Database_size: u64,
@@ -71,7 +72,7 @@ pub fn status(wd: &Workdir) -> Result<Status> {
         .filter(|d| wd.layout.disc_dir(d.id).is_dir())
         .map(|d| d.id)
         .collect();
-    let current_usage = usage.sector_bytes + db;
+    let current_usage = crate::disc::usage(&usage, db);
     Ok(Status {
         Staging_dir: wd.layout.root.clone(),
         Watched_dir: wd.settings.watched.clone(),

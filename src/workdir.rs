@@ -97,6 +97,8 @@ pub struct InitOptions {
     pub disc_size: u64,
     pub excludes: Vec<String>,
     pub name: Option<String>,
+    pub ecc: bool,
+    pub on_disc_ready: Option<String>,
 }
 
 /// What `init` made.
@@ -185,12 +187,16 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
         excludes: opts.excludes.clone(),
         uuid: uuid::Uuid::new_v4().to_string(),
         name: name.clone(),
+        ecc: opts.ecc,
     };
     // Build the catalogue under a temp name so a crash never leaves a
     // half-made workdir that looks real.
     let tmp = fsutil::partial_path(&layout.catalog());
     let _ = std::fs::remove_file(&tmp);
     let cat = Catalog::create(&tmp, &settings)?;
+    if let Some(cmd) = &opts.on_disc_ready {
+        cat.set_setting_text("on_disc_ready", cmd)?;
+    }
     drop(cat);
     for suffix in ["-wal", "-shm"] {
         let mut p = tmp.as_os_str().to_os_string();

@@ -26,6 +26,8 @@ fn run() -> Result<i32> {
             disc_size,
             exclude,
             name,
+            ecc,
+            on_disc_ready,
         } => {
             let report = workdir::init(&workdir::InitOptions {
                 workdir: root,
@@ -33,6 +35,8 @@ fn run() -> Result<i32> {
                 disc_size,
                 excludes: exclude,
                 name,
+                ecc,
+                on_disc_ready,
             })?;
             writeln!(out, "Staging directory created:")?;
             writeln!(out, "Staging dir: {}", report.workdir.display())?;
@@ -81,6 +85,7 @@ fn run() -> Result<i32> {
             cron,
             dry_run,
             json,
+            no_iso,
         } => {
             let progress = Progress::bar(!args.common.no_progress && !json);
             let (mut wd, repairs) = if dry_run {
@@ -176,13 +181,19 @@ fn run() -> Result<i32> {
                 eprintln!("dbackup-stage: hint: free some space (e.g. burn and verify waiting disc images) and run again; nothing staged was lost");
                 return Ok(exit::NO_SPACE);
             }
-            Ok(if report.skipped_files > 0 {
+            let mut code = if report.skipped_files > 0 {
                 exit::FINDING
             } else {
                 exit::OK
-            })
+            };
+            // Images of every closed disc still waiting for one: those this
+            // run closed, and any an interrupted run left.
+            if !dry_run && !no_iso && !dbackup::mkiso::pending(&wd)?.is_empty() {
+                code = code.max(images(&mut wd, &progress, json, &mut out)?);
+            }
+            Ok(code)
         }
-        StageCommand::Close { json } => {
+        StageCommand::Close { json, no_iso } => {
             let (mut wd, repairs) = Workdir::open_write(&root)?;
             if !repairs.is_empty() && !args.common.quiet {
                 eprintln!(
@@ -206,9 +217,68 @@ fn run() -> Result<i32> {
                 )?;
                 writeln!(out, "Current Disc: {}", wd.open_disc()?)?;
             }
+            if no_iso {
+                return Ok(exit::OK);
+            }
+            let progress = Progress::bar(!args.common.no_progress && !json);
+            images(&mut wd, &progress, json, &mut out)
+        }
+        StageCommand::Config { key, value } => {
+            let (wd, _) = Workdir::open_write(&root)?;
+            match (key.as_deref(), value) {
+                (None, _) => {
+                    writeln!(out, "ecc: {}", if wd.settings.ecc { "on" } else { "off" })?;
+                    writeln!(
+                        out,
+                        "on_disc_ready: {}",
+                        wd.catalog
+                            .setting_text("on_disc_ready")?
+                            .unwrap_or_default()
+                    )?;
+                }
+                (Some(k), None) => {
+                    let v = if k == "ecc" {
+                        (if wd.settings.ecc { "on" } else { "off" }).to_string()
+                    } else {
+                        wd.catalog.setting_text(k)?.unwrap_or_default()
+                    };
+                    writeln!(out, "{v}")?;
+                }
+                (Some("ecc"), Some(v)) => {
+                    let v = match v.as_str() {
+                        "on" | "yes" | "true" | "1" => "on",
+                        "off" | "no" | "false" | "0" => "off",
+                        other => anyhow::bail!("ecc is on or off, not {other:?}"),
+                    };
+                    wd.catalog.set_setting_text("ecc", v)?;
+                }
+                (Some(k), Some(v)) => wd.catalog.set_setting_text(k, &v)?,
+            }
             Ok(exit::OK)
         }
     }
+}
+
+/// Builds and verifies the images of discs just closed, as dbackup-mkiso
+/// does, and tells the user (and the on_disc_ready command).
+fn images(wd: &mut Workdir, progress: &Progress, json: bool, out: &mut impl Write) -> Result<i32> {
+    let opts = dbackup::mkiso::MkisoOptions {
+        ecc: wd.settings.ecc,
+        ..Default::default()
+    };
+    let reports = dbackup::mkiso::mkiso(wd, &opts, progress, &mut |_| {})?;
+    progress.finish();
+    let mut code = exit::OK;
+    for r in &reports {
+        if !json {
+            writeln!(out, "{}", dbackup::mkiso::ready_line(r))?;
+        }
+        if let Some(failure) = dbackup::mkiso::run_hook(wd, r)? {
+            eprintln!("dbackup-stage: {failure}");
+            code = exit::FINDING;
+        }
+    }
+    Ok(code)
 }
 
 fn show(path: &std::path::Path, tty: bool) -> String {

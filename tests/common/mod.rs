@@ -21,6 +21,7 @@ pub struct TestEnv {
 pub fn bin(name: &str) -> PathBuf {
     match name {
         "dbackup-stage" => PathBuf::from(env!("CARGO_BIN_EXE_dbackup-stage")),
+        "dbackup-mkiso" => PathBuf::from(env!("CARGO_BIN_EXE_dbackup-mkiso")),
         other => panic!("unknown binary {other}"),
     }
 }
@@ -51,6 +52,20 @@ impl TestEnv {
         c.arg("-w").arg(&self.workdir).arg("--no-progress");
         c.env_remove("DBACKUP_WORKDIR").env_remove("FAILPOINTS");
         c
+    }
+
+    pub fn tool(&self, name: &str) -> Command {
+        let mut c = Command::new(bin(name));
+        c.arg("-w").arg(&self.workdir).arg("--no-progress");
+        c.env_remove("DBACKUP_WORKDIR").env_remove("FAILPOINTS");
+        c
+    }
+
+    pub fn mkiso(&self, args: &[&str]) -> Output {
+        self.tool("dbackup-mkiso")
+            .args(args)
+            .output()
+            .expect("run dbackup-mkiso")
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -108,10 +123,18 @@ pub fn check_workdir(workdir: &Path) -> BTreeMap<Vec<u8>, String> {
         )
         .unwrap();
     assert_eq!(open, 1, "exactly one open disc");
+    let verified_images: BTreeSet<i64> = conn
+        .prepare("SELECT disc_id FROM images")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
     let mut stmt = conn
         .prepare("SELECT id, filename, md5, size, disc_id FROM files WHERE copied=1 ORDER BY id")
         .unwrap();
     let mut rows = stmt.query([]).unwrap();
+    let mut extracted: BTreeMap<i64, tempfile::TempDir> = BTreeMap::new();
     let mut expected = BTreeSet::new();
     let mut latest = BTreeMap::new();
     while let Some(r) = rows.next().unwrap() {
@@ -129,6 +152,29 @@ pub fn check_workdir(workdir: &Path) -> BTreeMap<Vec<u8>, String> {
             .join("files")
             .join((id / 256).to_string())
             .join(id.to_string());
+        if verified_images.contains(&disc) && !path.exists() {
+            // Freed after its image was verified: check it in the image,
+            // extracted once per disc by an independent reader.
+            let dir = extracted.entry(disc).or_insert_with(|| {
+                let iso = workdir.join("isos").join(format!("disc-{disc}.iso"));
+                let dir = tempfile::tempdir().unwrap();
+                bsdtar_extract(&iso, dir.path());
+                dir
+            });
+            let p = dir
+                .path()
+                .join("files")
+                .join((id / 256).to_string())
+                .join(id.to_string());
+            assert_eq!(
+                md5_file(&p),
+                md5,
+                "md5 of {} in disc {disc}'s image",
+                p.display()
+            );
+            latest.insert(name, md5);
+            continue;
+        }
         let meta = std::fs::metadata(&path)
             .unwrap_or_else(|e| panic!("row {id} has no staged file {}: {e}", path.display()));
         assert_eq!(meta.len() as i64, size, "size of {}", path.display());
@@ -144,6 +190,11 @@ pub fn check_workdir(workdir: &Path) -> BTreeMap<Vec<u8>, String> {
         .map(|r| r.unwrap())
         .collect();
     for d in closed {
+        if verified_images.contains(&d) {
+            let iso = workdir.join("isos").join(format!("disc-{d}.iso"));
+            assert!(iso.is_file(), "verified image of disc {d} is missing");
+            continue;
+        }
         let snap = workdir
             .join("staging")
             .join(format!("disc-{d:04}"))
@@ -192,4 +243,21 @@ pub fn os(b: &[u8]) -> &OsStr {
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// Extracts an image with bsdtar (libarchive), an independent reader.
+pub fn bsdtar_extract(iso: &Path, dest: &Path) {
+    let out = Command::new("bsdtar")
+        .arg("-xf")
+        .arg(iso)
+        .arg("-C")
+        .arg(dest)
+        .output()
+        .expect("bsdtar is installed");
+    assert!(
+        out.status.success(),
+        "bsdtar -xf {}: {}",
+        iso.display(),
+        text(&out.stderr)
+    );
 }

@@ -1,0 +1,71 @@
+//! dbackup-mkiso: build, read back and verify the images of closed discs.
+
+use std::io::Write;
+
+use anyhow::Result;
+use clap::Parser;
+use dbackup::cli::MkisoArgs;
+use dbackup::mkiso::{self, MkisoOptions};
+use dbackup::workdir::Workdir;
+use dbackup::{exit, output, progress::Progress};
+
+fn main() {
+    exit::main_wrapper("dbackup-mkiso", run)
+}
+
+fn run() -> Result<i32> {
+    let args = MkisoArgs::parse();
+    let root = match &args.workdir {
+        Some(w) => w.clone(),
+        None => std::env::current_dir()?,
+    };
+    let (mut wd, repairs) = if args.dry_run {
+        (Workdir::open_read(&root)?, Default::default())
+    } else {
+        Workdir::open_write(&root)?
+    };
+    if !repairs.is_empty() && !args.common.quiet {
+        eprintln!(
+            "dbackup-mkiso: repaired an interrupted run: {} unfinished copies removed",
+            repairs.reservations
+        );
+    }
+    let progress = Progress::bar(!args.common.no_progress && !args.json);
+    let opts = MkisoOptions {
+        disc: args.disc,
+        keep_staged: args.keep_staged,
+        ecc: args.ecc || wd.settings.ecc,
+        dry_run: args.dry_run,
+    };
+    let mut out = std::io::stdout().lock();
+    let reports = mkiso::mkiso(&mut wd, &opts, &progress, &mut |_| {})?;
+    progress.finish();
+    let mut code = exit::OK;
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &reports)?;
+        writeln!(out)?;
+    }
+    for r in &reports {
+        if args.dry_run {
+            if !args.json {
+                writeln!(
+                    out,
+                    "Disc {} would become {} ({} files, {})",
+                    r.disc,
+                    r.path.display(),
+                    r.files,
+                    output::bytes(r.bytes)
+                )?;
+            }
+            continue;
+        }
+        if !args.json {
+            writeln!(out, "{}", mkiso::ready_line(r))?;
+        }
+        if let Some(failure) = mkiso::run_hook(&wd, r)? {
+            eprintln!("dbackup-mkiso: {failure}");
+            code = exit::FINDING;
+        }
+    }
+    Ok(code)
+}

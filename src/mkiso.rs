@@ -1,0 +1,639 @@
+//! Turning closed discs into verified images: build `isos/disc-N.iso` from
+//! the disc's staging folder, read it back with our own reader and check
+//! the catalogue and every file's MD5, and only then record the image as
+//! verified and free the staged copies.
+//!
+//! Crash safety: the image is written as `disc-N.iso.partial`, fsynced and
+//! renamed; it counts only once the `images` table says it was read back.
+//! A crash at any point leaves either no verified image (the next run builds
+//! it again from the staged copies, which are still there) or a verified one
+//! (the next run finishes freeing the staged copies).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use md5::{Digest, Md5};
+
+use crate::catalog::DiscFile;
+use crate::disc::{self, DiscInfo};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::iso::{self, Entry, IsoReader, Source, WriteOptions};
+use crate::progress::Progress;
+use crate::workdir::Workdir;
+
+/// Options of `mkiso`.
+#[derive(Debug, Clone, Default)]
+pub struct MkisoOptions {
+    /// Only this disc (default: every closed disc without a verified image).
+    pub disc: Option<i64>,
+    /// Keep the staged copies after the image is verified.
+    pub keep_staged: bool,
+    /// Add dvdisaster error-correction data.
+    pub ecc: bool,
+    /// Say what would be built; build nothing.
+    pub dry_run: bool,
+}
+
+/// One image built (or, in a dry run, to be built).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImageReport {
+    pub disc: i64,
+    pub path: PathBuf,
+    pub size: u64,
+    pub files: u64,
+    pub bytes: u64,
+    pub verified: bool,
+    pub ecc: Option<String>,
+    pub staged_freed: bool,
+}
+
+/// Why a read-back failed: what, and which file.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReadBackProblem {
+    pub path: String,
+    pub problem: String,
+}
+
+/// Closed discs that have no verified image yet and still have their
+/// staged copies.
+pub fn pending(wd: &Workdir) -> Result<Vec<i64>> {
+    let verified: std::collections::HashSet<i64> =
+        wd.catalog.images()?.iter().map(|i| i.disc).collect();
+    Ok(wd
+        .catalog
+        .discs()?
+        .into_iter()
+        .filter(|d| d.completed.is_some() && !verified.contains(&d.id))
+        .filter(|d| wd.layout.disc_manifest(d.id).is_file())
+        .map(|d| d.id)
+        .collect())
+}
+
+/// Builds and verifies the images of `opts.disc` or of every pending disc;
+/// finishes freeing staged copies of discs verified before a crash.
+pub fn mkiso(
+    wd: &mut Workdir,
+    opts: &MkisoOptions,
+    progress: &Progress,
+    on_image: &mut dyn FnMut(&ImageReport),
+) -> Result<Vec<ImageReport>> {
+    if opts.ecc && !opts.dry_run {
+        ecc_tool()?;
+    }
+    if !opts.dry_run && !opts.keep_staged {
+        free_verified(wd)?;
+    }
+    let discs = match opts.disc {
+        Some(n) => {
+            let d = wd
+                .catalog
+                .discs()?
+                .into_iter()
+                .find(|d| d.id == n)
+                .ok_or_else(|| Error::Invalid(format!("there is no disc {n}")))?;
+            if d.completed.is_none() {
+                return Err(Error::Invalid(format!(
+                    "disc {n} is still open; close it first (dbackup-stage close)"
+                )));
+            }
+            if !wd.layout.disc_manifest(n).is_file() {
+                return Err(Error::Invalid(format!(
+                    "disc {n} has no staged copy left in {} (its image was verified and the copies freed)",
+                    wd.layout.disc_dir(n).display()
+                )));
+            }
+            vec![n]
+        }
+        None => pending(wd)?,
+    };
+    let mut reports = Vec::new();
+    for n in discs {
+        let report = build_one(wd, n, opts, progress)?;
+        on_image(&report);
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// Removes the staged copies of discs whose image is verified (a crash may
+/// have interrupted the removal).
+fn free_verified(wd: &Workdir) -> Result<()> {
+    for img in wd.catalog.images()? {
+        let staged = wd.layout.disc_dir(img.disc).exists() || freeing_dir(wd, img.disc).exists();
+        if staged && wd.layout.iso(img.disc).is_file() {
+            remove_staged(wd, img.disc)?;
+        }
+    }
+    // Scratch copies of catalogues read back by a run that was killed.
+    if let Ok(rd) = std::fs::read_dir(&wd.layout.root) {
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(".readback-") && name.ends_with(".db") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn freeing_dir(wd: &Workdir, disc: i64) -> PathBuf {
+    wd.layout.staging().join(format!(".freeing-{disc}"))
+}
+
+fn remove_staged(wd: &Workdir, disc: i64) -> Result<()> {
+    let dir = wd.layout.disc_dir(disc);
+    // Rename first, so a half-removed folder is never taken for a disc.
+    let doomed = freeing_dir(wd, disc);
+    if dir.exists() {
+        std::fs::rename(&dir, &doomed).map_err(|e| Error::io(&dir, e))?;
+        fsutil::sync_dir(&wd.layout.staging())?;
+    }
+    if doomed.exists() {
+        std::fs::remove_dir_all(&doomed).map_err(|e| Error::io(&doomed, e))?;
+    }
+    Ok(())
+}
+
+fn build_one(
+    wd: &mut Workdir,
+    n: i64,
+    opts: &MkisoOptions,
+    progress: &Progress,
+) -> Result<ImageReport> {
+    let files = wd.catalog.disc_files(n)?;
+    let bytes: u64 = files.iter().map(|f| f.size).sum();
+    let path = wd.layout.iso(n);
+    let closed = wd
+        .catalog
+        .discs()?
+        .into_iter()
+        .find(|d| d.id == n)
+        .and_then(|d| d.completed)
+        .unwrap_or(0.0);
+    let mut report = ImageReport {
+        disc: n,
+        path: path.clone(),
+        size: 0,
+        files: files.len() as u64,
+        bytes,
+        verified: false,
+        ecc: None,
+        staged_freed: false,
+    };
+    if opts.dry_run {
+        return Ok(report);
+    }
+    let disc_dir = wd.layout.disc_dir(n);
+    let info = DiscInfo {
+        set_name: &wd.settings.name,
+        set_uuid: &wd.settings.uuid,
+        disc: n,
+        closed,
+        files: files.len() as u64,
+        bytes,
+    };
+    let readme = disc::readme(&info);
+    let md5sums = disc::md5sums(files.iter().map(|f| (f.id, f.md5.as_str())));
+    let mut entries = vec![
+        Entry {
+            path: disc::MANIFEST.into(),
+            source: Source::File(wd.layout.disc_manifest(n)),
+        },
+        Entry {
+            path: disc::README.into(),
+            source: Source::Bytes(readme.into_bytes()),
+        },
+        Entry {
+            path: disc::MD5SUMS.into(),
+            source: Source::Bytes(md5sums.clone().into_bytes()),
+        },
+    ];
+    for f in &files {
+        let rel = disc::file_path(f.id);
+        entries.push(Entry {
+            path: rel.to_string_lossy().into_owned(),
+            source: Source::File(disc_dir.join(&rel)),
+        });
+    }
+    // Room for the image (files, catalogue, directory records), checked
+    // before writing a byte.
+    let estimate = bytes + files.len() as u64 * 4096 + (16 << 20);
+    let available = fsutil::available_space(&wd.layout.root)?;
+    if available < estimate {
+        return Err(Error::NoSpace {
+            path: wd.layout.isos(),
+            needed: estimate,
+            available,
+        });
+    }
+    std::fs::create_dir_all(wd.layout.isos()).map_err(|e| Error::io(wd.layout.isos(), e))?;
+    let partial = fsutil::partial_path(&path);
+    let opts_iso = WriteOptions {
+        volume_id: disc::volume_id(n),
+        volume_set_id: wd.settings.uuid.clone(),
+        application_id: format!("DBACKUP {}", env!("CARGO_PKG_VERSION")),
+        timestamp: closed.floor() as i64,
+    };
+    progress.message(format!("disc {n}: writing image"));
+    let written = (|| -> Result<u64> {
+        let file = File::create(&partial).map_err(|e| Error::io(&partial, e))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let size = iso::write_image(&mut out, &entries, &opts_iso, &mut |b| {
+            progress.add_bytes(b)
+        })
+        .map_err(|e| Error::Invalid(format!("writing {}: {e}", partial.display())))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| Error::io(&partial, e.into_error()))?;
+        fail::fail_point!("mkiso::before_sync", |_| Err(Error::Invalid(
+            "injected failure while writing the image".into()
+        )));
+        file.sync_all().map_err(|e| Error::io(&partial, e))?;
+        Ok(size)
+    })();
+    let size = match written {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&partial, &path).map_err(|e| Error::io(&path, e))?;
+    fsutil::sync_dir(&wd.layout.isos())?;
+    report.size = size;
+
+    if opts.ecc {
+        progress.message(format!("disc {n}: adding error-correction data"));
+        report.ecc = Some(add_ecc(&path, wd.settings.disc_size)?);
+        report.size = std::fs::metadata(&path)
+            .map_err(|e| Error::io(&path, e))?
+            .len();
+    }
+
+    fail::fail_point!("mkiso::before_verify", |_| Err(Error::Invalid(
+        "injected failure before reading the image back".into()
+    )));
+    progress.message(format!("disc {n}: reading back"));
+    let problems = read_back(
+        &path,
+        &files,
+        &wd.layout.disc_manifest(n),
+        md5sums.as_bytes(),
+        &wd.layout.root,
+        progress,
+    )?;
+    if !problems.is_empty() {
+        let list = problems
+            .iter()
+            .take(10)
+            .map(|p| format!("{}: {}", p.path, p.problem))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(Error::Invalid(format!(
+            "the image of disc {n} failed its read-back check ({} problems: {list}); the staged copies are kept in {}",
+            problems.len(),
+            disc_dir.display()
+        )));
+    }
+    wd.catalog
+        .mark_image_verified(n, report.size, report.ecc.as_deref())?;
+    report.verified = true;
+    fail::fail_point!("mkiso::after_verify", |_| Err(Error::Invalid(
+        "injected failure after recording the verified image".into()
+    )));
+    if !opts.keep_staged {
+        remove_staged(wd, n)?;
+        report.staged_freed = true;
+    }
+    Ok(report)
+}
+
+/// Reads the image back with our own reader: the catalogue passes SQLite's
+/// integrity check and matches the staged one, MD5SUMS is the one written,
+/// and every file is there with its size and MD5.
+pub fn read_back(
+    image: &Path,
+    files: &[DiscFile],
+    staged_manifest: &Path,
+    md5sums: &[u8],
+    scratch: &Path,
+    progress: &Progress,
+) -> Result<Vec<ReadBackProblem>> {
+    let reader = IsoReader::open(image)
+        .map_err(|e| Error::Invalid(format!("cannot read back {}: {e}", image.display())))?;
+    let mut problems = Vec::new();
+    let problem = |path: &str, what: String| ReadBackProblem {
+        path: path.into(),
+        problem: what,
+    };
+
+    // The catalogue.
+    match reader.find(disc::MANIFEST) {
+        None => problems.push(problem(disc::MANIFEST, "missing".into())),
+        Some(f) => {
+            let tmp = scratch.join(format!(".readback-{}.db", std::process::id()));
+            let copied = (|| -> std::io::Result<String> {
+                let mut out = File::create(&tmp)?;
+                let mut h = Md5::new();
+                let mut r = reader.reader(f);
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let k = r.read(&mut buf)?;
+                    if k == 0 {
+                        break;
+                    }
+                    h.update(&buf[..k]);
+                    out.write_all(&buf[..k])?;
+                }
+                Ok(hex(&h.finalize()))
+            })();
+            match copied {
+                Err(e) => problems.push(problem(disc::MANIFEST, format!("unreadable: {e}"))),
+                Ok(md5) => {
+                    if md5 != md5_of(staged_manifest)? {
+                        problems.push(problem(
+                            disc::MANIFEST,
+                            "differs from the staged catalogue".into(),
+                        ));
+                    }
+                    if let Err(why) = integrity_check(&tmp) {
+                        problems.push(problem(disc::MANIFEST, why));
+                    }
+                }
+            }
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+    match reader.find(disc::MD5SUMS) {
+        None => problems.push(problem(disc::MD5SUMS, "missing".into())),
+        Some(f) => {
+            let mut data = Vec::new();
+            match reader.reader(f).read_to_end(&mut data) {
+                Ok(_) if data == md5sums => {}
+                Ok(_) => problems.push(problem(disc::MD5SUMS, "differs".into())),
+                Err(e) => problems.push(problem(disc::MD5SUMS, format!("unreadable: {e}"))),
+            }
+        }
+    }
+    if reader.find(disc::README).is_none() {
+        problems.push(problem(disc::README, "missing".into()));
+    }
+
+    // Every file, in on-image order, hashed by two workers.
+    let mut wanted: Vec<(&DiscFile, &iso::IsoFile)> = Vec::with_capacity(files.len());
+    for f in files {
+        let rel = disc::file_path(f.id).to_string_lossy().into_owned();
+        match reader.find(&rel) {
+            Some(entry) => wanted.push((f, entry)),
+            None => problems.push(problem(&rel, "missing from the image".into())),
+        }
+    }
+    wanted.sort_by_key(|(_, e)| e.extents.first().map(|x| x.0).unwrap_or(0));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let found: Vec<ReadBackProblem> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    let mut buf = vec![0u8; 1 << 20];
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((f, entry)) = wanted.get(i) else {
+                            break;
+                        };
+                        let rel = disc::file_path(f.id).to_string_lossy().into_owned();
+                        if entry.size != f.size {
+                            out.push(ReadBackProblem {
+                                path: rel,
+                                problem: format!("size {} instead of {}", entry.size, f.size),
+                            });
+                            continue;
+                        }
+                        let mut h = Md5::new();
+                        let mut r = reader.reader(entry);
+                        let res = loop {
+                            match r.read(&mut buf) {
+                                Ok(0) => break Ok(()),
+                                Ok(k) => {
+                                    h.update(&buf[..k]);
+                                    progress.add_bytes(k as u64);
+                                }
+                                Err(e) => break Err(e),
+                            }
+                        };
+                        match res {
+                            Err(e) => out.push(ReadBackProblem {
+                                path: rel,
+                                problem: format!("unreadable: {e}"),
+                            }),
+                            Ok(()) => {
+                                let got = hex(&h.finalize());
+                                if got != f.md5 {
+                                    out.push(ReadBackProblem {
+                                        path: rel,
+                                        problem: format!("MD5 {got} instead of {}", f.md5),
+                                    });
+                                }
+                            }
+                        }
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    vec![ReadBackProblem {
+                        path: String::new(),
+                        problem: "read-back worker failed".into(),
+                    }]
+                })
+            })
+            .collect()
+    });
+    problems.extend(found);
+    // Nothing on the image that the catalogue does not know.
+    let known: HashMap<String, ()> = files
+        .iter()
+        .map(|f| (disc::file_path(f.id).to_string_lossy().into_owned(), ()))
+        .collect();
+    for f in reader.files() {
+        if f.path.starts_with("files/") && !known.contains_key(&f.path) {
+            problems.push(problem(
+                &f.path,
+                "on the image but not in the catalogue".into(),
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+fn integrity_check(db: &Path) -> std::result::Result<(), String> {
+    let uri = format!("file:{}?immutable=1", db.display());
+    let conn = rusqlite::Connection::open_with_flags(
+        uri,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(|e| format!("does not open: {e}"))?;
+    let res: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(|e| format!("integrity check failed: {e}"))?;
+    if res == "ok" {
+        Ok(())
+    } else {
+        Err(format!("integrity check: {res}"))
+    }
+}
+
+fn md5_of(path: &Path) -> Result<String> {
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Md5::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let k = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+/// Lowercase hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// The dvdisaster binary, or a clear error: never a silent image without
+/// the promised protection.
+fn ecc_tool() -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join("dvdisaster");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(Error::Invalid(
+        "--ecc needs dvdisaster, which is not installed (e.g. apt-get install dvdisaster); no image was built"
+            .into(),
+    ))
+}
+
+/// Augments the image with dvdisaster RS03 data sized for the set's disc
+/// and tests it; returns the codec used.
+fn add_ecc(image: &Path, disc_size: u64) -> Result<String> {
+    let tool = ecc_tool()?;
+    let run = |args: &[&str]| -> Result<String> {
+        let out = std::process::Command::new(&tool)
+            .arg("-i")
+            .arg(image)
+            .args(args)
+            .output()
+            .map_err(|e| Error::io(&tool, e))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(Error::Invalid(format!(
+                "dvdisaster {} failed on {}: {}",
+                args.join(" "),
+                image.display(),
+                text.lines().last().unwrap_or("")
+            )))
+        }
+    };
+    // The medium the disc size was chosen for: 4/3 of it, in 2 KiB sectors.
+    let medium_sectors = (disc_size / 3 * 4) / 2048;
+    run(&[
+        "-mRS03",
+        "-o",
+        "image",
+        "-n",
+        &medium_sectors.to_string(),
+        "-c",
+    ])?;
+    let augmented = std::fs::metadata(image)
+        .map_err(|e| Error::io(image, e))?
+        .len();
+    let medium = disc_size / 3 * 4;
+    if augmented > medium.max(crate::units::MEDIA[0].1) {
+        return Err(Error::Invalid(format!(
+            "with error-correction data the image of {} is {augmented} bytes, more than the {medium}-byte medium its disc size was chosen for",
+            image.display()
+        )));
+    }
+    let test = run(&["-t"])?;
+    if !test.contains("RS03") {
+        return Err(Error::Invalid(format!(
+            "dvdisaster did not find RS03 data in {} after adding it",
+            image.display()
+        )));
+    }
+    Ok("RS03".into())
+}
+
+/// The line that tells the user a disc is ready to burn (cron mails it).
+pub fn ready_line(r: &ImageReport) -> String {
+    format!(
+        "Disc {} ready: {} ({}, {} files, read back and verified{}). Burn it with: xorriso -as cdrecord -v dev=/dev/sr0 -dao '{}'  (or: growisofs -dvd-compat -Z /dev/sr0='{}')",
+        r.disc,
+        r.path.display(),
+        crate::output::bytes(r.size),
+        r.files,
+        r.ecc
+            .as_deref()
+            .map(|c| format!(", with dvdisaster {c} error correction"))
+            .unwrap_or_default(),
+        r.path.display(),
+        r.path.display(),
+    )
+}
+
+/// Runs the set's `on_disc_ready` command, if any, with the disc number and
+/// image path in its environment (`DBACKUP_DISC`, `DBACKUP_ISO`,
+/// `DBACKUP_SET`, `DBACKUP_UUID`). Its output goes to our stderr. Returns
+/// an error message when it failed.
+pub fn run_hook(wd: &Workdir, r: &ImageReport) -> Result<Option<String>> {
+    let Some(cmd) = wd.catalog.setting_text("on_disc_ready")? else {
+        return Ok(None);
+    };
+    if cmd.trim().is_empty() {
+        return Ok(None);
+    }
+    let out = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&cmd)
+        .env("DBACKUP_DISC", r.disc.to_string())
+        .env("DBACKUP_ISO", &r.path)
+        .env("DBACKUP_SET", &wd.settings.name)
+        .env("DBACKUP_UUID", &wd.settings.uuid)
+        .env("DBACKUP_WORKDIR", &wd.layout.root)
+        .stdin(std::process::Stdio::null())
+        // stdout carries our results only: the hook's output goes to stderr.
+        .stdout(stderr_stdio())
+        .stderr(std::process::Stdio::inherit())
+        .status()
+        .map_err(|e| Error::io("/bin/sh", e))?;
+    Ok((!out.success()).then(|| format!("on_disc_ready command `{cmd}` failed ({out})")))
+}
+
+fn stderr_stdio() -> std::process::Stdio {
+    use std::os::fd::AsFd;
+    std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::process::Stdio::from)
+        .unwrap_or_else(|_| std::process::Stdio::null())
+}
