@@ -120,6 +120,85 @@ fn kill_9_at_random_instants_then_a_repairing_run() {
     );
 }
 
+#[test]
+fn kill_9_while_making_images_then_the_next_run_completes() {
+    let env = TestEnv::new();
+    for i in 0..200u32 {
+        let data: Vec<u8> = (0..(1u32 << 20)).map(|j| (j ^ i) as u8).collect();
+        env.write(format!("v{i:03}"), &data);
+    }
+    env.init(&["--disc-size", "48MiB"]);
+    let out = env.run(&["monitor", "--no-iso"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut rng = Lcg(0x5eed);
+    let mut kills = 0;
+    for _ in 0..15 {
+        let mut child = env
+            .tool("dbackup-mkiso")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.next() % 150));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+        check_copied_rows_or_images(&env.workdir);
+    }
+    assert!(kills > 2, "only {kills} kills landed");
+    let out = env.mkiso(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(env.check_invariants(), tree_md5s(&env.watched));
+    let waiting: i64 = env
+        .catalog()
+        .query_row(
+            "SELECT count(*) FROM discs WHERE completed IS NOT NULL
+             AND id NOT IN (SELECT disc_id FROM images)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(waiting, 0);
+}
+
+/// After a kill during mkiso: every `copied=1` row's content is still
+/// staged, or its disc has an image recorded as verified.
+fn check_copied_rows_or_images(workdir: &Path) {
+    let conn = rusqlite::Connection::open(workdir.join("manifest.db")).unwrap();
+    let verified: Vec<i64> = conn
+        .prepare("SELECT disc_id FROM images")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let rows: Vec<(i64, i64)> = conn
+        .prepare("SELECT id, disc_id FROM files WHERE copied=1")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    for (id, disc) in rows {
+        if verified.contains(&disc) {
+            assert!(workdir.join(format!("isos/disc-{disc}.iso")).is_file());
+            continue;
+        }
+        let p = workdir
+            .join("staging")
+            .join(format!("disc-{disc:04}"))
+            .join("files")
+            .join((id / 256).to_string())
+            .join(id.to_string());
+        assert!(
+            p.is_file(),
+            "row {id}: staged copy gone before its image was verified"
+        );
+    }
+}
+
 struct Tmpfs(std::path::PathBuf);
 impl Tmpfs {
     fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
@@ -201,6 +280,54 @@ mod injected {
             check_copied_rows(&env.workdir);
             let out = env.run(&["monitor"]);
             assert_eq!(out.status.code(), Some(0), "{fp}: {}", text(&out.stderr));
+            assert_eq!(env.check_invariants(), tree_md5s(&env.watched), "{fp}");
+        }
+    }
+
+    /// Each step of building an image fails in turn; the next run leaves
+    /// either no image or a verified one, and the staged copies until then.
+    #[test]
+    fn a_failure_while_making_an_image_is_completed_by_the_next_run() {
+        for fp in [
+            "mkiso::before_sync=return",
+            "mkiso::before_verify=return",
+            "mkiso::after_verify=return",
+            "mkiso::before_verify=panic",
+        ] {
+            let env = TestEnv::new();
+            for i in 0..20 {
+                env.write(format!("f{i:02}"), &vec![i as u8; 20_000]);
+            }
+            env.init(&[]);
+            env.run(&["monitor"]);
+            env.run(&["close", "--no-iso"]);
+            let out = env
+                .tool("dbackup-mkiso")
+                .env("FAILPOINTS", fp)
+                .output()
+                .unwrap();
+            assert_ne!(out.status.code(), Some(0), "{fp}");
+            env.check_invariants();
+            let verified: i64 = env
+                .catalog()
+                .query_row("SELECT count(*) FROM images", [], |r| r.get(0))
+                .unwrap();
+            if verified == 0 {
+                assert!(
+                    env.workdir.join("staging/disc-0001/files/0/1").is_file(),
+                    "{fp}: staged copies kept until the image is verified"
+                );
+            }
+            // A plain monitor finishes the job: images for waiting discs.
+            let out = env.run(&["monitor"]);
+            assert_eq!(out.status.code(), Some(0), "{fp}: {}", text(&out.stderr));
+            let out = env.mkiso(&[]);
+            assert_eq!(out.status.code(), Some(0), "{fp}: {}", text(&out.stderr));
+            assert!(!env.workdir.join("staging/disc-0001").exists(), "{fp}");
+            assert!(
+                !env.workdir.join("isos/disc-1.iso.partial").exists(),
+                "{fp}"
+            );
             assert_eq!(env.check_invariants(), tree_md5s(&env.watched), "{fp}");
         }
     }
