@@ -139,6 +139,117 @@ pub struct MkisoArgs {
     pub common: Common,
 }
 
+/// The discs a recovery tool reads.
+#[derive(Debug, Clone, Args)]
+pub struct Discs {
+    /// A disc: a mounted disc (a folder with manifest.db at its root), an
+    /// .iso image, or a folder holding .iso images. Repeatable; the newest
+    /// disc's manifest gives the history.
+    #[arg(short = 'd', long = "disc", value_name = "PATH", required = true)]
+    pub discs: Vec<PathBuf>,
+}
+
+/// Find files in a backup set from its discs.
+#[derive(Debug, Parser)]
+#[command(
+    name = "dbackup-find",
+    version,
+    about = "Find backed-up files by glob pattern, reading only the discs' manifests",
+    after_help = "Exit status: 0 something matched; 1 nothing matched; 2 error."
+)]
+pub struct FindArgs {
+    #[command(flatten)]
+    pub discs: Discs,
+    /// Glob patterns over the original paths ('**/*.jpg', '2012/**'); a
+    /// pattern without '/' matches the file name in any folder. Default: every file.
+    #[arg(value_name = "PATTERN")]
+    pub patterns: Vec<String>,
+    /// Match case-insensitively.
+    #[arg(short = 'i', long)]
+    pub ignore_case: bool,
+    /// List every version (with its id and md5), not one row per file.
+    #[arg(long)]
+    pub all_versions: bool,
+    /// Show the state as of WHEN: a date (2024-05-01), a date-time
+    /// (2024-05-01T12:00, local time unless it names a zone) or Unix seconds.
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    pub as_of: Option<f64>,
+    /// List files recorded as deleted.
+    #[arg(long)]
+    pub deleted: bool,
+    /// A JSON array of objects on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Check discs for damage.
+#[derive(Debug, Parser)]
+#[command(
+    name = "dbackup-verify",
+    version,
+    about = "Check every file on the discs against its MD5 in the disc's own manifest",
+    after_help = "Exit status: 0 everything checked is good; 1 something is damaged, missing or unreadable; 2 error."
+)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub discs: Discs,
+    /// Also check the live folder against the newest manifest: files whose
+    /// size and mtime are unchanged but whose MD5 differs, and missing files.
+    #[arg(long, value_name = "DIR")]
+    pub origin: Option<PathBuf>,
+    /// A JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Restore files from discs.
+#[derive(Debug, Parser)]
+#[command(
+    name = "dbackup-restore",
+    version,
+    about = "Restore files as they were, from discs or images, checking every MD5",
+    after_help = "Exit status: 0 everything asked for was restored and verified; 1 something could not be (missing disc, damaged file); 2 error."
+)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub discs: Discs,
+    /// Where to restore to (created if missing). Nothing is written outside it.
+    #[arg(long, value_name = "TARGET")]
+    pub to: PathBuf,
+    /// Glob patterns of the files to restore (as dbackup-find). Default: all.
+    #[arg(value_name = "PATTERN")]
+    pub patterns: Vec<String>,
+    /// Match patterns case-insensitively.
+    #[arg(short = 'i', long)]
+    pub ignore_case: bool,
+    /// Restore the state as of WHEN (date, date-time or Unix seconds).
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    pub as_of: Option<f64>,
+    /// Print the plan (discs needed, files, bytes); restore nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replace existing files that differ.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// One drive and a pile of discs: ask for each needed disc in turn at
+    /// this mount point.
+    #[arg(long, value_name = "MOUNTPOINT")]
+    pub drive: Option<PathBuf>,
+    /// A JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+fn parse_when(s: &str) -> Result<f64, String> {
+    crate::units::parse_when(s)
+}
+
 fn parse_size(s: &str) -> Result<u64, String> {
     crate::units::parse_size(s)
 }
@@ -152,5 +263,8 @@ mod tests {
     fn parsers_are_well_formed() {
         StageArgs::command().debug_assert();
         MkisoArgs::command().debug_assert();
+        FindArgs::command().debug_assert();
+        VerifyArgs::command().debug_assert();
+        RestoreArgs::command().debug_assert();
     }
 }

@@ -475,20 +475,9 @@ pub fn read_back(
 }
 
 fn integrity_check(db: &Path) -> std::result::Result<(), String> {
-    let uri = format!("file:{}?immutable=1", db.display());
-    let conn = rusqlite::Connection::open_with_flags(
-        uri,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
-    )
-    .map_err(|e| format!("does not open: {e}"))?;
-    let res: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .map_err(|e| format!("integrity check failed: {e}"))?;
-    if res == "ok" {
-        Ok(())
-    } else {
-        Err(format!("integrity check: {res}"))
-    }
+    crate::catalog::manifest::Manifest::open(db)
+        .map_err(|e| e.to_string())?
+        .integrity_check()
 }
 
 fn md5_of(path: &Path) -> Result<String> {

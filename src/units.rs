@@ -76,6 +76,53 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
+/// Parses a point in time: Unix seconds (`1700000000`, `1700000000.5`), a
+/// date (`2024-05-01`, meaning its end: 23:59:59.999 local time, so "as of
+/// a day" includes that day), a date-time (`2024-05-01T12:00`,
+/// `2024-05-01 12:00:30`, local time) or an RFC 3339 / ISO 8601 time with a
+/// zone (`2024-05-01T12:00:00Z`, `...+02:00`). Returns Unix seconds.
+pub fn parse_when(text: &str) -> Result<f64, String> {
+    parse_when_in(text, &jiff::tz::TimeZone::system())
+}
+
+/// [`parse_when`] in a given time zone (for tests).
+pub fn parse_when_in(text: &str, tz: &jiff::tz::TimeZone) -> Result<f64, String> {
+    let t = text.trim();
+    let bad = || {
+        format!(
+            "{text:?} is not a time: use a date (2024-05-01), a date-time (2024-05-01T12:00) or Unix seconds"
+        )
+    };
+    if t.is_empty() {
+        return Err(bad());
+    }
+    if t.bytes().all(|b| b.is_ascii_digit() || b == b'.') && !t.contains('-') {
+        let v: f64 = t.parse().map_err(|_| bad())?;
+        return if v.is_finite() { Ok(v) } else { Err(bad()) };
+    }
+    if let Ok(ts) = t.parse::<jiff::Timestamp>() {
+        return Ok(ts.as_second() as f64 + f64::from(ts.subsec_nanosecond()) / 1e9);
+    }
+    let normalized = t.replacen(' ', "T", 1);
+    if let Ok(dt) = normalized.parse::<jiff::civil::DateTime>() {
+        let zoned = dt.to_zoned_datetime(tz.clone()).map_err(|_| bad())?;
+        let ts = zoned.timestamp();
+        // A bare date means the whole day.
+        if !t.contains(['T', ' ', ':']) {
+            let end = dt
+                .date()
+                .tomorrow()
+                .map_err(|_| bad())?
+                .to_zoned_datetime(tz.clone())
+                .map_err(|_| bad())?
+                .timestamp();
+            return Ok(end.as_second() as f64 - 0.001);
+        }
+        return Ok(ts.as_second() as f64 + f64::from(ts.subsec_nanosecond()) / 1e9);
+    }
+    Err(bad())
+}
+
 fn media_names() -> String {
     MEDIA
         .iter()
@@ -103,6 +150,30 @@ mod tests {
         assert_eq!(parse_size("4GiB"), Ok(4 << 30));
         assert_eq!(parse_size("12345"), Ok(12345));
         assert_eq!(parse_size("1 MiB"), Ok(1 << 20));
+    }
+
+    #[test]
+    fn times() {
+        let utc = jiff::tz::TimeZone::UTC;
+        assert_eq!(parse_when_in("1700000000", &utc), Ok(1_700_000_000.0));
+        assert_eq!(parse_when_in("1700000000.5", &utc), Ok(1_700_000_000.5));
+        assert_eq!(
+            parse_when_in("2023-11-14T22:13:20", &utc),
+            Ok(1_700_000_000.0)
+        );
+        assert_eq!(
+            parse_when_in("2023-11-14 22:13:20", &utc),
+            Ok(1_700_000_000.0)
+        );
+        assert_eq!(
+            parse_when_in("2023-11-14T23:13:20+01:00", &utc),
+            Ok(1_700_000_000.0)
+        );
+        // A date means the end of that day.
+        assert_eq!(parse_when_in("1970-01-01", &utc), Ok(86_399.999));
+        assert!(parse_when_in("yesterday", &utc).is_err());
+        assert!(parse_when_in("", &utc).is_err());
+        assert!(parse_when_in("2023-13-45", &utc).is_err());
     }
 
     #[test]

@@ -21,6 +21,8 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use crate::error::{Error, Result};
 use crate::names;
 
+pub mod manifest;
+
 /// Our schema version, in `PRAGMA user_version`.
 pub const SCHEMA_VERSION: i64 = 1;
 

@@ -1,0 +1,367 @@
+//! The discs a recovery tool is given: a mounted disc (a folder with
+//! `manifest.db` at its root), an image read directly without mounting, or a
+//! folder holding images. Each is opened with its own manifest; together
+//! they form a [`DiscSet`] whose history comes from the newest manifest.
+//! Discs of another set are refused. Recovery tools read only what is here,
+//! never a workdir.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::catalog::manifest::{Manifest, ManifestError, SetIdentity};
+use crate::disc;
+use crate::iso::{IsoError, IsoReader};
+
+/// Why a disc could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum MediumError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Iso(#[from] IsoError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("{}: not a dbackup disc: {why}", path.display())]
+    NotADisc { path: PathBuf, why: String },
+    #[error("{} is disc {disc} of set {theirs}, not of set {ours} (the newest disc given); leave it out or give the discs of one set only", path.display())]
+    OtherSet {
+        path: PathBuf,
+        disc: i64,
+        theirs: String,
+        ours: String,
+    },
+    #[error("no discs given")]
+    NoDiscs,
+}
+
+type Result<T> = std::result::Result<T, MediumError>;
+
+/// Where a disc's content is.
+pub enum Content {
+    /// A mounted disc or an extracted copy: a folder.
+    Folder(PathBuf),
+    /// An image file, read with our own ISO reader.
+    Image(IsoReader),
+}
+
+/// A file stored on a disc.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// Path relative to the disc root (`files/4/1234`).
+    pub rel: String,
+    pub size: u64,
+    /// Where it starts on the medium, for reading in on-disc order (for a
+    /// folder, the position its name takes in the image's sorted layout).
+    pub order: u128,
+}
+
+/// One disc.
+pub struct Medium {
+    /// What the user gave (or the image found in a folder they gave).
+    pub source: PathBuf,
+    pub content: Content,
+    /// The disc's own manifest.
+    pub manifest: Manifest,
+    /// Which disc of the set this is (the highest completed disc of its manifest).
+    pub disc: i64,
+    pub identity: SetIdentity,
+    /// Keeps an image's extracted manifest alive as long as we use it.
+    _manifest_copy: Option<tempfile::TempPath>,
+}
+
+fn io(path: &Path, source: std::io::Error) -> MediumError {
+    MediumError::Io {
+        path: path.into(),
+        source,
+    }
+}
+
+impl Medium {
+    /// Opens what PATH names: one disc (a mounted disc or an image), or every
+    /// image (`*.iso`) in a folder without `manifest.db`.
+    pub fn open_all(path: &Path) -> Result<Vec<Medium>> {
+        let meta = std::fs::metadata(path).map_err(|e| io(path, e))?;
+        if meta.is_dir() {
+            if path.join(disc::MANIFEST).is_file() {
+                return Ok(vec![Medium::open_folder(path)?]);
+            }
+            let mut images: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| io(path, e))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("iso")) && p.is_file()
+                })
+                .collect();
+            images.sort();
+            if images.is_empty() {
+                return Err(MediumError::NotADisc {
+                    path: path.into(),
+                    why: "no manifest.db at its root and no .iso images in it".into(),
+                });
+            }
+            images.iter().map(|p| Medium::open_image(p)).collect()
+        } else {
+            Ok(vec![Medium::open_image(path)?])
+        }
+    }
+
+    /// A mounted disc: a folder with `manifest.db` at its root.
+    pub fn open_folder(root: &Path) -> Result<Medium> {
+        let manifest = Manifest::open(&root.join(disc::MANIFEST))?;
+        Medium::finish(root.into(), Content::Folder(root.into()), manifest, None)
+    }
+
+    /// An image, read directly: its manifest is copied to a temp file, since
+    /// SQLite reads files, not byte ranges of an image.
+    pub fn open_image(path: &Path) -> Result<Medium> {
+        let reader = IsoReader::open(path)?;
+        let Some(entry) = reader.find(disc::MANIFEST) else {
+            return Err(MediumError::NotADisc {
+                path: path.into(),
+                why: "the image has no manifest.db".into(),
+            });
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix("dbackup-manifest-")
+            .suffix(".db")
+            .tempfile()
+            .map_err(|e| io(Path::new("temp file"), e))?;
+        std::io::copy(&mut reader.reader(entry), tmp.as_file_mut()).map_err(|e| io(path, e))?;
+        let tmp = tmp.into_temp_path();
+        let manifest = Manifest::open(&tmp)?;
+        Medium::finish(path.into(), Content::Image(reader), manifest, Some(tmp))
+    }
+
+    fn finish(
+        source: PathBuf,
+        content: Content,
+        manifest: Manifest,
+        copy: Option<tempfile::TempPath>,
+    ) -> Result<Medium> {
+        let disc = manifest.this_disc()?.ok_or_else(|| MediumError::NotADisc {
+            path: source.clone(),
+            why: "its manifest has no completed disc".into(),
+        })?;
+        let identity = manifest.identity();
+        Ok(Medium {
+            source,
+            content,
+            manifest,
+            disc,
+            identity,
+            _manifest_copy: copy,
+        })
+    }
+
+    /// The stored file with id `id`, if the disc has it.
+    pub fn stored(&self, id: i64) -> Option<Stored> {
+        let rel = disc::file_path(id).to_string_lossy().into_owned();
+        match &self.content {
+            Content::Image(r) => r.find(&rel).map(|f| Stored {
+                rel,
+                size: f.size,
+                order: u128::from(f.extents.first().map(|e| e.0).unwrap_or(0)),
+            }),
+            Content::Folder(root) => {
+                let meta = std::fs::symlink_metadata(root.join(&rel)).ok()?;
+                meta.is_file().then(|| Stored {
+                    order: folder_order(id),
+                    rel,
+                    size: meta.len(),
+                })
+            }
+        }
+    }
+
+    /// Every file under `files/` on the disc (to find those the manifest
+    /// does not know).
+    pub fn stored_files(&self) -> Result<Vec<Stored>> {
+        match &self.content {
+            Content::Image(r) => Ok(r
+                .files()
+                .iter()
+                .filter(|f| f.path.starts_with("files/"))
+                .map(|f| Stored {
+                    rel: f.path.clone(),
+                    size: f.size,
+                    order: u128::from(f.extents.first().map(|e| e.0).unwrap_or(0)),
+                })
+                .collect()),
+            Content::Folder(root) => {
+                let base = root.join(disc::FILES_DIR);
+                let mut out = Vec::new();
+                if !base.is_dir() {
+                    return Ok(out);
+                }
+                for entry in walkdir::WalkDir::new(&base).follow_links(false) {
+                    let entry = entry.map_err(|e| {
+                        io(
+                            &base,
+                            e.into_io_error()
+                                .unwrap_or_else(|| std::io::Error::other("walk failed")),
+                        )
+                    })?;
+                    if !entry.file_type().is_file() {
+                        continue;
+                    }
+                    let rel = entry
+                        .path()
+                        .strip_prefix(root)
+                        .unwrap_or(entry.path())
+                        .to_string_lossy()
+                        .into_owned();
+                    let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                    let order = entry
+                        .file_name()
+                        .to_str()
+                        .and_then(|n| n.parse::<i64>().ok())
+                        .map(folder_order)
+                        .unwrap_or(u128::MAX);
+                    out.push(Stored { rel, size, order });
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Opens a stored file for reading.
+    pub fn open(&self, stored: &Stored) -> std::io::Result<Box<dyn Read + Send + '_>> {
+        match &self.content {
+            Content::Image(r) => match r.find(&stored.rel) {
+                Some(f) => Ok(Box::new(r.reader(f))),
+                None => Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{} is not on the image", stored.rel),
+                )),
+            },
+            Content::Folder(root) => Ok(Box::new(std::fs::File::open(root.join(&stored.rel))?)),
+        }
+    }
+
+    /// A short label for messages: `disc 3 (/media/cdrom)`.
+    pub fn label(&self) -> String {
+        format!("disc {} ({})", self.disc, self.source.display())
+    }
+}
+
+/// Where file `id` sits in an image's layout, which stores folders and names
+/// in sorted order (`files/0/1`, `files/0/10`, `files/0/100`, `files/0/11`):
+/// reading a mounted disc in this order reads it front to back.
+fn folder_order(id: i64) -> u128 {
+    // Each name as a base-11 number of 18 digits (digit+1, 0 = past the
+    // end), so that comparing keys compares the names as strings.
+    fn key(s: &str) -> u128 {
+        let mut v = 0u128;
+        let mut digits = s.bytes();
+        for _ in 0..18 {
+            v = v * 11 + digits.next().map(|b| u128::from(b - b'0') + 1).unwrap_or(0);
+        }
+        v
+    }
+    let dir = id.div_euclid(disc::FILES_PER_DIR).max(0);
+    key(&dir.to_string()) * 11u128.pow(18) + key(&id.max(0).to_string())
+}
+
+/// The discs given to a recovery tool.
+pub struct DiscSet {
+    /// One per disc number, in disc order.
+    pub media: Vec<Medium>,
+    /// Index in `media` of the newest disc, whose manifest is the history.
+    pub newest: usize,
+    /// Discs given twice (same number): their sources, left out.
+    pub duplicates: Vec<PathBuf>,
+}
+
+impl DiscSet {
+    /// Opens every path (see [`Medium::open_all`]), takes the history from the
+    /// newest disc, and refuses discs of another set.
+    pub fn open(paths: &[PathBuf]) -> Result<DiscSet> {
+        let mut media = Vec::new();
+        for p in paths {
+            media.extend(Medium::open_all(p)?);
+        }
+        if media.is_empty() {
+            return Err(MediumError::NoDiscs);
+        }
+        media.sort_by_key(|m| m.disc);
+        let mut duplicates = Vec::new();
+        let mut unique: Vec<Medium> = Vec::with_capacity(media.len());
+        for m in media {
+            if unique.last().is_some_and(|u| u.disc == m.disc) {
+                duplicates.push(m.source);
+            } else {
+                unique.push(m);
+            }
+        }
+        let newest = unique.len() - 1;
+        let ours = unique[newest].identity.clone();
+        for m in &unique {
+            if !m.identity.same_set(&ours) {
+                return Err(MediumError::OtherSet {
+                    path: m.source.clone(),
+                    disc: m.disc,
+                    theirs: m.identity.describe(),
+                    ours: ours.describe(),
+                });
+            }
+        }
+        Ok(DiscSet {
+            media: unique,
+            newest,
+            duplicates,
+        })
+    }
+
+    /// The manifest holding the set's history: the newest disc's.
+    pub fn history(&self) -> &Manifest {
+        &self.media[self.newest].manifest
+    }
+
+    /// The given disc with number `disc`.
+    pub fn medium(&self, disc: i64) -> Option<&Medium> {
+        self.media.iter().find(|m| m.disc == disc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_order_is_the_order_our_writer_lays_files_out() {
+        use crate::iso::{write_image, Entry, Source, WriteOptions};
+        let ids = [1i64, 2, 10, 11, 100, 255, 256, 300, 1234, 2560, 70000];
+        let entries: Vec<Entry> = ids
+            .iter()
+            .map(|&id| Entry {
+                path: disc::file_path(id).to_string_lossy().into_owned(),
+                source: Source::Bytes(vec![1; 10]),
+            })
+            .collect();
+        let opts = WriteOptions {
+            volume_id: "T".into(),
+            volume_set_id: "T".into(),
+            application_id: "T".into(),
+            timestamp: 0,
+        };
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        write_image(tmp.as_file(), &entries, &opts, &mut |_| {}).unwrap();
+        let reader = IsoReader::open(tmp.path()).unwrap();
+        let mut by_extent = ids.to_vec();
+        by_extent.sort_by_key(|&id| {
+            reader
+                .find(&disc::file_path(id).to_string_lossy())
+                .unwrap()
+                .extents[0]
+                .0
+        });
+        let mut by_key = ids.to_vec();
+        by_key.sort_by_key(|&id| folder_order(id));
+        assert_eq!(by_key, by_extent);
+    }
+}
