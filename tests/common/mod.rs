@@ -261,3 +261,69 @@ pub fn bsdtar_extract(iso: &Path, dest: &Path) {
         text(&out.stderr)
     );
 }
+
+/// Builds the discs of a set made by the original dBackup, with Python's
+/// sqlite3 module and the original's layout: one folder per disc (as if
+/// mounted), each with `files/<id div 256>/<id>` and a `manifest.db`
+/// snapshot of the history so far (its own disc completed). Names have the
+/// leading slash, timestamps are REAL, mtimes whole seconds, no settings,
+/// no deletions, and on each disc a leftover `copied=0` row (`/never/copied`). `discs[i]` lists the
+/// (name, content) pairs staged on disc i+1. Returns the disc folders.
+pub fn original_set(root: &Path, discs: &[Vec<(&str, Vec<u8>)>]) -> Vec<PathBuf> {
+    let mut rows = Vec::new(); // (id, name, md5, size, disc)
+    let mut next_id = 1i64;
+    let mut folders = Vec::new();
+    let db = root.join("original-live.db");
+    let script = r#"
+import sqlite3, sys, json, shutil
+db, start, rows_json, disc, out = sys.argv[1], float(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
+c = sqlite3.connect(db)
+c.execute("CREATE TABLE IF NOT EXISTS discs(id INTEGER PRIMARY KEY, started INTEGER, completed INTEGER, available BOOLEAN)")
+c.execute("CREATE TABLE IF NOT EXISTS files(id INTEGER PRIMARY KEY, filename TEXT, timestamp INTEGER, md5 TEXT, size INTEGER, mtime INTEGER, disc_id INTEGER, desc TEXT, copied BOOLEAN)")
+c.execute("CREATE INDEX IF NOT EXISTS filenames ON files(filename, copied)")
+c.execute("INSERT INTO discs VALUES (?, ?, NULL, 1)", (disc, start + disc * 1000.25))
+for (i, name, md5, size) in json.loads(rows_json):
+    c.execute("INSERT INTO files VALUES (?,?,?,?,?,?,?,?,1)", (i, name, start + disc * 1000.5 + i, md5, size, int(start) - 86400, disc, "New file"))
+c.execute("UPDATE discs SET completed=? WHERE id=?", (start + disc * 1000.75, disc))
+# A reservation whose copy never finished: no reader may take it for a backup.
+c.execute("INSERT INTO files(id, filename, timestamp, md5, size, mtime, disc_id, desc, copied) VALUES (100000 + ?, '/never/copied', ?, NULL, 5, 0, ?, 'New file', 0)", (disc, start, disc))
+c.commit()
+c.close()
+shutil.copyfile(db, out)
+c = sqlite3.connect(db)
+c.execute("DELETE FROM files WHERE copied=0")
+c.commit()
+"#;
+    for (d, files) in discs.iter().enumerate() {
+        let disc = d as i64 + 1;
+        let folder = root.join(format!("original-disc-{disc}"));
+        let mut these = Vec::new();
+        for (name, content) in files {
+            let id = next_id;
+            next_id += 1;
+            let p = folder
+                .join("files")
+                .join((id / 256).to_string())
+                .join(id.to_string());
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, content).unwrap();
+            let md5 = md5_bytes(content);
+            these.push(serde_json::json!([id, name, md5, content.len()]));
+            rows.push((id, name.to_string(), md5, content.len(), disc));
+        }
+        std::fs::create_dir_all(&folder).unwrap();
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(&db)
+            .arg("1300000000.5")
+            .arg(serde_json::Value::Array(these).to_string())
+            .arg(disc.to_string())
+            .arg(folder.join("manifest.db"))
+            .output()
+            .expect("python3 is installed");
+        assert!(out.status.success(), "python3: {}", text(&out.stderr));
+        folders.push(folder);
+    }
+    folders
+}
