@@ -10,6 +10,7 @@ pub mod cli;
 pub mod disc;
 pub mod error;
 pub mod exit;
+pub mod find;
 pub mod fsutil;
 pub mod history;
 pub mod iso;

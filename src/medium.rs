@@ -289,6 +289,20 @@ impl DiscSet {
             return Err(MediumError::NoDiscs);
         }
         media.sort_by_key(|m| m.disc);
+        // Every disc must belong to the set of the newest one, checked
+        // before duplicates are dropped: a disc 1 of another set is not a
+        // copy of ours.
+        let ours = media[media.len() - 1].identity.clone();
+        for m in &media {
+            if !m.identity.same_set(&ours) {
+                return Err(MediumError::OtherSet {
+                    path: m.source.clone(),
+                    disc: m.disc,
+                    theirs: m.identity.describe(),
+                    ours: ours.describe(),
+                });
+            }
+        }
         let mut duplicates = Vec::new();
         let mut unique: Vec<Medium> = Vec::with_capacity(media.len());
         for m in media {
@@ -299,17 +313,6 @@ impl DiscSet {
             }
         }
         let newest = unique.len() - 1;
-        let ours = unique[newest].identity.clone();
-        for m in &unique {
-            if !m.identity.same_set(&ours) {
-                return Err(MediumError::OtherSet {
-                    path: m.source.clone(),
-                    disc: m.disc,
-                    theirs: m.identity.describe(),
-                    ours: ours.describe(),
-                });
-            }
-        }
         Ok(DiscSet {
             media: unique,
             newest,

@@ -53,3 +53,62 @@ mod tests {
         assert_eq!(time_in(f64::NAN, &utc), "?");
     }
 }
+
+/// Rows of a report, shown as a table on a terminal and as tab-separated
+/// lines otherwise (for scripts and pipes), so every tool looks alike.
+pub struct Rows {
+    headers: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Rows {
+    pub fn new(headers: &[&str]) -> Rows {
+        Rows {
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, row: Vec<String>) {
+        self.rows.push(row);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Writes the rows: a table when `terminal`, else one tab-separated line
+    /// per row (headers first), tabs and newlines in cells escaped.
+    pub fn write(&self, out: &mut dyn std::io::Write, terminal: bool) -> std::io::Result<()> {
+        if terminal {
+            let mut table = comfy_table::Table::new();
+            table
+                .load_style(comfy_table::presets::UTF8_HORIZONTAL_ONLY)
+                .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+                .set_header(&self.headers);
+            for r in &self.rows {
+                table.add_row(r);
+            }
+            writeln!(out, "{table}")
+        } else {
+            let clean = |c: &String| c.replace('\t', "\\t").replace('\n', "\\n");
+            writeln!(
+                out,
+                "{}",
+                self.headers
+                    .iter()
+                    .map(clean)
+                    .collect::<Vec<_>>()
+                    .join("\t")
+            )?;
+            for r in &self.rows {
+                writeln!(
+                    out,
+                    "{}",
+                    r.iter().map(clean).collect::<Vec<_>>().join("\t")
+                )?;
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! `dbackup-find`: where is my file? Answers from the newest manifest among
+//! the discs given: each matching file with its versions, its latest backup
+//! and the disc that holds it, and whether that disc is at hand or lost.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use crate::history::{self, Matcher};
+use crate::medium::DiscSet;
+
+/// What to look for.
+#[derive(Debug, Clone, Default)]
+pub struct FindOptions {
+    pub discs: Vec<PathBuf>,
+    pub patterns: Vec<String>,
+    pub ignore_case: bool,
+    pub all_versions: bool,
+    pub as_of: Option<f64>,
+    /// List files recorded deleted (instead of live ones).
+    pub deleted: bool,
+}
+
+/// Where a disc is, seen from the discs given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Availability {
+    /// Among the discs given.
+    Given,
+    /// Not given, but not marked lost.
+    NotGiven,
+    /// Marked lost in the set's history.
+    Lost,
+}
+
+impl Availability {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Availability::Given => "given",
+            Availability::NotGiven => "not given",
+            Availability::Lost => "lost",
+        }
+    }
+}
+
+/// One row: a file (its current version) or, with `all_versions`, a version.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Found {
+    #[serde(serialize_with = "ser_name")]
+    pub filename: Vec<u8>,
+    pub id: i64,
+    pub disc: i64,
+    pub md5: String,
+    pub size: u64,
+    pub mtime: f64,
+    /// When this version was backed up.
+    pub timestamp: f64,
+    /// Versions of the file up to the time asked (all when not given).
+    pub versions: usize,
+    pub desc: String,
+    pub availability: Availability,
+    /// When the file was recorded deleted, if it was by then.
+    pub deleted: Option<f64>,
+}
+
+fn ser_name<S: serde::Serializer>(name: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::names::display(name, false))
+}
+
+/// The answer.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FindReport {
+    pub found: Vec<Found>,
+    /// Manifest rows that were malformed and left out.
+    pub invalid_rows: u64,
+    /// The disc whose manifest answered.
+    pub history_disc: i64,
+    /// Discs given twice, left out.
+    pub duplicates: Vec<PathBuf>,
+}
+
+/// Why `find` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FindError {
+    #[error(transparent)]
+    Medium(#[from] crate::medium::MediumError),
+    #[error(transparent)]
+    Manifest(#[from] crate::catalog::manifest::ManifestError),
+    #[error("{0}")]
+    Pattern(String),
+}
+
+/// Looks up the patterns in the newest manifest among the discs.
+pub fn find(opts: &FindOptions) -> Result<FindReport, FindError> {
+    let matcher = Matcher::new(&opts.patterns, opts.ignore_case).map_err(FindError::Pattern)?;
+    let set = DiscSet::open(&opts.discs)?;
+    let manifest = set.history();
+    let given: HashSet<i64> = set.media.iter().map(|m| m.disc).collect();
+    let lost: HashSet<i64> = manifest
+        .discs()?
+        .into_iter()
+        .filter(|d| !d.available)
+        .map(|d| d.id)
+        .collect();
+    let availability = |disc: i64| {
+        if lost.contains(&disc) {
+            Availability::Lost
+        } else if given.contains(&disc) {
+            Availability::Given
+        } else {
+            Availability::NotGiven
+        }
+    };
+    let selection = history::select(manifest, &matcher, opts.as_of)?;
+    let mut found = Vec::new();
+    for f in &selection.files {
+        if f.deleted.is_some() != opts.deleted {
+            continue;
+        }
+        let versions: Vec<_> = if opts.all_versions {
+            f.versions.iter().collect()
+        } else {
+            vec![f.current()]
+        };
+        for v in versions {
+            found.push(Found {
+                filename: f.name.clone(),
+                id: v.id,
+                disc: v.disc,
+                md5: v.md5.clone(),
+                size: v.size,
+                mtime: v.mtime,
+                timestamp: v.timestamp,
+                versions: f.versions.len(),
+                desc: v.desc.clone(),
+                availability: availability(v.disc),
+                deleted: f.deleted,
+            });
+        }
+    }
+    Ok(FindReport {
+        found,
+        invalid_rows: selection.invalid_rows,
+        history_disc: set.media[set.newest].disc,
+        duplicates: set.duplicates.clone(),
+    })
+}
