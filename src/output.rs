@@ -34,26 +34,6 @@ pub fn time_in(secs: f64, tz: &jiff::tz::TimeZone) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(3_435_973_837), "3.2 GiB");
-    }
-
-    #[test]
-    fn times() {
-        let utc = jiff::tz::TimeZone::UTC;
-        assert_eq!(time_in(0.0, &utc), "1970-01-01T00:00:00+00:00");
-        assert_eq!(time_in(1_795_678_938.5, &utc), "2026-11-26T07:42:18+00:00");
-        assert_eq!(time_in(f64::NAN, &utc), "?");
-    }
-}
-
 /// Rows of a report, shown as a table on a terminal and as tab-separated
 /// lines otherwise (for scripts and pipes), so every tool looks alike.
 pub struct Rows {
@@ -110,5 +90,25 @@ impl Rows {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3_435_973_837), "3.2 GiB");
+    }
+
+    #[test]
+    fn times() {
+        let utc = jiff::tz::TimeZone::UTC;
+        assert_eq!(time_in(0.0, &utc), "1970-01-01T00:00:00+00:00");
+        assert_eq!(time_in(1_795_678_938.5, &utc), "2026-11-26T07:42:18+00:00");
+        assert_eq!(time_in(f64::NAN, &utc), "?");
     }
 }
