@@ -61,11 +61,11 @@ impl Matcher {
                 .any(|p| p.matches_with(rel, self.options))
     }
 
-    /// A SQLite GLOB that every matching name also matches (SQLite's `*`
-    /// crosses `/`, so it is a superset), letting SQLite skip most rows.
-    /// `None` when no single prefilter helps.
-    pub fn sql_prefilter(&self) -> Option<String> {
-        if !self.options.case_sensitive || self.sources.len() != 1 {
+    /// A SQLite condition that every matching name also meets (SQLite's `*`
+    /// and `%` cross `/`, so it is a superset), letting SQLite skip most
+    /// rows. `None` when no single prefilter helps.
+    pub fn sql_prefilter(&self) -> Option<Prefilter> {
+        if self.sources.len() != 1 {
             return None;
         }
         let p = &self.sources[0];
@@ -74,12 +74,64 @@ impl Matcher {
             .trim_start_matches('/')
             .replace("**/", "*")
             .replace("**", "*");
-        Some(if p.contains('/') {
+        let glob = if p.contains('/') {
             format!("/{body}")
         } else {
             format!("*/{body}")
+        };
+        if self.options.case_sensitive {
+            return Some(Prefilter {
+                like: false,
+                pattern: glob,
+            });
+        }
+        // SQLite's LIKE folds ASCII case only: a pattern with other letters
+        // could miss a match, so it gets no prefilter.
+        if !glob.is_ascii() {
+            return None;
+        }
+        let mut like = String::new();
+        let mut chars = glob.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '*' => like.push('%'),
+                '?' => like.push('_'),
+                '[' => {
+                    // A class matches exactly one character.
+                    if chars.peek() == Some(&'!') {
+                        chars.next();
+                    }
+                    if chars.peek() == Some(&']') {
+                        chars.next();
+                    }
+                    for c in chars.by_ref() {
+                        if c == ']' {
+                            break;
+                        }
+                    }
+                    like.push('_');
+                }
+                '%' | '_' | '\\' => {
+                    like.push('\\');
+                    like.push(c);
+                }
+                c => like.push(c),
+            }
+        }
+        Some(Prefilter {
+            like: true,
+            pattern: like,
         })
     }
+}
+
+/// A superset filter SQLite applies before we match exactly: a GLOB
+/// pattern, or (for case-insensitive matching) a LIKE pattern with `\` as
+/// its escape character.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prefilter {
+    pub like: bool,
+    pub pattern: String,
 }
 
 /// One file as of the chosen time.
@@ -133,7 +185,7 @@ pub fn select(
     }
     let mut files: Vec<FileState> = Vec::new();
     let prefilter = matcher.sql_prefilter();
-    let invalid = manifest.for_each_version_by_name(prefilter.as_deref(), &mut |v| {
+    let invalid = manifest.for_each_version_by_name(prefilter.as_ref(), &mut |v| {
         if v.timestamp > limit || !matcher.matches(&v.name) {
             return;
         }
@@ -193,24 +245,24 @@ mod tests {
         assert!(m(&["caf*"], false).matches(b"/x/caf\xe9"));
     }
 
+    fn pre(p: &str, ci: bool) -> Option<String> {
+        m(&[p], ci).sql_prefilter().map(|f| f.pattern)
+    }
+
     #[test]
     fn prefilter_is_a_superset() {
+        assert_eq!(pre("2012/**", false).as_deref(), Some("/2012/*"));
+        assert_eq!(pre("*.jpg", false).as_deref(), Some("*/*.jpg"));
+        assert_eq!(pre("**/*.jpg", false).as_deref(), Some("/*.jpg"));
+        assert_eq!(pre("a/**/b", false).as_deref(), Some("/a/*b"));
+        assert_eq!(pre("*.jpg", true).as_deref(), Some("%/%.jpg"));
         assert_eq!(
-            m(&["2012/**"], false).sql_prefilter().as_deref(),
-            Some("/2012/*")
+            pre("IMG_[0-9]?.jpg", true).as_deref(),
+            Some(r"%/IMG\___.jpg")
         );
-        assert_eq!(
-            m(&["*.jpg"], false).sql_prefilter().as_deref(),
-            Some("*/*.jpg")
-        );
-        assert_eq!(m(&["*.jpg"], true).sql_prefilter(), None);
-        assert_eq!(
-            m(&["**/*.jpg"], false).sql_prefilter().as_deref(),
-            Some("/*.jpg")
-        );
-        assert_eq!(
-            m(&["a/**/b"], false).sql_prefilter().as_deref(),
-            Some("/a/*b")
-        );
+        assert_eq!(pre("100%", true).as_deref(), Some(r"%/100\%"));
+        assert_eq!(pre("café*", true), None);
+        assert!(m(&["*.jpg"], true).sql_prefilter().unwrap().like);
+        assert!(!m(&["*.jpg"], false).sql_prefilter().unwrap().like);
     }
 }

@@ -359,13 +359,13 @@ impl Manifest {
     /// the versions of one file come together.
     pub fn for_each_version_by_name(
         &self,
-        prefilter: Option<&str>,
+        prefilter: Option<&crate::history::Prefilter>,
         f: &mut dyn FnMut(Version),
     ) -> Result<u64> {
-        let filter = if prefilter.is_some() {
-            "AND CAST(filename AS TEXT) GLOB ?1"
-        } else {
-            ""
+        let filter = match prefilter {
+            Some(p) if p.like => "AND CAST(filename AS TEXT) LIKE ?1 ESCAPE '\\'",
+            Some(_) => "AND CAST(filename AS TEXT) GLOB ?1",
+            None => "",
         };
         let sql = format!(
             "SELECT {} FROM files WHERE copied=1 {filter} ORDER BY filename, id",
@@ -373,7 +373,7 @@ impl Manifest {
         );
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
         let mut rows = match prefilter {
-            Some(p) => stmt.query([p]),
+            Some(p) => stmt.query([&p.pattern]),
             None => stmt.query([]),
         }
         .map_err(|e| self.err(e))?;
