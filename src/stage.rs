@@ -137,45 +137,10 @@ pub fn monitor(
         )));
     }
     let mut live = wd.catalog.live_index()?;
-    let disc = wd.open_disc()?;
-    let db_base = wd.catalog.db_size()?;
-    let usage = disc::usage(&wd.catalog.disc_usage(disc)?, db_base);
-    let free = if opts.dry_run {
-        u64::MAX
-    } else {
-        fsutil::available_space(&wd.layout.root)?
-    };
-    let disc_size = settings.disc_size;
-    let mut st = Stager {
-        wd,
-        opts: opts.clone(),
-        progress,
-        on_event,
-        disc,
-        usage,
-        db_base,
-        pending: Vec::new(),
-        pending_bytes: 0,
-        deferred: Vec::new(),
-        deferred_cost: 0,
-        free,
-        report: MonitorReport {
-            disc_size,
-            dry_run: opts.dry_run,
-            ..Default::default()
-        },
-        made_dirs: BTreeSet::new(),
-        stop: None,
-    };
+    let mut st = Stager::new(wd, opts, progress, on_event)?;
     progress.message("scanning");
     let stats = scan::walk(&settings.watched, &excludes, &mut live, &mut st)?;
-    if st.stop.is_none() {
-        st.flush()?;
-        while !st.deferred.is_empty() && st.stop.is_none() {
-            st.close_and_replan()?;
-            st.flush()?;
-        }
-    }
+    st.drain()?;
     st.report.scanned_files = stats.files;
     st.report.scanned_bytes = stats.bytes;
     if stats.complete && st.stop.is_none() {
@@ -184,19 +149,25 @@ pub fn monitor(
     if !opts.dry_run {
         st.wd.catalog.set_state_f64("last_run", catalog::now())?;
     }
-    progress.finish();
-    st.report.open_disc = st.disc;
-    st.report.open_disc_usage = st.usage;
-    if let Some(err) = st.stop.take() {
-        match err {
-            Error::NoSpace { .. } => st.report.no_space = Some(err.to_string()),
-            Error::Io { ref source, .. } if fsutil::is_no_space(source) => {
-                st.report.no_space = Some(err.to_string())
-            }
-            other => return Err(other),
+    st.finish()
+}
+
+/// Stages the given files again (e.g. after a disc was lost) through the
+/// same crash-safe path as `monitor`, closing discs as they fill.
+pub fn stage_files(
+    wd: &mut Workdir,
+    files: Vec<Change>,
+    progress: &Progress,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<MonitorReport> {
+    let mut st = Stager::new(wd, &MonitorOptions::default(), progress, on_event)?;
+    for change in files {
+        if st.add(change)?.is_break() {
+            break;
         }
     }
-    Ok(st.report)
+    st.drain()?;
+    st.finish()
 }
 
 impl scan::Sink for Stager<'_, '_> {
@@ -210,7 +181,74 @@ impl scan::Sink for Stager<'_, '_> {
     }
 }
 
-impl Stager<'_, '_> {
+impl<'w, 'e> Stager<'w, 'e> {
+    fn new(
+        wd: &'w mut Workdir,
+        opts: &MonitorOptions,
+        progress: &'w Progress,
+        on_event: &'e mut dyn FnMut(Event<'_>),
+    ) -> Result<Self> {
+        let disc = wd.open_disc()?;
+        let db_base = wd.catalog.db_size()?;
+        let usage = disc::usage(&wd.catalog.disc_usage(disc)?, db_base);
+        let free = if opts.dry_run {
+            u64::MAX
+        } else {
+            fsutil::available_space(&wd.layout.root)?
+        };
+        let disc_size = wd.settings.disc_size;
+        Ok(Stager {
+            wd,
+            opts: opts.clone(),
+            progress,
+            on_event,
+            disc,
+            usage,
+            db_base,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            deferred: Vec::new(),
+            deferred_cost: 0,
+            free,
+            report: MonitorReport {
+                disc_size,
+                dry_run: opts.dry_run,
+                ..Default::default()
+            },
+            made_dirs: BTreeSet::new(),
+            stop: None,
+        })
+    }
+
+    /// Stages what is pending, then what waited for the next disc.
+    fn drain(&mut self) -> Result<()> {
+        if self.stop.is_none() {
+            self.flush()?;
+            while !self.deferred.is_empty() && self.stop.is_none() {
+                self.close_and_replan()?;
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The report; a full filesystem is reported, other stops are errors.
+    fn finish(mut self) -> Result<MonitorReport> {
+        self.progress.finish();
+        self.report.open_disc = self.disc;
+        self.report.open_disc_usage = self.usage;
+        if let Some(err) = self.stop.take() {
+            match err {
+                Error::NoSpace { .. } => self.report.no_space = Some(err.to_string()),
+                Error::Io { ref source, .. } if fsutil::is_no_space(source) => {
+                    self.report.no_space = Some(err.to_string())
+                }
+                other => return Err(other),
+            }
+        }
+        Ok(self.report)
+    }
+
     fn too_big(&self, size: u64) -> bool {
         cost(size) + disc::usage(&Default::default(), self.db_base) > self.report.disc_size
     }

@@ -144,6 +144,16 @@ impl Manifest {
     /// Opens and checks a manifest: the `discs` and `files` tables with the
     /// original's columns must be there.
     pub fn open(path: &Path) -> Result<Manifest> {
+        Manifest::open_with(path, true)
+    }
+
+    /// Opens a live catalogue (a workdir's, in WAL mode, maybe being
+    /// written) read-only, seeing its latest committed state.
+    pub fn open_live(path: &Path) -> Result<Manifest> {
+        Manifest::open_with(path, false)
+    }
+
+    fn open_with(path: &Path, immutable: bool) -> Result<Manifest> {
         let err = |source| ManifestError::Sqlite {
             path: path.into(),
             source,
@@ -154,7 +164,18 @@ impl Manifest {
                 why: "no such file".into(),
             });
         }
-        let conn = open_immutable(path).map_err(err)?;
+        let conn = if immutable {
+            open_immutable(path).map_err(err)?
+        } else {
+            let c = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(err)?;
+            c.busy_timeout(std::time::Duration::from_secs(10))
+                .map_err(err)?;
+            c
+        };
         let has = |table: &str, cols: &[&str]| -> Result<bool> {
             let mut stmt = conn
                 .prepare("SELECT name FROM pragma_table_info(?1)")
@@ -436,6 +457,17 @@ impl Manifest {
             });
         }
         Ok(out)
+    }
+
+    /// The latest version id of `name` among backed-up rows, if any.
+    pub fn latest_id(&self, name: &[u8]) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT max(id) FROM files WHERE filename=?1 AND copied=1",
+                [names::to_sql(name)],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// `PRAGMA integrity_check`: `Ok(())` or what it found.
