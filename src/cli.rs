@@ -246,6 +246,55 @@ pub struct RestoreArgs {
     pub common: Common,
 }
 
+/// What a lost disc cost, and protect again what still can be.
+#[derive(Debug, Parser)]
+#[command(
+    name = "dbackup-lost",
+    version,
+    about = "Mark discs lost, report what that cost, and stage again what the origin still holds",
+    after_help = "Exit status: 0 nothing is unrecoverable; 1 some data is unrecoverable; 2 error (nothing changed); 75 another run holds the lock."
+)]
+pub struct LostArgs {
+    /// The workdir. Default: the current folder.
+    #[arg(
+        short,
+        long,
+        env = "DBACKUP_WORKDIR",
+        value_name = "DIR",
+        conflicts_with = "manifest"
+    )]
+    pub workdir: Option<PathBuf>,
+    /// The discs lost (or, with --found, found again).
+    #[arg(value_name = "DISC", required = true)]
+    pub discs: Vec<i64>,
+    /// Report only; mark nothing.
+    #[arg(long, conflicts_with_all = ["found"])]
+    pub what_if: bool,
+    /// Stage again what the origin still holds, into the open disc.
+    #[arg(long, conflicts_with_all = ["found", "what_if", "manifest"])]
+    pub restage: bool,
+    /// Mark the discs available again.
+    #[arg(long)]
+    pub found: bool,
+    /// Work from a manifest.db alone (e.g. copied from the newest disc),
+    /// without a workdir; reports only.
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "origin",
+        conflicts_with = "found"
+    )]
+    pub manifest: Option<PathBuf>,
+    /// The live folder to check (default: the set's watched folder).
+    #[arg(long, value_name = "DIR")]
+    pub origin: Option<PathBuf>,
+    /// A JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
 fn parse_when(s: &str) -> Result<f64, String> {
     crate::units::parse_when(s)
 }
@@ -266,5 +315,6 @@ mod tests {
         FindArgs::command().debug_assert();
         VerifyArgs::command().debug_assert();
         RestoreArgs::command().debug_assert();
+        LostArgs::command().debug_assert();
     }
 }

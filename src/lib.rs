@@ -14,6 +14,7 @@ pub mod find;
 pub mod fsutil;
 pub mod history;
 pub mod iso;
+pub mod lost;
 pub mod medium;
 pub mod mkiso;
 pub mod names;

@@ -450,6 +450,24 @@ impl Catalog {
             .map_err(|e| self.err(e))
     }
 
+    /// Marks discs lost (`available=0`) or found again, in one transaction.
+    pub fn set_available(&mut self, ids: &[i64], available: bool) -> Result<()> {
+        let path = self.path.clone();
+        let map = |source| Error::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(map)?;
+        for id in ids {
+            tx.execute(
+                "UPDATE discs SET available=?2 WHERE id=?1",
+                params![id, available as i64],
+            )
+            .map_err(map)?;
+        }
+        tx.commit().map_err(map)
+    }
+
     /// Files and bytes backed up on disc `id`.
     pub fn disc_usage(&self, id: i64) -> Result<DiscUsage> {
         self.conn

@@ -23,6 +23,7 @@ pub fn bin(name: &str) -> PathBuf {
         "dbackup-stage" => PathBuf::from(env!("CARGO_BIN_EXE_dbackup-stage")),
         "dbackup-mkiso" => PathBuf::from(env!("CARGO_BIN_EXE_dbackup-mkiso")),
         "dbackup-find" => PathBuf::from(env!("CARGO_BIN_EXE_dbackup-find")),
+        "dbackup-lost" => PathBuf::from(env!("CARGO_BIN_EXE_dbackup-lost")),
         other => panic!("unknown binary {other}"),
     }
 }

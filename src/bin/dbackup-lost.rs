@@ -1,0 +1,146 @@
+//! dbackup-lost: what a lost disc cost, and protect again what still can be.
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::Result;
+use clap::Parser;
+use dbackup::cli::LostArgs;
+use dbackup::lost::{self, Entry, LostOptions, Source};
+use dbackup::{exit, names, output, progress::Progress};
+
+fn main() {
+    exit::main_wrapper("dbackup-lost", run)
+}
+
+fn run() -> Result<i32> {
+    let args = LostArgs::parse();
+    let source = match &args.manifest {
+        Some(m) => Source::Manifest(m.clone()),
+        None => Source::Workdir(match &args.workdir {
+            Some(w) => w.clone(),
+            None => std::env::current_dir()?,
+        }),
+    };
+    let progress = Progress::bar(!args.common.no_progress && !args.json);
+    progress.message("checking the origin");
+    let report = lost::lost(
+        &LostOptions {
+            source,
+            discs: args.discs.clone(),
+            origin: args.origin.clone(),
+            what_if: args.what_if,
+            restage: args.restage,
+            found: args.found,
+        },
+        &progress,
+    )?;
+    progress.finish();
+    let mut out = std::io::stdout().lock();
+    let discs = report
+        .discs
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if report.found {
+        if args.json {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        } else {
+            writeln!(out, "Disc(s) {discs} marked available again.")?;
+        }
+        return Ok(exit::OK);
+    }
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        let terminal = std::io::stdout().is_terminal();
+        let t = &report.totals;
+        if report.marked {
+            writeln!(out, "Disc(s) {discs} marked lost.")?;
+        } else {
+            writeln!(
+                out,
+                "What losing disc(s) {discs} would cost (nothing marked):"
+            )?;
+        }
+        let mut summary = output::Rows::new(&["category", "files", "bytes", "meaning"]);
+        for (name, c, meaning) in [
+            (
+                "unrecoverable",
+                t.unrecoverable,
+                "gone for good: no copy anywhere",
+            ),
+            ("renamed, safe", t.renamed, "the same content is elsewhere"),
+            (
+                "re-protectable",
+                t.reprotectable,
+                "the origin still holds it; --restage stages it again",
+            ),
+            (
+                "history only",
+                t.history_only,
+                "an older version; a newer one exists",
+            ),
+        ] {
+            summary.push(vec![
+                name.into(),
+                c.files.to_string(),
+                if terminal {
+                    output::bytes(c.bytes)
+                } else {
+                    c.bytes.to_string()
+                },
+                meaning.into(),
+            ]);
+        }
+        summary.write(&mut out, terminal)?;
+        let list = |out: &mut dyn Write, title: &str, entries: &[Entry]| -> std::io::Result<()> {
+            if entries.is_empty() {
+                return Ok(());
+            }
+            writeln!(out, "\n{title}:")?;
+            let mut rows = output::Rows::new(&["path", "id", "disc", "size", "md5", "note"]);
+            for e in entries {
+                rows.push(vec![
+                    names::display(&e.filename, terminal),
+                    e.id.to_string(),
+                    e.disc.to_string(),
+                    e.size.to_string(),
+                    e.md5.clone(),
+                    e.note.clone().unwrap_or_default(),
+                ]);
+            }
+            rows.write(out, terminal)
+        };
+        list(&mut out, "Unrecoverable", &report.unrecoverable)?;
+        list(&mut out, "Renamed or moved, safe", &report.renamed)?;
+        list(&mut out, "Re-protectable", &report.reprotectable)?;
+        list(&mut out, "History only", &report.history_only)?;
+        if args.restage {
+            writeln!(
+                out,
+                "\nStaged again: {} files ({}); they will be on a disc after its image is made.",
+                report.restaged,
+                output::bytes(report.restaged_bytes)
+            )?;
+        }
+    }
+    for p in &report.restage_problems {
+        eprintln!("dbackup-lost: not staged again: {p}");
+    }
+    if report.invalid_rows > 0 {
+        eprintln!(
+            "dbackup-lost: warning: {} malformed manifest rows were left out",
+            report.invalid_rows
+        );
+    }
+    Ok(
+        if report.unrecoverable.is_empty() && report.restage_problems.is_empty() {
+            exit::OK
+        } else {
+            exit::FINDING
+        },
+    )
+}

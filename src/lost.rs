@@ -1,0 +1,426 @@
+//! `dbackup-lost`: what losing discs really cost, and protecting again what
+//! still can be. dBackup keeps one copy of each version, so a version whose
+//! disc is lost survives only where its content still is: in the origin
+//! (same path, or another after a rename) or on another available disc.
+//!
+//! Each version on a lost disc falls into one category:
+//! - history only: a newer version of the file exists (the loss is history);
+//! - re-protectable: the origin holds that exact content at the same path
+//!   (size, mtime and an MD5 read now agree): `--restage` stages it again;
+//! - renamed, safe: the same content (size and MD5) is on an available disc
+//!   or in the origin under another path;
+//! - unrecoverable: none of these; the data is gone for good.
+//!
+//! MD5s of the origin are read only for candidates: same path with matching
+//! size and mtime, or a file whose size equals that of an otherwise lost
+//! version.
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+use md5::{Digest, Md5};
+
+use crate::catalog::manifest::{Manifest, Version};
+use crate::error::{Error, Result};
+use crate::names;
+use crate::progress::Progress;
+use crate::scan::Change;
+use crate::stage::{self, Event};
+use crate::workdir::Workdir;
+
+/// Where the set's history comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A workdir: its live catalogue is read, marked and restaged into.
+    Workdir(PathBuf),
+    /// A manifest alone (e.g. from the newest disc): report only.
+    Manifest(PathBuf),
+}
+
+/// What to do.
+#[derive(Debug, Clone)]
+pub struct LostOptions {
+    pub source: Source,
+    pub discs: Vec<i64>,
+    /// The live folder (default: the set's watched folder).
+    pub origin: Option<PathBuf>,
+    pub what_if: bool,
+    pub restage: bool,
+    pub found: bool,
+}
+
+/// One version in the report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Entry {
+    #[serde(serialize_with = "ser_name")]
+    pub filename: Vec<u8>,
+    pub id: i64,
+    pub size: u64,
+    pub md5: String,
+    pub disc: i64,
+    pub mtime: f64,
+    /// Where the content is safe (renamed), or what superseded it (history).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+fn ser_name<S: serde::Serializer>(name: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&names::display(name, false))
+}
+
+/// Files and bytes of a category.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Count {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Totals per category.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Totals {
+    pub unrecoverable: Count,
+    pub renamed: Count,
+    pub reprotectable: Count,
+    pub history_only: Count,
+}
+
+/// The report.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LostReport {
+    /// The discs this run is about.
+    pub discs: Vec<i64>,
+    /// Every disc counted as lost in the analysis (these and earlier ones).
+    pub lost_discs: Vec<i64>,
+    /// Whether the mark (lost, or found with --found) was committed.
+    pub marked: bool,
+    pub found: bool,
+    pub unrecoverable: Vec<Entry>,
+    pub renamed: Vec<Entry>,
+    pub reprotectable: Vec<Entry>,
+    pub history_only: Vec<Entry>,
+    pub totals: Totals,
+    /// Files staged again with --restage.
+    pub restaged: u64,
+    pub restaged_bytes: u64,
+    /// Re-protectable files that could not be staged again, with why.
+    pub restage_problems: Vec<String>,
+    /// Malformed manifest rows left out.
+    pub invalid_rows: u64,
+}
+
+fn count(entries: &[Entry]) -> Count {
+    Count {
+        files: entries.len() as u64,
+        bytes: entries.iter().map(|e| e.size).sum(),
+    }
+}
+
+fn entry(v: &Version, note: Option<String>) -> Entry {
+    Entry {
+        filename: v.name.clone(),
+        id: v.id,
+        size: v.size,
+        md5: v.md5.clone(),
+        disc: v.disc,
+        mtime: v.mtime,
+        note,
+    }
+}
+
+/// Marks discs lost (or found), reports the cost, and restages on request.
+pub fn lost(opts: &LostOptions, progress: &Progress) -> Result<LostReport> {
+    match &opts.source {
+        Source::Manifest(path) => {
+            if opts.restage || opts.found {
+                return Err(Error::Invalid(
+                    "--restage and --found need a workdir (-w); with --manifest dbackup-lost only reports".into(),
+                ));
+            }
+            let manifest = Manifest::open(path).map_err(|e| Error::Invalid(e.to_string()))?;
+            let origin = opts
+                .origin
+                .clone()
+                .ok_or_else(|| Error::Invalid("--manifest needs --origin DIR".into()))?;
+            check_discs(&manifest, &opts.discs, path)?;
+            analyse(&manifest, &opts.discs, &origin, progress)
+        }
+        Source::Workdir(root) => {
+            let (mut wd, _) = if opts.what_if {
+                (Workdir::open_read(root)?, Default::default())
+            } else {
+                Workdir::open_write(root)?
+            };
+            let catalog = wd.layout.catalog();
+            let view = Manifest::open_live(&catalog).map_err(|e| Error::Invalid(e.to_string()))?;
+            check_discs(&view, &opts.discs, &catalog)?;
+            drop(view);
+            if opts.found {
+                wd.catalog.set_available(&opts.discs, true)?;
+                return Ok(LostReport {
+                    discs: opts.discs.clone(),
+                    marked: true,
+                    found: true,
+                    ..Default::default()
+                });
+            }
+            if !opts.what_if {
+                wd.catalog.set_available(&opts.discs, false)?;
+            }
+            let origin = opts
+                .origin
+                .clone()
+                .unwrap_or_else(|| wd.settings.watched.clone());
+            let view = Manifest::open_live(&catalog).map_err(|e| Error::Invalid(e.to_string()))?;
+            let mut report = analyse(&view, &opts.discs, &origin, progress)?;
+            drop(view);
+            report.marked = !opts.what_if;
+            if opts.restage && !report.reprotectable.is_empty() {
+                restage(&mut wd, &origin, &mut report, progress)?;
+            }
+            Ok(report)
+        }
+    }
+}
+
+/// Every named disc must exist and be closed; otherwise nothing changes.
+fn check_discs(manifest: &Manifest, discs: &[i64], path: &Path) -> Result<()> {
+    let known = manifest
+        .discs()
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    for d in discs {
+        match known.iter().find(|k| k.id == *d) {
+            None => {
+                return Err(Error::Invalid(format!(
+                    "there is no disc {d} in {}",
+                    path.display()
+                )))
+            }
+            Some(k) if k.completed.is_none() => {
+                return Err(Error::Invalid(format!(
+                    "disc {d} is still open: its files are staged in the workdir, not on a disc"
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The origin path of a catalogue name, or `None` for a name that could
+/// lead outside the origin (the manifest is untrusted).
+fn origin_path(origin: &Path, name: &[u8]) -> Option<PathBuf> {
+    let rel = names::to_relative(name);
+    if rel.as_os_str().is_empty() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return None;
+    }
+    Some(origin.join(rel))
+}
+
+fn md5_file(path: &Path, progress: &Progress) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Md5::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        progress.add_bytes(n as u64);
+    }
+    Ok(crate::mkiso::hex(&h.finalize()))
+}
+
+/// Whether a file's mtime (secs, nanos) is the recorded one: REAL seconds
+/// compared exactly, the original's whole seconds compared at whole seconds.
+fn same_mtime(recorded: f64, secs: i64, nanos: i64) -> bool {
+    let now = crate::catalog::Mtime::from_parts(secs, nanos);
+    recorded == now || (recorded.fract() == 0.0 && recorded == secs as f64)
+}
+
+fn analyse(
+    manifest: &Manifest,
+    named: &[i64],
+    origin: &Path,
+    progress: &Progress,
+) -> Result<LostReport> {
+    let err = |e: crate::catalog::manifest::ManifestError| Error::Invalid(e.to_string());
+    let discs = manifest.discs().map_err(err)?;
+    let mut lost: HashSet<i64> = discs
+        .iter()
+        .filter(|d| !d.available)
+        .map(|d| d.id)
+        .collect();
+    lost.extend(named.iter().copied());
+    let mut report = LostReport {
+        discs: named.to_vec(),
+        lost_discs: {
+            let mut v: Vec<i64> = lost.iter().copied().collect();
+            v.sort_unstable();
+            v
+        },
+        ..Default::default()
+    };
+    // Versions whose content must be looked for elsewhere.
+    let mut unresolved: Vec<Version> = Vec::new();
+    let mut named_sorted = named.to_vec();
+    named_sorted.sort_unstable();
+    named_sorted.dedup();
+    for d in named_sorted {
+        let (versions, invalid) = manifest.disc_versions(d).map_err(err)?;
+        report.invalid_rows += invalid;
+        for v in versions {
+            let latest = manifest.latest_id(&v.name).map_err(err)?.unwrap_or(v.id);
+            if latest > v.id {
+                report
+                    .history_only
+                    .push(entry(&v, Some(format!("superseded by version {latest}"))));
+                continue;
+            }
+            let here = origin_path(origin, &v.name).and_then(|p| {
+                let m = std::fs::symlink_metadata(&p).ok()?;
+                (m.is_file() && m.len() == v.size && same_mtime(v.mtime, m.mtime(), m.mtime_nsec()))
+                    .then_some(p)
+            });
+            if let Some(p) = here {
+                if md5_file(&p, progress).is_ok_and(|m| m == v.md5) {
+                    report.reprotectable.push(entry(&v, None));
+                    continue;
+                }
+            }
+            unresolved.push(v);
+        }
+    }
+    // The same content on a disc that is not lost (or staged on the open one).
+    if !unresolved.is_empty() {
+        let wanted: HashSet<(&str, u64)> = unresolved
+            .iter()
+            .map(|v| (v.md5.as_str(), v.size))
+            .collect();
+        let mut found: HashMap<(String, u64), String> = HashMap::new();
+        // Malformed rows of other discs are not this report's business.
+        let _other_invalid = manifest
+            .for_each_version(None, &mut |v| {
+                if lost.contains(&v.disc) || !wanted.contains(&(v.md5.as_str(), v.size)) {
+                    return;
+                }
+                found.entry((v.md5.clone(), v.size)).or_insert_with(|| {
+                    format!(
+                        "same content on disc {} as {} (version {})",
+                        v.disc,
+                        names::display(&v.name, false),
+                        v.id
+                    )
+                });
+            })
+            .map_err(err)?;
+        let mut still = Vec::new();
+        for v in unresolved {
+            match found.get(&(v.md5.clone(), v.size)) {
+                Some(place) => report.renamed.push(entry(&v, Some(place.clone()))),
+                None => still.push(v),
+            }
+        }
+        unresolved = still;
+    }
+    // The same content in the origin under another path: hash only files
+    // whose size matches a still-unresolved version.
+    if !unresolved.is_empty() && origin.is_dir() {
+        let sizes: HashSet<u64> = unresolved.iter().map(|v| v.size).collect();
+        let mut by_content: HashMap<(String, u64), PathBuf> = HashMap::new();
+        let wanted: HashSet<(String, u64)> =
+            unresolved.iter().map(|v| (v.md5.clone(), v.size)).collect();
+        for e in walkdir::WalkDir::new(origin)
+            .follow_links(false)
+            .into_iter()
+            .flatten()
+        {
+            if !e.file_type().is_file() {
+                continue;
+            }
+            let Ok(m) = e.metadata() else { continue };
+            if !sizes.contains(&m.len()) {
+                continue;
+            }
+            if let Ok(md5) = md5_file(e.path(), progress) {
+                let key = (md5, m.len());
+                if wanted.contains(&key) {
+                    by_content
+                        .entry(key)
+                        .or_insert_with(|| e.path().to_path_buf());
+                }
+            }
+        }
+        for v in unresolved {
+            match by_content.get(&(v.md5.clone(), v.size)) {
+                Some(p) => report.renamed.push(entry(
+                    &v,
+                    Some(format!("same content in the origin at {}", p.display())),
+                )),
+                None => report.unrecoverable.push(entry(&v, None)),
+            }
+        }
+    } else {
+        for v in unresolved {
+            report.unrecoverable.push(entry(&v, None));
+        }
+    }
+    for list in [
+        &mut report.unrecoverable,
+        &mut report.renamed,
+        &mut report.reprotectable,
+        &mut report.history_only,
+    ] {
+        list.sort_by(|a, b| a.filename.cmp(&b.filename).then(a.id.cmp(&b.id)));
+    }
+    report.totals = Totals {
+        unrecoverable: count(&report.unrecoverable),
+        renamed: count(&report.renamed),
+        reprotectable: count(&report.reprotectable),
+        history_only: count(&report.history_only),
+    };
+    Ok(report)
+}
+
+/// Stages the re-protectable files again into the open disc.
+fn restage(
+    wd: &mut Workdir,
+    origin: &Path,
+    report: &mut LostReport,
+    progress: &Progress,
+) -> Result<()> {
+    let mut changes = Vec::new();
+    for e in &report.reprotectable {
+        let Some(path) = origin_path(origin, &e.filename) else {
+            continue;
+        };
+        let Ok(m) = std::fs::symlink_metadata(&path) else {
+            report
+                .restage_problems
+                .push(format!("{}: vanished", path.display()));
+            continue;
+        };
+        changes.push(Change {
+            path,
+            name: e.filename.clone(),
+            size: m.len(),
+            mtime_secs: m.mtime(),
+            mtime_nanos: m.mtime_nsec(),
+            desc: format!("Re-staged: disc {} lost", e.disc),
+        });
+    }
+    let mut problems = Vec::new();
+    let staged = stage::stage_files(wd, changes, progress, &mut |ev| {
+        if let Event::Skipped(s) = ev {
+            problems.push(format!("{}: {}", s.path.display(), s.reason));
+        }
+    })?;
+    report.restage_problems.extend(problems);
+    if let Some(msg) = staged.no_space {
+        report.restage_problems.push(msg);
+    }
+    report.restaged = staged.staged_files;
+    report.restaged_bytes = staged.staged_bytes;
+    Ok(())
+}
