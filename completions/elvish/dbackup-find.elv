@@ -1,0 +1,39 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[dbackup-find] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'dbackup-find'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'dbackup-find'= {
+            cand -d 'A disc: a mounted disc (a folder with manifest.db at its root), an .iso image, or a folder holding .iso images. Repeatable; the newest disc''s manifest gives the history'
+            cand --disc 'A disc: a mounted disc (a folder with manifest.db at its root), an .iso image, or a folder holding .iso images. Repeatable; the newest disc''s manifest gives the history'
+            cand --as-of 'Show the state as of WHEN: a date (2024-05-01), a date-time (2024-05-01T12:00, local time unless it names a zone) or Unix seconds'
+            cand -i 'Match case-insensitively'
+            cand --ignore-case 'Match case-insensitively'
+            cand --all-versions 'List every version (with its id and md5), not one row per file'
+            cand --deleted 'List files recorded as deleted'
+            cand --json 'A JSON array of objects on stdout'
+            cand --no-progress 'Never draw progress bars (they appear only on a terminal anyway)'
+            cand -q 'Print only errors and results'
+            cand --quiet 'Print only errors and results'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,41 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[dbackup-restore] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'dbackup-restore'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'dbackup-restore'= {
+            cand -d 'A disc: a mounted disc (a folder with manifest.db at its root), an .iso image, or a folder holding .iso images. Repeatable; the newest disc''s manifest gives the history'
+            cand --disc 'A disc: a mounted disc (a folder with manifest.db at its root), an .iso image, or a folder holding .iso images. Repeatable; the newest disc''s manifest gives the history'
+            cand --to 'Where to restore to (created if missing). Nothing is written outside it'
+            cand --as-of 'Restore the state as of WHEN (date, date-time or Unix seconds)'
+            cand --drive 'One drive and a pile of discs: ask for each needed disc in turn at this mount point'
+            cand -i 'Match patterns case-insensitively'
+            cand --ignore-case 'Match patterns case-insensitively'
+            cand --dry-run 'Print the plan (discs needed, files, bytes); restore nothing'
+            cand --overwrite 'Replace existing files that differ'
+            cand --json 'A JSON report on stdout'
+            cand --no-progress 'Never draw progress bars (they appear only on a terminal anyway)'
+            cand -q 'Print only errors and results'
+            cand --quiet 'Print only errors and results'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,117 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[dbackup-stage] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'dbackup-stage'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'dbackup-stage'= {
+            cand -w 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --workdir 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --no-progress 'Never draw progress bars (they appear only on a terminal anyway)'
+            cand -q 'Print only errors and results'
+            cand --quiet 'Print only errors and results'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand init 'Create a workdir that backs up WATCHED, with disc 1 open'
+            cand status 'Show the state of the workdir'
+            cand monitor 'Stage what changed in the watched folder (run it from cron)'
+            cand close 'Close the open disc now, open the next, and build the closed disc''s image'
+            cand config 'Show or change a setting of the set: `ecc` (on/off), `on_disc_ready` (a command)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'dbackup-stage;init'= {
+            cand --disc-size 'Bytes per disc: a number, a size (700M, 4.3G, 4GiB) or a medium (cd, dvd, dvd-dl, bd25, bd50, bd100: 75% of its capacity, leaving room for error-correction data)'
+            cand --exclude 'Leave out files and folders matching GLOB (repeatable). Without a `/` it matches a name at any depth; with one, the path from the watched folder'
+            cand --name 'A human name for the set, written on every disc (default: the watched folder''s name)'
+            cand --on-disc-ready 'A shell command run when a disc image is ready, with DBACKUP_DISC, DBACKUP_ISO, DBACKUP_SET and DBACKUP_UUID in its environment'
+            cand -w 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --workdir 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --ecc 'Add dvdisaster error-correction data to every image (needs dvdisaster)'
+            cand --no-progress 'Never draw progress bars (they appear only on a terminal anyway)'
+            cand -q 'Print only errors and results'
+            cand --quiet 'Print only errors and results'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'dbackup-stage;status'= {
+            cand -w 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --workdir 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --json 'One JSON object instead of `Key: value` lines'
+            cand --no-progress 'Never draw progress bars (they appear only on a terminal anyway)'
+            cand -q 'Print only errors and results'
+            cand --quiet 'Print only errors and results'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'dbackup-stage;monitor'= {
+            cand -w 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --workdir 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand -c 'Compact output for cron: one summary line when something changed'
+            cand --cron 'Compact output for cron: one summary line when something changed'
+            cand --dry-run 'Show what would be staged; change nothing'
+            cand --json 'A JSON report on stdout instead of lines'
+            cand --no-iso 'Do not build images of discs this run closes (leave them to dbackup-mkiso)'
+            cand --no-progress 'Never draw progress bars (they appear only on a terminal anyway)'
+            cand -q 'Print only errors and results'
+            cand --quiet 'Print only errors and results'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'dbackup-stage;close'= {
+            cand -w 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --workdir 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --json 'A JSON report on stdout'
+            cand --no-iso 'Do not build the image now (leave it to dbackup-mkiso)'
+            cand --no-progress 'Never draw progress bars (they appear only on a terminal anyway)'
+            cand -q 'Print only errors and results'
+            cand --quiet 'Print only errors and results'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'dbackup-stage;config'= {
+            cand -w 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --workdir 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --no-progress 'Never draw progress bars (they appear only on a terminal anyway)'
+            cand -q 'Print only errors and results'
+            cand --quiet 'Print only errors and results'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'dbackup-stage;help'= {
+            cand init 'Create a workdir that backs up WATCHED, with disc 1 open'
+            cand status 'Show the state of the workdir'
+            cand monitor 'Stage what changed in the watched folder (run it from cron)'
+            cand close 'Close the open disc now, open the next, and build the closed disc''s image'
+            cand config 'Show or change a setting of the set: `ecc` (on/off), `on_disc_ready` (a command)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'dbackup-stage;help;init'= {
+        }
+        &'dbackup-stage;help;status'= {
+        }
+        &'dbackup-stage;help;monitor'= {
+        }
+        &'dbackup-stage;help;close'= {
+        }
+        &'dbackup-stage;help;config'= {
+        }
+        &'dbackup-stage;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,12 @@
+complete -c dbackup-restore -s d -l disc -d 'A disc: a mounted disc (a folder with manifest.db at its root), an .iso image, or a folder holding .iso images. Repeatable; the newest disc\'s manifest gives the history' -r -F
+complete -c dbackup-restore -l to -d 'Where to restore to (created if missing). Nothing is written outside it' -r -F
+complete -c dbackup-restore -l as-of -d 'Restore the state as of WHEN (date, date-time or Unix seconds)' -r
+complete -c dbackup-restore -l drive -d 'One drive and a pile of discs: ask for each needed disc in turn at this mount point' -r -F
+complete -c dbackup-restore -s i -l ignore-case -d 'Match patterns case-insensitively'
+complete -c dbackup-restore -l dry-run -d 'Print the plan (discs needed, files, bytes); restore nothing'
+complete -c dbackup-restore -l overwrite -d 'Replace existing files that differ'
+complete -c dbackup-restore -l json -d 'A JSON report on stdout'
+complete -c dbackup-restore -l no-progress -d 'Never draw progress bars (they appear only on a terminal anyway)'
+complete -c dbackup-restore -s q -l quiet -d 'Print only errors and results'
+complete -c dbackup-restore -s h -l help -d 'Print help'
+complete -c dbackup-restore -s V -l version -d 'Print version'

@@ -1,0 +1,75 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_dbackup_stage_global_optspecs
+    string join \n w/workdir= no-progress q/quiet h/help V/version
+end
+
+function __fish_dbackup_stage_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_dbackup_stage_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_dbackup_stage_using_subcommand
+    set -l cmd (__fish_dbackup_stage_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c dbackup-stage -n "__fish_dbackup_stage_needs_command" -s w -l workdir -d 'The workdir (catalogue, staging area, images). Default: the current folder' -r -F
+complete -c dbackup-stage -n "__fish_dbackup_stage_needs_command" -l no-progress -d 'Never draw progress bars (they appear only on a terminal anyway)'
+complete -c dbackup-stage -n "__fish_dbackup_stage_needs_command" -s q -l quiet -d 'Print only errors and results'
+complete -c dbackup-stage -n "__fish_dbackup_stage_needs_command" -s h -l help -d 'Print help'
+complete -c dbackup-stage -n "__fish_dbackup_stage_needs_command" -s V -l version -d 'Print version'
+complete -c dbackup-stage -n "__fish_dbackup_stage_needs_command" -f -a "init" -d 'Create a workdir that backs up WATCHED, with disc 1 open'
+complete -c dbackup-stage -n "__fish_dbackup_stage_needs_command" -f -a "status" -d 'Show the state of the workdir'
+complete -c dbackup-stage -n "__fish_dbackup_stage_needs_command" -f -a "monitor" -d 'Stage what changed in the watched folder (run it from cron)'
+complete -c dbackup-stage -n "__fish_dbackup_stage_needs_command" -f -a "close" -d 'Close the open disc now, open the next, and build the closed disc\'s image'
+complete -c dbackup-stage -n "__fish_dbackup_stage_needs_command" -f -a "config" -d 'Show or change a setting of the set: `ecc` (on/off), `on_disc_ready` (a command)'
+complete -c dbackup-stage -n "__fish_dbackup_stage_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand init" -l disc-size -d 'Bytes per disc: a number, a size (700M, 4.3G, 4GiB) or a medium (cd, dvd, dvd-dl, bd25, bd50, bd100: 75% of its capacity, leaving room for error-correction data)' -r
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand init" -l exclude -d 'Leave out files and folders matching GLOB (repeatable). Without a `/` it matches a name at any depth; with one, the path from the watched folder' -r
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand init" -l name -d 'A human name for the set, written on every disc (default: the watched folder\'s name)' -r
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand init" -l on-disc-ready -d 'A shell command run when a disc image is ready, with DBACKUP_DISC, DBACKUP_ISO, DBACKUP_SET and DBACKUP_UUID in its environment' -r
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand init" -s w -l workdir -d 'The workdir (catalogue, staging area, images). Default: the current folder' -r -F
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand init" -l ecc -d 'Add dvdisaster error-correction data to every image (needs dvdisaster)'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand init" -l no-progress -d 'Never draw progress bars (they appear only on a terminal anyway)'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand init" -s q -l quiet -d 'Print only errors and results'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand init" -s h -l help -d 'Print help'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand status" -s w -l workdir -d 'The workdir (catalogue, staging area, images). Default: the current folder' -r -F
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand status" -l json -d 'One JSON object instead of `Key: value` lines'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand status" -l no-progress -d 'Never draw progress bars (they appear only on a terminal anyway)'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand status" -s q -l quiet -d 'Print only errors and results'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand status" -s h -l help -d 'Print help'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand monitor" -s w -l workdir -d 'The workdir (catalogue, staging area, images). Default: the current folder' -r -F
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand monitor" -s c -l cron -d 'Compact output for cron: one summary line when something changed'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand monitor" -l dry-run -d 'Show what would be staged; change nothing'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand monitor" -l json -d 'A JSON report on stdout instead of lines'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand monitor" -l no-iso -d 'Do not build images of discs this run closes (leave them to dbackup-mkiso)'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand monitor" -l no-progress -d 'Never draw progress bars (they appear only on a terminal anyway)'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand monitor" -s q -l quiet -d 'Print only errors and results'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand monitor" -s h -l help -d 'Print help'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand close" -s w -l workdir -d 'The workdir (catalogue, staging area, images). Default: the current folder' -r -F
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand close" -l json -d 'A JSON report on stdout'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand close" -l no-iso -d 'Do not build the image now (leave it to dbackup-mkiso)'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand close" -l no-progress -d 'Never draw progress bars (they appear only on a terminal anyway)'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand close" -s q -l quiet -d 'Print only errors and results'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand close" -s h -l help -d 'Print help'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand config" -s w -l workdir -d 'The workdir (catalogue, staging area, images). Default: the current folder' -r -F
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand config" -l no-progress -d 'Never draw progress bars (they appear only on a terminal anyway)'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand config" -s q -l quiet -d 'Print only errors and results'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand config" -s h -l help -d 'Print help'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand help; and not __fish_seen_subcommand_from init status monitor close config help" -f -a "init" -d 'Create a workdir that backs up WATCHED, with disc 1 open'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand help; and not __fish_seen_subcommand_from init status monitor close config help" -f -a "status" -d 'Show the state of the workdir'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand help; and not __fish_seen_subcommand_from init status monitor close config help" -f -a "monitor" -d 'Stage what changed in the watched folder (run it from cron)'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand help; and not __fish_seen_subcommand_from init status monitor close config help" -f -a "close" -d 'Close the open disc now, open the next, and build the closed disc\'s image'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand help; and not __fish_seen_subcommand_from init status monitor close config help" -f -a "config" -d 'Show or change a setting of the set: `ecc` (on/off), `on_disc_ready` (a command)'
+complete -c dbackup-stage -n "__fish_dbackup_stage_using_subcommand help; and not __fish_seen_subcommand_from init status monitor close config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

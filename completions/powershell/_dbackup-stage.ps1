@@ -1,0 +1,135 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'dbackup-stage'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'dbackup-stage' {
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--no-progress', '--no-progress', [CompletionResultType]::ParameterName, 'Never draw progress bars (they appear only on a terminal anyway)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Create a workdir that backs up WATCHED, with disc 1 open')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the state of the workdir')
+            [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Stage what changed in the watched folder (run it from cron)')
+            [CompletionResult]::new('close', 'close', [CompletionResultType]::ParameterValue, 'Close the open disc now, open the next, and build the closed disc''s image')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show or change a setting of the set: `ecc` (on/off), `on_disc_ready` (a command)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'dbackup-stage;init' {
+            [CompletionResult]::new('--disc-size', '--disc-size', [CompletionResultType]::ParameterName, 'Bytes per disc: a number, a size (700M, 4.3G, 4GiB) or a medium (cd, dvd, dvd-dl, bd25, bd50, bd100: 75% of its capacity, leaving room for error-correction data)')
+            [CompletionResult]::new('--exclude', '--exclude', [CompletionResultType]::ParameterName, 'Leave out files and folders matching GLOB (repeatable). Without a `/` it matches a name at any depth; with one, the path from the watched folder')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'A human name for the set, written on every disc (default: the watched folder''s name)')
+            [CompletionResult]::new('--on-disc-ready', '--on-disc-ready', [CompletionResultType]::ParameterName, 'A shell command run when a disc image is ready, with DBACKUP_DISC, DBACKUP_ISO, DBACKUP_SET and DBACKUP_UUID in its environment')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--ecc', '--ecc', [CompletionResultType]::ParameterName, 'Add dvdisaster error-correction data to every image (needs dvdisaster)')
+            [CompletionResult]::new('--no-progress', '--no-progress', [CompletionResultType]::ParameterName, 'Never draw progress bars (they appear only on a terminal anyway)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'dbackup-stage;status' {
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON object instead of `Key: value` lines')
+            [CompletionResult]::new('--no-progress', '--no-progress', [CompletionResultType]::ParameterName, 'Never draw progress bars (they appear only on a terminal anyway)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'dbackup-stage;monitor' {
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Compact output for cron: one summary line when something changed')
+            [CompletionResult]::new('--cron', '--cron', [CompletionResultType]::ParameterName, 'Compact output for cron: one summary line when something changed')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be staged; change nothing')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'A JSON report on stdout instead of lines')
+            [CompletionResult]::new('--no-iso', '--no-iso', [CompletionResultType]::ParameterName, 'Do not build images of discs this run closes (leave them to dbackup-mkiso)')
+            [CompletionResult]::new('--no-progress', '--no-progress', [CompletionResultType]::ParameterName, 'Never draw progress bars (they appear only on a terminal anyway)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'dbackup-stage;close' {
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'A JSON report on stdout')
+            [CompletionResult]::new('--no-iso', '--no-iso', [CompletionResultType]::ParameterName, 'Do not build the image now (leave it to dbackup-mkiso)')
+            [CompletionResult]::new('--no-progress', '--no-progress', [CompletionResultType]::ParameterName, 'Never draw progress bars (they appear only on a terminal anyway)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'dbackup-stage;config' {
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--no-progress', '--no-progress', [CompletionResultType]::ParameterName, 'Never draw progress bars (they appear only on a terminal anyway)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'dbackup-stage;help' {
+            [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Create a workdir that backs up WATCHED, with disc 1 open')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the state of the workdir')
+            [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Stage what changed in the watched folder (run it from cron)')
+            [CompletionResult]::new('close', 'close', [CompletionResultType]::ParameterValue, 'Close the open disc now, open the next, and build the closed disc''s image')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show or change a setting of the set: `ecc` (on/off), `on_disc_ready` (a command)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'dbackup-stage;help;init' {
+            break
+        }
+        'dbackup-stage;help;status' {
+            break
+        }
+        'dbackup-stage;help;monitor' {
+            break
+        }
+        'dbackup-stage;help;close' {
+            break
+        }
+        'dbackup-stage;help;config' {
+            break
+        }
+        'dbackup-stage;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}
