@@ -98,6 +98,17 @@ pub enum StageCommand {
         #[arg(long)]
         no_iso: bool,
     },
+    /// Continue a set made by the original dBackup: adopt its working
+    /// directory (settings.yaml, manifest.db, staging/, isos/), keeping every
+    /// row and id; it is backed up first.
+    Adopt {
+        /// Say what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// A human name for the set (default: the watched folder's name).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Show or change a setting of the set: `ecc` (on/off), `on_disc_ready` (a command).
     Config {
         /// The setting: ecc or on_disc_ready.

@@ -5,6 +5,7 @@
 //! one library function that returns a report, render it and map the outcome to
 //! an exit code (see [`exit`]).
 
+pub mod adopt;
 pub mod catalog;
 pub mod cli;
 pub mod disc;

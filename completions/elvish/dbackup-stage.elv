@@ -31,6 +31,7 @@ set edit:completion:arg-completer[dbackup-stage] = {|@words|
             cand status 'Show the state of the workdir'
             cand monitor 'Stage what changed in the watched folder (run it from cron)'
             cand close 'Close the open disc now, open the next, and build the closed disc''s image'
+            cand adopt 'Continue a set made by the original dBackup: adopt its working directory (settings.yaml, manifest.db, staging/, isos/), keeping every row and id; it is backed up first'
             cand config 'Show or change a setting of the set: `ecc` (on/off), `on_disc_ready` (a command)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -83,6 +84,17 @@ set edit:completion:arg-completer[dbackup-stage] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'dbackup-stage;adopt'= {
+            cand --name 'A human name for the set (default: the watched folder''s name)'
+            cand -w 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --workdir 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --dry-run 'Say what would be done; change nothing'
+            cand --no-progress 'Never draw progress bars (they appear only on a terminal anyway)'
+            cand -q 'Print only errors and results'
+            cand --quiet 'Print only errors and results'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'dbackup-stage;config'= {
             cand -w 'The workdir (catalogue, staging area, images). Default: the current folder'
             cand --workdir 'The workdir (catalogue, staging area, images). Default: the current folder'
@@ -97,6 +109,7 @@ set edit:completion:arg-completer[dbackup-stage] = {|@words|
             cand status 'Show the state of the workdir'
             cand monitor 'Stage what changed in the watched folder (run it from cron)'
             cand close 'Close the open disc now, open the next, and build the closed disc''s image'
+            cand adopt 'Continue a set made by the original dBackup: adopt its working directory (settings.yaml, manifest.db, staging/, isos/), keeping every row and id; it is backed up first'
             cand config 'Show or change a setting of the set: `ecc` (on/off), `on_disc_ready` (a command)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -107,6 +120,8 @@ set edit:completion:arg-completer[dbackup-stage] = {|@words|
         &'dbackup-stage;help;monitor'= {
         }
         &'dbackup-stage;help;close'= {
+        }
+        &'dbackup-stage;help;adopt'= {
         }
         &'dbackup-stage;help;config'= {
         }

@@ -34,6 +34,7 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the state of the workdir')
             [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Stage what changed in the watched folder (run it from cron)')
             [CompletionResult]::new('close', 'close', [CompletionResultType]::ParameterValue, 'Close the open disc now, open the next, and build the closed disc''s image')
+            [CompletionResult]::new('adopt', 'adopt', [CompletionResultType]::ParameterValue, 'Continue a set made by the original dBackup: adopt its working directory (settings.yaml, manifest.db, staging/, isos/), keeping every row and id; it is backed up first')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show or change a setting of the set: `ecc` (on/off), `on_disc_ready` (a command)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -91,6 +92,18 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'dbackup-stage;adopt' {
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'A human name for the set (default: the watched folder''s name)')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Say what would be done; change nothing')
+            [CompletionResult]::new('--no-progress', '--no-progress', [CompletionResultType]::ParameterName, 'Never draw progress bars (they appear only on a terminal anyway)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'dbackup-stage;config' {
             [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
             [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
@@ -106,6 +119,7 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the state of the workdir')
             [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Stage what changed in the watched folder (run it from cron)')
             [CompletionResult]::new('close', 'close', [CompletionResultType]::ParameterValue, 'Close the open disc now, open the next, and build the closed disc''s image')
+            [CompletionResult]::new('adopt', 'adopt', [CompletionResultType]::ParameterValue, 'Continue a set made by the original dBackup: adopt its working directory (settings.yaml, manifest.db, staging/, isos/), keeping every row and id; it is backed up first')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show or change a setting of the set: `ecc` (on/off), `on_disc_ready` (a command)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -120,6 +134,9 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
             break
         }
         'dbackup-stage;help;close' {
+            break
+        }
+        'dbackup-stage;help;adopt' {
             break
         }
         'dbackup-stage;help;config' {

@@ -223,6 +223,36 @@ fn run() -> Result<i32> {
             let progress = Progress::bar(!args.common.no_progress && !json);
             images(&mut wd, &progress, json, &mut out)
         }
+        StageCommand::Adopt { dry_run, name } => {
+            let report = dbackup::adopt::adopt(&dbackup::adopt::AdoptOptions {
+                workdir: root,
+                dry_run,
+                name,
+            })?;
+            if dry_run {
+                writeln!(out, "Would adopt {}:", report.workdir.display())?;
+            } else {
+                writeln!(out, "Adopted {}:", report.workdir.display())?;
+            }
+            for a in &report.actions {
+                writeln!(out, "  - {a}")?;
+            }
+            if !dry_run {
+                writeln!(
+                    out,
+                    "{} backed-up files on {} discs kept; {} unfinished reservations removed; Current Disc: {}",
+                    report.files, report.discs, report.leftover_reservations, report.open_disc
+                )?;
+                if let Some(b) = &report.backup {
+                    writeln!(
+                        out,
+                        "The original working directory was backed up to {}",
+                        b.display()
+                    )?;
+                }
+            }
+            Ok(exit::OK)
+        }
         StageCommand::Config { key, value } => {
             let (wd, _) = Workdir::open_write(&root)?;
             match (key.as_deref(), value) {

@@ -40,6 +40,84 @@ CREATE TABLE images(disc_id INTEGER PRIMARY KEY, size INTEGER NOT NULL, verified
                     ecc TEXT);
 ";
 
+/// What the original dBackup's catalogue lacks, added when a set of it is
+/// adopted: every statement leaves existing tables and rows as they are.
+const UPGRADE_ORIGINAL: &str = "
+CREATE INDEX IF NOT EXISTS filenames ON files(filename, copied);
+CREATE INDEX IF NOT EXISTS files_disc ON files(disc_id);
+CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value);
+CREATE TABLE IF NOT EXISTS deletions(id INTEGER PRIMARY KEY, filename TEXT NOT NULL,
+                       deleted REAL NOT NULL, file_id INTEGER);
+CREATE INDEX IF NOT EXISTS deletions_filename ON deletions(filename);
+CREATE TABLE IF NOT EXISTS images(disc_id INTEGER PRIMARY KEY, size INTEGER NOT NULL,
+                    verified REAL NOT NULL, ecc TEXT);
+";
+
+/// Whether the catalogue at `path` is an original dBackup one (tables
+/// `discs` and `files`, none of ours).
+pub fn is_original(path: &Path) -> Result<bool> {
+    let conn = manifest::open_immutable(path).map_err(|source| Error::Sqlite {
+        path: path.into(),
+        source,
+    })?;
+    let count = |name: &str| -> Result<i64> {
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1",
+            [name],
+            |r| r.get(0),
+        )
+        .map_err(|source| Error::Sqlite {
+            path: path.into(),
+            source,
+        })
+    };
+    Ok(count("discs")? == 1 && count("files")? == 1 && count("settings")? == 0)
+}
+
+/// Adds our tables and settings to an original dBackup catalogue, in one
+/// transaction, keeping every row and id; then switches it to WAL.
+pub fn upgrade_original(path: &Path, settings: &Settings) -> Result<()> {
+    let map = |source| Error::Sqlite {
+        path: path.into(),
+        source,
+    };
+    let mut conn =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(map)?;
+    let tx = conn.transaction().map_err(map)?;
+    tx.execute_batch(UPGRADE_ORIGINAL).map_err(map)?;
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let mut put = tx
+            .prepare("INSERT OR REPLACE INTO settings(key, value) VALUES (?1, ?2)")
+            .map_err(map)?;
+        put.execute(params![
+            "watched",
+            names::to_sql(settings.watched.as_os_str().as_bytes())
+        ])
+        .map_err(map)?;
+        put.execute(params!["disc_size", settings.disc_size as i64])
+            .map_err(map)?;
+        put.execute(params![
+            "excludes",
+            serde_json::to_string(&settings.excludes).unwrap_or_else(|_| "[]".into())
+        ])
+        .map_err(map)?;
+        put.execute(params!["uuid", settings.uuid]).map_err(map)?;
+        put.execute(params!["name", settings.name]).map_err(map)?;
+        put.execute(params!["ecc", if settings.ecc { "on" } else { "off" }])
+            .map_err(map)?;
+        put.execute(params!["created", now()]).map_err(map)?;
+        put.execute(params!["adopted", now()]).map_err(map)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(map)?;
+    tx.commit().map_err(map)?;
+    let _: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(map)?;
+    Ok(())
+}
+
 /// The settings of a set, in table `settings`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {

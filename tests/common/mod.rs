@@ -125,13 +125,29 @@ pub fn check_workdir(workdir: &Path) -> BTreeMap<Vec<u8>, String> {
         )
         .unwrap();
     assert_eq!(open, 1, "exactly one open disc");
-    let verified_images: BTreeSet<i64> = conn
+    let mut verified_images: BTreeSet<i64> = conn
         .prepare("SELECT disc_id FROM images")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
         .map(|r| r.unwrap())
         .collect();
+    // Discs of an adopted original set: their images were made before, and
+    // no staged copy is left.
+    let closed_discs: Vec<i64> = conn
+        .prepare("SELECT id FROM discs WHERE completed IS NOT NULL")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    for d in closed_discs {
+        let staged = workdir.join("staging").join(format!("disc-{d:04}"));
+        let iso = workdir.join("isos").join(format!("disc-{d}.iso"));
+        if !staged.exists() && iso.is_file() {
+            verified_images.insert(d);
+        }
+    }
     let mut stmt = conn
         .prepare("SELECT id, filename, md5, size, disc_id FROM files WHERE copied=1 ORDER BY id")
         .unwrap();
