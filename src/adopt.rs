@@ -199,10 +199,8 @@ pub fn adopt(opts: &AdoptOptions) -> Result<AdoptReport> {
             let to = backup.join(rel);
             if e.file_type().is_dir() {
                 std::fs::create_dir_all(&to).map_err(|err| Error::io(&to, err))?;
-            } else if e.file_type().is_file() {
-                if std::fs::hard_link(e.path(), &to).is_err() {
-                    std::fs::copy(e.path(), &to).map_err(|err| Error::io(&to, err))?;
-                }
+            } else if e.file_type().is_file() && std::fs::hard_link(e.path(), &to).is_err() {
+                std::fs::copy(e.path(), &to).map_err(|err| Error::io(&to, err))?;
             }
         }
     }
