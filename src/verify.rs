@@ -682,6 +682,7 @@ fn hash(reader: &mut impl Read, buf: &mut [u8], label: &str, progress: &Progress
 
 /// For tests: `FAILPOINTS=verify::read=return(files/0/3)` makes reading that
 /// file fail with EIO (`return` alone: every file).
+#[cfg_attr(not(feature = "failpoints"), allow(unused_variables))]
 fn injected_read_error(label: &str) -> Option<io::Error> {
     fail::fail_point!("verify::read", |arg: Option<String>| {
         arg.is_none_or(|a| a.is_empty() || label.ends_with(a.as_str()))
