@@ -384,17 +384,11 @@ fn verify_disc(
     }
     jobs.sort_by_key(|(s, _)| s.order);
 
-    // An image can be read by two workers at once without a drive seeking;
-    // a mounted disc is read by one, front to back.
-    let workers = match m.content {
-        Content::Image(_) => 2,
-        Content::Folder(_) => 1,
-    };
     // The content, not the medium: its manifest's connection stays here.
     let content = &m.content;
     hash_all(
         &jobs,
-        workers,
+        HASHERS,
         |(s, _)| content.open(s),
         |(s, _)| s.rel.as_str(),
         progress,
@@ -545,7 +539,7 @@ fn verify_origin(
     progress.message("origin: hashing unchanged files");
     hash_all(
         &jobs,
-        2,
+        HASHERS,
         |(p, _)| std::fs::File::open(p),
         |(p, _)| p.to_str().unwrap_or(""),
         progress,
@@ -599,84 +593,204 @@ struct Outcome {
     result: io::Result<String>,
 }
 
+/// Threads computing MD5s: one reader feeds them.
+const HASHERS: usize = 2;
+/// Bytes per read.
 const BUFFER: usize = 1 << 20;
+/// Buffers in flight between the reader and the hashers: enough to hold a
+/// typical photo or song for each hasher while the reader runs ahead.
+const BUFFERS: usize = 32;
 
-/// Reads and hashes `items` with `workers` threads taking them in turn, so
-/// that together they read in the order given; `done` runs on the calling
-/// thread for each item as it finishes.
+/// What the reader hands a hasher.
+enum Chunk {
+    /// Item `i` begins.
+    Start(usize),
+    /// Its next bytes: the first `n` of the buffer.
+    Data(Vec<u8>, usize),
+    /// It ended.
+    End,
+    /// Reading it failed.
+    Failed(io::Error),
+}
+
+/// Reads `items` one after the other in the order given, with one reader
+/// (so a drive reads front to back and never seeks between files), while
+/// `hashers` threads compute the MD5s, each file going whole to the least
+/// busy one. `done` runs on the calling thread for each item as it finishes.
 fn hash_all<T, R>(
     items: &[T],
-    workers: usize,
-    open: impl Fn(&T) -> io::Result<R> + Sync,
-    label: impl Fn(&T) -> &str + Sync,
+    hashers: usize,
+    open: impl Fn(&T) -> io::Result<R> + Send,
+    label: impl Fn(&T) -> &str + Send,
     progress: &Progress,
     mut done: impl FnMut(&T, Outcome),
 ) where
     T: Sync,
     R: Read,
 {
-    let next = AtomicUsize::new(0);
+    let hashers = hashers.max(1);
+    let queued: Vec<AtomicUsize> = (0..hashers).map(|_| AtomicUsize::new(0)).collect();
     std::thread::scope(|s| {
-        let (tx, rx) = mpsc::channel();
-        for _ in 0..workers.max(1) {
-            let tx = tx.clone();
-            let (next, open, label) = (&next, &open, &label);
-            s.spawn(move || {
-                let mut buf = vec![0u8; BUFFER];
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else {
-                        break;
-                    };
-                    let outcome = match open(item) {
-                        Ok(mut reader) => hash(&mut reader, &mut buf, label(item), progress),
-                        Err(e) => Outcome {
-                            bytes: 0,
-                            result: Err(e),
-                        },
-                    };
-                    if tx.send((i, outcome)).is_err() {
-                        break;
-                    }
-                }
-            });
+        let (results, finished) = mpsc::channel();
+        let (give_back, pool) = mpsc::channel();
+        let mut queues = Vec::with_capacity(hashers);
+        for queued in &queued {
+            let (tx, rx) = mpsc::channel();
+            queues.push(tx);
+            let (results, give_back) = (results.clone(), give_back.clone());
+            s.spawn(move || hash_chunks(rx, queued, give_back, results));
         }
-        drop(tx);
-        for (i, outcome) in rx {
+        drop((results, give_back));
+        let queued = &queued;
+        s.spawn(move || {
+            let mut buffers = Buffers {
+                pool,
+                made: 0,
+                spare: None,
+            };
+            for (i, item) in items.iter().enumerate() {
+                let h = (0..hashers)
+                    .min_by_key(|&h| queued[h].load(Ordering::Relaxed))
+                    .unwrap_or(0);
+                let send = |c: Chunk| {
+                    if matches!(c, Chunk::Data(..)) {
+                        queued[h].fetch_add(1, Ordering::Relaxed);
+                    }
+                    queues[h].send(c).is_ok()
+                };
+                if !send(Chunk::Start(i)) {
+                    return;
+                }
+                let last = match open(item) {
+                    Ok(mut reader) => {
+                        read_chunks(&mut reader, &mut buffers, label(item), progress, &send)
+                    }
+                    Err(e) => Some(Chunk::Failed(e)),
+                };
+                match last {
+                    Some(c) => {
+                        if !send(c) {
+                            return;
+                        }
+                    }
+                    None => return,
+                }
+            }
+        });
+        for (i, outcome) in finished {
             done(&items[i], outcome);
         }
     });
 }
 
-fn hash(reader: &mut impl Read, buf: &mut [u8], label: &str, progress: &Progress) -> Outcome {
-    let mut h = Md5::new();
-    let mut bytes = 0u64;
+/// The reader's buffers: at most [`BUFFERS`], handed back by the hashers.
+struct Buffers {
+    pool: mpsc::Receiver<Vec<u8>>,
+    made: usize,
+    spare: Option<Vec<u8>>,
+}
+
+impl Buffers {
+    /// A free buffer, waiting for one when all are in use; `None` when the
+    /// hashers are gone.
+    fn take(&mut self) -> Option<Vec<u8>> {
+        if let Some(b) = self.spare.take() {
+            return Some(b);
+        }
+        if let Ok(b) = self.pool.try_recv() {
+            return Some(b);
+        }
+        if self.made < BUFFERS {
+            self.made += 1;
+            return Some(vec![0u8; BUFFER]);
+        }
+        self.pool.recv().ok()
+    }
+}
+
+/// Reads one file, sending its bytes on; returns how it ended (`End` or
+/// `Failed`), or `None` when the hashers are gone.
+fn read_chunks(
+    reader: &mut impl Read,
+    buffers: &mut Buffers,
+    label: &str,
+    progress: &Progress,
+    send: &impl Fn(Chunk) -> bool,
+) -> Option<Chunk> {
     loop {
         if let Some(e) = injected_read_error(label) {
-            return Outcome {
-                bytes,
-                result: Err(e),
-            };
+            return Some(Chunk::Failed(e));
         }
-        match reader.read(buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                h.update(&buf[..n]);
-                bytes += n as u64;
-                progress.add_bytes(n as u64);
+        let mut buf = buffers.take()?;
+        match reader.read(&mut buf) {
+            Ok(0) => {
+                buffers.spare = Some(buf);
+                return Some(Chunk::End);
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Ok(n) => {
+                progress.add_bytes(n as u64);
+                if !send(Chunk::Data(buf, n)) {
+                    return None;
+                }
+            }
             Err(e) => {
-                return Outcome {
-                    bytes,
-                    result: Err(e),
+                buffers.spare = Some(buf);
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Some(Chunk::Failed(e));
                 }
             }
         }
     }
-    Outcome {
-        bytes,
-        result: Ok(crate::mkiso::hex(&h.finalize())),
+}
+
+/// One hasher: MD5s of the files the reader sends it, one after the other.
+fn hash_chunks(
+    chunks: mpsc::Receiver<Chunk>,
+    queued: &AtomicUsize,
+    give_back: mpsc::Sender<Vec<u8>>,
+    results: mpsc::Sender<(usize, Outcome)>,
+) {
+    let mut current: Option<(usize, Md5, u64)> = None;
+    for chunk in chunks {
+        let finished = match chunk {
+            Chunk::Start(i) => {
+                current = Some((i, Md5::new(), 0));
+                None
+            }
+            Chunk::Data(buf, n) => {
+                queued.fetch_sub(1, Ordering::Relaxed);
+                if let Some((_, h, bytes)) = &mut current {
+                    h.update(&buf[..n]);
+                    *bytes += n as u64;
+                }
+                let _ = give_back.send(buf);
+                None
+            }
+            Chunk::End => current.take().map(|(i, h, bytes)| {
+                let md5 = crate::mkiso::hex(&h.finalize());
+                (
+                    i,
+                    Outcome {
+                        bytes,
+                        result: Ok(md5),
+                    },
+                )
+            }),
+            Chunk::Failed(e) => current.take().map(|(i, _, bytes)| {
+                (
+                    i,
+                    Outcome {
+                        bytes,
+                        result: Err(e),
+                    },
+                )
+            }),
+        };
+        if let Some(f) = finished {
+            if results.send(f).is_err() {
+                return;
+            }
+        }
     }
 }
 
@@ -698,11 +812,11 @@ mod tests {
     #[test]
     fn hashing_reads_every_item_once_in_any_worker_count() {
         let items: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; i as usize * 1000]).collect();
-        for workers in [1, 2, 3] {
+        for hashers in [1, 2, 3] {
             let mut seen = vec![None; items.len()];
             hash_all(
                 &items,
-                workers,
+                hashers,
                 |d| Ok(std::io::Cursor::new(d.clone())),
                 |_| "",
                 &Progress::hidden(),
