@@ -25,4 +25,5 @@ pub mod scan;
 pub mod stage;
 pub mod status;
 pub mod units;
+pub mod verify;
 pub mod workdir;

@@ -48,6 +48,23 @@ pub enum Content {
     Image(IsoReader),
 }
 
+impl Content {
+    /// Opens a stored file for reading. Unlike a [`Medium`], the content can
+    /// be shared between threads, so several workers can read one disc.
+    pub fn open(&self, stored: &Stored) -> std::io::Result<Box<dyn Read + Send + '_>> {
+        match self {
+            Content::Image(r) => match r.find(&stored.rel) {
+                Some(f) => Ok(Box::new(r.reader(f))),
+                None => Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{} is not on the image", stored.rel),
+                )),
+            },
+            Content::Folder(root) => Ok(Box::new(std::fs::File::open(root.join(&stored.rel))?)),
+        }
+    }
+}
+
 /// A file stored on a disc.
 #[derive(Debug, Clone)]
 pub struct Stored {
@@ -231,16 +248,7 @@ impl Medium {
 
     /// Opens a stored file for reading.
     pub fn open(&self, stored: &Stored) -> std::io::Result<Box<dyn Read + Send + '_>> {
-        match &self.content {
-            Content::Image(r) => match r.find(&stored.rel) {
-                Some(f) => Ok(Box::new(r.reader(f))),
-                None => Err(std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("{} is not on the image", stored.rel),
-                )),
-            },
-            Content::Folder(root) => Ok(Box::new(std::fs::File::open(root.join(&stored.rel))?)),
-        }
+        self.content.open(stored)
     }
 
     /// A short label for messages: `disc 3 (/media/cdrom)`.

@@ -1,4 +1,5 @@
-//! Shared rendering helpers so every tool looks alike: byte sizes, times.
+//! Shared rendering helpers so every tool looks alike: byte sizes, times,
+//! tables for a terminal and tab-separated rows for scripts.
 
 /// A byte count for people: `3.2 GiB`, `512 B`.
 pub fn bytes(n: u64) -> String {
@@ -34,11 +35,12 @@ pub fn time_in(secs: f64, tz: &jiff::tz::TimeZone) -> String {
     }
 }
 
-/// Rows of a report, shown as a table on a terminal and as tab-separated
+/// Rows of a report, shown as a [`table`] on a terminal and as [`tsv`]
 /// lines otherwise (for scripts and pipes), so every tool looks alike.
 pub struct Rows {
     headers: Vec<String>,
     rows: Vec<Vec<String>>,
+    right: Vec<usize>,
 }
 
 impl Rows {
@@ -46,7 +48,14 @@ impl Rows {
         Rows {
             headers: headers.iter().map(|h| h.to_string()).collect(),
             rows: Vec::new(),
+            right: Vec::new(),
         }
+    }
+
+    /// Right-aligns these columns (numbers) on a terminal.
+    pub fn right(mut self, columns: &[usize]) -> Rows {
+        self.right = columns.to_vec();
+        self
     }
 
     pub fn push(&mut self, row: Vec<String>) {
@@ -57,40 +66,52 @@ impl Rows {
         self.rows.is_empty()
     }
 
-    /// Writes the rows: a table when `terminal`, else one tab-separated line
-    /// per row (headers first), tabs and newlines in cells escaped.
+    /// Writes the rows: a table when `terminal`, else tab-separated lines.
     pub fn write(&self, out: &mut dyn std::io::Write, terminal: bool) -> std::io::Result<()> {
+        let headers: Vec<&str> = self.headers.iter().map(String::as_str).collect();
         if terminal {
-            let mut table = comfy_table::Table::new();
-            table
-                .load_style(comfy_table::presets::UTF8_HORIZONTAL_ONLY)
-                .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
-                .set_header(&self.headers);
-            for r in &self.rows {
-                table.add_row(r);
-            }
-            writeln!(out, "{table}")
+            writeln!(out, "{}", table(&headers, &self.rows, &self.right))
         } else {
-            let clean = |c: &String| c.replace('\t', "\\t").replace('\n', "\\n");
-            writeln!(
-                out,
-                "{}",
-                self.headers
-                    .iter()
-                    .map(clean)
-                    .collect::<Vec<_>>()
-                    .join("\t")
-            )?;
-            for r in &self.rows {
-                writeln!(
-                    out,
-                    "{}",
-                    r.iter().map(clean).collect::<Vec<_>>().join("\t")
-                )?;
-            }
-            Ok(())
+            out.write_all(tsv(&headers, &self.rows).as_bytes())
         }
     }
+}
+
+/// A table for people on a terminal, in the style every tool shares;
+/// the columns listed in `right` are right-aligned (numbers).
+pub fn table(header: &[&str], rows: &[Vec<String>], right: &[usize]) -> String {
+    use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
+    let mut t = Table::new();
+    t.load_style(presets::UTF8_FULL_CONDENSED.with_rounded_corners())
+        .set_header(header.to_vec());
+    // Fit long cells to the terminal, unless its width is unknown or too
+    // small to be meaningful.
+    if t.width().is_some_and(|w| w >= 60) {
+        t.set_content_arrangement(ContentArrangement::Dynamic);
+    }
+    for row in rows {
+        t.add_row(row.clone());
+    }
+    for &i in right {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    t.to_string()
+}
+
+/// The same rows for scripts: a header line, then one line per row, cells
+/// separated by tabs (tabs and line breaks inside a cell become spaces).
+pub fn tsv(header: &[&str], rows: &[Vec<String>]) -> String {
+    let clean = |c: &str| c.replace(['\t', '\n', '\r'], " ");
+    let mut out = header.join("\t");
+    out.push('\n');
+    for row in rows {
+        let cells: Vec<String> = row.iter().map(|c| clean(c)).collect();
+        out.push_str(&cells.join("\t"));
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -110,5 +131,11 @@ mod tests {
         assert_eq!(time_in(0.0, &utc), "1970-01-01T00:00:00+00:00");
         assert_eq!(time_in(1_795_678_938.5, &utc), "2026-11-26T07:42:18+00:00");
         assert_eq!(time_in(f64::NAN, &utc), "?");
+    }
+
+    #[test]
+    fn tab_separated_rows_stay_on_their_line() {
+        let rows = vec![vec!["1".to_string(), "a\tb\nc".to_string()]];
+        assert_eq!(tsv(&["n", "name"], &rows), "n\tname\n1\ta b c\n");
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+use crate::catalog::Mtime;
 use crate::names;
 
 /// Why a manifest could not be used.
@@ -44,8 +45,22 @@ pub struct Version {
     pub md5: String,
     pub size: u64,
     pub mtime: f64,
+    /// The mtime was stored as whole seconds (the original's INTEGER), so
+    /// it is compared at whole seconds.
+    pub mtime_whole: bool,
     pub disc: i64,
     pub desc: String,
+}
+
+impl Version {
+    /// The recorded mtime with the rule it is compared by.
+    pub fn recorded_mtime(&self) -> Mtime {
+        if self.mtime_whole {
+            Mtime::Whole(self.mtime as i64)
+        } else {
+            Mtime::Real(self.mtime)
+        }
+    }
 }
 
 /// A recorded deletion.
@@ -318,7 +333,9 @@ impl Manifest {
             ValueRef::Integer(i) if i >= 0 => i as u64,
             _ => return None,
         };
-        let mtime = real(r.get_ref(5).ok()?).unwrap_or(0.0);
+        let mtime_value = r.get_ref(5).ok()?;
+        let mtime_whole = matches!(mtime_value, ValueRef::Integer(_));
+        let mtime = real(mtime_value).unwrap_or(0.0);
         let disc = match r.get_ref(6).ok()? {
             ValueRef::Integer(i) => i,
             _ => return None,
@@ -334,6 +351,7 @@ impl Manifest {
             md5,
             size,
             mtime,
+            mtime_whole,
             disc,
             desc,
         })

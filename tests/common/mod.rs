@@ -24,6 +24,7 @@ pub fn bin(name: &str) -> PathBuf {
         "dbackup-mkiso" => PathBuf::from(env!("CARGO_BIN_EXE_dbackup-mkiso")),
         "dbackup-find" => PathBuf::from(env!("CARGO_BIN_EXE_dbackup-find")),
         "dbackup-lost" => PathBuf::from(env!("CARGO_BIN_EXE_dbackup-lost")),
+        "dbackup-verify" => PathBuf::from(env!("CARGO_BIN_EXE_dbackup-verify")),
         other => panic!("unknown binary {other}"),
     }
 }

@@ -1,0 +1,121 @@
+//! dbackup-verify: check discs for damage, and the live folder for silent
+//! corruption.
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::Result;
+use clap::Parser;
+use dbackup::cli::VerifyArgs;
+use dbackup::verify::{self, Problem, VerifyOptions, VerifyReport};
+use dbackup::{exit, names, output, progress::Progress};
+
+fn main() {
+    exit::main_wrapper("dbackup-verify", run)
+}
+
+fn run() -> Result<i32> {
+    let args = VerifyArgs::parse();
+    let opts = VerifyOptions::from_args(&args)?;
+    let progress = Progress::bar(!args.common.no_progress && !args.json);
+    let escape = std::io::stderr().is_terminal();
+    let report = verify::verify(&opts, &progress, &mut |scope, p| {
+        progress.println(&format!("dbackup-verify: {scope}: {}", describe(p, escape)));
+    })?;
+    progress.finish();
+
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        let tty = std::io::stdout().is_terminal();
+        let (header, rows) = summary(&report, tty);
+        if tty {
+            writeln!(
+                out,
+                "{}",
+                output::table(&header, &rows, &[2, 3, 4, 5, 6, 7, 8, 10, 11])
+            )?;
+        } else {
+            write!(out, "{}", output::tsv(&header, &rows))?;
+        }
+    }
+    Ok(if report.clean() {
+        exit::OK
+    } else {
+        exit::FINDING
+    })
+}
+
+/// One problem as a line: `files/0/3 (/2012/a.jpg): damaged: MD5 … instead of …`.
+fn describe(p: &Problem, escape: bool) -> String {
+    let show = |s: &str| names::display(s.as_bytes(), escape);
+    let what = match &p.filename {
+        Some(name) if *name != p.path && !p.path.ends_with(name.as_str()) => {
+            format!("{} ({})", show(&p.path), show(name))
+        }
+        _ => show(&p.path),
+    };
+    format!("{what}: {}: {}", p.problem.describe(), show(&p.detail))
+}
+
+/// The summary: one row per disc, and one for the origin. On a terminal,
+/// sizes for people; otherwise plain numbers for scripts.
+fn summary(report: &VerifyReport, tty: bool) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let header = vec![
+        "disc",
+        "source",
+        "files",
+        "ok",
+        "damaged",
+        "missing",
+        "unreadable",
+        "unknown",
+        "changed",
+        "manifest",
+        "bytes",
+        "MB/s",
+    ];
+    let bytes = |n: u64| {
+        if tty {
+            output::bytes(n)
+        } else {
+            n.to_string()
+        }
+    };
+    let sound = |ok: bool| if ok { "ok" } else { "damaged" }.to_string();
+    let mut rows = Vec::new();
+    for d in &report.discs {
+        rows.push(vec![
+            d.disc.to_string(),
+            names::display(d.source.as_bytes(), tty),
+            d.files.to_string(),
+            d.ok.to_string(),
+            d.damaged.to_string(),
+            d.missing.to_string(),
+            d.unreadable.to_string(),
+            d.unknown.to_string(),
+            "-".into(),
+            sound(d.manifest_ok),
+            bytes(d.bytes),
+            format!("{:.1}", d.mb_per_s()),
+        ]);
+    }
+    if let Some(o) = &report.origin {
+        rows.push(vec![
+            "origin".into(),
+            names::display(o.path.as_bytes(), tty),
+            o.files.to_string(),
+            o.ok.to_string(),
+            o.silent_corruption.to_string(),
+            o.missing.to_string(),
+            o.unreadable.to_string(),
+            "-".into(),
+            o.changed.to_string(),
+            sound(o.manifest_ok),
+            bytes(o.bytes),
+            format!("{:.1}", o.mb_per_s()),
+        ]);
+    }
+    (header, rows)
+}

@@ -1,0 +1,858 @@
+//! Checking discs for damage, and the live folder for silent corruption.
+//!
+//! For each disc: every file its own manifest says it holds (`copied=1`
+//! rows with that disc's number) is there, with the recorded size and MD5;
+//! the manifest passes SQLite's integrity check; files under `files/` that
+//! the manifest does not know are listed. With an origin folder: each
+//! file's latest version in the newest manifest is compared with the live
+//! file, to find originals whose size and mtime are unchanged but whose
+//! content is not, which a size and mtime scan can never see.
+//!
+//! Reads only: never writes to a disc or the origin. Files are read in
+//! on-disc order so a drive reads front to back; a file that cannot be read
+//! is reported and the run goes on.
+
+use std::collections::HashSet;
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use md5::{Digest, Md5};
+
+use crate::catalog::manifest::Version;
+use crate::cli::VerifyArgs;
+use crate::history::{self, Matcher};
+use crate::medium::{Content, DiscSet, Medium, MediumError, Stored};
+use crate::progress::Progress;
+use crate::{disc, names};
+
+/// Why verification could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Medium(#[from] MediumError),
+    #[error("origin {}: {why}", path.display())]
+    Origin { path: PathBuf, why: String },
+}
+
+type Result<T> = std::result::Result<T, VerifyError>;
+
+/// What to verify, validated.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// The discs as given (mounted discs, images, folders of images).
+    pub discs: Vec<PathBuf>,
+    /// The live folder to check against the newest manifest.
+    pub origin: Option<PathBuf>,
+}
+
+impl VerifyOptions {
+    /// Checks the arguments before any disc is read: the origin must be a folder.
+    pub fn from_args(args: &VerifyArgs) -> Result<VerifyOptions> {
+        let origin = match &args.origin {
+            None => None,
+            Some(p) => {
+                let meta = std::fs::metadata(p).map_err(|e| VerifyError::Origin {
+                    path: p.clone(),
+                    why: e.to_string(),
+                })?;
+                if !meta.is_dir() {
+                    return Err(VerifyError::Origin {
+                        path: p.clone(),
+                        why: "not a folder".into(),
+                    });
+                }
+                Some(p.clone())
+            }
+        };
+        Ok(VerifyOptions {
+            discs: args.discs.discs.clone(),
+            origin,
+        })
+    }
+}
+
+/// What is wrong with a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// On the disc, but its size or MD5 is not the recorded one.
+    Damaged,
+    /// Not on the disc; or, for the origin, no longer in the live folder.
+    Missing,
+    /// Reading it failed.
+    Unreadable,
+    /// On the disc, but its manifest does not know it.
+    Unknown,
+    /// The disc's manifest fails its integrity check or has unusable rows.
+    Manifest,
+    /// A live file whose size and mtime are as backed up but whose MD5 is not.
+    SilentCorruption,
+}
+
+impl Kind {
+    /// How the problem reads in a sentence.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::Damaged => "damaged",
+            Kind::Missing => "missing",
+            Kind::Unreadable => "unreadable",
+            Kind::Unknown => "unknown to the manifest",
+            Kind::Manifest => "damaged manifest",
+            Kind::SilentCorruption => "silent corruption of the original",
+        }
+    }
+}
+
+/// One problem found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Problem {
+    /// The file's id in the catalogue, when known.
+    pub id: Option<i64>,
+    /// The file's name in the watched folder (`/2012/a.jpg`), when known;
+    /// bytes that are not UTF-8 are shown as `\xNN`.
+    pub filename: Option<String>,
+    /// Where: the path on the disc (`files/0/3`), or in the origin.
+    pub path: String,
+    pub problem: Kind,
+    /// The particulars (`MD5 … instead of …`, the read error).
+    pub detail: String,
+}
+
+impl Problem {
+    fn of(v: &Version, path: String, problem: Kind, detail: String) -> Problem {
+        Problem {
+            id: Some(v.id),
+            filename: Some(names::display(&v.name, false)),
+            path,
+            problem,
+            detail,
+        }
+    }
+
+    fn at(path: impl Into<String>, problem: Kind, detail: String) -> Problem {
+        Problem {
+            id: None,
+            filename: None,
+            path: path.into(),
+            problem,
+            detail,
+        }
+    }
+}
+
+/// What one disc showed.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DiscReport {
+    pub disc: i64,
+    /// The mounted disc, or image, it was read from.
+    pub source: String,
+    /// `image` or `folder`.
+    pub medium: &'static str,
+    /// Files its manifest says it holds.
+    pub files: u64,
+    pub ok: u64,
+    pub damaged: u64,
+    pub missing: u64,
+    pub unreadable: u64,
+    pub unknown: u64,
+    /// Whether `manifest.db` passed its integrity check and every row of
+    /// this disc could be used.
+    pub manifest_ok: bool,
+    /// Bytes read.
+    pub bytes: u64,
+    pub seconds: f64,
+    pub problems: Vec<Problem>,
+}
+
+impl DiscReport {
+    /// Nothing damaged, missing or unreadable, and the manifest is sound.
+    /// (Unknown files are listed, but do not make a disc bad.)
+    pub fn clean(&self) -> bool {
+        self.manifest_ok && self.damaged == 0 && self.missing == 0 && self.unreadable == 0
+    }
+
+    /// Read speed in MB/s (10^6 bytes).
+    pub fn mb_per_s(&self) -> f64 {
+        mb_per_s(self.bytes, self.seconds)
+    }
+
+    fn add(&mut self, p: Problem, on_problem: &mut dyn FnMut(&str, &Problem)) {
+        match p.problem {
+            Kind::Damaged => self.damaged += 1,
+            Kind::Missing => self.missing += 1,
+            Kind::Unreadable => self.unreadable += 1,
+            Kind::Unknown => self.unknown += 1,
+            Kind::Manifest => self.manifest_ok = false,
+            Kind::SilentCorruption => {}
+        }
+        on_problem(&format!("disc {} ({})", self.disc, self.source), &p);
+        self.problems.push(p);
+    }
+}
+
+/// What the origin showed.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct OriginReport {
+    pub path: String,
+    /// Files of the newest manifest not recorded as deleted.
+    pub files: u64,
+    /// Unchanged since the backup, and the same MD5.
+    pub ok: u64,
+    /// Size or mtime differ from the backup: changed since, not an error.
+    pub changed: u64,
+    pub silent_corruption: u64,
+    pub missing: u64,
+    pub unreadable: u64,
+    /// Whether the newest manifest could be read whole.
+    pub manifest_ok: bool,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub problems: Vec<Problem>,
+}
+
+impl OriginReport {
+    /// Nothing silently corrupted, missing or unreadable.
+    pub fn clean(&self) -> bool {
+        self.manifest_ok && self.silent_corruption == 0 && self.missing == 0 && self.unreadable == 0
+    }
+
+    /// Read speed in MB/s (10^6 bytes).
+    pub fn mb_per_s(&self) -> f64 {
+        mb_per_s(self.bytes, self.seconds)
+    }
+
+    fn add(&mut self, p: Problem, on_problem: &mut dyn FnMut(&str, &Problem)) {
+        match p.problem {
+            Kind::SilentCorruption | Kind::Damaged => self.silent_corruption += 1,
+            Kind::Missing => self.missing += 1,
+            Kind::Unreadable => self.unreadable += 1,
+            Kind::Manifest => self.manifest_ok = false,
+            Kind::Unknown => {}
+        }
+        on_problem(&format!("origin ({})", self.path), &p);
+        self.problems.push(p);
+    }
+}
+
+/// Everything verified.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct VerifyReport {
+    /// In disc order; a disc given twice (two copies) appears twice.
+    pub discs: Vec<DiscReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<OriginReport>,
+}
+
+impl VerifyReport {
+    /// Whether everything checked is good.
+    pub fn clean(&self) -> bool {
+        self.discs.iter().all(DiscReport::clean) && self.origin.as_ref().is_none_or(|o| o.clean())
+    }
+}
+
+fn mb_per_s(bytes: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        bytes as f64 / seconds / 1e6
+    } else {
+        0.0
+    }
+}
+
+/// Verifies every disc in `opts`, then the origin if one was given.
+/// `on_problem` hears of each problem as it is found, with where it was
+/// found (`disc 3 (/media/cdrom)`); the report holds them all.
+pub fn verify(
+    opts: &VerifyOptions,
+    progress: &Progress,
+    on_problem: &mut dyn FnMut(&str, &Problem),
+) -> Result<VerifyReport> {
+    let set = DiscSet::open(&opts.discs)?;
+    // Two copies of one disc may differ, so a disc given twice is verified
+    // each time; the copy must belong to the set like the others.
+    let ours = &set.media[set.newest].identity;
+    let mut copies = Vec::new();
+    for source in &set.duplicates {
+        for m in Medium::open_all(source)? {
+            if !m.identity.same_set(ours) {
+                return Err(MediumError::OtherSet {
+                    path: m.source.clone(),
+                    disc: m.disc,
+                    theirs: m.identity.describe(),
+                    ours: ours.describe(),
+                }
+                .into());
+            }
+            copies.push(m);
+        }
+    }
+    let mut media: Vec<&Medium> = set.media.iter().chain(copies.iter()).collect();
+    media.sort_by_key(|m| m.disc);
+
+    let mut report = VerifyReport::default();
+    for m in media {
+        report.discs.push(verify_disc(m, progress, on_problem));
+    }
+    if let Some(origin) = &opts.origin {
+        report.origin = Some(verify_origin(&set, origin, progress, on_problem));
+    }
+    Ok(report)
+}
+
+/// Verifies one disc against its own manifest.
+fn verify_disc(
+    m: &Medium,
+    progress: &Progress,
+    on_problem: &mut dyn FnMut(&str, &Problem),
+) -> DiscReport {
+    let started = Instant::now();
+    let mut r = DiscReport {
+        disc: m.disc,
+        source: names::display(m.source.as_os_str().as_encoded_bytes(), false),
+        medium: match m.content {
+            Content::Image(_) => "image",
+            Content::Folder(_) => "folder",
+        },
+        manifest_ok: true,
+        ..Default::default()
+    };
+    progress.message(format!("disc {}: verifying", m.disc));
+
+    if let Err(why) = m.manifest.integrity_check() {
+        r.add(
+            Problem::at(
+                disc::MANIFEST,
+                Kind::Manifest,
+                format!("fails its integrity check: {}", why.replace('\n', " ")),
+            ),
+            on_problem,
+        );
+    }
+    let versions = match m.manifest.disc_versions(m.disc) {
+        Ok((versions, invalid)) => {
+            if invalid > 0 {
+                r.add(
+                    Problem::at(
+                        disc::MANIFEST,
+                        Kind::Manifest,
+                        format!("{invalid} rows of this disc are unusable; their files cannot be checked"),
+                    ),
+                    on_problem,
+                );
+            }
+            versions
+        }
+        Err(e) => {
+            r.add(
+                Problem::at(
+                    disc::MANIFEST,
+                    Kind::Manifest,
+                    format!("cannot list this disc's files: {e}"),
+                ),
+                on_problem,
+            );
+            r.seconds = started.elapsed().as_secs_f64();
+            return r;
+        }
+    };
+    r.files = versions.len() as u64;
+
+    let mut known = HashSet::with_capacity(versions.len());
+    let mut jobs: Vec<(Stored, &Version)> = Vec::with_capacity(versions.len());
+    for v in &versions {
+        let rel = disc::file_path(v.id).to_string_lossy().into_owned();
+        match m.stored(v.id) {
+            None => r.add(
+                Problem::of(v, rel.clone(), Kind::Missing, "not on the disc".into()),
+                on_problem,
+            ),
+            Some(s) if s.size != v.size => r.add(
+                Problem::of(
+                    v,
+                    rel.clone(),
+                    Kind::Damaged,
+                    format!("{} bytes instead of {}", s.size, v.size),
+                ),
+                on_problem,
+            ),
+            Some(s) => jobs.push((s, v)),
+        }
+        known.insert(rel);
+    }
+    jobs.sort_by_key(|(s, _)| s.order);
+
+    // The content, not the medium: its manifest's connection stays here.
+    let content = &m.content;
+    hash_all(
+        &jobs,
+        HASHERS,
+        |(s, _)| content.open(s),
+        |(s, _)| s.rel.as_str(),
+        progress,
+        |(s, v), outcome| {
+            r.bytes += outcome.bytes;
+            let problem = match outcome.result {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    Some((Kind::Missing, format!("vanished while verifying: {e}")))
+                }
+                Err(e) => Some((Kind::Unreadable, e.to_string())),
+                Ok(_) if outcome.bytes != v.size => Some((
+                    Kind::Damaged,
+                    format!("{} bytes read instead of {}", outcome.bytes, v.size),
+                )),
+                Ok(md5) if md5 != v.md5 => {
+                    Some((Kind::Damaged, format!("MD5 {md5} instead of {}", v.md5)))
+                }
+                Ok(_) => None,
+            };
+            match problem {
+                Some((kind, detail)) => {
+                    r.add(Problem::of(v, s.rel.clone(), kind, detail), on_problem)
+                }
+                None => r.ok += 1,
+            }
+        },
+    );
+
+    match m.stored_files() {
+        Ok(mut all) => {
+            all.sort_by_key(|s| s.order);
+            for s in all.into_iter().filter(|s| !known.contains(&s.rel)) {
+                let id = s.rel.rsplit('/').next().and_then(|n| n.parse::<i64>().ok());
+                r.add(
+                    Problem {
+                        id,
+                        filename: None,
+                        path: s.rel,
+                        problem: Kind::Unknown,
+                        detail: format!("{} bytes, not in this disc's manifest", s.size),
+                    },
+                    on_problem,
+                );
+            }
+        }
+        Err(e) => r.add(
+            Problem::at(
+                disc::FILES_DIR,
+                Kind::Unreadable,
+                format!("cannot list the disc's files: {e}"),
+            ),
+            on_problem,
+        ),
+    }
+    r.problems
+        .sort_by_key(|p| (p.id.is_some(), p.id, p.path.clone()));
+    r.seconds = started.elapsed().as_secs_f64();
+    r
+}
+
+/// Checks the live folder against the newest manifest.
+fn verify_origin(
+    set: &DiscSet,
+    origin: &Path,
+    progress: &Progress,
+    on_problem: &mut dyn FnMut(&str, &Problem),
+) -> OriginReport {
+    let started = Instant::now();
+    let mut r = OriginReport {
+        path: names::display(origin.as_os_str().as_encoded_bytes(), false),
+        manifest_ok: true,
+        ..Default::default()
+    };
+    progress.message("origin: checking");
+    let everything = Matcher::new(&[], false).expect("no patterns always compile");
+    let selection = match history::select(set.history(), &everything, None) {
+        Ok(s) => s,
+        Err(e) => {
+            r.add(
+                Problem::at(
+                    disc::MANIFEST,
+                    Kind::Manifest,
+                    format!("the newest manifest cannot be read: {e}"),
+                ),
+                on_problem,
+            );
+            return r;
+        }
+    };
+    if selection.invalid_rows > 0 {
+        r.add(
+            Problem::at(
+                disc::MANIFEST,
+                Kind::Manifest,
+                format!(
+                    "{} rows of the newest manifest are unusable; their files are not checked",
+                    selection.invalid_rows
+                ),
+            ),
+            on_problem,
+        );
+    }
+
+    let mut jobs: Vec<(PathBuf, &Version)> = Vec::new();
+    for f in selection.files.iter().filter(|f| f.deleted.is_none()) {
+        let v = f.current();
+        r.files += 1;
+        let rel = names::to_relative(&v.name);
+        let shown = names::display(&v.name, false);
+        // A hostile name must not make us read outside the origin.
+        if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+            r.add(
+                Problem::of(
+                    v,
+                    shown,
+                    Kind::Manifest,
+                    "not a plain path inside the folder".into(),
+                ),
+                on_problem,
+            );
+            continue;
+        }
+        let path = origin.join(rel);
+        let shown = names::display(path.as_os_str().as_encoded_bytes(), false);
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if is_gone(&e) => r.add(
+                Problem::of(v, shown, Kind::Missing, "not in the folder".into()),
+                on_problem,
+            ),
+            Err(e) => r.add(
+                Problem::of(v, shown, Kind::Unreadable, e.to_string()),
+                on_problem,
+            ),
+            Ok(meta) if !meta.is_file() => r.add(
+                Problem::of(v, shown, Kind::Missing, "no longer a regular file".into()),
+                on_problem,
+            ),
+            Ok(meta)
+                if meta.len() == v.size
+                    && v.recorded_mtime().matches(meta.mtime(), meta.mtime_nsec()) =>
+            {
+                jobs.push((path, v))
+            }
+            Ok(_) => r.changed += 1,
+        }
+    }
+
+    progress.message("origin: hashing unchanged files");
+    hash_all(
+        &jobs,
+        HASHERS,
+        |(p, _)| std::fs::File::open(p),
+        |(p, _)| p.to_str().unwrap_or(""),
+        progress,
+        |(p, v), outcome| {
+            r.bytes += outcome.bytes;
+            let shown = names::display(p.as_os_str().as_encoded_bytes(), false);
+            match outcome.result {
+                Err(e) if is_gone(&e) => r.add(
+                    Problem::of(v, shown, Kind::Missing, "vanished while checking".into()),
+                    on_problem,
+                ),
+                Err(e) => r.add(
+                    Problem::of(v, shown, Kind::Unreadable, e.to_string()),
+                    on_problem,
+                ),
+                // Changed while we read it: a change, not corruption.
+                Ok(_) if outcome.bytes != v.size => r.changed += 1,
+                Ok(md5) if md5 != v.md5 => r.add(
+                    Problem::of(
+                        v,
+                        shown,
+                        Kind::SilentCorruption,
+                        format!(
+                            "size and mtime as backed up, but MD5 {md5} instead of {}",
+                            v.md5
+                        ),
+                    ),
+                    on_problem,
+                ),
+                Ok(_) => r.ok += 1,
+            }
+        },
+    );
+    r.problems.sort_by(|a, b| a.path.cmp(&b.path));
+    r.seconds = started.elapsed().as_secs_f64();
+    r
+}
+
+fn is_gone(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+/// What reading one file gave.
+struct Outcome {
+    /// Bytes read (up to the error, if any).
+    bytes: u64,
+    /// The MD5 in lowercase hex, or the error that stopped the read.
+    result: io::Result<String>,
+}
+
+/// Threads computing MD5s: one reader feeds them.
+const HASHERS: usize = 2;
+/// Bytes per read.
+const BUFFER: usize = 1 << 20;
+/// Buffers in flight between the reader and the hashers: enough to hold a
+/// typical photo or song for each hasher while the reader runs ahead.
+const BUFFERS: usize = 32;
+
+/// What the reader hands a hasher.
+enum Chunk {
+    /// Item `i` begins.
+    Start(usize),
+    /// Its next bytes: the first `n` of the buffer.
+    Data(Vec<u8>, usize),
+    /// It ended.
+    End,
+    /// Reading it failed.
+    Failed(io::Error),
+}
+
+/// Reads `items` one after the other in the order given, with one reader
+/// (so a drive reads front to back and never seeks between files), while
+/// `hashers` threads compute the MD5s, each file going whole to the least
+/// busy one. `done` runs on the calling thread for each item as it finishes.
+fn hash_all<T, R>(
+    items: &[T],
+    hashers: usize,
+    open: impl Fn(&T) -> io::Result<R> + Send,
+    label: impl Fn(&T) -> &str + Send,
+    progress: &Progress,
+    mut done: impl FnMut(&T, Outcome),
+) where
+    T: Sync,
+    R: Read,
+{
+    let hashers = hashers.max(1);
+    let queued: Vec<AtomicUsize> = (0..hashers).map(|_| AtomicUsize::new(0)).collect();
+    std::thread::scope(|s| {
+        let (results, finished) = mpsc::channel();
+        let (give_back, pool) = mpsc::channel();
+        let mut queues = Vec::with_capacity(hashers);
+        for queued in &queued {
+            let (tx, rx) = mpsc::channel();
+            queues.push(tx);
+            let (results, give_back) = (results.clone(), give_back.clone());
+            s.spawn(move || hash_chunks(rx, queued, give_back, results));
+        }
+        drop((results, give_back));
+        let queued = &queued;
+        s.spawn(move || {
+            let mut buffers = Buffers {
+                pool,
+                made: 0,
+                spare: None,
+            };
+            for (i, item) in items.iter().enumerate() {
+                let h = (0..hashers)
+                    .min_by_key(|&h| queued[h].load(Ordering::Relaxed))
+                    .unwrap_or(0);
+                let send = |c: Chunk| {
+                    if matches!(c, Chunk::Data(..)) {
+                        queued[h].fetch_add(1, Ordering::Relaxed);
+                    }
+                    queues[h].send(c).is_ok()
+                };
+                if !send(Chunk::Start(i)) {
+                    return;
+                }
+                let last = match open(item) {
+                    Ok(mut reader) => {
+                        read_chunks(&mut reader, &mut buffers, label(item), progress, &send)
+                    }
+                    Err(e) => Some(Chunk::Failed(e)),
+                };
+                match last {
+                    Some(c) => {
+                        if !send(c) {
+                            return;
+                        }
+                    }
+                    None => return,
+                }
+            }
+        });
+        for (i, outcome) in finished {
+            done(&items[i], outcome);
+        }
+    });
+}
+
+/// The reader's buffers: at most [`BUFFERS`], handed back by the hashers.
+struct Buffers {
+    pool: mpsc::Receiver<Vec<u8>>,
+    made: usize,
+    spare: Option<Vec<u8>>,
+}
+
+impl Buffers {
+    /// A free buffer, waiting for one when all are in use; `None` when the
+    /// hashers are gone.
+    fn take(&mut self) -> Option<Vec<u8>> {
+        if let Some(b) = self.spare.take() {
+            return Some(b);
+        }
+        if let Ok(b) = self.pool.try_recv() {
+            return Some(b);
+        }
+        if self.made < BUFFERS {
+            self.made += 1;
+            return Some(vec![0u8; BUFFER]);
+        }
+        self.pool.recv().ok()
+    }
+}
+
+/// Reads one file, sending its bytes on; returns how it ended (`End` or
+/// `Failed`), or `None` when the hashers are gone.
+fn read_chunks(
+    reader: &mut impl Read,
+    buffers: &mut Buffers,
+    label: &str,
+    progress: &Progress,
+    send: &impl Fn(Chunk) -> bool,
+) -> Option<Chunk> {
+    loop {
+        if let Some(e) = injected_read_error(label) {
+            return Some(Chunk::Failed(e));
+        }
+        let mut buf = buffers.take()?;
+        match reader.read(&mut buf) {
+            Ok(0) => {
+                buffers.spare = Some(buf);
+                return Some(Chunk::End);
+            }
+            Ok(n) => {
+                progress.add_bytes(n as u64);
+                if !send(Chunk::Data(buf, n)) {
+                    return None;
+                }
+            }
+            Err(e) => {
+                buffers.spare = Some(buf);
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Some(Chunk::Failed(e));
+                }
+            }
+        }
+    }
+}
+
+/// One hasher: MD5s of the files the reader sends it, one after the other.
+fn hash_chunks(
+    chunks: mpsc::Receiver<Chunk>,
+    queued: &AtomicUsize,
+    give_back: mpsc::Sender<Vec<u8>>,
+    results: mpsc::Sender<(usize, Outcome)>,
+) {
+    let mut current: Option<(usize, Md5, u64)> = None;
+    for chunk in chunks {
+        let finished = match chunk {
+            Chunk::Start(i) => {
+                current = Some((i, Md5::new(), 0));
+                None
+            }
+            Chunk::Data(buf, n) => {
+                queued.fetch_sub(1, Ordering::Relaxed);
+                if let Some((_, h, bytes)) = &mut current {
+                    h.update(&buf[..n]);
+                    *bytes += n as u64;
+                }
+                let _ = give_back.send(buf);
+                None
+            }
+            Chunk::End => current.take().map(|(i, h, bytes)| {
+                let md5 = crate::mkiso::hex(&h.finalize());
+                (
+                    i,
+                    Outcome {
+                        bytes,
+                        result: Ok(md5),
+                    },
+                )
+            }),
+            Chunk::Failed(e) => current.take().map(|(i, _, bytes)| {
+                (
+                    i,
+                    Outcome {
+                        bytes,
+                        result: Err(e),
+                    },
+                )
+            }),
+        };
+        if let Some(f) = finished {
+            if results.send(f).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// For tests: `FAILPOINTS=verify::read=return(files/0/3)` makes reading that
+/// file fail with EIO (`return` alone: every file).
+#[cfg_attr(not(feature = "failpoints"), allow(unused_variables))]
+fn injected_read_error(label: &str) -> Option<io::Error> {
+    fail::fail_point!("verify::read", |arg: Option<String>| {
+        arg.is_none_or(|a| a.is_empty() || label.ends_with(a.as_str()))
+            .then(|| io::Error::from_raw_os_error(libc::EIO))
+    });
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashing_reads_every_item_once_in_any_worker_count() {
+        let items: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; i as usize * 1000]).collect();
+        for hashers in [1, 2, 3] {
+            let mut seen = vec![None; items.len()];
+            hash_all(
+                &items,
+                hashers,
+                |d| Ok(std::io::Cursor::new(d.clone())),
+                |_| "",
+                &Progress::hidden(),
+                |d, o| {
+                    let i = d.first().copied().unwrap_or(0) as usize;
+                    assert_eq!(o.bytes, d.len() as u64);
+                    seen[i] = Some(o.result.unwrap());
+                },
+            );
+            for (i, d) in items.iter().enumerate() {
+                assert_eq!(
+                    seen[i].as_deref(),
+                    Some(crate::mkiso::hex(&Md5::digest(d)).as_str())
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_clean_report_has_no_bad_files_and_a_sound_manifest() {
+        let mut d = DiscReport {
+            manifest_ok: true,
+            unknown: 3,
+            ..Default::default()
+        };
+        assert!(d.clean(), "unknown files are listed, not failures");
+        d.manifest_ok = false;
+        assert!(!d.clean());
+        let report = VerifyReport {
+            discs: vec![],
+            origin: Some(OriginReport {
+                manifest_ok: true,
+                changed: 5,
+                ..Default::default()
+            }),
+        };
+        assert!(report.clean(), "changes since the backup are not errors");
+    }
+}
