@@ -232,13 +232,6 @@ fn md5_file(path: &Path, progress: &Progress) -> std::io::Result<String> {
     Ok(crate::mkiso::hex(&h.finalize()))
 }
 
-/// Whether a file's mtime (secs, nanos) is the recorded one: REAL seconds
-/// compared exactly, the original's whole seconds compared at whole seconds.
-fn same_mtime(recorded: f64, secs: i64, nanos: i64) -> bool {
-    let now = crate::catalog::Mtime::from_parts(secs, nanos);
-    recorded == now || (recorded.fract() == 0.0 && recorded == secs as f64)
-}
-
 fn analyse(
     manifest: &Manifest,
     named: &[i64],
@@ -280,8 +273,10 @@ fn analyse(
             }
             let here = origin_path(origin, &v.name).and_then(|p| {
                 let m = std::fs::symlink_metadata(&p).ok()?;
-                (m.is_file() && m.len() == v.size && same_mtime(v.mtime, m.mtime(), m.mtime_nsec()))
-                    .then_some(p)
+                (m.is_file()
+                    && m.len() == v.size
+                    && v.recorded_mtime().matches(m.mtime(), m.mtime_nsec()))
+                .then_some(p)
             });
             if let Some(p) = here {
                 if md5_file(&p, progress).is_ok_and(|m| m == v.md5) {
