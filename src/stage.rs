@@ -35,8 +35,8 @@ use crate::workdir::{Repairs, Workdir};
 
 /// Files per batch (one reservation and one commit transaction each).
 const BATCH_FILES: usize = 2000;
-/// Bytes per batch.
-const BATCH_BYTES: u64 = 256 << 20;
+/// Bytes per batch: large, so big files pay for few filesystem flushes.
+const BATCH_BYTES: u64 = 1 << 30;
 /// Room kept free on the workdir's filesystem for the catalogue's own growth.
 const SPACE_MARGIN: u64 = 2 << 20;
 
@@ -422,6 +422,7 @@ impl<'w, 'e> Stager<'w, 'e> {
 
         // Durability of the data, then of the names.
         fsutil::sync_filesystem(&disc_dir)?;
+        let mut renamed = rename_copies(&outcomes, &targets).into_iter();
         let mut done = Vec::new();
         let mut failed = Vec::new();
         let mut dirs = BTreeSet::new();
@@ -429,8 +430,9 @@ impl<'w, 'e> Stager<'w, 'e> {
         for (i, outcome) in outcomes.iter().enumerate() {
             let target = &targets[i];
             let partial = fsutil::partial_path(target);
+            let rename = renamed.next().flatten();
             match outcome {
-                Outcome::Copied(md5) => match std::fs::rename(&partial, target) {
+                Outcome::Copied(md5) => match rename.unwrap_or(Ok(())) {
                     Ok(()) => {
                         done.push((ids[i], md5.clone()));
                         if let Some(d) = target.parent() {
@@ -438,7 +440,10 @@ impl<'w, 'e> Stager<'w, 'e> {
                         }
                     }
                     Err(e) => {
+                        // The id stays ours until the reservation is
+                        // dropped: nothing may be left under either name.
                         let _ = std::fs::remove_file(&partial);
+                        let _ = std::fs::remove_file(target);
                         failed.push(ids[i]);
                         fatal.get_or_insert(Error::io(target, e));
                     }
@@ -576,6 +581,39 @@ enum Outcome {
 
 /// Copies a batch with two workers (or as many cores as there are, up to
 /// four): each file is read once, hashed and written in the same pass.
+/// Renames finished copies into place, two threads at a time (a batch of
+/// small files spends much of its time in directory lookups). `None` for
+/// outcomes that are not copies.
+fn rename_copies(outcomes: &[Outcome], targets: &[PathBuf]) -> Vec<Option<std::io::Result<()>>> {
+    let rename = |i: usize| match outcomes[i] {
+        Outcome::Copied(_) => Some(std::fs::rename(
+            fsutil::partial_path(&targets[i]),
+            &targets[i],
+        )),
+        _ => None,
+    };
+    let half = outcomes.len() / 2;
+    std::thread::scope(|s| {
+        let second = s.spawn(|| (half..outcomes.len()).map(rename).collect::<Vec<_>>());
+        let mut all: Vec<_> = (0..half).map(rename).collect();
+        match second.join() {
+            Ok(rest) => all.extend(rest),
+            // Not renamed: reported as failures, the reservation dropped.
+            Err(_) => all.extend(
+                (half..outcomes.len())
+                    .map(|_| Some(Err(std::io::Error::other("rename worker failed")))),
+            ),
+        }
+        all
+    })
+}
+
+/// Large copies start their writeback every so many bytes.
+const WRITEBACK_EVERY: u64 = 16 << 20;
+
+/// Files a worker takes at a time.
+const CHUNK: usize = 16;
+
 fn copy_all(batch: &[Change], targets: &[PathBuf], progress: &Progress) -> Vec<Outcome> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -590,13 +628,17 @@ fn copy_all(batch: &[Change], targets: &[PathBuf], progress: &Progress) -> Vec<O
                 s.spawn(|| {
                     let mut buf = vec![0u8; 1 << 20];
                     let mut out = Vec::new();
+                    // Runs of neighbouring ids, so two workers seldom write
+                    // into the same folder at once.
                     loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= batch.len() {
+                        let start = next.fetch_add(CHUNK, Ordering::Relaxed);
+                        if start >= batch.len() {
                             break;
                         }
-                        let partial = fsutil::partial_path(&targets[i]);
-                        out.push((i, copy_one(&batch[i], &partial, &mut buf, progress)));
+                        for i in start..(start + CHUNK).min(batch.len()) {
+                            let partial = fsutil::partial_path(&targets[i]);
+                            out.push((i, copy_one(&batch[i], &partial, &mut buf, progress)));
+                        }
                     }
                     out
                 })
@@ -684,6 +726,9 @@ fn copy_one(change: &Change, partial: &Path, buf: &mut [u8], progress: &Progress
         ));
         total += n as u64;
         progress.add_bytes(n as u64);
+        if total % WRITEBACK_EVERY < n as u64 {
+            fsutil::start_writeback(&dst);
+        }
         if first {
             first = false;
             fail::fail_point!("stage::mid_copy");
@@ -699,6 +744,9 @@ fn copy_one(change: &Change, partial: &Path, buf: &mut [u8], progress: &Progress
         }
         Err(e) => return Outcome::Source(read_reason(&e)),
     }
+    // Start writing the copy to disk now, so the batch's flush finds
+    // little left to do.
+    fsutil::start_writeback(&dst);
     let digest = hasher.finalize();
     let mut hex = String::with_capacity(32);
     for b in digest.iter() {

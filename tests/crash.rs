@@ -336,7 +336,8 @@ mod injected {
     fn a_file_changed_during_its_copy_is_discarded_and_taken_next_run() {
         let env = TestEnv::new();
         let big = env.write("video.mkv", &vec![1u8; 3 << 20]);
-        env.write("other", b"steady");
+        // Sorted after the video, so it is copied first and the pause hits it.
+        env.write("z-other", b"steady");
         env.init(&[]);
         let child = env
             .stage()

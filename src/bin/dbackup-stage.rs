@@ -14,12 +14,26 @@ fn main() {
 }
 
 fn run() -> Result<i32> {
+    let stdout = std::io::stdout();
+    // One write per line only on a terminal; in a pipe or a cron mail,
+    // lines are batched (a first staging prints one per file).
+    let mut out: Box<dyn Write> = if stdout.is_terminal() {
+        Box::new(stdout.lock())
+    } else {
+        Box::new(std::io::BufWriter::new(stdout.lock()))
+    };
+    let code = run_with(&mut out);
+    out.flush()?;
+    code
+}
+
+fn run_with(out: &mut Box<dyn Write>) -> Result<i32> {
     let args = StageArgs::parse();
     let root = match &args.workdir {
         Some(w) => w.clone(),
         None => std::env::current_dir()?,
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = out;
     match args.command {
         StageCommand::Init {
             watched,
@@ -189,7 +203,7 @@ fn run() -> Result<i32> {
             // Images of every closed disc still waiting for one: those this
             // run closed, and any an interrupted run left.
             if !dry_run && !no_iso && !dbackup::mkiso::pending(&wd)?.is_empty() {
-                code = code.max(images(&mut wd, &progress, json, &mut out)?);
+                code = code.max(images(&mut wd, &progress, json, out)?);
             }
             Ok(code)
         }
@@ -221,7 +235,7 @@ fn run() -> Result<i32> {
                 return Ok(exit::OK);
             }
             let progress = Progress::bar(!args.common.no_progress && !json);
-            images(&mut wd, &progress, json, &mut out)
+            images(&mut wd, &progress, json, out)
         }
         StageCommand::Adopt { dry_run, name } => {
             let report = dbackup::adopt::adopt(&dbackup::adopt::AdoptOptions {
