@@ -667,13 +667,8 @@ fn hash_all<T, R>(
                     }
                     Err(e) => Some(Chunk::Failed(e)),
                 };
-                match last {
-                    Some(c) => {
-                        if !send(c) {
-                            return;
-                        }
-                    }
-                    None => return,
+                if !last.is_some_and(send) {
+                    return;
                 }
             }
         });
