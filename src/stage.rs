@@ -608,8 +608,8 @@ fn rename_copies(outcomes: &[Outcome], targets: &[PathBuf]) -> Vec<Option<std::i
     })
 }
 
-/// Large copies start their writeback every so many bytes.
-const WRITEBACK_EVERY: u64 = 16 << 20;
+/// Bytes read, hashed and written at a time.
+const COPY_BUFFER: usize = 256 << 10;
 
 /// Files a worker takes at a time.
 const CHUNK: usize = 16;
@@ -626,7 +626,9 @@ fn copy_all(batch: &[Change], targets: &[PathBuf], progress: &Progress) -> Vec<O
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 s.spawn(|| {
-                    let mut buf = vec![0u8; 1 << 20];
+                    // Small enough to stay in the core's cache between the
+                    // read, the hash and the write of each chunk.
+                    let mut buf = vec![0u8; COPY_BUFFER];
                     let mut out = Vec::new();
                     // Runs of neighbouring ids, so two workers seldom write
                     // into the same folder at once.
@@ -726,9 +728,6 @@ fn copy_one(change: &Change, partial: &Path, buf: &mut [u8], progress: &Progress
         ));
         total += n as u64;
         progress.add_bytes(n as u64);
-        if total % WRITEBACK_EVERY < n as u64 {
-            fsutil::start_writeback(&dst);
-        }
         if first {
             first = false;
             fail::fail_point!("stage::mid_copy");
