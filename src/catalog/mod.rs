@@ -12,7 +12,6 @@
 //! images built and read back). `PRAGMA
 //! user_version` carries our schema version.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::types::ValueRef;
@@ -152,6 +151,8 @@ pub struct LiveEntry {
     pub mtime: Mtime,
     /// Set by the scan when it sees the file.
     pub seen: bool,
+    /// Recorded deleted after this version: not live.
+    pub gone: bool,
 }
 
 /// A modification time as stored: REAL seconds (ours) or whole seconds (the
@@ -185,9 +186,47 @@ impl Mtime {
     }
 }
 
-/// Live files keyed by a 128-bit hash of their name: a compact index that
-/// keeps an unchanged rescan of a million files in memory budget.
-pub type LiveIndex = HashMap<u128, LiveEntry>;
+/// Live files keyed by a 128-bit hash of their name, in one sorted vector
+/// allocated to the exact count: a compact index (56 bytes a file, no hash
+/// table slack) that keeps an unchanged rescan of a million files well
+/// under 100 MiB.
+#[derive(Debug, Default)]
+pub struct LiveIndex {
+    entries: Vec<([u64; 2], LiveEntry)>,
+}
+
+fn split_key(key: u128) -> [u64; 2] {
+    [(key >> 64) as u64, key as u64]
+}
+
+impl LiveIndex {
+    fn position(&self, key: u128) -> Option<usize> {
+        let k = split_key(key);
+        self.entries.binary_search_by(|(e, _)| e.cmp(&k)).ok()
+    }
+
+    /// The entry of a name's key, if the file is live.
+    pub fn get_mut(&mut self, key: &u128) -> Option<&mut LiveEntry> {
+        let i = self.position(*key)?;
+        let e = &mut self.entries[i].1;
+        (!e.gone).then_some(e)
+    }
+
+    /// Every live entry.
+    pub fn values(&self) -> impl Iterator<Item = &LiveEntry> {
+        self.entries.iter().map(|(_, e)| e).filter(|e| !e.gone)
+    }
+
+    /// How many files are live.
+    pub fn len(&self) -> usize {
+        self.values().count()
+    }
+
+    /// Whether no file is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// The key of a name in a [`LiveIndex`].
 pub fn name_key(name: &[u8]) -> u128 {
@@ -608,7 +647,14 @@ impl Catalog {
     /// The latest backed-up version of every file not recorded as deleted
     /// since, keyed by [`name_key`].
     pub fn live_index(&self) -> Result<LiveIndex> {
-        let mut live = LiveIndex::new();
+        let count: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM files WHERE copied=1", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.err(e))?;
+        let mut entries: Vec<([u64; 2], LiveEntry)> =
+            Vec::with_capacity(usize::try_from(count).unwrap_or(0));
         let mut stmt = self
             .conn
             .prepare("SELECT id, filename, size, mtime FROM files WHERE copied=1 ORDER BY id")
@@ -616,8 +662,8 @@ impl Catalog {
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let id: i64 = row.get(0).map_err(|e| self.err(e))?;
-            let name = match row.get_ref(1).map_err(|e| self.err(e))? {
-                ValueRef::Text(b) | ValueRef::Blob(b) => name_key(b),
+            let key = match row.get_ref(1).map_err(|e| self.err(e))? {
+                ValueRef::Text(b) | ValueRef::Blob(b) => split_key(name_key(b)),
                 _ => continue,
             };
             let size = row
@@ -630,8 +676,8 @@ impl Catalog {
                 ValueRef::Real(f) => Mtime::Real(f),
                 _ => Mtime::Real(f64::NAN),
             };
-            live.insert(
-                name,
+            entries.push((
+                key,
                 LiveEntry {
                     id,
                     // An impossible size makes the file look changed, so a
@@ -639,9 +685,26 @@ impl Catalog {
                     size: u64::try_from(size).unwrap_or(u64::MAX),
                     mtime,
                     seen: false,
+                    gone: false,
                 },
-            );
+            ));
         }
+        drop(rows);
+        drop(stmt);
+        // Rows came in id order; a stable sort by key keeps each name's
+        // versions in id order, and the last one is the latest.
+        entries.sort_by_key(|e| e.0);
+        let mut w = 0;
+        for r in 0..entries.len() {
+            if r + 1 < entries.len() && entries[r + 1].0 == entries[r].0 {
+                continue;
+            }
+            entries.swap(w, r);
+            w += 1;
+        }
+        entries.truncate(w);
+        entries.shrink_to_fit();
+        let mut live = LiveIndex { entries };
         let mut stmt = self
             .conn
             .prepare(
@@ -652,9 +715,10 @@ impl Catalog {
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let file_id: i64 = row.get(0).map_err(|e| self.err(e))?;
             if let Some(name) = names::from_sql(row.get_ref(1).map_err(|e| self.err(e))?) {
-                let key = name_key(&name);
-                if live.get(&key).is_some_and(|e| e.id == file_id) {
-                    live.remove(&key);
+                if let Some(e) = live.get_mut(&name_key(&name)) {
+                    if e.id == file_id {
+                        e.gone = true;
+                    }
                 }
             }
         }
