@@ -131,7 +131,7 @@ pub fn adopt(opts: &AdoptOptions) -> Result<AdoptReport> {
         .map(|d| d.id)
         .max();
     let mut files = 0u64;
-    view.for_each_version(None, &mut |_| files += 1)
+    view.for_each_version(&mut |_| files += 1)
         .map_err(|e| Error::Invalid(e.to_string()))?;
     drop(view);
     let staged_root = original_staged_root(&layout);

@@ -296,7 +296,7 @@ fn analyse(
         let mut found: HashMap<(String, u64), String> = HashMap::new();
         // Malformed rows of other discs are not this report's business.
         let _other_invalid = manifest
-            .for_each_version(None, &mut |v| {
+            .for_each_version(&mut |v| {
                 if lost.contains(&v.disc) || !wanted.contains(&(v.md5.as_str(), v.size)) {
                     return;
                 }

@@ -24,12 +24,7 @@ fn check_copied_rows(workdir: &Path) {
         .map(|r| r.unwrap())
         .collect();
     for (id, md5, disc) in rows {
-        let p = workdir
-            .join("staging")
-            .join(format!("disc-{disc:04}"))
-            .join("files")
-            .join((id / 256).to_string())
-            .join(id.to_string());
+        let p = staged_path(workdir, disc, id);
         assert_eq!(md5_file(&p), md5, "copied=1 row {id} wrong after a kill");
     }
 }
@@ -186,12 +181,7 @@ fn check_copied_rows_or_images(workdir: &Path) {
             assert!(workdir.join(format!("isos/disc-{disc}.iso")).is_file());
             continue;
         }
-        let p = workdir
-            .join("staging")
-            .join(format!("disc-{disc:04}"))
-            .join("files")
-            .join((id / 256).to_string())
-            .join(id.to_string());
+        let p = staged_path(workdir, disc, id);
         assert!(
             p.is_file(),
             "row {id}: staged copy gone before its image was verified"

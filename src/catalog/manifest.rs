@@ -359,43 +359,19 @@ impl Manifest {
 
     const COLUMNS: &'static str = "id, filename, timestamp, md5, size, mtime, disc_id, desc";
 
-    /// Calls `f` with every backed-up version (`copied=1`) in id order,
-    /// optionally only those whose name matches the SQLite GLOB `prefilter`
-    /// (a superset filter: callers match exactly). Returns how many rows were
-    /// invalid and left out.
-    pub fn for_each_version(
-        &self,
-        prefilter: Option<&str>,
-        f: &mut dyn FnMut(Version),
-    ) -> Result<u64> {
-        let sql = match prefilter {
-            Some(_) => format!(
-                "SELECT {} FROM files WHERE copied=1 AND CAST(filename AS TEXT) GLOB ?1 ORDER BY id",
-                Self::COLUMNS
-            ),
-            None => format!(
-                "SELECT {} FROM files WHERE copied=1 ORDER BY id",
-                Self::COLUMNS
-            ),
-        };
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let mut rows = match prefilter {
-            Some(p) => stmt.query([p]),
-            None => stmt.query([]),
-        }
-        .map_err(|e| self.err(e))?;
-        let mut invalid = 0;
-        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            match Self::version(r) {
-                Some(v) => f(v),
-                None => invalid += 1,
-            }
-        }
-        Ok(invalid)
+    /// Calls `f` with every backed-up version (`copied=1`) in id order.
+    /// Returns how many rows were invalid and left out.
+    pub fn for_each_version(&self, f: &mut dyn FnMut(Version)) -> Result<u64> {
+        let sql = format!(
+            "SELECT {} FROM files WHERE copied=1 ORDER BY id",
+            Self::COLUMNS
+        );
+        self.each(&sql, None, f)
     }
 
     /// Like [`Manifest::for_each_version`], but in name order (then id), so
-    /// the versions of one file come together.
+    /// the versions of one file come together, and only those whose name
+    /// passes `prefilter` (a superset filter: callers match exactly).
     pub fn for_each_version_by_name(
         &self,
         prefilter: Option<&crate::history::Prefilter>,
@@ -410,9 +386,13 @@ impl Manifest {
             "SELECT {} FROM files WHERE copied=1 {filter} ORDER BY filename, id",
             Self::COLUMNS
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let mut rows = match prefilter {
-            Some(p) => stmt.query([&p.pattern]),
+        self.each(&sql, prefilter.map(|p| p.pattern.as_str()), f)
+    }
+
+    fn each(&self, sql: &str, param: Option<&str>, f: &mut dyn FnMut(Version)) -> Result<u64> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+        let mut rows = match param {
+            Some(p) => stmt.query([p]),
             None => stmt.query([]),
         }
         .map_err(|e| self.err(e))?;

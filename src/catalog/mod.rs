@@ -84,36 +84,38 @@ pub fn upgrade_original(path: &Path, settings: &Settings) -> Result<()> {
         Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(map)?;
     let tx = conn.transaction().map_err(map)?;
     tx.execute_batch(UPGRADE_ORIGINAL).map_err(map)?;
-    {
-        use std::os::unix::ffi::OsStrExt;
-        let mut put = tx
-            .prepare("INSERT OR REPLACE INTO settings(key, value) VALUES (?1, ?2)")
-            .map_err(map)?;
-        put.execute(params![
-            "watched",
-            names::to_sql(settings.watched.as_os_str().as_bytes())
-        ])
-        .map_err(map)?;
-        put.execute(params!["disc_size", settings.disc_size as i64])
-            .map_err(map)?;
-        put.execute(params![
-            "excludes",
-            serde_json::to_string(&settings.excludes).unwrap_or_else(|_| "[]".into())
-        ])
-        .map_err(map)?;
-        put.execute(params!["uuid", settings.uuid]).map_err(map)?;
-        put.execute(params!["name", settings.name]).map_err(map)?;
-        put.execute(params!["ecc", if settings.ecc { "on" } else { "off" }])
-            .map_err(map)?;
-        put.execute(params!["created", now()]).map_err(map)?;
-        put.execute(params!["adopted", now()]).map_err(map)?;
-    }
+    put_settings(&tx, settings).map_err(map)?;
+    tx.execute(
+        "INSERT OR REPLACE INTO settings(key, value) VALUES ('adopted', ?1)",
+        params![now()],
+    )
+    .map_err(map)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(map)?;
     tx.commit().map_err(map)?;
     let _: String = conn
         .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
         .map_err(map)?;
+    Ok(())
+}
+
+/// Writes a set's settings (and when it was created) into `settings`.
+fn put_settings(tx: &rusqlite::Transaction<'_>, settings: &Settings) -> rusqlite::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut put = tx.prepare("INSERT OR REPLACE INTO settings(key, value) VALUES (?1, ?2)")?;
+    put.execute(params![
+        "watched",
+        names::to_sql(settings.watched.as_os_str().as_bytes())
+    ])?;
+    put.execute(params!["disc_size", settings.disc_size as i64])?;
+    put.execute(params![
+        "excludes",
+        serde_json::to_string(&settings.excludes).unwrap_or_else(|_| "[]".into())
+    ])?;
+    put.execute(params!["uuid", settings.uuid])?;
+    put.execute(params!["name", settings.name])?;
+    put.execute(params!["ecc", if settings.ecc { "on" } else { "off" }])?;
+    put.execute(params!["created", now()])?;
     Ok(())
 }
 
@@ -324,23 +326,7 @@ impl Catalog {
         let res = (|| {
             tx.execute_batch(SCHEMA)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-            {
-                let mut put = tx.prepare("INSERT INTO settings(key, value) VALUES (?1, ?2)")?;
-                use std::os::unix::ffi::OsStrExt;
-                put.execute(params![
-                    "watched",
-                    names::to_sql(settings.watched.as_os_str().as_bytes())
-                ])?;
-                put.execute(params!["disc_size", settings.disc_size as i64])?;
-                put.execute(params![
-                    "excludes",
-                    serde_json::to_string(&settings.excludes).unwrap_or_else(|_| "[]".into())
-                ])?;
-                put.execute(params!["uuid", settings.uuid])?;
-                put.execute(params!["name", settings.name])?;
-                put.execute(params!["ecc", if settings.ecc { "on" } else { "off" }])?;
-                put.execute(params!["created", now])?;
-            }
+            put_settings(&tx, settings)?;
             tx.execute(
                 "INSERT INTO discs(id, started, completed, available) VALUES (1, ?1, NULL, 1)",
                 params![now],

@@ -93,6 +93,16 @@ impl TestEnv {
     }
 }
 
+/// Where staged file `id` of disc `disc` lives in a workdir.
+pub fn staged_path(workdir: &Path, disc: i64, id: i64) -> PathBuf {
+    workdir
+        .join("staging")
+        .join(format!("disc-{disc:04}"))
+        .join("files")
+        .join((id / 256).to_string())
+        .join(id.to_string())
+}
+
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -165,12 +175,7 @@ pub fn check_workdir(workdir: &Path) -> BTreeMap<Vec<u8>, String> {
         let md5: String = r.get(2).unwrap();
         let size: i64 = r.get(3).unwrap();
         let disc: i64 = r.get(4).unwrap();
-        let path = workdir
-            .join("staging")
-            .join(format!("disc-{disc:04}"))
-            .join("files")
-            .join((id / 256).to_string())
-            .join(id.to_string());
+        let path = staged_path(workdir, disc, id);
         if verified_images.contains(&disc) && !path.exists() {
             // Freed after its image was verified: check it in the image,
             // extracted once per disc by an independent reader.
