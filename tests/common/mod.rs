@@ -22,6 +22,7 @@ pub fn bin(name: &str) -> PathBuf {
     match name {
         "dbackup-stage" => PathBuf::from(env!("CARGO_BIN_EXE_dbackup-stage")),
         "dbackup-mkiso" => PathBuf::from(env!("CARGO_BIN_EXE_dbackup-mkiso")),
+        "dbackup-restore" => PathBuf::from(env!("CARGO_BIN_EXE_dbackup-restore")),
         other => panic!("unknown binary {other}"),
     }
 }
