@@ -58,6 +58,11 @@ pub fn table(header: &[&str], rows: &[Vec<String>], right: &[usize], styled: boo
     for row in rows {
         t.add_row(row.clone());
     }
+    // A terminal that reports no width (or a tiny one) would squeeze every
+    // column to a letter: draw at full width instead.
+    if t.width().is_none_or(|w| w < 40) {
+        t.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
+    }
     for &i in right {
         if let Some(c) = t.column_mut(i) {
             c.set_cell_alignment(comfy_table::CellAlignment::Right);
