@@ -115,6 +115,9 @@ pub struct DiscPlan {
     pub state: DiscState,
     /// What was given for it (`Given` only).
     pub source: Option<PathBuf>,
+    /// Marked lost in the newest manifest (and given all the same: found
+    /// again, or its image kept).
+    pub marked_lost: bool,
     #[serde(skip)]
     items: Vec<Item>,
 }
@@ -498,6 +501,7 @@ pub fn plan(opts: &RestoreOptions, set: &DiscSet) -> Result<Plan> {
             bytes: 0,
             state,
             source,
+            marked_lost: lost.contains(&v.disc),
             items: Vec::new(),
         });
         d.files += 1;

@@ -126,6 +126,7 @@ fn plan_text(plan: &Plan, tty: bool) -> String {
         .iter()
         .map(|d| {
             let state = match d.state {
+                DiscState::Given if d.marked_lost => "given (marked lost)".to_string(),
                 DiscState::Given => "given".to_string(),
                 DiscState::Drive => "to insert in the drive".to_string(),
                 DiscState::Missing => "missing: not given".to_string(),
