@@ -34,6 +34,23 @@ pub fn sync_filesystem(dir: &Path) -> Result<()> {
     }
 }
 
+/// Starts writing a range of a file to disk without waiting
+/// (`sync_file_range`), so that a later fsync finds most of the file
+/// already written and the disk works while we go on. Only a hint: errors
+/// are left for that fsync to report.
+pub fn start_writeback(file: &File, offset: u64, len: u64) {
+    // SAFETY: sync_file_range takes a valid open descriptor, owned by
+    // `file` for the duration of the call, and plain integers.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
 /// Writes `data` to `path` atomically: a temp file in the same folder,
 /// fsync, rename, fsync of the folder.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {

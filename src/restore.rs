@@ -955,6 +955,9 @@ fn hash(mut r: impl Read, buf: &mut [u8], progress: &Progress) -> std::io::Resul
     Ok(crate::mkiso::hex(&h.finalize()))
 }
 
+/// How much of a file is written before its writeback is started.
+const WRITEBACK_CHUNK: u64 = 1 << 20;
+
 /// Copies a stored file into `out` while computing its MD5, then (when it
 /// matches) sets the recorded mtime and fsyncs.
 fn copy_checked(
@@ -974,6 +977,7 @@ fn copy_checked(
     let mut r = medium.open(stored).map_err(read_fail)?;
     let mut h = Md5::new();
     let mut total = 0u64;
+    let mut flushed = 0u64;
     loop {
         let n = match r.read(buf) {
             Ok(0) => break,
@@ -986,6 +990,12 @@ fn copy_checked(
             .map_err(|e| write_fail("writing", e))?;
         total += n as u64;
         progress.add_bytes(n as u64);
+        // Every few MiB, start writing what came so far: the disk writes
+        // while we read and hash, and the fsync below has little left.
+        if total - flushed >= WRITEBACK_CHUNK {
+            crate::fsutil::start_writeback(&out, flushed, total - flushed);
+            flushed = total;
+        }
     }
     let md5 = crate::mkiso::hex(&h.finalize());
     if total != v.size || md5 != v.md5 {
