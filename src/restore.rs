@@ -39,12 +39,14 @@ pub enum RestoreError {
     Medium(#[from] MediumError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("target {}: {source}", path.display())]
+    #[error("target {}", path.display())]
     Target {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    #[error("target {} exists and is not a folder", .0.display())]
+    TargetNotAFolder(PathBuf),
 }
 
 type Result<T> = std::result::Result<T, RestoreError>;
@@ -134,6 +136,8 @@ pub struct OlderVersion {
 #[derive(Debug, Clone, Serialize)]
 pub struct LostFile {
     pub name: String,
+    #[serde(skip)]
+    pub raw_name: Vec<u8>,
     pub bytes: u64,
     pub older_version: Option<OlderVersion>,
 }
@@ -487,6 +491,7 @@ pub fn plan(opts: &RestoreOptions, set: &DiscSet) -> Result<Plan> {
                 });
             lost_files.entry(v.disc).or_default().push(LostFile {
                 name: names::display(&v.name, false),
+                raw_name: v.name.clone(),
                 bytes: v.size,
                 older_version: older,
             });
@@ -535,6 +540,9 @@ pub fn restore(
     progress: &Progress,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Report> {
+    if std::fs::symlink_metadata(&opts.target).is_ok() && !opts.target.is_dir() {
+        return Err(RestoreError::TargetNotAFolder(opts.target.clone()));
+    }
     let set = DiscSet::open(&opts.discs)?;
     let plan = plan(opts, &set)?;
     on_event(Event::Planned(&plan));

@@ -998,3 +998,47 @@ fn without_a_terminal_the_drive_lists_the_discs_it_needs_and_waits_for_nothing()
     );
     assert!(!target.exists() || files_below(&target).is_empty());
 }
+
+#[test]
+fn errors_exit_2_and_write_nothing() {
+    let env = one_disc_set(&[("a.txt", b"a")]);
+    let target = env.dir.path().join("restored");
+    let out = restore(&[
+        OsStr::new("-d"),
+        env.dir.path().join("no such disc").as_os_str(),
+        OsStr::new("--to"),
+        target.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with("dbackup-restore: error: "),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!target.exists());
+
+    let file = env.dir.path().join("a file");
+    std::fs::write(&file, b"").unwrap();
+    let out = restore(&[
+        OsStr::new("-d"),
+        env.workdir.join("isos").as_os_str(),
+        OsStr::new("--to"),
+        file.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("target"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = restore(&[
+        OsStr::new("-d"),
+        env.workdir.join("isos").as_os_str(),
+        OsStr::new("--to"),
+        target.as_os_str(),
+        OsStr::new("[unclosed"),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(!target.exists());
+}

@@ -17,7 +17,7 @@ fn run() -> Result<i32> {
     let opts = RestoreOptions::from_args(&args, std::io::stdin().is_terminal())?;
     let tty = std::io::stdout().is_terminal();
     let quiet = args.common.quiet;
-    let progress = Progress::bar(!args.common.no_progress && !args.dry_run);
+    let progress = Progress::bar(!args.common.no_progress && !args.dry_run && !args.json);
     let mut out = std::io::stdout().lock();
     let mut io_err = None;
     let report = restore::restore(&opts, &mut TerminalPrompt, &progress, &mut |ev| match ev {
@@ -174,12 +174,8 @@ fn plan_text(plan: &Plan, tty: bool) -> String {
                 ),
                 None => String::new(),
             };
-            let name = if tty {
-                names::display(f.name.as_bytes(), true)
-            } else {
-                f.name.clone()
-            };
-            s.push_str(&format!("  {name}{older}\n"));
+            // Escaped even when piped: one name per line, whatever it holds.
+            s.push_str(&format!("  {}{older}\n", names::display(&f.raw_name, true)));
         }
     }
     if !plan.refused.is_empty() {
