@@ -253,7 +253,7 @@ impl FailKind {
             FailKind::Damaged => "damaged on disc",
             FailKind::Unreadable => "unreadable",
             FailKind::Write => "write failed",
-            FailKind::NotReached => "run stopped before",
+            FailKind::NotReached => "run stopped before its disc",
         }
     }
 }
@@ -706,10 +706,12 @@ fn ask_for_disc(
         let question = format!("Insert {label} in the drive, then press Enter (q to stop): ");
         let answer = progress.suspend(|| prompt.ask(&question));
         let Some(answer) = answer else {
-            return Err(format!("no answer when {label} was asked for"));
+            return Err(format!(
+                "no answer (end of input) when {label} was asked for"
+            ));
         };
         if matches!(answer.trim(), "q" | "Q" | "quit") {
-            return Err(format!("stopped when {label} was asked for"));
+            return Err(format!("q answered when {label} was asked for"));
         }
         let line = match Medium::open_folder(drive) {
             Ok(m)

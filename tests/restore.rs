@@ -943,7 +943,7 @@ fn at_the_drive_q_or_the_end_of_input_stops_with_a_summary() {
     let (code, stdout, stderr) = s.finish();
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("stopped: stopped when disc 2 of set \"Photos\" was asked for"),
+        stderr.contains("stopped: q answered when disc 2 of set \"Photos\" was asked for"),
         "{stderr}"
     );
     let on1 = names_on_disc(&env, 1);
@@ -963,7 +963,10 @@ fn at_the_drive_q_or_the_end_of_input_stops_with_a_summary() {
     s.master = None;
     let (code, _, stderr) = s.finish();
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("no answer when disc 1"), "{stderr}");
+    assert!(
+        stderr.contains("no answer (end of input) when disc 1"),
+        "{stderr}"
+    );
 }
 
 #[test]
