@@ -998,6 +998,10 @@ fn copy_checked(
         h.update(&buf[..n]);
         out.write_all(&buf[..n])
             .map_err(|e| write_fail("writing", e))?;
+        fail::fail_point!("restore::write", |_| Err(write_fail(
+            "writing",
+            std::io::Error::from_raw_os_error(libc::ENOSPC)
+        )));
         total += n as u64;
         progress.add_bytes(n as u64);
         // Every few MiB, start writing what came so far: the disk writes

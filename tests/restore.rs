@@ -1045,3 +1045,46 @@ fn errors_exit_2_and_write_nothing() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(!target.exists());
 }
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_full_target_stops_the_run_and_the_next_run_finishes_it() {
+    let env = photo_set();
+    let isos = env.workdir.join("isos");
+    let target = env.dir.path().join("restored");
+    let args = [
+        OsStr::new("-d"),
+        isos.as_os_str(),
+        OsStr::new("--to"),
+        target.as_os_str(),
+    ];
+    let out = restore_cmd()
+        .args(args)
+        .env("FAILPOINTS", "restore::write=3*off->return")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(
+        stderr.contains("is full; free space and run again"),
+        "{stderr}"
+    );
+    // Three writes went through (an empty file needs none).
+    let stdout = text(&out.stdout);
+    let restored: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("restored\t"))
+        .and_then(|l| l.split('\t').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!((3..=4).contains(&restored), "{stdout}");
+    assert_eq!(files_below(&target).len(), restored, "nothing half-written");
+    no_temp_files(&target);
+
+    let out = restore(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&format!("already there\t{restored}\t")));
+    assert_same_tree(&env.watched, &target);
+}
