@@ -445,6 +445,7 @@ pub fn plan(opts: &RestoreOptions, set: &DiscSet) -> Result<Plan> {
     };
     let mut discs: BTreeMap<i64, DiscPlan> = BTreeMap::new();
     let mut lost_files: BTreeMap<i64, Vec<LostFile>> = BTreeMap::new();
+    let mut paths: std::collections::HashSet<Vec<CString>> = std::collections::HashSet::new();
     for file in selection.files {
         if file.deleted.is_some() {
             plan.deleted_left_out += 1;
@@ -453,7 +454,16 @@ pub fn plan(opts: &RestoreOptions, set: &DiscSet) -> Result<Plan> {
         let v = file.current().clone();
         plan.files += 1;
         plan.bytes += v.size;
-        let parts = match name_parts(&v.name) {
+        let checked = name_parts(&v.name).and_then(|p| {
+            // Only a crafted manifest has two names for one path (`a/b`
+            // and `/a/b`): the second would replace the first.
+            if paths.insert(p.clone()) {
+                Ok(p)
+            } else {
+                Err("another name in the manifest leads to the same path")
+            }
+        });
+        let parts = match checked {
             Ok(p) => p,
             Err(why) => {
                 plan.refused.push(NotRestored {
@@ -741,10 +751,27 @@ fn ask_for_disc(
 }
 
 /// How placing one file ended.
-enum Placed {
-    Restored,
+enum Placed<'i> {
+    /// Written and verified under its temp name, waiting for its batch.
+    Written(Pending<'i>),
     AlreadyThere,
 }
+
+/// A verified temp file waiting to be fsynced and renamed into place.
+struct Pending<'i> {
+    item: &'i Item,
+    /// Its folder (a handle of its own: the target keeps only the last).
+    dir: target::Dir,
+    tmp: CString,
+    file: std::fs::File,
+}
+
+/// Written files are made durable and renamed in batches of this many
+/// bytes or files: the fsyncs of a batch come one after another, so the
+/// first commits the filesystem's journal for all and the batch costs
+/// about one disk flush instead of one per file.
+const BATCH_BYTES: u64 = 64 << 20;
+const BATCH_FILES: usize = 256;
 
 struct Failure {
     kind: FailKind,
@@ -800,8 +827,13 @@ impl Run<'_> {
             .collect();
         work.sort_by_key(|(s, it)| (s.as_ref().map_or(u128::MAX, |s| s.order), it.version.id));
         let mut failed = Vec::new();
-        let mut stop = None;
-        for (i, (stored, item)) in work.iter().enumerate() {
+        let mut pending: Vec<Pending<'_>> = Vec::new();
+        let mut pending_bytes = 0u64;
+        let mut full = false;
+        let mut next = 0;
+        while next < work.len() && !full {
+            let (stored, item) = &work[next];
+            next += 1;
             let v = &item.version;
             self.progress.message(format!(
                 "disc {}: {}",
@@ -816,36 +848,48 @@ impl Run<'_> {
                 Some(s) => self.place(medium, s, item, target),
             };
             match result {
-                Ok(Placed::Restored) => report.restored.add(v.size),
+                Ok(Placed::Written(p)) => {
+                    pending_bytes += v.size;
+                    pending.push(p);
+                }
                 Ok(Placed::AlreadyThere) => report.skipped_existing.add(v.size),
                 Err(f) => {
+                    full = f.no_space;
                     let nr = not_restored(v, f.kind, f.reason);
                     on_event(Event::Failed(&nr));
                     failed.push(nr);
-                    if f.no_space {
-                        stop = Some(Stopped {
-                            reason: format!(
-                                "the filesystem of {} is full; free space and run again (files already restored are skipped)",
-                                target.path().display()
-                            ),
-                            error: true,
-                        });
-                        for (_, rest) in &work[i + 1..] {
-                            failed.push(not_restored(
-                                &rest.version,
-                                FailKind::NotReached,
-                                "the target's filesystem is full".into(),
-                            ));
-                        }
-                        break;
-                    }
                 }
+            }
+            if pending_bytes >= BATCH_BYTES
+                || pending.len() >= BATCH_FILES
+                || next == work.len()
+                || full
+            {
+                full |= finish_batch(&mut pending, &mut report.restored, &mut failed, on_event);
+                pending_bytes = 0;
+            }
+        }
+        let mut stop = None;
+        if full {
+            stop = Some(Stopped {
+                reason: format!(
+                    "the filesystem of {} is full; free space and run again (files already restored are skipped)",
+                    target.path().display()
+                ),
+                error: true,
+            });
+            for (_, rest) in &work[next..] {
+                failed.push(not_restored(
+                    &rest.version,
+                    FailKind::NotReached,
+                    "the target's filesystem is full".into(),
+                ));
             }
         }
         report.failed.extend(failed);
         if let Err(e) = target.sync() {
-            // The files are renamed into place; only their durability
-            // against a power cut is in doubt.
+            // The files are renamed into place; only the durability of
+            // their folders against a power cut is in doubt.
             let nr = NotRestored {
                 name: target.path().display().to_string(),
                 raw_name: Vec::new(),
@@ -864,14 +908,15 @@ impl Run<'_> {
         }
     }
 
-    /// Puts one file in place, or says why not. Never leaves a temp file.
-    fn place(
+    /// Writes one file under its temp name and verifies it, or says why
+    /// not (leaving no temp file behind).
+    fn place<'i>(
         &mut self,
         medium: &Medium,
         stored: &Stored,
-        item: &Item,
+        item: &'i Item,
         target: &mut Target,
-    ) -> std::result::Result<Placed, Failure> {
+    ) -> std::result::Result<Placed<'i>, Failure> {
         let v = &item.version;
         if stored.size != v.size {
             return Err(fail(
@@ -927,8 +972,11 @@ impl Run<'_> {
             }
             Err(e) => return Err(write_fail("checking the target", e)),
         }
+        let dir = dir
+            .try_clone()
+            .map_err(|e| write_fail("opening its folder", e))?;
         let tmp = target::temp_name(v.id);
-        let file = match dir.create_new(&tmp) {
+        let mut file = match dir.create_new(&tmp) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 // A leftover of a run killed midway (the name is ours).
                 let _ = dir.remove(&tmp);
@@ -937,16 +985,57 @@ impl Run<'_> {
             other => other,
         }
         .map_err(|e| write_fail("creating a temp file", e))?;
-        let written =
-            copy_checked(medium, stored, v, file, &mut self.buf, self.progress).and_then(|()| {
-                dir.rename(&tmp, leaf)
+        if let Err(f) = copy_checked(medium, stored, v, &mut file, &mut self.buf, self.progress) {
+            drop(file);
+            let _ = dir.remove(&tmp);
+            return Err(f);
+        }
+        Ok(Placed::Written(Pending {
+            item,
+            dir,
+            tmp,
+            file,
+        }))
+    }
+}
+
+/// Makes a batch of written files durable and renames each into place;
+/// one that fails is removed and reported. Returns whether the target's
+/// filesystem is full.
+fn finish_batch(
+    pending: &mut Vec<Pending<'_>>,
+    restored: &mut Tally,
+    failed: &mut Vec<NotRestored>,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> bool {
+    let mut full = false;
+    for p in pending.drain(..) {
+        let v = &p.item.version;
+        let leaf = match p.item.parts.last() {
+            Some(l) => l,
+            None => continue,
+        };
+        let done = p
+            .file
+            .sync_all()
+            .map_err(|e| write_fail("fsync", e))
+            .and_then(|()| {
+                p.dir
+                    .rename(&p.tmp, leaf)
                     .map_err(|e| write_fail("renaming into place", e))
             });
-        if written.is_err() {
-            let _ = dir.remove(&tmp);
+        match done {
+            Ok(()) => restored.add(v.size),
+            Err(f) => {
+                let _ = p.dir.remove(&p.tmp);
+                full |= f.no_space;
+                let nr = not_restored(v, f.kind, f.reason);
+                on_event(Event::Failed(&nr));
+                failed.push(nr);
+            }
         }
-        written.map(|()| Placed::Restored)
     }
+    full
 }
 
 /// The lowercase hex MD5 of what `r` yields.
@@ -969,12 +1058,12 @@ fn hash(mut r: impl Read, buf: &mut [u8], progress: &Progress) -> std::io::Resul
 const WRITEBACK_CHUNK: u64 = 1 << 20;
 
 /// Copies a stored file into `out` while computing its MD5, then (when it
-/// matches) sets the recorded mtime and fsyncs.
+/// matches) sets the recorded mtime; the fsync comes with its batch.
 fn copy_checked(
     medium: &Medium,
     stored: &Stored,
     v: &Version,
-    mut out: std::fs::File,
+    out: &mut std::fs::File,
     buf: &mut [u8],
     progress: &Progress,
 ) -> std::result::Result<(), Failure> {
@@ -1007,7 +1096,7 @@ fn copy_checked(
         // Every few MiB, start writing what came so far: the disk writes
         // while we read and hash, and the fsync below has little left.
         if total - flushed >= WRITEBACK_CHUNK {
-            crate::fsutil::start_writeback(&out, flushed, total - flushed);
+            crate::fsutil::start_writeback(out, flushed, total - flushed);
             flushed = total;
         }
     }
@@ -1025,7 +1114,6 @@ fn copy_checked(
     }
     out.set_modified(system_time(v.mtime))
         .map_err(|e| write_fail("setting its modification time", e))?;
-    out.sync_all().map_err(|e| write_fail("fsync", e))?;
     Ok(())
 }
 

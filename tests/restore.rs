@@ -555,6 +555,7 @@ fn a_crafted_manifest_writes_nothing_outside_the_target() {
         ("d.txt", b"through a folder link"),
         ("e.txt", b"through a file link"),
         ("f.txt", b"harmless"),
+        ("g.txt", b"the same path by another name"),
     ]);
     let root = env.dir.path();
     let disc = root.join("crafted");
@@ -568,6 +569,7 @@ fn a_crafted_manifest_writes_nothing_outside_the_target() {
             ("/c.txt", "//abs"),
             ("/d.txt", "/link/pwned"),
             ("/e.txt", "/linkfile"),
+            ("/g.txt", "f.txt"),
         ] {
             let n = conn
                 .execute("UPDATE files SET filename=?1 WHERE filename=?2", [to, from])
@@ -603,7 +605,7 @@ fn a_crafted_manifest_writes_nothing_outside_the_target() {
             .collect();
         assert_eq!(
             kinds.iter().filter(|k| **k == "refused_name").count(),
-            3,
+            4,
             "{kinds:?}"
         );
         assert_eq!(
@@ -614,6 +616,7 @@ fn a_crafted_manifest_writes_nothing_outside_the_target() {
         let placed = report["restored"]["files"].as_u64().unwrap()
             + report["skipped_existing"]["files"].as_u64().unwrap();
         assert_eq!(placed, 1, "f.txt only");
+        assert_eq!(std::fs::read(target.join("f.txt")).unwrap(), b"harmless");
         let stderr = text(&out.stderr);
         assert!(stderr.contains("/../../escape: name refused"), "{stderr}");
         assert!(stderr.contains("symbolic link"), "{stderr}");

@@ -76,6 +76,13 @@ impl Dir {
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
 
+    /// Another handle on the same folder.
+    pub fn try_clone(&self) -> io::Result<Dir> {
+        Ok(Dir {
+            fd: self.fd.try_clone()?,
+        })
+    }
+
     /// What `name` is, without following a link.
     pub fn entry(&self, name: &CStr) -> io::Result<Existing> {
         let mut st = MaybeUninit::<libc::stat>::uninit();
