@@ -38,9 +38,15 @@ pub fn main_wrapper(name: &str, body: impl FnOnce() -> anyhow::Result<i32>) -> !
             } else {
                 let code = code_for(&err);
                 let mut stderr = std::io::stderr().lock();
-                let _ = write!(stderr, "{name}: error: {err}");
+                let mut shown = err.to_string();
+                let _ = write!(stderr, "{name}: error: {shown}");
+                // Errors that already print their cause are not repeated.
                 for cause in err.chain().skip(1) {
-                    let _ = write!(stderr, ": {cause}");
+                    let cause = cause.to_string();
+                    if !shown.contains(&cause) {
+                        let _ = write!(stderr, ": {cause}");
+                        shown.push_str(&cause);
+                    }
                 }
                 let _ = writeln!(stderr);
                 if let Some(hint) = hint_for(&err) {

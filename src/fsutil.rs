@@ -34,14 +34,20 @@ pub fn sync_filesystem(dir: &Path) -> Result<()> {
     }
 }
 
-/// Asks the kernel to start writing a file's dirty pages to disk, without
-/// waiting (`sync_file_range(SYNC_FILE_RANGE_WRITE)`): a later flush then
-/// has less to wait for. Best effort; errors surface at the flush.
-pub fn start_writeback(f: &File) {
-    // SAFETY: a valid open descriptor owned by `f`; offset 0 and length 0
-    // mean the whole file; the call only schedules I/O.
+/// Starts writing a range of a file to disk without waiting
+/// (`sync_file_range`), so that a later fsync finds most of the file
+/// already written and the disk works while we go on. Only a hint: errors
+/// are left for that fsync to report.
+pub fn start_writeback(file: &File, offset: u64, len: u64) {
+    // SAFETY: sync_file_range takes a valid open descriptor, owned by
+    // `file` for the duration of the call, and plain integers.
     unsafe {
-        libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
     }
 }
 

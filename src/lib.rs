@@ -21,6 +21,7 @@ pub mod mkiso;
 pub mod names;
 pub mod output;
 pub mod progress;
+pub mod restore;
 pub mod scan;
 pub mod stage;
 pub mod status;

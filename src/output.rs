@@ -100,6 +100,18 @@ pub fn table(header: &[&str], rows: &[Vec<String>], right: &[usize]) -> String {
     t.to_string()
 }
 
+/// [`table`] (with a line break after it) when `styled` (stdout is a
+/// terminal), [`tsv`] otherwise.
+pub fn render(header: &[&str], rows: &[Vec<String>], right: &[usize], styled: bool) -> String {
+    if styled {
+        let mut out = table(header, rows, right);
+        out.push('\n');
+        out
+    } else {
+        tsv(header, rows)
+    }
+}
+
 /// The same rows for scripts: a header line, then one line per row, cells
 /// separated by tabs (tabs and line breaks inside a cell become spaces).
 pub fn tsv(header: &[&str], rows: &[Vec<String>]) -> String {

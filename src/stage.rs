@@ -745,7 +745,7 @@ fn copy_one(change: &Change, partial: &Path, buf: &mut [u8], progress: &Progress
     }
     // Start writing the copy to disk now, so the batch's flush finds
     // little left to do.
-    fsutil::start_writeback(&dst);
+    fsutil::start_writeback(&dst, 0, 0);
     let digest = hasher.finalize();
     let mut hex = String::with_capacity(32);
     for b in digest.iter() {

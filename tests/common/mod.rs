@@ -25,6 +25,7 @@ pub fn bin(name: &str) -> PathBuf {
         "dbackup-find" => PathBuf::from(env!("CARGO_BIN_EXE_dbackup-find")),
         "dbackup-lost" => PathBuf::from(env!("CARGO_BIN_EXE_dbackup-lost")),
         "dbackup-verify" => PathBuf::from(env!("CARGO_BIN_EXE_dbackup-verify")),
+        "dbackup-restore" => PathBuf::from(env!("CARGO_BIN_EXE_dbackup-restore")),
         other => panic!("unknown binary {other}"),
     }
 }

@@ -1,0 +1,223 @@
+//! dbackup-restore: restore files as they were, from discs or images.
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::Result;
+use clap::Parser;
+use dbackup::cli::RestoreArgs;
+use dbackup::restore::{self, DiscState, Event, Plan, Report, RestoreOptions, TerminalPrompt};
+use dbackup::{exit, names, output, progress::Progress};
+
+fn main() {
+    exit::main_wrapper("dbackup-restore", run)
+}
+
+fn run() -> Result<i32> {
+    let args = RestoreArgs::parse();
+    let opts = RestoreOptions::from_args(&args, std::io::stdin().is_terminal())?;
+    let tty = std::io::stdout().is_terminal();
+    let quiet = args.common.quiet;
+    let progress = Progress::bar(!args.common.no_progress && !args.dry_run && !args.json);
+    let mut out = std::io::stdout().lock();
+    let mut io_err = None;
+    let report = restore::restore(&opts, &mut TerminalPrompt, &progress, &mut |ev| match ev {
+        Event::Planned(plan) => {
+            for d in &plan.duplicates {
+                eprintln!(
+                    "dbackup-restore: {} is a disc given twice; left out",
+                    d.display()
+                );
+            }
+            if plan.invalid_rows > 0 {
+                eprintln!(
+                    "dbackup-restore: {} manifest rows could not be used and were left out",
+                    plan.invalid_rows
+                );
+            }
+            for r in &plan.refused {
+                eprintln!(
+                    "dbackup-restore: {}: {}",
+                    names::display(&r.raw_name, true),
+                    r.reason
+                );
+            }
+            if !args.json && (args.dry_run || !quiet) {
+                let text = plan_text(plan, tty);
+                if let Err(e) = progress.suspend(|| out.write_all(text.as_bytes())) {
+                    io_err.get_or_insert(e);
+                }
+            }
+        }
+        Event::DiscStarted { disc, files, bytes } => {
+            if !quiet && !args.json {
+                progress.println(&format!(
+                    "dbackup-restore: reading disc {disc}: {files} files, {}",
+                    output::bytes(bytes)
+                ));
+            }
+        }
+        Event::Failed(f) => progress.println(&format!(
+            "dbackup-restore: {}: {}",
+            names::display(&f.raw_name, true),
+            f.reason
+        )),
+    })?;
+    progress.finish();
+    if let Some(e) = io_err {
+        return Err(e.into());
+    }
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else if !report.dry_run {
+        out.write_all(summary_text(&report, tty).as_bytes())?;
+    }
+    if let Some(s) = &report.stopped {
+        eprintln!("dbackup-restore: stopped: {}", s.reason);
+    }
+    if !report.dry_run && !report.failed.is_empty() && !args.json {
+        let by_kind = report.failures_by_kind();
+        let what: Vec<String> = by_kind
+            .iter()
+            .map(|(k, t)| format!("{} {}", t.files, k.label()))
+            .collect();
+        eprintln!(
+            "dbackup-restore: {} files not restored ({})",
+            report.failed.len(),
+            what.join(", ")
+        );
+    }
+    Ok(report.exit_code())
+}
+
+fn bytes(n: u64, tty: bool) -> String {
+    if tty {
+        output::bytes(n)
+    } else {
+        n.to_string()
+    }
+}
+
+fn plan_text(plan: &Plan, tty: bool) -> String {
+    let mut s = String::new();
+    let when = match plan.as_of {
+        Some(t) => format!("as of {}", output::time(t)),
+        None => "as last backed up".into(),
+    };
+    let set = match (&plan.set.name, &plan.set.uuid) {
+        (Some(n), _) => format!("set \"{n}\""),
+        (None, Some(u)) => format!("set {u}"),
+        (None, None) => "an original dBackup set".into(),
+    };
+    s.push_str(&format!(
+        "Restore plan: {} files, {} from {set}, {when}, to {}\n",
+        plan.files,
+        output::bytes(plan.bytes),
+        plan.target.display()
+    ));
+    if plan.deleted_left_out > 0 {
+        s.push_str(&format!(
+            "{} files recorded deleted by then are left out.\n",
+            plan.deleted_left_out
+        ));
+    }
+    let rows: Vec<Vec<String>> = plan
+        .discs
+        .iter()
+        .map(|d| {
+            let state = match d.state {
+                DiscState::Given if d.marked_lost => "given (marked lost)".to_string(),
+                DiscState::Given => "given".to_string(),
+                DiscState::Drive => "to insert in the drive".to_string(),
+                DiscState::Missing => "missing: not given".to_string(),
+                DiscState::Lost => "lost: marked lost".to_string(),
+            };
+            vec![
+                d.disc.to_string(),
+                d.files.to_string(),
+                bytes(d.bytes, tty),
+                state,
+                d.source
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    s.push_str(&output::render(
+        &["disc", "files", "bytes", "state", "source"],
+        &rows,
+        &[0, 1, 2],
+        tty,
+    ));
+    for m in &plan.missing {
+        s.push_str(&format!(
+            "Disc {} is needed but not given: {} files, {} cannot be restored without it.\n",
+            m.disc,
+            m.files,
+            output::bytes(m.bytes)
+        ));
+    }
+    for l in &plan.lost {
+        s.push_str(&format!(
+            "Disc {} is marked lost: it costs {} files, {}:\n",
+            l.disc,
+            l.files,
+            output::bytes(l.bytes)
+        ));
+        for f in &l.costs {
+            let older = match &f.older_version {
+                Some(o) => format!(
+                    " (an older version from {} is on disc {}: --as-of)",
+                    output::time(o.recorded),
+                    o.disc
+                ),
+                None => String::new(),
+            };
+            // Escaped even when piped: one name per line, whatever it holds.
+            s.push_str(&format!("  {}{older}\n", names::display(&f.raw_name, true)));
+        }
+    }
+    if !plan.refused.is_empty() {
+        s.push_str(&format!(
+            "{} names are refused: they could lead outside the target.\n",
+            plan.refused.len()
+        ));
+    }
+    if plan.drive.is_some() && plan.discs.iter().any(|d| d.state == DiscState::Drive) {
+        let wanted: Vec<String> = plan
+            .discs
+            .iter()
+            .filter(|d| d.state == DiscState::Drive)
+            .map(|d| d.disc.to_string())
+            .collect();
+        s.push_str(&format!(
+            "Discs to insert in the drive, in this order: {}\n",
+            wanted.join(", ")
+        ));
+    }
+    s
+}
+
+fn summary_text(report: &Report, tty: bool) -> String {
+    let mut rows = vec![
+        vec![
+            "restored".to_string(),
+            report.restored.files.to_string(),
+            bytes(report.restored.bytes, tty),
+        ],
+        vec![
+            "already there".to_string(),
+            report.skipped_existing.files.to_string(),
+            bytes(report.skipped_existing.bytes, tty),
+        ],
+    ];
+    for (kind, t) in report.failures_by_kind() {
+        rows.push(vec![
+            format!("not restored: {}", kind.label()),
+            t.files.to_string(),
+            bytes(t.bytes, tty),
+        ]);
+    }
+    output::render(&["outcome", "files", "bytes"], &rows, &[1, 2], tty)
+}
