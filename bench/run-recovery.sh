@@ -86,7 +86,8 @@ fi
 
 say "4. A manifest of $ROWS rows over $DISCS discs: find and lost"
 python3 "$REPO/bench/gen-manifest.py" "$RUN/big" "$ROWS" "$DISCS" >/dev/null
-NAME=$(sqlite3 "$RUN/big/manifest.db" "SELECT substr(filename, 19) FROM files WHERE id=$((ROWS / 2 + 1))")
+NAME=$(sqlite3 "$RUN/big/manifest.db" "SELECT filename FROM files WHERE id=$((ROWS / 2 + 1))")
+NAME=${NAME##*/}
 hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$RUN/find.json" -i \
     "$B/dbackup-find -d $RUN/big $NAME" \
     "sqlite3 file:$RUN/big/manifest.db?immutable=1 \"SELECT id, disc_id, md5 FROM files WHERE filename LIKE '%$NAME%' AND copied=1\""
