@@ -201,6 +201,19 @@ fn an_original_set_is_adopted_and_carries_on() {
             ("/d.txt".into(), 2, "given".into()),
         ]
     );
+    // Restore works across them too: the tree as it is now.
+    let target = env.dir.path().join("restored");
+    let out = Command::new(bin("dbackup-restore"))
+        .arg("-d")
+        .arg(root.join("isos"))
+        .arg("--to")
+        .arg(&target)
+        .args(["--no-progress", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(tree_md5s(&target), tree_md5s(&env.watched));
+
     // Adopting twice is refused.
     let out = stage(&root, &["adopt"]);
     assert_eq!(out.status.code(), Some(2));
