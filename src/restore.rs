@@ -2,8 +2,8 @@
 //! file, from which disc, and what cannot be had: discs not given, discs
 //! marked lost, names refused), then its execution disc by disc, each
 //! disc read once front to back, every file written to a temp file while
-//! its MD5 is checked, fsynced, then renamed into place with its recorded
-//! mtime.
+//! its MD5 is checked, given its recorded mtime, made durable (one flush
+//! of the filesystem per batch of files), then renamed into place.
 //!
 //! Names come from an untrusted manifest: a name that could leave the
 //! target is refused at planning, and every write goes through
