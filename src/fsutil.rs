@@ -34,6 +34,18 @@ pub fn sync_filesystem(dir: &Path) -> Result<()> {
     }
 }
 
+/// Flushes the filesystem holding an open file or folder (`syncfs(2)`), like
+/// [`sync_filesystem`]: one disk flush for every file written on it.
+pub fn sync_filesystem_of(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
+    // SAFETY: syncfs takes a valid open file descriptor, borrowed for the
+    // duration of the call.
+    if unsafe { libc::syncfs(fd.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Starts writing a range of a file to disk without waiting
 /// (`sync_file_range`), so that a later fsync finds most of the file
 /// already written and the disk works while we go on. Only a hint: errors

@@ -1091,3 +1091,22 @@ fn a_full_target_stops_the_run_and_the_next_run_finishes_it() {
     assert!(text(&out.stdout).contains(&format!("already there\t{restored}\t")));
     assert_same_tree(&env.watched, &target);
 }
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn when_the_filesystem_flush_fails_each_file_is_fsynced_instead() {
+    let env = photo_set();
+    let target = env.dir.path().join("restored");
+    let out = restore_cmd()
+        .arg("-d")
+        .arg(env.workdir.join("isos"))
+        .arg("--to")
+        .arg(&target)
+        .env("FAILPOINTS", "restore::syncfs=return")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_same_tree(&env.watched, &target);
+    no_temp_files(&target);
+}
