@@ -127,12 +127,10 @@ fn run_with(out: &mut Box<dyn Write>) -> Result<i32> {
                 &repairs,
                 &MonitorOptions { dry_run },
                 &progress,
-                &mut |ev| {
-                    match ev {
-                    Event::Staged { path, desc, .. } if per_file => print(
-                        format!("{}: {desc}", show(path, tty)),
-                        true,
-                    ),
+                &mut |ev| match ev {
+                    Event::Staged { path, desc, .. } if per_file => {
+                        print(format!("{}: {desc}", show(path, tty)), true)
+                    }
                     Event::Deleted { path } if per_file => {
                         print(format!("{}: Deleted", show(path, tty)), true)
                     }
@@ -142,8 +140,9 @@ fn run_with(out: &mut Box<dyn Write>) -> Result<i32> {
                     ),
                     Event::DiscClosed { disc, files, bytes } if !json => print(
                         format!(
-                            "Disc {disc} closed: {files} files, {}; it waits in the workdir for its image",
-                            output::bytes(bytes)
+                            "Disc {disc} closed: {files} files, {}{}",
+                            output::bytes(bytes),
+                            waits(no_iso || dry_run)
                         ),
                         true,
                     ),
@@ -158,7 +157,6 @@ fn run_with(out: &mut Box<dyn Write>) -> Result<i32> {
                         false,
                     ),
                     _ => {}
-                }
                 },
             )?;
             if let Some(e) = io_err {
@@ -225,9 +223,10 @@ fn run_with(out: &mut Box<dyn Write>) -> Result<i32> {
             } else {
                 writeln!(
                     out,
-                    "Disc {disc} closed: {} files, {}; it waits in the workdir for its image",
+                    "Disc {disc} closed: {} files, {}{}",
                     usage.files,
-                    output::bytes(usage.bytes)
+                    output::bytes(usage.bytes),
+                    waits(no_iso)
                 )?;
                 writeln!(out, "Current Disc: {}", wd.open_disc()?)?;
             }
@@ -323,6 +322,16 @@ fn images(wd: &mut Workdir, progress: &Progress, json: bool, out: &mut impl Writ
         }
     }
     Ok(code)
+}
+
+/// What a closed disc waits for: its image comes next, unless left to
+/// dbackup-mkiso.
+fn waits(no_iso: bool) -> &'static str {
+    if no_iso {
+        "; it waits in the workdir for its image (dbackup-mkiso)"
+    } else {
+        "; building its image"
+    }
 }
 
 fn show(path: &std::path::Path, tty: bool) -> String {
