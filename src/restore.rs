@@ -47,6 +47,8 @@ pub enum RestoreError {
     },
     #[error("target {} exists and is not a folder", .0.display())]
     TargetNotAFolder(PathBuf),
+    #[error("--drive {}: not a folder; give the mount point where the drive's discs appear (e.g. /media/cdrom)", .0.display())]
+    DriveNotAFolder(PathBuf),
 }
 
 type Result<T> = std::result::Result<T, RestoreError>;
@@ -552,6 +554,11 @@ pub fn restore(
 ) -> Result<Report> {
     if std::fs::symlink_metadata(&opts.target).is_ok() && !opts.target.is_dir() {
         return Err(RestoreError::TargetNotAFolder(opts.target.clone()));
+    }
+    if let Some(drive) = &opts.drive {
+        if !drive.is_dir() {
+            return Err(RestoreError::DriveNotAFolder(drive.clone()));
+        }
     }
     let set = DiscSet::open(&opts.discs)?;
     let plan = plan(opts, &set)?;

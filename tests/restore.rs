@@ -446,6 +446,7 @@ fn a_lost_disc_is_never_asked_for_and_the_plan_says_what_it_costs() {
     assert!(report["plan"]["missing"].as_array().unwrap().is_empty());
 
     // With a drive, a lost disc is not asked for either.
+    std::fs::create_dir(env.dir.path().join("drive")).unwrap();
     let out = restore(&[
         OsStr::new("-d"),
         images.last().unwrap().as_os_str(),
@@ -1046,6 +1047,18 @@ fn errors_exit_2_and_write_nothing() {
         OsStr::new("[unclosed"),
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(!target.exists());
+
+    let out = restore(&[
+        OsStr::new("-d"),
+        env.workdir.join("isos").as_os_str(),
+        OsStr::new("--to"),
+        target.as_os_str(),
+        OsStr::new("--drive"),
+        OsStr::new("/dev/null"),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("mount point"));
     assert!(!target.exists());
 }
 
