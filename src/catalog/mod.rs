@@ -303,6 +303,31 @@ impl Catalog {
         }
     }
 
+    /// Every row of a query, mapped.
+    fn query_all<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(params, f).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Sets a key of `settings` (insert or replace).
+    fn put_setting(&self, key: &str, value: impl rusqlite::ToSql) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO settings(key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                params![key, value],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     /// Creates a new catalogue at `path` with the set's settings and disc 1
     /// open. The file must not exist.
     pub fn create(path: &Path, settings: &Settings) -> Result<Catalog> {
@@ -481,34 +506,23 @@ impl Catalog {
 
     /// Writes a state value into `settings`.
     pub fn set_state_f64(&self, key: &str, value: f64) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT INTO settings(key, value) VALUES (?1, ?2)
-                 ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                params![key, value],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        self.put_setting(key, value)
     }
 
     /// Every disc, in id order.
     pub fn discs(&self) -> Result<Vec<Disc>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, started, completed, available FROM discs ORDER BY id")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
+        self.query_all(
+            "SELECT id, started, completed, available FROM discs ORDER BY id",
+            [],
+            |r| {
                 Ok(Disc {
                     id: r.get(0)?,
                     started: r.get(1)?,
                     completed: r.get(2)?,
                     available: r.get::<_, Option<i64>>(3)?.unwrap_or(1) != 0,
                 })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+            },
+        )
     }
 
     /// The open disc: `completed IS NULL`, latest started.
@@ -724,17 +738,11 @@ impl Catalog {
 
     /// Reservations whose copy never finished: (id, disc_id).
     pub fn reservations(&self) -> Result<Vec<(i64, i64)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, disc_id FROM files WHERE copied=0 OR copied IS NULL")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0)))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+        self.query_all(
+            "SELECT id, disc_id FROM files WHERE copied=0 OR copied IS NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))),
+        )
     }
 
     /// Deletes reservation rows (never a `copied=1` row), in one transaction.
@@ -869,44 +877,34 @@ impl Catalog {
 
     /// Every backed-up file of disc `id`, in id order.
     pub fn disc_files(&self, id: i64) -> Result<Vec<DiscFile>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, filename, md5, size FROM files WHERE disc_id=?1 AND copied=1 ORDER BY id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([id], |r| {
+        self.query_all(
+            "SELECT id, filename, md5, size FROM files WHERE disc_id=?1 AND copied=1 ORDER BY id",
+            [id],
+            |r| {
                 Ok(DiscFile {
                     id: r.get(0)?,
                     name: names::from_sql(r.get_ref(1)?).unwrap_or_default(),
                     md5: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
                     size: r.get::<_, Option<i64>>(3)?.unwrap_or(0).max(0) as u64,
                 })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+            },
+        )
     }
 
     /// Discs whose image was built and read back: disc id -> image record.
     pub fn images(&self) -> Result<Vec<Image>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT disc_id, size, verified, ecc FROM images ORDER BY disc_id")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
+        self.query_all(
+            "SELECT disc_id, size, verified, ecc FROM images ORDER BY disc_id",
+            [],
+            |r| {
                 Ok(Image {
                     disc: r.get(0)?,
                     size: r.get::<_, i64>(1)?.max(0) as u64,
                     verified: r.get(2)?,
                     ecc: r.get(3)?,
                 })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+            },
+        )
     }
 
     /// Records that disc `id`'s image was built and every file read back.
@@ -935,14 +933,7 @@ impl Catalog {
 
     /// Sets a free-form text setting.
     pub fn set_setting_text(&self, key: &str, value: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT INTO settings(key, value) VALUES (?1, ?2)
-                 ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                params![key, value],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        self.put_setting(key, value)
     }
 
     /// Runs `PRAGMA quick_check`; `Ok(())` when the database is sound.
