@@ -122,7 +122,7 @@ pub fn mkiso(
 /// have interrupted the removal).
 fn free_verified(wd: &Workdir) -> Result<()> {
     for img in wd.catalog.images()? {
-        let staged = wd.layout.disc_dir(img.disc).exists() || freeing_dir(wd, img.disc).exists();
+        let staged = wd.layout.disc_dir(img.disc).exists() || wd.layout.freeing(img.disc).exists();
         if staged && wd.layout.iso(img.disc).is_file() {
             remove_staged(wd, img.disc)?;
         }
@@ -140,14 +140,10 @@ fn free_verified(wd: &Workdir) -> Result<()> {
     Ok(())
 }
 
-fn freeing_dir(wd: &Workdir, disc: i64) -> PathBuf {
-    wd.layout.staging().join(format!(".freeing-{disc}"))
-}
-
 fn remove_staged(wd: &Workdir, disc: i64) -> Result<()> {
     let dir = wd.layout.disc_dir(disc);
     // Rename first, so a half-removed folder is never taken for a disc.
-    let doomed = freeing_dir(wd, disc);
+    let doomed = wd.layout.freeing(disc);
     if dir.exists() {
         std::fs::rename(&dir, &doomed).map_err(|e| Error::io(&dir, e))?;
         fsutil::sync_dir(&wd.layout.staging())?;

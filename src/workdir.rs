@@ -24,6 +24,7 @@ pub const CATALOG: &str = "manifest.db";
 const LOCK: &str = "lock";
 const STAGING: &str = "staging";
 const ISOS: &str = "isos";
+const FREEING: &str = ".freeing-";
 
 /// Paths of a workdir.
 #[derive(Debug, Clone)]
@@ -55,6 +56,13 @@ impl Layout {
     pub fn staged_file(&self, disc_id: i64, id: i64) -> PathBuf {
         self.disc_dir(disc_id).join(disc::file_path(id))
     }
+    /// Where a disc's staged copies go while they are removed, once its
+    /// image is verified: renamed first, so a half-removed folder is never
+    /// taken for a disc.
+    pub fn freeing(&self, disc_id: i64) -> PathBuf {
+        self.staging().join(format!("{FREEING}{disc_id}"))
+    }
+
     /// The frozen catalogue of a closed disc.
     pub fn disc_manifest(&self, disc_id: i64) -> PathBuf {
         self.disc_dir(disc_id).join(disc::MANIFEST)
@@ -293,6 +301,15 @@ impl Workdir {
     /// interrupted gets its snapshot and a successor.
     fn repair(&mut self) -> Result<Repairs> {
         let mut repairs = Repairs::default();
+        // Staged copies whose removal was cut short: their image was
+        // verified and recorded before they were renamed aside.
+        if let Ok(entries) = std::fs::read_dir(self.layout.staging()) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(FREEING) {
+                    std::fs::remove_dir_all(e.path()).map_err(|err| Error::io(e.path(), err))?;
+                }
+            }
+        }
         let reservations = self.catalog.reservations()?;
         if !reservations.is_empty() {
             let mut touched = std::collections::BTreeSet::new();
