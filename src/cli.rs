@@ -160,6 +160,23 @@ pub struct Discs {
     pub discs: Vec<PathBuf>,
 }
 
+/// Which files of a set, and as of when: shared by find and restore.
+#[derive(Debug, Clone, Args)]
+pub struct Select {
+    /// Glob patterns over the original paths ('**/*.jpg', '2012/**'); a
+    /// pattern without '/' matches the file name in any folder. Default: every file.
+    #[arg(value_name = "PATTERN")]
+    pub patterns: Vec<String>,
+    /// Match patterns case-insensitively.
+    #[arg(short = 'i', long)]
+    pub ignore_case: bool,
+    /// The state as of WHEN: a date (2024-05-01, meaning its end), a
+    /// date-time (2024-05-01T12:00, local time unless it names a zone) or
+    /// Unix seconds.
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    pub as_of: Option<f64>,
+}
+
 /// Find files in a backup set from its discs.
 #[derive(Debug, Parser)]
 #[command(
@@ -171,20 +188,11 @@ pub struct Discs {
 pub struct FindArgs {
     #[command(flatten)]
     pub discs: Discs,
-    /// Glob patterns over the original paths ('**/*.jpg', '2012/**'); a
-    /// pattern without '/' matches the file name in any folder. Default: every file.
-    #[arg(value_name = "PATTERN")]
-    pub patterns: Vec<String>,
-    /// Match case-insensitively.
-    #[arg(short = 'i', long)]
-    pub ignore_case: bool,
+    #[command(flatten)]
+    pub select: Select,
     /// List every version (with its id and md5), not one row per file.
     #[arg(long)]
     pub all_versions: bool,
-    /// Show the state as of WHEN: a date (2024-05-01), a date-time
-    /// (2024-05-01T12:00, local time unless it names a zone) or Unix seconds.
-    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
-    pub as_of: Option<f64>,
     /// List files recorded as deleted.
     #[arg(long)]
     pub deleted: bool,
@@ -231,15 +239,8 @@ pub struct RestoreArgs {
     /// Where to restore to (created if missing). Nothing is written outside it.
     #[arg(long, value_name = "TARGET")]
     pub to: PathBuf,
-    /// Glob patterns of the files to restore (as dbackup-find). Default: all.
-    #[arg(value_name = "PATTERN")]
-    pub patterns: Vec<String>,
-    /// Match patterns case-insensitively.
-    #[arg(short = 'i', long)]
-    pub ignore_case: bool,
-    /// Restore the state as of WHEN (date, date-time or Unix seconds).
-    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
-    pub as_of: Option<f64>,
+    #[command(flatten)]
+    pub select: Select,
     /// Print the plan (discs needed, files, bytes); restore nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -73,13 +73,13 @@ pub struct RestoreOptions {
 
 impl RestoreOptions {
     pub fn from_args(args: &RestoreArgs, interactive: bool) -> Result<RestoreOptions> {
-        let matcher =
-            Matcher::new(&args.patterns, args.ignore_case).map_err(RestoreError::Pattern)?;
+        let matcher = Matcher::new(&args.select.patterns, args.select.ignore_case)
+            .map_err(RestoreError::Pattern)?;
         Ok(RestoreOptions {
             discs: args.discs.discs.clone(),
             target: args.to.clone(),
             matcher,
-            as_of: args.as_of,
+            as_of: args.select.as_of,
             dry_run: args.dry_run,
             overwrite: args.overwrite,
             drive: args.drive.clone(),

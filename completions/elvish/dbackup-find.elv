@@ -20,9 +20,9 @@ set edit:completion:arg-completer[dbackup-find] = {|@words|
         &'dbackup-find'= {
             cand -d 'A disc: a mounted disc (a folder with manifest.db at its root), an .iso image, or a folder holding .iso images. Repeatable; the newest disc''s manifest gives the history'
             cand --disc 'A disc: a mounted disc (a folder with manifest.db at its root), an .iso image, or a folder holding .iso images. Repeatable; the newest disc''s manifest gives the history'
-            cand --as-of 'Show the state as of WHEN: a date (2024-05-01), a date-time (2024-05-01T12:00, local time unless it names a zone) or Unix seconds'
-            cand -i 'Match case-insensitively'
-            cand --ignore-case 'Match case-insensitively'
+            cand --as-of 'The state as of WHEN: a date (2024-05-01, meaning its end), a date-time (2024-05-01T12:00, local time unless it names a zone) or Unix seconds'
+            cand -i 'Match patterns case-insensitively'
+            cand --ignore-case 'Match patterns case-insensitively'
             cand --all-versions 'List every version (with its id and md5), not one row per file'
             cand --deleted 'List files recorded as deleted'
             cand --json 'A JSON array of objects on stdout'

@@ -21,7 +21,7 @@ set edit:completion:arg-completer[dbackup-restore] = {|@words|
             cand -d 'A disc: a mounted disc (a folder with manifest.db at its root), an .iso image, or a folder holding .iso images. Repeatable; the newest disc''s manifest gives the history'
             cand --disc 'A disc: a mounted disc (a folder with manifest.db at its root), an .iso image, or a folder holding .iso images. Repeatable; the newest disc''s manifest gives the history'
             cand --to 'Where to restore to (created if missing). Nothing is written outside it'
-            cand --as-of 'Restore the state as of WHEN (date, date-time or Unix seconds)'
+            cand --as-of 'The state as of WHEN: a date (2024-05-01, meaning its end), a date-time (2024-05-01T12:00, local time unless it names a zone) or Unix seconds'
             cand --drive 'One drive and a pile of discs: ask for each needed disc in turn at this mount point'
             cand -i 'Match patterns case-insensitively'
             cand --ignore-case 'Match patterns case-insensitively'

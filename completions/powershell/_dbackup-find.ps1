@@ -23,9 +23,9 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-find' -ScriptBlock {
         'dbackup-find' {
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'A disc: a mounted disc (a folder with manifest.db at its root), an .iso image, or a folder holding .iso images. Repeatable; the newest disc''s manifest gives the history')
             [CompletionResult]::new('--disc', '--disc', [CompletionResultType]::ParameterName, 'A disc: a mounted disc (a folder with manifest.db at its root), an .iso image, or a folder holding .iso images. Repeatable; the newest disc''s manifest gives the history')
-            [CompletionResult]::new('--as-of', '--as-of', [CompletionResultType]::ParameterName, 'Show the state as of WHEN: a date (2024-05-01), a date-time (2024-05-01T12:00, local time unless it names a zone) or Unix seconds')
-            [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'Match case-insensitively')
-            [CompletionResult]::new('--ignore-case', '--ignore-case', [CompletionResultType]::ParameterName, 'Match case-insensitively')
+            [CompletionResult]::new('--as-of', '--as-of', [CompletionResultType]::ParameterName, 'The state as of WHEN: a date (2024-05-01, meaning its end), a date-time (2024-05-01T12:00, local time unless it names a zone) or Unix seconds')
+            [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'Match patterns case-insensitively')
+            [CompletionResult]::new('--ignore-case', '--ignore-case', [CompletionResultType]::ParameterName, 'Match patterns case-insensitively')
             [CompletionResult]::new('--all-versions', '--all-versions', [CompletionResultType]::ParameterName, 'List every version (with its id and md5), not one row per file')
             [CompletionResult]::new('--deleted', '--deleted', [CompletionResultType]::ParameterName, 'List files recorded as deleted')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'A JSON array of objects on stdout')

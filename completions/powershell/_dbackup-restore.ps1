@@ -24,7 +24,7 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-restore' -ScriptBlock {
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'A disc: a mounted disc (a folder with manifest.db at its root), an .iso image, or a folder holding .iso images. Repeatable; the newest disc''s manifest gives the history')
             [CompletionResult]::new('--disc', '--disc', [CompletionResultType]::ParameterName, 'A disc: a mounted disc (a folder with manifest.db at its root), an .iso image, or a folder holding .iso images. Repeatable; the newest disc''s manifest gives the history')
             [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Where to restore to (created if missing). Nothing is written outside it')
-            [CompletionResult]::new('--as-of', '--as-of', [CompletionResultType]::ParameterName, 'Restore the state as of WHEN (date, date-time or Unix seconds)')
+            [CompletionResult]::new('--as-of', '--as-of', [CompletionResultType]::ParameterName, 'The state as of WHEN: a date (2024-05-01, meaning its end), a date-time (2024-05-01T12:00, local time unless it names a zone) or Unix seconds')
             [CompletionResult]::new('--drive', '--drive', [CompletionResultType]::ParameterName, 'One drive and a pile of discs: ask for each needed disc in turn at this mount point')
             [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'Match patterns case-insensitively')
             [CompletionResult]::new('--ignore-case', '--ignore-case', [CompletionResultType]::ParameterName, 'Match patterns case-insensitively')

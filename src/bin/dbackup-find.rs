@@ -16,10 +16,10 @@ fn run() -> Result<i32> {
     let args = FindArgs::parse();
     let report = find::find(&FindOptions {
         discs: args.discs.discs.clone(),
-        patterns: args.patterns.clone(),
-        ignore_case: args.ignore_case,
+        patterns: args.select.patterns.clone(),
+        ignore_case: args.select.ignore_case,
         all_versions: args.all_versions,
-        as_of: args.as_of,
+        as_of: args.select.as_of,
         deleted: args.deleted,
     })?;
     if !args.common.quiet {

@@ -94,6 +94,16 @@ impl TestEnv {
     }
 }
 
+/// Discs whose image the catalogue records as built and read back.
+pub fn verified_discs(conn: &rusqlite::Connection) -> Vec<i64> {
+    conn.prepare("SELECT disc_id FROM images")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
 /// Where staged file `id` of disc `disc` lives in a workdir.
 pub fn staged_path(workdir: &Path, disc: i64, id: i64) -> PathBuf {
     workdir
@@ -137,13 +147,7 @@ pub fn check_workdir(workdir: &Path) -> BTreeMap<Vec<u8>, String> {
         )
         .unwrap();
     assert_eq!(open, 1, "exactly one open disc");
-    let mut verified_images: BTreeSet<i64> = conn
-        .prepare("SELECT disc_id FROM images")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect();
+    let mut verified_images: BTreeSet<i64> = verified_discs(&conn).into_iter().collect();
     // Discs of an adopted original set: their images were made before, and
     // no staged copy is left.
     let closed_discs: Vec<i64> = conn
