@@ -11,6 +11,7 @@ pub mod cli;
 pub mod disc;
 pub mod error;
 pub mod exit;
+pub mod fault;
 pub mod find;
 pub mod fsutil;
 pub mod history;

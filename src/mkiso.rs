@@ -148,6 +148,9 @@ fn remove_staged(wd: &Workdir, disc: i64) -> Result<()> {
         std::fs::rename(&dir, &doomed).map_err(|e| Error::io(&dir, e))?;
         fsutil::sync_dir(&wd.layout.staging())?;
     }
+    if let Some(e) = crate::fault::injected("mkiso::free") {
+        return Err(Error::io(&doomed, e));
+    }
     if doomed.exists() {
         std::fs::remove_dir_all(&doomed).map_err(|e| Error::io(&doomed, e))?;
     }
@@ -237,17 +240,24 @@ fn build_one(
     progress.message(format!("disc {n}: writing image"));
     let written = (|| -> Result<u64> {
         let file = File::create(&partial).map_err(|e| Error::io(&partial, e))?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut out =
+            BufWriter::with_capacity(1 << 20, crate::fault::Writer::new(file, "mkiso::write"));
         let size = iso::write_image(&mut out, &entries, &opts_iso, &mut |b| {
             progress.add_bytes(b)
         })
-        .map_err(|e| Error::Invalid(format!("writing {}: {e}", partial.display())))?;
+        .map_err(|e| match e {
+            // A full or failing disk keeps its errno (and exit code).
+            iso::IsoError::Output(e) => Error::io(&partial, e),
+            iso::IsoError::SourceIo { path, source } => Error::io(path, source),
+            e => Error::Invalid(format!("writing {}: {e}", partial.display())),
+        })?;
         let file = out
             .into_inner()
-            .map_err(|e| Error::io(&partial, e.into_error()))?;
-        fail::fail_point!("mkiso::before_sync", |_| Err(Error::Invalid(
-            "injected failure while writing the image".into()
-        )));
+            .map_err(|e| Error::io(&partial, e.into_error()))?
+            .into_inner();
+        if let Some(e) = crate::fault::injected("mkiso::sync") {
+            return Err(Error::io(&partial, e));
+        }
         file.sync_all().map_err(|e| Error::io(&partial, e))?;
         Ok(size)
     })();
@@ -258,6 +268,10 @@ fn build_one(
             return Err(e);
         }
     };
+    if let Some(e) = crate::fault::injected("mkiso::rename") {
+        let _ = std::fs::remove_file(&partial);
+        return Err(Error::io(&path, e));
+    }
     std::fs::rename(&partial, &path).map_err(|e| Error::io(&path, e))?;
     fsutil::sync_dir(&wd.layout.isos())?;
     report.size = size;
@@ -270,9 +284,6 @@ fn build_one(
             .len();
     }
 
-    fail::fail_point!("mkiso::before_verify", |_| Err(Error::Invalid(
-        "injected failure before reading the image back".into()
-    )));
     progress.message(format!("disc {n}: reading back"));
     let problems = read_back(
         &path,
@@ -295,12 +306,12 @@ fn build_one(
             disc_dir.display()
         )));
     }
+    if let Some(e) = crate::fault::injected("mkiso::record") {
+        return Err(Error::io(wd.catalog.path(), e));
+    }
     wd.catalog
         .mark_image_verified(n, report.size, report.ecc.as_deref())?;
     report.verified = true;
-    fail::fail_point!("mkiso::after_verify", |_| Err(Error::Invalid(
-        "injected failure after recording the verified image".into()
-    )));
     if !opts.keep_staged {
         remove_staged(wd, n)?;
         report.staged_freed = true;
@@ -412,7 +423,11 @@ pub fn read_back(
                         let mut h = Md5::new();
                         let mut r = reader.reader(entry);
                         let res = loop {
-                            match r.read(&mut buf) {
+                            let read = match crate::fault::injected_for("mkiso::read_back", &rel) {
+                                Some(e) => Err(e),
+                                None => r.read(&mut buf),
+                            };
+                            match read {
                                 Ok(0) => break Ok(()),
                                 Ok(k) => {
                                     h.update(&buf[..k]);

@@ -1021,15 +1021,17 @@ fn finish_batch(
             Some(l) => l,
             None => continue,
         };
-        let durable = if synced {
-            Ok(())
-        } else {
-            p.dir.open_file(&p.tmp).and_then(|f| f.sync_all())
+        let durable = match crate::fault::injected("restore::sync") {
+            Some(e) => Err(e),
+            None if synced => Ok(()),
+            None => p.dir.open_file(&p.tmp).and_then(|f| f.sync_all()),
         };
         let done = durable.map_err(|e| write_fail("fsync", e)).and_then(|()| {
-            p.dir
-                .rename(&p.tmp, leaf)
-                .map_err(|e| write_fail("renaming into place", e))
+            match crate::fault::injected("restore::rename") {
+                Some(e) => Err(e),
+                None => p.dir.rename(&p.tmp, leaf),
+            }
+            .map_err(|e| write_fail("renaming into place", e))
         });
         match done {
             Ok(()) => restored.add(v.size),
@@ -1091,19 +1093,22 @@ fn copy_checked(
     let mut total = 0u64;
     let mut flushed = 0u64;
     loop {
-        let n = match r.read(buf) {
+        let read = match crate::fault::injected("restore::read") {
+            Some(e) => Err(e),
+            None => r.read(buf),
+        };
+        let n = match read {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(read_fail(e)),
         };
         h.update(&buf[..n]);
-        out.write_all(&buf[..n])
-            .map_err(|e| write_fail("writing", e))?;
-        fail::fail_point!("restore::write", |_| Err(write_fail(
-            "writing",
-            std::io::Error::from_raw_os_error(libc::ENOSPC)
-        )));
+        match crate::fault::injected("restore::write") {
+            Some(e) => Err(e),
+            None => out.write_all(&buf[..n]),
+        }
+        .map_err(|e| write_fail("writing", e))?;
         total += n as u64;
         progress.add_bytes(n as u64);
         // Every few MiB, start writing what came so far: the disk writes

@@ -399,9 +399,9 @@ impl<'w, 'e> Stager<'w, 'e> {
             .collect();
         let ids = self.wd.catalog.reserve(&new)?;
         drop(new);
-        fail::fail_point!("stage::after_reserve", |_| Err(Error::Invalid(
-            "injected failure after reserving".into()
-        )));
+        if let Some(e) = crate::fault::injected("stage::reserve") {
+            return Err(Error::io(self.wd.catalog.path(), e));
+        }
         let disc_dir = self.wd.layout.disc_dir(self.disc);
         let mut new_dirs = false;
         for &id in &ids {
@@ -421,6 +421,9 @@ impl<'w, 'e> Stager<'w, 'e> {
         let outcomes = copy_all(&batch, &targets, self.progress);
 
         // Durability of the data, then of the names.
+        if let Some(e) = crate::fault::injected("stage::sync") {
+            return Err(Error::io(&disc_dir, e));
+        }
         fsutil::sync_filesystem(&disc_dir)?;
         let mut renamed = rename_copies(&outcomes, &targets).into_iter();
         let mut done = Vec::new();
@@ -486,9 +489,6 @@ impl<'w, 'e> Stager<'w, 'e> {
         for d in &dirs {
             fsutil::sync_dir(d)?;
         }
-        fail::fail_point!("stage::before_commit", |_| Err(Error::Invalid(
-            "injected failure before recording the batch".into()
-        )));
         self.wd.catalog.finish_copies(&done, &failed)?;
         let mut written = 0;
         let done_ids: std::collections::HashSet<i64> = done.iter().map(|d| d.0).collect();
@@ -586,10 +586,10 @@ enum Outcome {
 /// outcomes that are not copies.
 fn rename_copies(outcomes: &[Outcome], targets: &[PathBuf]) -> Vec<Option<std::io::Result<()>>> {
     let rename = |i: usize| match outcomes[i] {
-        Outcome::Copied(_) => Some(std::fs::rename(
-            fsutil::partial_path(&targets[i]),
-            &targets[i],
-        )),
+        Outcome::Copied(_) => Some(match crate::fault::injected("stage::rename") {
+            Some(e) => Err(e),
+            None => std::fs::rename(fsutil::partial_path(&targets[i]), &targets[i]),
+        }),
         _ => None,
     };
     let half = outcomes.len() / 2;
@@ -682,10 +682,6 @@ fn read_reason(e: &std::io::Error) -> String {
 }
 
 fn copy_one(change: &Change, partial: &Path, buf: &mut [u8], progress: &Progress) -> Outcome {
-    fail::fail_point!("stage::open_source", |arg| Outcome::Source(format!(
-        "cannot read: {}",
-        arg.unwrap_or_else(|| "Input/output error (os error 5)".into())
-    )));
     let mut src = match open_source(&change.path) {
         Ok(f) => f,
         Err(e) => return Outcome::Source(read_reason(&e)),
@@ -713,19 +709,24 @@ fn copy_one(change: &Change, partial: &Path, buf: &mut [u8], progress: &Progress
     let mut total = 0u64;
     let mut first = true;
     loop {
-        let n = match src.read(buf) {
+        let read = match crate::fault::injected("stage::read") {
+            Some(e) => Err(e),
+            None => src.read(buf),
+        };
+        let n = match read {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Outcome::Source(read_reason(&e)),
         };
         hasher.update(&buf[..n]);
-        if let Err(e) = dst.write_all(&buf[..n]) {
+        let written = match crate::fault::injected("stage::write") {
+            Some(e) => Err(e),
+            None => dst.write_all(&buf[..n]),
+        };
+        if let Err(e) = written {
             return Outcome::Target(e);
         }
-        fail::fail_point!("stage::write", |_| Outcome::Target(
-            std::io::Error::from_raw_os_error(libc::ENOSPC)
-        ));
         total += n as u64;
         progress.add_bytes(n as u64);
         if first {

@@ -789,15 +789,10 @@ fn hash_chunks(
     }
 }
 
-/// For tests: `FAILPOINTS=verify::read=return(files/0/3)` makes reading that
-/// file fail with EIO (`return` alone: every file).
-#[cfg_attr(not(feature = "failpoints"), allow(unused_variables))]
+/// For tests: `FAILPOINTS=verify::read=return(eio:files/0/3)` makes reading
+/// that file fail with EIO (`return(eio)`: every file).
 fn injected_read_error(label: &str) -> Option<io::Error> {
-    fail::fail_point!("verify::read", |arg: Option<String>| {
-        arg.is_none_or(|a| a.is_empty() || label.ends_with(a.as_str()))
-            .then(|| io::Error::from_raw_os_error(libc::EIO))
-    });
-    None
+    crate::fault::injected_for("verify::read", label)
 }
 
 #[cfg(test)]

@@ -376,9 +376,9 @@ impl Workdir {
             });
         }
         self.catalog.complete_disc(id)?;
-        fail::fail_point!("workdir::close_after_complete", |_| Err(Error::Invalid(
-            "injected failure after marking the disc completed".into()
-        )));
+        if let Some(e) = crate::fault::injected("close::completed") {
+            return Err(Error::io(self.catalog.path(), e));
+        }
         self.finish_close(id)?;
         Ok(id)
     }
@@ -391,11 +391,14 @@ impl Workdir {
             let tmp = fsutil::partial_path(&manifest);
             let _ = std::fs::remove_file(&tmp);
             self.catalog.snapshot_to(&tmp)?;
-            fail::fail_point!("workdir::close_after_snapshot", |_| Err(Error::Invalid(
-                "injected failure after writing the snapshot".into()
-            )));
+            if let Some(e) = crate::fault::injected("close::snapshot") {
+                return Err(Error::io(&tmp, e));
+            }
             std::fs::rename(&tmp, &manifest).map_err(|e| Error::io(&manifest, e))?;
             fsutil::sync_dir(&self.layout.disc_dir(id))?;
+        }
+        if let Some(e) = crate::fault::injected("close::next") {
+            return Err(Error::io(self.catalog.path(), e));
         }
         let next = self.catalog.start_disc()?;
         self.ensure_disc_dir(next)

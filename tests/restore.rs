@@ -1076,7 +1076,7 @@ fn a_full_target_stops_the_run_and_the_next_run_finishes_it() {
     ];
     let out = restore_cmd()
         .args(args)
-        .env("FAILPOINTS", "restore::write=3*off->return")
+        .env("FAILPOINTS", "restore::write=3*off->return(enospc)")
         .stdin(Stdio::null())
         .output()
         .unwrap();

@@ -596,7 +596,7 @@ mod injected {
             let out = Command::new(bin("dbackup-verify"))
                 .args(["--no-progress", "--json", "-d"])
                 .arg(&source)
-                .env("FAILPOINTS", "verify::read=return(files/0/3)")
+                .env("FAILPOINTS", "verify::read=return(eio:files/0/3)")
                 .output()
                 .unwrap();
             let stderr = text(&out.stderr);

@@ -806,9 +806,9 @@ impl Catalog {
             path: path.clone(),
             source,
         };
-        fail::fail_point!("catalog::finish_copies", |_| Err(Error::Invalid(
-            "injected failure before recording copies".into()
-        )));
+        if let Some(e) = crate::fault::injected("stage::commit") {
+            return Err(Error::io(&path, e));
+        }
         let tx = self.conn.transaction().map_err(map)?;
         {
             let mut upd = tx

@@ -181,9 +181,10 @@ pub fn check_workdir(workdir: &Path) -> BTreeMap<Vec<u8>, String> {
         let size: i64 = r.get(3).unwrap();
         let disc: i64 = r.get(4).unwrap();
         let path = staged_path(workdir, disc, id);
-        if verified_images.contains(&disc) && !path.exists() {
-            // Freed after its image was verified: check it in the image,
-            // extracted once per disc by an independent reader.
+        if verified_images.contains(&disc) {
+            // A disc whose image is recorded verified: every file is in the
+            // image with its MD5 (extracted once per disc by an independent
+            // reader), whether or not its staged copy was freed yet.
             let dir = extracted.entry(disc).or_insert_with(|| {
                 let iso = workdir.join("isos").join(format!("disc-{disc}.iso"));
                 let dir = tempfile::tempdir().unwrap();
@@ -201,8 +202,10 @@ pub fn check_workdir(workdir: &Path) -> BTreeMap<Vec<u8>, String> {
                 "md5 of {} in disc {disc}'s image",
                 p.display()
             );
-            latest.insert(name, md5);
-            continue;
+            if !path.exists() {
+                latest.insert(name, md5);
+                continue;
+            }
         }
         let meta = std::fs::metadata(&path)
             .unwrap_or_else(|e| panic!("row {id} has no staged file {}: {e}", path.display()));
@@ -248,6 +251,32 @@ pub fn check_workdir(workdir: &Path) -> BTreeMap<Vec<u8>, String> {
         assert!(expected.contains(p), "orphan staged file {}", p.display());
     }
     latest
+}
+
+/// Pre-repair invariant: whatever the state, every `copied=1` row has its
+/// staged file with the right MD5 (reservations and partial files may wait
+/// for the repair). A disc whose image is recorded verified may have had its
+/// staged copies freed: its image must be there.
+pub fn check_copied_rows(workdir: &Path) {
+    let conn = rusqlite::Connection::open(workdir.join("manifest.db")).unwrap();
+    let verified = verified_discs(&conn);
+    let mut stmt = conn
+        .prepare("SELECT id, md5, disc_id FROM files WHERE copied=1")
+        .unwrap();
+    let rows: Vec<(i64, String, i64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    for (id, md5, disc) in rows {
+        let p = staged_path(workdir, disc, id);
+        if verified.contains(&disc) && !p.exists() {
+            let iso = workdir.join(format!("isos/disc-{disc}.iso"));
+            assert!(iso.is_file(), "disc {disc} verified but its image is gone");
+            continue;
+        }
+        assert_eq!(md5_file(&p), md5, "copied=1 row {id} wrong after a failure");
+    }
 }
 
 /// Every regular file under `watched` (catalogue name -> md5).
