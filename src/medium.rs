@@ -40,6 +40,13 @@ pub enum MediumError {
 
 type Result<T> = std::result::Result<T, MediumError>;
 
+/// A disc that could not be opened, and why.
+#[derive(Debug)]
+pub struct Unusable {
+    pub source: PathBuf,
+    pub error: MediumError,
+}
+
 /// Where a disc's content is.
 pub enum Content {
     /// A mounted disc or an extracted copy: a folder.
@@ -101,10 +108,20 @@ impl Medium {
     /// Opens what PATH names: one disc (a mounted disc or an image), or every
     /// image (`*.iso`) in a folder without `manifest.db`.
     pub fn open_all(path: &Path) -> Result<Vec<Medium>> {
+        Medium::open_each(path)?
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect()
+    }
+
+    /// Like [`Medium::open_all`], with each disc's own outcome, so that one
+    /// that cannot be opened does not hide the others. Fails only when PATH
+    /// itself cannot be used.
+    pub fn open_each(path: &Path) -> Result<Vec<(PathBuf, Result<Medium>)>> {
         let meta = std::fs::metadata(path).map_err(|e| io(path, e))?;
         if meta.is_dir() {
             if path.join(disc::MANIFEST).is_file() {
-                return Ok(vec![Medium::open_folder(path)?]);
+                return Ok(vec![(path.into(), Medium::open_folder(path))]);
             }
             let mut images: Vec<PathBuf> = std::fs::read_dir(path)
                 .map_err(|e| io(path, e))?
@@ -121,9 +138,15 @@ impl Medium {
                     why: "no manifest.db at its root and no .iso images in it".into(),
                 });
             }
-            images.iter().map(|p| Medium::open_image(p)).collect()
+            Ok(images
+                .into_iter()
+                .map(|p| {
+                    let m = Medium::open_image(&p);
+                    (p, m)
+                })
+                .collect())
         } else {
-            Ok(vec![Medium::open_image(path)?])
+            Ok(vec![(path.into(), Medium::open_image(path))])
         }
     }
 
@@ -293,6 +316,30 @@ impl DiscSet {
         for p in paths {
             media.extend(Medium::open_all(p)?);
         }
+        DiscSet::from_media(media)
+    }
+
+    /// For checking discs: like [`DiscSet::open`], but a disc that cannot be
+    /// opened (a damaged image, an unreadable manifest) is set aside with the
+    /// reason, so the others are still read. Fails when none can be opened.
+    pub fn open_lenient(paths: &[PathBuf]) -> Result<(DiscSet, Vec<Unusable>)> {
+        let mut media = Vec::new();
+        let mut unusable = Vec::new();
+        for p in paths {
+            for (source, m) in Medium::open_each(p)? {
+                match m {
+                    Ok(m) => media.push(m),
+                    Err(error) => unusable.push(Unusable { source, error }),
+                }
+            }
+        }
+        if media.is_empty() && !unusable.is_empty() {
+            return Err(unusable.swap_remove(0).error);
+        }
+        Ok((DiscSet::from_media(media)?, unusable))
+    }
+
+    fn from_media(mut media: Vec<Medium>) -> Result<DiscSet> {
         if media.is_empty() {
             return Err(MediumError::NoDiscs);
         }

@@ -91,6 +91,8 @@ pub enum Kind {
     Manifest,
     /// A live file whose size and mtime are as backed up but whose MD5 is not.
     SilentCorruption,
+    /// A disc that could not be opened at all.
+    Unusable,
 }
 
 impl Kind {
@@ -103,6 +105,7 @@ impl Kind {
             Kind::Unknown => "unknown to the manifest",
             Kind::Manifest => "damaged manifest",
             Kind::SilentCorruption => "silent corruption of the original",
+            Kind::Unusable => "cannot be opened",
         }
     }
 }
@@ -186,7 +189,7 @@ impl DiscReport {
             Kind::Missing => self.missing += 1,
             Kind::Unreadable => self.unreadable += 1,
             Kind::Unknown => self.unknown += 1,
-            Kind::Manifest => self.manifest_ok = false,
+            Kind::Manifest | Kind::Unusable => self.manifest_ok = false,
             Kind::SilentCorruption => {}
         }
         on_problem(&format!("disc {} ({})", self.disc, self.source), &p);
@@ -230,7 +233,7 @@ impl OriginReport {
             Kind::SilentCorruption | Kind::Damaged => self.silent_corruption += 1,
             Kind::Missing => self.missing += 1,
             Kind::Unreadable => self.unreadable += 1,
-            Kind::Manifest => self.manifest_ok = false,
+            Kind::Manifest | Kind::Unusable => self.manifest_ok = false,
             Kind::Unknown => {}
         }
         on_problem(&format!("origin ({})", self.path), &p);
@@ -238,9 +241,20 @@ impl OriginReport {
     }
 }
 
+/// A disc given that could not be opened at all (an image too damaged to
+/// read, a manifest that is not a database): nothing on it can be checked.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct UnusableDisc {
+    pub source: String,
+    pub error: String,
+}
+
 /// Everything verified.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct VerifyReport {
+    /// Discs that could not be opened; the others were still verified.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unusable: Vec<UnusableDisc>,
     /// In disc order; a disc given twice (two copies) appears twice.
     pub discs: Vec<DiscReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -250,7 +264,9 @@ pub struct VerifyReport {
 impl VerifyReport {
     /// Whether everything checked is good.
     pub fn clean(&self) -> bool {
-        self.discs.iter().all(DiscReport::clean) && self.origin.as_ref().is_none_or(|o| o.clean())
+        self.unusable.is_empty()
+            && self.discs.iter().all(DiscReport::clean)
+            && self.origin.as_ref().is_none_or(|o| o.clean())
     }
 }
 
@@ -270,7 +286,7 @@ pub fn verify(
     progress: &Progress,
     on_problem: &mut dyn FnMut(&str, &Problem),
 ) -> Result<VerifyReport> {
-    let set = DiscSet::open(&opts.discs)?;
+    let (set, unusable) = DiscSet::open_lenient(&opts.discs)?;
     // Two copies of one disc may differ, so a disc given twice is verified
     // each time; the copy must belong to the set like the others.
     let ours = &set.media[set.newest].identity;
@@ -293,6 +309,17 @@ pub fn verify(
     media.sort_by_key(|m| m.disc);
 
     let mut report = VerifyReport::default();
+    for u in unusable {
+        let u = UnusableDisc {
+            source: u.source.display().to_string(),
+            error: u.error.to_string(),
+        };
+        on_problem(
+            "unusable disc",
+            &Problem::at(u.source.clone(), Kind::Unusable, u.error.clone()),
+        );
+        report.unusable.push(u);
+    }
     for m in media {
         report.discs.push(verify_disc(m, progress, on_problem));
     }
@@ -835,7 +862,8 @@ mod tests {
         assert!(d.clean(), "unknown files are listed, not failures");
         d.manifest_ok = false;
         assert!(!d.clean());
-        let report = VerifyReport {
+        let mut report = VerifyReport {
+            unusable: vec![],
             discs: vec![],
             origin: Some(OriginReport {
                 manifest_ok: true,
@@ -844,5 +872,7 @@ mod tests {
             }),
         };
         assert!(report.clean(), "changes since the backup are not errors");
+        report.unusable.push(UnusableDisc::default());
+        assert!(!report.clean(), "a disc that cannot be opened is a finding");
     }
 }

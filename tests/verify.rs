@@ -265,6 +265,55 @@ fn a_truncated_image_is_a_clear_error_or_report_never_a_panic() {
     }
 }
 
+/// A box of discs checked for rot: one image too damaged to open is
+/// reported as unusable, and every other disc is still verified.
+#[test]
+fn an_unusable_disc_is_reported_and_the_others_still_verified() {
+    let env = closed_set();
+    let all = images(&env);
+    let broken = iso(&env, 1);
+    // Keep only the system area: no volume descriptor, no manifest.
+    File::options()
+        .write(true)
+        .open(&broken)
+        .unwrap()
+        .set_len(16 * 2048)
+        .unwrap();
+
+    let (code, json, stderr) = verify_json(&d(&env.workdir.join("isos")));
+    assert_eq!(code, Some(1), "{stderr}");
+    let unusable = json["unusable"].as_array().expect("unusable discs listed");
+    assert_eq!(unusable.len(), 1, "{json}");
+    assert_eq!(unusable[0]["source"], broken.display().to_string());
+    assert!(
+        stderr.contains("unusable disc") && stderr.contains("disc-1.iso"),
+        "{stderr}"
+    );
+    let discs = json["discs"].as_array().unwrap();
+    assert_eq!(discs.len(), all.len() - 1, "{json}");
+    for r in discs {
+        assert_ne!(r["disc"], 1);
+        assert_eq!(r["damaged"], 0, "{r}");
+        assert_eq!(r["manifest_ok"], true, "{r}");
+        assert!(r["ok"].as_u64().unwrap() > 0, "{r}");
+    }
+
+    // The table says so too.
+    let out = verify(&d(&env.workdir.join("isos")));
+    assert_eq!(out.status.code(), Some(1));
+    let table = text(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("?\t") && l.contains("disc-1.iso") && l.contains("unusable")),
+        "{table}"
+    );
+
+    // With only the broken disc there is nothing to verify: an error.
+    let out = verify(&d(&broken));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
 #[test]
 fn a_file_deleted_from_a_mounted_disc_is_missing() {
     let env = closed_set();

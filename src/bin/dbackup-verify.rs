@@ -85,6 +85,12 @@ fn summary(report: &VerifyReport, tty: bool) -> (Vec<&'static str>, Vec<Vec<Stri
     };
     let sound = |ok: bool| if ok { "ok" } else { "damaged" }.to_string();
     let mut rows = Vec::new();
+    for u in &report.unusable {
+        let mut row = vec!["?".to_string(), names::display(u.source.as_bytes(), tty)];
+        row.extend(std::iter::repeat_n("-".to_string(), 7));
+        row.extend(["unusable".to_string(), "-".into(), "-".into()]);
+        rows.push(row);
+    }
     for d in &report.discs {
         rows.push(vec![
             d.disc.to_string(),
