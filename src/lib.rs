@@ -15,6 +15,7 @@ pub mod fault;
 pub mod find;
 pub mod fsutil;
 pub mod history;
+pub mod interrupt;
 pub mod iso;
 pub mod lost;
 pub mod medium;

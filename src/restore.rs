@@ -293,6 +293,8 @@ pub struct Stopped {
     pub reason: String,
     /// An error (the target's filesystem is full), not a choice.
     pub error: bool,
+    /// Stopped by Ctrl-C or a termination signal.
+    pub interrupted: bool,
 }
 
 /// What a restore did.
@@ -313,6 +315,7 @@ impl Report {
     /// verified, 1 something could not be, 2 the run stopped on an error.
     pub fn exit_code(&self) -> i32 {
         match &self.stopped {
+            Some(s) if s.interrupted => crate::exit::INTERRUPTED,
             Some(s) if s.error => crate::exit::ERROR,
             Some(_) => crate::exit::FINDING,
             None if self.failed.is_empty() => crate::exit::OK,
@@ -686,6 +689,7 @@ fn stop_before(report: &mut Report, from: i64, reason: String, keep_reason: bool
         report.stopped = Some(Stopped {
             reason,
             error: false,
+            interrupted: false,
         });
     }
     let why = report
@@ -838,7 +842,9 @@ impl Run<'_> {
         let mut pending_bytes = 0u64;
         let mut full = false;
         let mut next = 0;
-        while next < work.len() && !full {
+        let mut interrupted = false;
+        while next < work.len() && !full && !interrupted {
+            fail::fail_point!("restore::pause");
             let (stored, item) = &work[next];
             next += 1;
             let v = &item.version;
@@ -867,23 +873,39 @@ impl Run<'_> {
                     failed.push(nr);
                 }
             }
+            interrupted = crate::interrupt::requested();
             if pending_bytes >= BATCH_BYTES
                 || pending.len() >= BATCH_FILES
                 || next == work.len()
                 || full
+                || interrupted
             {
                 full |= finish_batch(&mut pending, &mut report.restored, &mut failed, on_event);
                 pending_bytes = 0;
             }
         }
         let mut stop = None;
-        if full {
+        if interrupted {
+            stop = Some(Stopped {
+                reason: "interrupted; run the same command again to resume (files already restored are skipped)".into(),
+                error: false,
+                interrupted: true,
+            });
+            for (_, rest) in &work[next..] {
+                failed.push(not_restored(
+                    &rest.version,
+                    FailKind::NotReached,
+                    "interrupted".into(),
+                ));
+            }
+        } else if full {
             stop = Some(Stopped {
                 reason: format!(
                     "the filesystem of {} is full; free space and run again (files already restored are skipped)",
                     target.path().display()
                 ),
                 error: true,
+                interrupted: false,
             });
             for (_, rest) in &work[next..] {
                 failed.push(not_restored(
@@ -1093,6 +1115,9 @@ fn copy_checked(
     let mut total = 0u64;
     let mut flushed = 0u64;
     loop {
+        if crate::interrupt::requested() {
+            return Err(fail(FailKind::NotReached, "interrupted"));
+        }
         let read = match crate::fault::injected("restore::read") {
             Some(e) => Err(e),
             None => r.read(buf),

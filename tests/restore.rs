@@ -1123,3 +1123,63 @@ fn when_the_filesystem_flush_fails_each_file_is_fsynced_instead() {
     assert_same_tree(&env.watched, &target);
     no_temp_files(&target);
 }
+
+/// Ctrl-C stops between files: what was written is finished and named,
+/// the file in hand is dropped with its temp file, the exit code is 130,
+/// and the same command resumes.
+#[cfg(feature = "failpoints")]
+#[test]
+fn ctrl_c_stops_cleanly_and_the_same_command_resumes() {
+    let env = photo_set();
+    let isos = env.workdir.join("isos");
+    let target = env.dir.path().join("restored");
+    let args = [
+        OsStr::new("-d"),
+        isos.as_os_str(),
+        OsStr::new("--to"),
+        target.as_os_str(),
+    ];
+    let child = restore_cmd()
+        .args(args)
+        .env("FAILPOINTS", "restore::pause=sleep(150)")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the first files are in place.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30)
+        && !(target.is_dir()
+            && files_below(&target)
+                .iter()
+                .any(|n| !String::from_utf8_lossy(n).contains(".dbackup-restore-")))
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on our own child with a constant signal.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(stderr.contains("run the same command again"), "{stderr}");
+    no_temp_files(&target);
+    let tree = tree_md5s(&env.watched);
+    let partial = tree_md5s(&target);
+    assert!(
+        !partial.is_empty() && partial.len() < tree.len(),
+        "{partial:?}"
+    );
+    for (name, md5) in &partial {
+        assert_eq!(
+            tree.get(name),
+            Some(md5),
+            "{}",
+            String::from_utf8_lossy(name)
+        );
+    }
+    let out = restore(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_same_tree(&env.watched, &target);
+}

@@ -15,6 +15,10 @@ fn main() {
 fn run() -> Result<i32> {
     let args = RestoreArgs::parse();
     let opts = RestoreOptions::from_args(&args, std::io::stdin().is_terminal())?;
+    if !args.dry_run {
+        // Ctrl-C stops between files, leaving no temp file in the target.
+        dbackup::interrupt::install("dbackup-restore");
+    }
     let tty = std::io::stdout().is_terminal();
     let quiet = args.common.quiet;
     let progress = Progress::bar(!args.common.no_progress && !args.dry_run && !args.json);
