@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Prints the results of the benchmark scripts as one table.
+
+usage: table.py RESULTS [MACHINE_FILE]
+
+RESULTS holds one tab-separated line per comparison, written by `record` in
+bench/common.sh: NAME OURS_S REF_S REF_LABEL KIND GOAL RSS_BYTES BYTES.
+MACHINE_FILE, if given, holds "key: value" lines printed above the table.
+A last row checks the peak memory of every dbackup command against 100 MiB.
+"""
+import os
+import sys
+
+MiB = 1 << 20
+RSS_GOAL = 100 * MiB
+
+
+def t(sec):
+    return f"{sec * 1000:.0f} ms" if sec < 1 else f"{sec:.2f} s"
+
+
+def met(value, goal):
+    for op in ("<=", ">=", "<", ">"):
+        if goal.startswith(op):
+            bound = float(goal[len(op):])
+            return {"<=": value <= bound, ">=": value >= bound,
+                    "<": value < bound, ">": value > bound}[op]
+    raise ValueError(f"bad goal {goal!r}")
+
+
+def pretty(goal):
+    for op, sign in (("<=", "≤"), (">=", "≥"), ("<", "<"), (">", ">")):
+        if goal.startswith(op):
+            return f"{sign} {goal[len(op):]}"
+    return goal
+
+
+def main():
+    path = sys.argv[1]
+    if len(sys.argv) > 2 and os.path.exists(sys.argv[2]):
+        print(open(sys.argv[2]).read().rstrip())
+        print()
+    table, rss_all = [], []
+    for line in open(path):
+        if not line.strip():
+            continue
+        name, ours, ref, ref_label, kind, goal, rss, nbytes = line.rstrip("\n").split("\t")
+        ours = float(ours)
+        ref = None if ref == "-" else float(ref)
+        rss = None if rss == "-" else int(float(rss))
+        nbytes = None if nbytes == "-" else int(nbytes)
+        shown = t(ours)
+        ref_shown = "-" if ref is None else f"{t(ref)} ({ref_label})"
+        if nbytes:
+            shown += f" = {nbytes / ours / 1e6:.0f} MB/s"
+            if ref is not None:
+                ref_shown = f"{t(ref)} = {nbytes / ref / 1e6:.0f} MB/s ({ref_label})"
+        if kind == "time":
+            ratio = ours / ref
+            ratio_shown, goal_shown = f"{ratio:.2f}x time", f"{pretty(goal)}x time"
+            ok = met(ratio, goal)
+        elif kind == "rate":
+            ratio = ref / ours
+            ratio_shown, goal_shown = f"{ratio:.2f}x throughput", f"{pretty(goal)}x throughput"
+            ok = met(ratio, goal)
+        elif kind == "abs":
+            ratio_shown, goal_shown = "-", f"{pretty(goal)} s"
+            ok = met(ours, goal)
+        else:
+            raise ValueError(f"bad kind {kind!r}")
+        if rss is not None:
+            rss_all.append((rss, name))
+        table.append((name, shown, ref_shown, ratio_shown, goal_shown,
+                      "yes" if ok else "NO", "-" if rss is None else f"{rss / MiB:.0f} MiB"))
+    if rss_all:
+        top, top_name = max(rss_all)
+        table.append((f"peak memory, every dbackup command above ({len(rss_all)})",
+                      f"{top / MiB:.0f} MiB", "-", "-", "< 100 MiB",
+                      "yes" if top < RSS_GOAL else "NO", f"max: {top_name}"))
+    head = ("measurement", "dbackup", "reference", "ratio", "goal", "met", "peak RSS")
+    widths = [max(len(r[i]) for r in table + [head]) for i in range(len(head))]
+    fmt = lambda r: " | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+    print(fmt(head))
+    print("-|-".join("-" * w for w in widths))
+    for r in table:
+        print(fmt(r))
+    fails = sum(r[5] == "NO" for r in table)
+    print()
+    print(f"all {len(table)} goals met" if fails == 0
+          else f"{fails} of {len(table)} goals NOT met")
+    if os.path.exists(path + ".notes"):
+        print(open(path + ".notes").read().rstrip())
+    if os.path.exists(path + ".busy"):
+        print("WARNING: the machine was busy during some comparisons: results are unreliable")
+
+
+main()
