@@ -1858,6 +1858,16 @@ impl Scan<'_> {
             return Ok(());
         }
         if p.regular {
+            // Each extent lies within the image, but a multi-extent file
+            // could repeat one many times: a small hostile image would then
+            // hold a file of terabytes, and copying it out (its manifest)
+            // would fill the disk. No real file is larger than its image.
+            if p.size > self.len {
+                return Err(self.corrupt(format!(
+                    "{}: {} bytes, more than the whole image",
+                    p.path, p.size
+                )));
+            }
             let extents = p.extents.into_iter().filter(|e| e.1 > 0).collect();
             self.files.push(IsoFile {
                 path: p.path,

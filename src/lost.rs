@@ -112,7 +112,11 @@ pub struct LostReport {
 fn count(entries: &[Entry]) -> Count {
     Count {
         files: entries.len() as u64,
-        bytes: entries.iter().map(|e| e.size).sum(),
+        // Sizes come from an untrusted manifest: a crafted one can add up
+        // past 2^64.
+        bytes: entries
+            .iter()
+            .fold(0u64, |sum, e| sum.saturating_add(e.size)),
     }
 }
 

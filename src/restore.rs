@@ -283,7 +283,9 @@ pub struct Tally {
 impl Tally {
     fn add(&mut self, bytes: u64) {
         self.files += 1;
-        self.bytes += bytes;
+        // Sizes come from an untrusted manifest: a crafted one can add up
+        // past 2^64.
+        self.bytes = self.bytes.saturating_add(bytes);
     }
 }
 
@@ -458,7 +460,7 @@ pub fn plan(opts: &RestoreOptions, set: &DiscSet) -> Result<Plan> {
         }
         let v = file.current().clone();
         plan.files += 1;
-        plan.bytes += v.size;
+        plan.bytes = plan.bytes.saturating_add(v.size);
         let checked = name_parts(&v.name).and_then(|p| {
             // Only a crafted manifest has two names for one path (`a/b`
             // and `/a/b`): the second would replace the first.
@@ -513,7 +515,7 @@ pub fn plan(opts: &RestoreOptions, set: &DiscSet) -> Result<Plan> {
         }
         if matches!(state, DiscState::Given | DiscState::Drive) {
             plan.restorable_files += 1;
-            plan.restorable_bytes += v.size;
+            plan.restorable_bytes = plan.restorable_bytes.saturating_add(v.size);
         }
         let d = discs.entry(v.disc).or_insert_with(|| DiscPlan {
             disc: v.disc,
@@ -525,7 +527,7 @@ pub fn plan(opts: &RestoreOptions, set: &DiscSet) -> Result<Plan> {
             items: Vec::new(),
         });
         d.files += 1;
-        d.bytes += v.size;
+        d.bytes = d.bytes.saturating_add(v.size);
         d.items.push(Item { version: v, parts });
     }
     for d in discs.values() {
@@ -862,7 +864,7 @@ impl Run<'_> {
             };
             match result {
                 Ok(Placed::Written(p)) => {
-                    pending_bytes += v.size;
+                    pending_bytes = pending_bytes.saturating_add(v.size);
                     pending.push(p);
                 }
                 Ok(Placed::AlreadyThere) => report.skipped_existing.add(v.size),

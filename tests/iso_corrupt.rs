@@ -248,6 +248,27 @@ fn targeted_corruptions_are_errors() {
         "continuation loop",
     );
     case(&|i| i[18 * 2048] = 3, "unterminated descriptor set");
+    case(
+        &|i| {
+            // Two extents of one file, each the whole image: a file larger
+            // than its image (repeated, such extents make a small image
+            // hold terabytes).
+            let files = le32(i, find_record(i, root, b"FILES") + 2) as usize * 2048;
+            let four = le32(i, find_record(i, files, b"4") + 2) as usize * 2048;
+            let first = find_record(i, four, b"1234.;1");
+            let second = find_record(i, four, b"1235.;1");
+            let rl = i[first] as usize;
+            assert_eq!(rl, i[second] as usize);
+            i.copy_within(first..first + rl, second);
+            let whole = i.len() as u32;
+            for r in [first, second] {
+                set_both32(i, r + 2, 0);
+                set_both32(i, r + 10, whole);
+            }
+            i[first + 25] |= 0x80;
+        },
+        "multi-extent file larger than the image",
+    );
 }
 
 fn rng(seed: u64) -> impl FnMut() -> u64 {
