@@ -5,14 +5,15 @@
 //! stopping.
 
 use std::ops::ControlFlow;
-use std::os::unix::fs::MetadataExt;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use glob::{MatchOptions, Pattern};
 
 use crate::catalog::{name_key, LiveIndex, Mtime};
 use crate::error::{Error, Result};
-use crate::names;
+use crate::{fsutil, names};
 
 /// Compiled exclude patterns. A pattern without a `/` matches a file or
 /// folder name at any depth (`*.tmp`, `.cache`); one with a `/` matches the
@@ -45,6 +46,11 @@ impl Excludes {
             }
         }
         Ok(ex)
+    }
+
+    /// Whether there are no patterns at all.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty() && self.by_path.is_empty()
     }
 
     /// Whether the path (relative to the watched folder) is excluded. A path
@@ -140,11 +146,13 @@ pub fn walk(
         .into_iter()
         .filter_entry(|e| {
             e.depth() == 0
+                || excludes.is_empty()
                 || e.path()
                     .strip_prefix(root)
                     .map(|rel| !excludes.is_excluded(rel))
                     .unwrap_or(true)
         });
+    let mut folder = Folder::default();
     for entry in walker {
         let entry = match entry {
             Ok(e) => e,
@@ -202,17 +210,15 @@ pub fn walk(
         }
         let name = names::from_relative(rel);
         let key = name_key(&name);
-        let meta = match entry.metadata() {
+        let meta = match folder.stat(path) {
             Ok(m) => m,
             Err(err) => {
                 // Known but unreadable: it must not count as deleted.
                 if let Some(e) = live.get_mut(&key) {
                     e.seen = true;
                 }
-                let reason = match err.io_error() {
-                    Some(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        "vanished during the scan".to_string()
-                    }
+                let reason = match err.kind() {
+                    std::io::ErrorKind::NotFound => "vanished during the scan".to_string(),
                     _ => format!("cannot read: {err}"),
                 };
                 sink.skip(Skipped {
@@ -223,19 +229,19 @@ pub fn walk(
             }
         };
         stats.files += 1;
-        stats.bytes += meta.len();
-        let (secs, nanos) = (meta.mtime(), meta.mtime_nsec());
+        stats.bytes += meta.size;
+        let (secs, nanos) = (meta.mtime, meta.mtime_nsec);
         let desc = match live.get_mut(&key) {
             Some(e) => {
                 e.seen = true;
-                let size_same = e.size == meta.len();
+                let size_same = e.size == meta.size;
                 let mtime_same = e.mtime.matches(secs, nanos);
                 if size_same && mtime_same {
                     continue;
                 }
                 let mut parts = Vec::new();
                 if !size_same {
-                    parts.push(format!("Size changed: {} -> {}", e.size, meta.len()));
+                    parts.push(format!("Size changed: {} -> {}", e.size, meta.size));
                 }
                 if !mtime_same {
                     parts.push(format!(
@@ -251,7 +257,7 @@ pub fn walk(
         let flow = sink.change(Change {
             path: path.to_path_buf(),
             name,
-            size: meta.len(),
+            size: meta.size,
             mtime_secs: secs,
             mtime_nanos: nanos,
             desc,
@@ -262,6 +268,43 @@ pub fn walk(
     }
     stats.complete = true;
     Ok(stats)
+}
+
+/// The folder of the files being stated, held open: walkdir lists a
+/// folder's files one after the other, so each folder is opened about once.
+#[derive(Default)]
+struct Folder {
+    open: Option<(PathBuf, std::fs::File)>,
+}
+
+impl Folder {
+    /// Size and mtime of the file at `path` (not following a link).
+    fn stat(&mut self, path: &Path) -> std::io::Result<fsutil::Stat> {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return by_path(path);
+        };
+        if self.open.as_ref().is_none_or(|(p, _)| p != dir) {
+            self.open = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                .open(dir)
+                .ok()
+                .map(|f| (dir.to_path_buf(), f));
+        }
+        match &self.open {
+            Some((_, f)) => fsutil::stat_at(f.as_fd(), name),
+            None => by_path(path),
+        }
+    }
+}
+
+fn by_path(path: &Path) -> std::io::Result<fsutil::Stat> {
+    let m = std::fs::symlink_metadata(path)?;
+    Ok(fsutil::Stat {
+        size: m.len(),
+        mtime: m.mtime(),
+        mtime_nsec: m.mtime_nsec(),
+    })
 }
 
 fn fmt_time(t: f64) -> String {
