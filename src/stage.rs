@@ -756,13 +756,16 @@ fn copy_one(change: &Change, partial: &Path, buf: &mut [u8], progress: &Progress
 }
 
 /// Closes the open disc now (for a user who wants to burn today) and opens
-/// the next. Refuses an empty disc.
+/// the next. Refuses a disc that would bring nothing new: no files, and no
+/// deletions recorded since it was opened. A disc with deletions only still
+/// carries them in its catalogue; without it they would reach no disc, and a
+/// restore from the discs would bring back files deleted since.
 pub fn close(wd: &mut Workdir) -> Result<(i64, catalog::DiscUsage)> {
     let disc = wd.open_disc()?;
     let usage = wd.catalog.disc_usage(disc)?;
-    if usage.files == 0 {
+    if usage.files == 0 && wd.catalog.deletions_during(disc)? == 0 {
         return Err(Error::Invalid(format!(
-            "disc {disc} is empty; there is nothing to close"
+            "disc {disc} is empty and no deletions were recorded since it was opened; there is nothing to close"
         )));
     }
     let closed = wd.close_disc()?;

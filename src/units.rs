@@ -176,6 +176,33 @@ mod tests {
         assert!(parse_when_in("2023-13-45", &utc).is_err());
     }
 
+    proptest::proptest! {
+        /// What the byte formatter prints (status, close and mkiso show disc
+        /// sizes with it) parses back as a disc size to within the rounding
+        /// of its one decimal. Up to 1 PiB: sizes take units up to TiB.
+        #[test]
+        fn printed_sizes_parse_back(n in 1u64..(1 << 50)) {
+            let printed = crate::output::bytes(n);
+            let parsed = parse_size(&printed).unwrap();
+            let unit = if n < 1024 { 1 } else { 1u64 << (10 * ((63 - n.leading_zeros()) / 10)) };
+            proptest::prop_assert!(
+                parsed.abs_diff(n) <= unit / 20 + 1,
+                "{n} printed as {printed} parses as {parsed}"
+            );
+            if n < 1024 {
+                proptest::prop_assert_eq!(parsed, n);
+            }
+        }
+
+        /// Unix seconds printed the shortest way that reads back as the same
+        /// float parse to exactly that time: a recorded timestamp given to
+        /// --as-of selects that very record.
+        #[test]
+        fn unix_seconds_parse_back_exactly(t in 0.0f64..1e10) {
+            proptest::prop_assert_eq!(parse_when_in(&format!("{t}"), &jiff::tz::TimeZone::UTC), Ok(t));
+        }
+    }
+
     #[test]
     fn rejects_nonsense() {
         assert!(parse_size("").is_err());

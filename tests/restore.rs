@@ -1183,3 +1183,39 @@ fn ctrl_c_stops_cleanly_and_the_same_command_resumes() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_same_tree(&env.watched, &target);
 }
+
+#[test]
+fn deletions_after_the_last_disc_reach_the_discs_through_a_disc_of_their_own() {
+    let env = TestEnv::new();
+    env.write("kept.txt", b"kept");
+    env.write("gone.txt", b"deleted after the first disc");
+    env.init(&["--name", "Docs"]);
+    monitor(&env);
+    close(&env);
+    std::fs::remove_file(env.watched.join("gone.txt")).unwrap();
+    monitor(&env);
+    // Nothing new to back up, but a deletion no disc holds yet: the disc
+    // carries it in its catalogue.
+    let out = env.run(&["close"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Disc 2 closed: 0 files"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(isos(&env).len(), 2);
+    env.check_invariants();
+    // Nothing recorded since: refused.
+    let out = env.run(&["close"]);
+    assert_eq!(out.status.code(), Some(2), "a disc with nothing new");
+
+    let now = env.dir.path().join("now");
+    let out = restore(&[
+        OsStr::new("-d"),
+        env.workdir.join("isos").as_os_str(),
+        OsStr::new("--to"),
+        now.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_same_tree(&env.watched, &now);
+}

@@ -601,6 +601,21 @@ impl Catalog {
         Ok(next)
     }
 
+    /// Deletions recorded while disc `id` was open (since it was started):
+    /// history that no closed disc's catalogue holds yet. Runs that write
+    /// hold the workdir's lock, so the clock orders them.
+    pub fn deletions_during(&self, id: i64) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM deletions
+                 WHERE deleted >= (SELECT started FROM discs WHERE id=?1)",
+                [id],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| self.err(e))
+    }
+
     /// Marks disc `id` closed now.
     pub fn complete_disc(&self, id: i64) -> Result<()> {
         self.conn
