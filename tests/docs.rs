@@ -114,3 +114,37 @@ fn man_pages_render_every_section() {
         }
     }
 }
+
+/// The README's table of fault points lists every point with exactly the
+/// kinds the suite injects there.
+#[test]
+fn the_readme_lists_every_fault_point_and_its_kinds() {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let rows: Vec<&str> = readme
+        .lines()
+        .filter(|l| l.starts_with("| `") && l.contains("::"))
+        .collect();
+    assert_eq!(rows.len(), dbackup::fault::POINTS.len(), "{rows:#?}");
+    for p in dbackup::fault::POINTS {
+        let row = rows
+            .iter()
+            .find(|r| r.starts_with(&format!("| `{}` |", p.name)))
+            .unwrap_or_else(|| panic!("{} is not in the README's table", p.name));
+        let kinds: Vec<&str> = p.kinds.iter().map(|k| k.name()).collect();
+        assert!(
+            row.trim_end()
+                .ends_with(&format!("| {} |", kinds.join(", "))),
+            "{row}"
+        );
+    }
+    let total: usize = dbackup::fault::POINTS.iter().map(|p| p.kinds.len()).sum();
+    assert!(
+        readme.contains(&format!(
+            "{} points x 3 kinds, {total} injected faults",
+            dbackup::fault::POINTS.len()
+        )),
+        "the README's count of injected faults"
+    );
+}
