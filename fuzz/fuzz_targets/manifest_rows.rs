@@ -191,19 +191,6 @@ struct Input {
     plants: Vec<Plant>,
 }
 
-const OURS: &str = "
-CREATE TABLE discs(id INTEGER PRIMARY KEY, started INTEGER, completed INTEGER, available BOOLEAN);
-CREATE TABLE files(id INTEGER PRIMARY KEY, filename TEXT, timestamp INTEGER, md5 TEXT,
-                   size INTEGER, mtime INTEGER, disc_id INTEGER, desc TEXT, copied BOOLEAN);
-CREATE INDEX filenames ON files(filename, copied);
-CREATE INDEX files_disc ON files(disc_id);
-CREATE TABLE settings(key TEXT PRIMARY KEY, value);
-CREATE TABLE deletions(id INTEGER PRIMARY KEY, filename TEXT NOT NULL, deleted REAL NOT NULL,
-                       file_id INTEGER);
-CREATE INDEX deletions_filename ON deletions(filename);
-CREATE TABLE images(disc_id INTEGER PRIMARY KEY, size INTEGER NOT NULL, verified REAL NOT NULL,
-                    ecc TEXT);
-";
 const ORIGINAL: &str = "
 CREATE TABLE discs(id INTEGER PRIMARY KEY, started INTEGER, completed INTEGER, available BOOLEAN);
 CREATE TABLE files(id INTEGER PRIMARY KEY, filename TEXT, timestamp INTEGER, md5 TEXT,
@@ -232,7 +219,7 @@ fn md5_hex(bytes: &[u8]) -> String {
 fn build_disc(input: &Input, disc: &Path) -> rusqlite::Result<()> {
     let conn = rusqlite::Connection::open(disc.join(dbackup::disc::MANIFEST))?;
     conn.execute_batch(match input.schema {
-        Schema::Ours => OURS,
+        Schema::Ours => dbackup::catalog::SCHEMA,
         Schema::Original => ORIGINAL,
         Schema::Untyped => UNTYPED,
     })?;

@@ -25,7 +25,8 @@ pub mod manifest;
 /// Our schema version, in `PRAGMA user_version`.
 pub const SCHEMA_VERSION: i64 = 1;
 
-const SCHEMA: &str = "
+/// Our catalogue's schema (the original's two tables, then ours).
+pub const SCHEMA: &str = "
 CREATE TABLE discs(id INTEGER PRIMARY KEY, started INTEGER, completed INTEGER, available BOOLEAN);
 CREATE TABLE files(id INTEGER PRIMARY KEY, filename TEXT, timestamp INTEGER, md5 TEXT,
                    size INTEGER, mtime INTEGER, disc_id INTEGER, desc TEXT, copied BOOLEAN);
