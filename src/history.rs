@@ -172,6 +172,25 @@ pub fn select(
     matcher: &Matcher,
     as_of: Option<f64>,
 ) -> Result<Selection, ManifestError> {
+    let mut files: Vec<FileState> = Vec::new();
+    let invalid = for_each_file(manifest, matcher, as_of, &mut |f| files.push(f))?;
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Selection {
+        files,
+        invalid_rows: invalid,
+    })
+}
+
+/// Like [`select`], one file at a time and holding only that one: the
+/// files come in the manifest's order (by name as SQLite compares it, so
+/// not always byte order), and a name stored both as text and as a blob
+/// comes twice. Returns how many manifest rows were invalid.
+pub fn for_each_file(
+    manifest: &Manifest,
+    matcher: &Matcher,
+    as_of: Option<f64>,
+    f: &mut dyn FnMut(FileState),
+) -> Result<u64, ManifestError> {
     let limit = as_of.unwrap_or(f64::INFINITY);
     let mut deletions: std::collections::HashMap<Vec<u8>, Vec<(f64, Option<i64>)>> =
         std::collections::HashMap::new();
@@ -183,26 +202,11 @@ pub fn select(
                 .push((d.deleted, d.file_id));
         }
     }
-    let mut files: Vec<FileState> = Vec::new();
-    let prefilter = matcher.sql_prefilter();
-    let invalid = manifest.for_each_version_by_name(prefilter.as_ref(), &mut |v| {
-        if v.timestamp > limit || !matcher.matches(&v.name) {
-            return;
-        }
-        match files.last_mut() {
-            Some(f) if f.name == v.name => f.versions.push(v),
-            _ => files.push(FileState {
-                name: v.name.clone(),
-                versions: vec![v],
-                deleted: None,
-            }),
-        }
-    })?;
-    for f in &mut files {
-        let current = f.current();
+    let finish = |mut file: FileState| {
+        let current = file.current();
         let (cur_id, cur_time) = (current.id, current.timestamp);
-        if let Some(ds) = deletions.get(&f.name) {
-            f.deleted = ds
+        if let Some(ds) = deletions.get(&file.name) {
+            file.deleted = ds
                 .iter()
                 .filter(|(when, file_id)| match file_id {
                     Some(id) => *id == cur_id,
@@ -213,12 +217,32 @@ pub fn select(
                     Some(acc.map_or(w, |a| a.max(w)))
                 });
         }
+        file
+    };
+    let mut open: Option<FileState> = None;
+    let prefilter = matcher.sql_prefilter();
+    let invalid = manifest.for_each_version_by_name(prefilter.as_ref(), &mut |v| {
+        if v.timestamp > limit || !matcher.matches(&v.name) {
+            return;
+        }
+        match &mut open {
+            Some(file) if file.name == v.name => file.versions.push(v),
+            _ => {
+                let next = FileState {
+                    name: v.name.clone(),
+                    versions: vec![v],
+                    deleted: None,
+                };
+                if let Some(done) = open.replace(next) {
+                    f(finish(done));
+                }
+            }
+        }
+    })?;
+    if let Some(done) = open {
+        f(finish(done));
     }
-    files.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Selection {
-        files,
-        invalid_rows: invalid,
-    })
+    Ok(invalid)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 
 mod target;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::CString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::catalog::manifest::{ManifestError, SetIdentity, Version};
 use crate::cli::RestoreArgs;
-use crate::history::{self, Matcher};
+use crate::history::{self, FileState, Matcher};
 use crate::medium::{DiscSet, Medium, MediumError, Stored};
 use crate::names;
 use crate::progress::Progress;
@@ -69,6 +69,11 @@ pub struct RestoreOptions {
     /// terminal). Without, a run with a drive asks nothing and restores
     /// nothing.
     pub interactive: bool,
+    /// List every file the plan already knows cannot be restored (its
+    /// disc missing or lost) in [`Report::failed`]; without, they are
+    /// only counted in [`Report::unlisted`], and a dry run keeps nothing
+    /// per file (a plan can cover millions).
+    pub list_failed: bool,
 }
 
 impl RestoreOptions {
@@ -84,6 +89,7 @@ impl RestoreOptions {
             overwrite: args.overwrite,
             drive: args.drive.clone(),
             interactive,
+            list_failed: args.json,
         })
     }
 }
@@ -102,12 +108,40 @@ pub enum DiscState {
     Lost,
 }
 
-/// One file to restore.
+/// One file to restore: what writing it needs of its version, kept small
+/// (a plan may hold a million).
 #[derive(Debug, Clone)]
 struct Item {
-    version: Version,
-    /// The name's components below the target.
-    parts: Vec<CString>,
+    id: i64,
+    size: u64,
+    mtime: f64,
+    md5: [u8; 16],
+    /// The name as recorded, checked by the plan; split into components
+    /// only when the file is written.
+    name: Box<[u8]>,
+}
+
+impl Item {
+    fn of(v: &Version) -> Item {
+        Item {
+            id: v.id,
+            size: v.size,
+            mtime: v.mtime,
+            md5: md5_bytes(&v.md5),
+            name: v.name.as_slice().into(),
+        }
+    }
+}
+
+/// The 16 bytes of a hex MD5, which the manifest reader has already
+/// checked to be 32 hex digits.
+fn md5_bytes(hex: &str) -> [u8; 16] {
+    let nibble = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+    let mut out = [0u8; 16];
+    for (o, pair) in out.iter_mut().zip(hex.as_bytes().chunks(2)) {
+        *o = pair.iter().fold(0, |acc, &c| acc << 4 | nibble(c));
+    }
+    out
 }
 
 /// A needed disc.
@@ -122,6 +156,8 @@ pub struct DiscPlan {
     /// Marked lost in the newest manifest (and given all the same: found
     /// again, or its image kept).
     pub marked_lost: bool,
+    /// Its files, in name order, when the run needs them: to write them,
+    /// or to list them as not restorable.
     #[serde(skip)]
     items: Vec<Item>,
 }
@@ -307,8 +343,12 @@ pub struct Report {
     pub restored: Tally,
     pub skipped_existing: Tally,
     /// Everything chosen and not restored (in a dry run: what the plan
-    /// already knows cannot be).
+    /// already knows cannot be), but for what `unlisted` counts.
     pub failed: Vec<NotRestored>,
+    /// Without [`RestoreOptions::list_failed`]: the files of missing and
+    /// lost discs, counted by kind instead of listed in `failed`.
+    #[serde(skip)]
+    pub unlisted: Vec<(FailKind, Tally)>,
     pub stopped: Option<Stopped>,
 }
 
@@ -320,23 +360,40 @@ impl Report {
             Some(s) if s.interrupted => crate::exit::INTERRUPTED,
             Some(s) if s.error => crate::exit::ERROR,
             Some(_) => crate::exit::FINDING,
-            None if self.failed.is_empty() => crate::exit::OK,
+            None if self.failed_files() == 0 => crate::exit::OK,
             None => crate::exit::FINDING,
         }
     }
 
-    /// Failures by kind: (kind, files, bytes), in kind order.
+    /// How many files were not restored, listed or counted.
+    pub fn failed_files(&self) -> u64 {
+        self.failed.len() as u64 + self.unlisted.iter().map(|(_, t)| t.files).sum::<u64>()
+    }
+
+    /// Failures by kind: (kind, files, bytes), in the order each kind first
+    /// comes (refused names, then the plan's discs, then the run's).
     pub fn failures_by_kind(&self) -> Vec<(FailKind, Tally)> {
         let mut out: Vec<(FailKind, Tally)> = Vec::new();
-        for f in &self.failed {
-            match out.iter_mut().find(|(k, _)| *k == f.kind) {
-                Some((_, t)) => t.add(f.bytes),
-                None => {
-                    let mut t = Tally::default();
-                    t.add(f.bytes);
-                    out.push((f.kind, t));
-                }
+        let mut add = |kind: FailKind, t: Tally| match out.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, sum)) => {
+                sum.files += t.files;
+                sum.bytes = sum.bytes.saturating_add(t.bytes);
             }
+            None => out.push((kind, t)),
+        };
+        let refused = self.plan.refused.len().min(self.failed.len());
+        let one = |f: &NotRestored| Tally {
+            files: 1,
+            bytes: f.bytes,
+        };
+        for f in &self.failed[..refused] {
+            add(f.kind, one(f));
+        }
+        for (kind, t) in &self.unlisted {
+            add(*kind, *t);
+        }
+        for f in &self.failed[refused..] {
+            add(f.kind, one(f));
         }
         out
     }
@@ -385,6 +442,15 @@ impl Prompt for TerminalPrompt {
 /// Why a name from a manifest is refused, if it is: it must be a path
 /// below the target once its single leading `/` is stripped.
 pub fn name_parts(name: &[u8]) -> std::result::Result<Vec<CString>, &'static str> {
+    let rel = checked_path(name)?;
+    rel.split(|&b| b == b'/')
+        .map(|part| target::c_name(part).ok_or("it contains a NUL byte"))
+        .collect()
+}
+
+/// The path below the target that `name` leads to (`name` without its
+/// single leading `/`), or why it is refused.
+fn checked_path(name: &[u8]) -> std::result::Result<&[u8], &'static str> {
     if name.contains(&0) {
         return Err("it contains a NUL byte");
     }
@@ -392,7 +458,6 @@ pub fn name_parts(name: &[u8]) -> std::result::Result<Vec<CString>, &'static str
     if rel.is_empty() {
         return Err("it is empty");
     }
-    let mut parts = Vec::new();
     for part in rel.split(|&b| b == b'/') {
         match part {
             b"" => {
@@ -400,10 +465,10 @@ pub fn name_parts(name: &[u8]) -> std::result::Result<Vec<CString>, &'static str
             }
             b"." => return Err("it has a `.` component"),
             b".." => return Err("it has a `..` component"),
-            _ => parts.push(target::c_name(part).ok_or("it contains a NUL byte")?),
+            _ => {}
         }
     }
-    Ok(parts)
+    Ok(rel)
 }
 
 /// Whether `path` is at or below `mount` (both resolved when they exist).
@@ -412,142 +477,219 @@ fn is_at(path: &Path, mount: &Path) -> bool {
     resolve(path).starts_with(resolve(mount))
 }
 
-/// Makes the plan from the newest manifest of the discs given.
+const SAME_PATH: &str = "another name in the manifest leads to the same path";
+
+/// Makes the plan from the newest manifest of the discs given, reading it
+/// one file at a time and keeping of each only what the run needs.
 pub fn plan(opts: &RestoreOptions, set: &DiscSet) -> Result<Plan> {
+    // Only a crafted manifest has two names for one path (`a/b` and
+    // `/a/b`): the second would replace the first. Paths are told apart
+    // by a 128-bit hash, not kept; when two hashes meet, the plan is made
+    // again with the names of those hashes set aside and compared exactly,
+    // in name order, so a chance collision refuses nothing and the name
+    // refused does not depend on the manifest's order.
+    let (plan, collided) = plan_with(opts, set, &HashSet::new())?;
+    if collided.is_empty() {
+        return Ok(plan);
+    }
+    Ok(plan_with(opts, set, &collided)?.0)
+}
+
+/// One planning pass; the names whose path hash is in `aside` are decided
+/// exactly at the end. Returns the plan and the path hashes met twice.
+fn plan_with(
+    opts: &RestoreOptions,
+    set: &DiscSet,
+    aside: &HashSet<u128>,
+) -> Result<(Plan, HashSet<u128>)> {
     let history = set.history();
-    let selection = history::select(history, &opts.matcher, opts.as_of)?;
     let lost: BTreeSet<i64> = history
         .discs()?
         .into_iter()
         .filter(|d| !d.available)
         .map(|d| d.id)
         .collect();
-    let given = |disc: i64| -> Option<&Medium> {
-        set.medium(disc).filter(|m| match &opts.drive {
-            Some(drive) => !is_at(&m.source, drive),
-            None => true,
-        })
-    };
     let identity = history.identity();
-    let mut plan = Plan {
-        set: SetInfo {
-            name: identity.name.clone(),
-            uuid: identity.uuid.clone(),
-            identity: Some(identity),
-        },
-        target: opts.target.clone(),
-        as_of: opts.as_of,
-        files: 0,
-        bytes: 0,
-        restorable_files: 0,
-        restorable_bytes: 0,
-        deleted_left_out: 0,
-        invalid_rows: selection.invalid_rows,
-        discs: Vec::new(),
-        missing: Vec::new(),
-        lost: Vec::new(),
-        refused: Vec::new(),
-        duplicates: set.duplicates.clone(),
-        drive: opts.drive.clone(),
-    };
-    let mut discs: BTreeMap<i64, DiscPlan> = BTreeMap::new();
-    let mut lost_files: BTreeMap<i64, Vec<LostFile>> = BTreeMap::new();
-    let mut paths: std::collections::HashSet<Vec<CString>> = std::collections::HashSet::new();
-    for file in selection.files {
-        if file.deleted.is_some() {
-            plan.deleted_left_out += 1;
-            continue;
-        }
-        let v = file.current().clone();
-        plan.files += 1;
-        plan.bytes = plan.bytes.saturating_add(v.size);
-        let checked = name_parts(&v.name).and_then(|p| {
-            // Only a crafted manifest has two names for one path (`a/b`
-            // and `/a/b`): the second would replace the first.
-            if paths.insert(p.clone()) {
-                Ok(p)
-            } else {
-                Err("another name in the manifest leads to the same path")
-            }
-        });
-        let parts = match checked {
-            Ok(p) => p,
-            Err(why) => {
-                plan.refused.push(NotRestored {
-                    name: names::display(&v.name, false),
-                    raw_name: v.name.clone(),
-                    disc: Some(v.disc),
-                    id: Some(v.id),
-                    bytes: v.size,
-                    kind: FailKind::RefusedName,
-                    reason: format!("name refused: {why}"),
-                });
-                continue;
-            }
-        };
-        let source = given(v.disc).map(|m| m.source.clone());
-        let state = if source.is_some() {
-            DiscState::Given
-        } else if lost.contains(&v.disc) {
-            DiscState::Lost
-        } else if opts.drive.is_some() {
-            DiscState::Drive
-        } else {
-            DiscState::Missing
-        };
-        if state == DiscState::Lost {
-            let older = file
-                .versions
-                .iter()
-                .rev()
-                .skip(1)
-                .find(|o| !lost.contains(&o.disc))
-                .map(|o| OlderVersion {
-                    disc: o.disc,
-                    recorded: o.timestamp,
-                });
-            lost_files.entry(v.disc).or_default().push(LostFile {
-                name: names::display(&v.name, false),
-                raw_name: v.name.clone(),
-                bytes: v.size,
-                older_version: older,
-            });
-        }
-        if matches!(state, DiscState::Given | DiscState::Drive) {
-            plan.restorable_files += 1;
-            plan.restorable_bytes = plan.restorable_bytes.saturating_add(v.size);
-        }
-        let d = discs.entry(v.disc).or_insert_with(|| DiscPlan {
-            disc: v.disc,
+    let mut planner = Planner {
+        opts,
+        set,
+        lost,
+        plan: Plan {
+            set: SetInfo {
+                name: identity.name.clone(),
+                uuid: identity.uuid.clone(),
+                identity: Some(identity),
+            },
+            target: opts.target.clone(),
+            as_of: opts.as_of,
             files: 0,
             bytes: 0,
-            state,
-            source,
-            marked_lost: lost.contains(&v.disc),
-            items: Vec::new(),
+            restorable_files: 0,
+            restorable_bytes: 0,
+            deleted_left_out: 0,
+            invalid_rows: 0,
+            discs: Vec::new(),
+            missing: Vec::new(),
+            lost: Vec::new(),
+            refused: Vec::new(),
+            duplicates: set.duplicates.clone(),
+            drive: opts.drive.clone(),
+        },
+        discs: BTreeMap::new(),
+        lost_files: BTreeMap::new(),
+    };
+    let mut paths: HashSet<u128> = HashSet::new();
+    let mut collided: HashSet<u128> = HashSet::new();
+    let mut set_aside: Vec<FileState> = Vec::new();
+    let invalid = history::for_each_file(history, &opts.matcher, opts.as_of, &mut |file| {
+        if file.deleted.is_some() {
+            planner.plan.deleted_left_out += 1;
+            return;
+        }
+        match checked_path(&file.current().name) {
+            Err(why) => planner.add(&file, Err(why)),
+            Ok(rel) => {
+                let hash = xxhash_rust::xxh3::xxh3_128(rel);
+                if aside.contains(&hash) {
+                    set_aside.push(file);
+                } else if paths.insert(hash) {
+                    planner.add(&file, Ok(()));
+                } else {
+                    collided.insert(hash);
+                    planner.add(&file, Err(SAME_PATH));
+                }
+            }
+        }
+    })?;
+    planner.plan.invalid_rows = invalid;
+    set_aside.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut exact: HashSet<&[u8]> = HashSet::new();
+    for file in &set_aside {
+        let first = checked_path(&file.current().name).is_ok_and(|rel| exact.insert(rel));
+        planner.add(file, if first { Ok(()) } else { Err(SAME_PATH) });
+    }
+    Ok((planner.finish(), collided))
+}
+
+/// The plan as it is being made.
+struct Planner<'a> {
+    opts: &'a RestoreOptions,
+    set: &'a DiscSet,
+    lost: BTreeSet<i64>,
+    plan: Plan,
+    discs: BTreeMap<i64, DiscPlan>,
+    lost_files: BTreeMap<i64, Vec<LostFile>>,
+}
+
+impl Planner<'_> {
+    /// Adds a file not deleted by then, its name checked.
+    fn add(&mut self, file: &FileState, checked: std::result::Result<(), &'static str>) {
+        let v = file.current();
+        self.plan.files += 1;
+        self.plan.bytes = self.plan.bytes.saturating_add(v.size);
+        if let Err(why) = checked {
+            self.plan.refused.push(NotRestored {
+                name: names::display(&v.name, false),
+                raw_name: v.name.clone(),
+                disc: Some(v.disc),
+                id: Some(v.id),
+                bytes: v.size,
+                kind: FailKind::RefusedName,
+                reason: format!("name refused: {why}"),
+            });
+            return;
+        }
+        let (opts, set, lost) = (self.opts, self.set, &self.lost);
+        let d = self.discs.entry(v.disc).or_insert_with(|| {
+            let source = set
+                .medium(v.disc)
+                .filter(|m| match &opts.drive {
+                    Some(drive) => !is_at(&m.source, drive),
+                    None => true,
+                })
+                .map(|m| m.source.clone());
+            let state = if source.is_some() {
+                DiscState::Given
+            } else if lost.contains(&v.disc) {
+                DiscState::Lost
+            } else if opts.drive.is_some() {
+                DiscState::Drive
+            } else {
+                DiscState::Missing
+            };
+            DiscPlan {
+                disc: v.disc,
+                files: 0,
+                bytes: 0,
+                state,
+                source,
+                marked_lost: lost.contains(&v.disc),
+                items: Vec::new(),
+            }
         });
         d.files += 1;
         d.bytes = d.bytes.saturating_add(v.size);
-        d.items.push(Item { version: v, parts });
-    }
-    for d in discs.values() {
-        match d.state {
-            DiscState::Missing => plan.missing.push(MissingDisc {
-                disc: d.disc,
-                files: d.files,
-                bytes: d.bytes,
-            }),
-            DiscState::Lost => plan.lost.push(LostDisc {
-                disc: d.disc,
-                files: d.files,
-                bytes: d.bytes,
-                costs: lost_files.remove(&d.disc).unwrap_or_default(),
-            }),
-            _ => {}
+        let keep = match d.state {
+            DiscState::Given | DiscState::Drive => {
+                self.plan.restorable_files += 1;
+                self.plan.restorable_bytes = self.plan.restorable_bytes.saturating_add(v.size);
+                !opts.dry_run
+            }
+            DiscState::Missing => opts.list_failed,
+            DiscState::Lost => {
+                let older = file
+                    .versions
+                    .iter()
+                    .rev()
+                    .skip(1)
+                    .find(|o| !lost.contains(&o.disc))
+                    .map(|o| OlderVersion {
+                        disc: o.disc,
+                        recorded: o.timestamp,
+                    });
+                self.lost_files.entry(v.disc).or_default().push(LostFile {
+                    name: names::display(&v.name, false),
+                    raw_name: v.name.clone(),
+                    bytes: v.size,
+                    older_version: older,
+                });
+                opts.list_failed
+            }
+        };
+        if keep {
+            d.items.push(Item::of(v));
         }
     }
-    plan.discs = discs.into_values().collect();
-    Ok(plan)
+
+    /// The plan, its lists in name order whatever order the manifest
+    /// gave the files in.
+    fn finish(mut self) -> Plan {
+        let mut plan = self.plan;
+        for d in self.discs.values_mut() {
+            d.items.sort_by(|a, b| a.name.cmp(&b.name));
+            match d.state {
+                DiscState::Missing => plan.missing.push(MissingDisc {
+                    disc: d.disc,
+                    files: d.files,
+                    bytes: d.bytes,
+                }),
+                DiscState::Lost => {
+                    let mut costs = self.lost_files.remove(&d.disc).unwrap_or_default();
+                    costs.sort_by(|a, b| a.raw_name.cmp(&b.raw_name));
+                    plan.lost.push(LostDisc {
+                        disc: d.disc,
+                        files: d.files,
+                        bytes: d.bytes,
+                        costs,
+                    });
+                }
+                _ => {}
+            }
+        }
+        plan.refused.sort_by(|a, b| a.raw_name.cmp(&b.raw_name));
+        plan.discs = self.discs.into_values().collect();
+        plan
+    }
 }
 
 /// Plans, tells the plan, and (unless a dry run) restores: the whole run.
@@ -573,6 +715,7 @@ pub fn restore(
         restored: Tally::default(),
         skipped_existing: Tally::default(),
         failed: plan.refused.clone(),
+        unlisted: Vec::new(),
         stopped: None,
         plan,
     };
@@ -588,10 +731,26 @@ pub fn restore(
             ),
             _ => continue,
         };
+        if !opts.list_failed {
+            match report.unlisted.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, t)) => {
+                    t.files += d.files;
+                    t.bytes = t.bytes.saturating_add(d.bytes);
+                }
+                None => report.unlisted.push((
+                    kind,
+                    Tally {
+                        files: d.files,
+                        bytes: d.bytes,
+                    },
+                )),
+            }
+            continue;
+        }
         for it in &d.items {
             report
                 .failed
-                .push(not_restored(&it.version, kind, why.clone()));
+                .push(not_restored(it, d.disc, kind, why.clone()));
         }
     }
     if opts.dry_run {
@@ -671,13 +830,13 @@ pub fn restore(
     Ok(report)
 }
 
-fn not_restored(v: &Version, kind: FailKind, reason: String) -> NotRestored {
+fn not_restored(item: &Item, disc: i64, kind: FailKind, reason: String) -> NotRestored {
     NotRestored {
-        name: names::display(&v.name, false),
-        raw_name: v.name.clone(),
-        disc: Some(v.disc),
-        id: Some(v.id),
-        bytes: v.size,
+        name: names::display(&item.name, false),
+        raw_name: item.name.to_vec(),
+        disc: Some(disc),
+        id: Some(item.id),
+        bytes: item.size,
         kind,
         reason,
     }
@@ -705,7 +864,8 @@ fn stop_before(report: &mut Report, from: i64, reason: String, keep_reason: bool
         }
         for it in &d.items {
             report.failed.push(not_restored(
-                &it.version,
+                it,
+                d.disc,
                 FailKind::NotReached,
                 format!("disc {} was not read: {why}", d.disc),
             ));
@@ -777,6 +937,8 @@ struct Pending<'i> {
     /// Its folder (a handle of its own: the target keeps only the last).
     dir: target::Dir,
     tmp: CString,
+    /// Its name in that folder.
+    leaf: CString,
 }
 
 /// Written files are made durable and renamed in batches of this many
@@ -836,9 +998,9 @@ impl Run<'_> {
         let mut work: Vec<(Option<Stored>, &Item)> = dp
             .items
             .iter()
-            .map(|it| (medium.stored(it.version.id), it))
+            .map(|it| (medium.stored(it.id), it))
             .collect();
-        work.sort_by_key(|(s, it)| (s.as_ref().map_or(u128::MAX, |s| s.order), it.version.id));
+        work.sort_by_key(|(s, it)| (s.as_ref().map_or(u128::MAX, |s| s.order), it.id));
         let mut failed = Vec::new();
         let mut pending: Vec<Pending<'_>> = Vec::new();
         let mut pending_bytes = 0u64;
@@ -849,7 +1011,7 @@ impl Run<'_> {
             fail::fail_point!("restore::pause");
             let (stored, item) = &work[next];
             next += 1;
-            let v = &item.version;
+            let v = *item;
             self.progress.message(format!(
                 "disc {}: {}",
                 medium.disc,
@@ -870,7 +1032,7 @@ impl Run<'_> {
                 Ok(Placed::AlreadyThere) => report.skipped_existing.add(v.size),
                 Err(f) => {
                     full = f.no_space;
-                    let nr = not_restored(v, f.kind, f.reason);
+                    let nr = not_restored(v, medium.disc, f.kind, f.reason);
                     on_event(Event::Failed(&nr));
                     failed.push(nr);
                 }
@@ -882,7 +1044,13 @@ impl Run<'_> {
                 || full
                 || interrupted
             {
-                full |= finish_batch(&mut pending, &mut report.restored, &mut failed, on_event);
+                full |= finish_batch(
+                    &mut pending,
+                    medium.disc,
+                    &mut report.restored,
+                    &mut failed,
+                    on_event,
+                );
                 pending_bytes = 0;
             }
         }
@@ -895,7 +1063,8 @@ impl Run<'_> {
             });
             for (_, rest) in &work[next..] {
                 failed.push(not_restored(
-                    &rest.version,
+                    rest,
+                    medium.disc,
                     FailKind::NotReached,
                     "interrupted".into(),
                 ));
@@ -911,7 +1080,8 @@ impl Run<'_> {
             });
             for (_, rest) in &work[next..] {
                 failed.push(not_restored(
-                    &rest.version,
+                    rest,
+                    medium.disc,
                     FailKind::NotReached,
                     "the target's filesystem is full".into(),
                 ));
@@ -948,7 +1118,7 @@ impl Run<'_> {
         item: &'i Item,
         target: &mut Target,
     ) -> std::result::Result<Placed<'i>, Failure> {
-        let v = &item.version;
+        let v = item;
         if stored.size != v.size {
             return Err(fail(
                 FailKind::Damaged,
@@ -960,7 +1130,9 @@ impl Run<'_> {
                 ),
             ));
         }
-        let Some((leaf, parents)) = item.parts.split_last() else {
+        let parts = name_parts(&item.name)
+            .map_err(|why| fail(FailKind::RefusedName, format!("name refused: {why}")))?;
+        let Some((leaf, parents)) = parts.split_last() else {
             return Err(fail(FailKind::RefusedName, "name refused: it is empty"));
         };
         let dir = target.folder(parents).map_err(|b| match b {
@@ -990,7 +1162,7 @@ impl Run<'_> {
                         .open_file(leaf)
                         .ok()
                         .and_then(|f| hash(f, &mut self.buf, self.progress).ok())
-                        .is_some_and(|md5| md5 == v.md5);
+                        .is_some_and(|md5| md5 == crate::mkiso::hex(&v.md5));
                 if same {
                     return Ok(Placed::AlreadyThere);
                 }
@@ -1022,7 +1194,12 @@ impl Run<'_> {
             let _ = dir.remove(&tmp);
             return Err(f);
         }
-        Ok(Placed::Written(Pending { item, dir, tmp }))
+        Ok(Placed::Written(Pending {
+            item,
+            dir,
+            tmp,
+            leaf: leaf.clone(),
+        }))
     }
 }
 
@@ -1031,6 +1208,7 @@ impl Run<'_> {
 /// filesystem is full.
 fn finish_batch(
     pending: &mut Vec<Pending<'_>>,
+    disc: i64,
     restored: &mut Tally,
     failed: &mut Vec<NotRestored>,
     on_event: &mut dyn FnMut(Event<'_>),
@@ -1040,11 +1218,8 @@ fn finish_batch(
     // should it report an error, each file is fsynced to find out which.
     let synced = pending.first().is_some_and(|p| flush_filesystem(&p.dir));
     for p in pending.drain(..) {
-        let v = &p.item.version;
-        let leaf = match p.item.parts.last() {
-            Some(l) => l,
-            None => continue,
-        };
+        let v = p.item;
+        let leaf = &p.leaf;
         let durable = match crate::fault::injected("restore::sync") {
             Some(e) => Err(e),
             None if synced => Ok(()),
@@ -1062,7 +1237,7 @@ fn finish_batch(
             Err(f) => {
                 let _ = p.dir.remove(&p.tmp);
                 full |= f.no_space;
-                let nr = not_restored(v, f.kind, f.reason);
+                let nr = not_restored(v, disc, f.kind, f.reason);
                 on_event(Event::Failed(&nr));
                 failed.push(nr);
             }
@@ -1101,7 +1276,7 @@ const WRITEBACK_CHUNK: u64 = 1 << 20;
 fn copy_checked(
     medium: &Medium,
     stored: &Stored,
-    v: &Version,
+    v: &Item,
     out: &mut std::fs::File,
     buf: &mut [u8],
     progress: &Progress,
@@ -1145,15 +1320,16 @@ fn copy_checked(
             flushed = total;
         }
     }
-    let md5 = crate::mkiso::hex(&h.finalize());
-    if total != v.size || md5 != v.md5 {
+    let digest = h.finalize();
+    if total != v.size || digest[..] != v.md5 {
+        let md5 = crate::mkiso::hex(&digest);
         return Err(fail(
             FailKind::Damaged,
             format!(
                 "damaged on {}: {total} bytes with MD5 {md5}, the manifest says {} bytes with MD5 {}",
                 medium.label(),
                 v.size,
-                v.md5
+                crate::mkiso::hex(&v.md5)
             ),
         ));
     }

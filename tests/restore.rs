@@ -653,6 +653,64 @@ fn a_crafted_manifest_writes_nothing_outside_the_target() {
 }
 
 #[test]
+fn of_two_names_for_one_path_the_first_in_name_order_is_kept() {
+    // `f.txt` stored as text comes before `/f.txt` stored as a blob in the
+    // manifest's order; in name order `/f.txt` comes first and is kept,
+    // whichever order the manifest gives them in.
+    let env = one_disc_set(&[("f.txt", b"first by name"), ("g.txt", b"second by name")]);
+    let root = env.dir.path();
+    let disc = root.join("crafted");
+    extract(&isos(&env)[0], &disc);
+    {
+        let conn = rusqlite::Connection::open(disc.join("manifest.db")).unwrap();
+        conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+        let n = conn
+            .execute(
+                "UPDATE files SET filename=CAST('/f.txt' AS BLOB) WHERE filename='/f.txt'",
+                [],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+        let n = conn
+            .execute(
+                "UPDATE files SET filename='f.txt' WHERE filename='/g.txt'",
+                [],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    let target = root.join("target");
+    for dry_run in [true, false] {
+        let mut args = vec![
+            OsStr::new("-d"),
+            disc.as_os_str(),
+            OsStr::new("--to"),
+            target.as_os_str(),
+            OsStr::new("--json"),
+        ];
+        if dry_run {
+            args.push(OsStr::new("--dry-run"));
+        }
+        let out = restore(&args);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let report = json(&out);
+        let refused = report["plan"]["refused"].as_array().unwrap();
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0]["name"], "f.txt");
+        assert!(refused[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("another name in the manifest leads to the same path"));
+        assert_eq!(report["plan"]["restorable_files"], 1);
+    }
+    assert_eq!(files_below(&target), [b"f.txt".to_vec()].into());
+    assert_eq!(
+        std::fs::read(target.join("f.txt")).unwrap(),
+        b"first by name"
+    );
+}
+
+#[test]
 fn a_damaged_file_is_reported_and_not_left_behind() {
     let env = one_disc_set(&[
         ("good/one.txt", b"fine"),

@@ -439,6 +439,8 @@ fuzz_target!(|input: Input| {
         overwrite: input.overwrite,
         drive: None,
         interactive: false,
+        // Both ways of reporting what was not restored, without another input field.
+        list_failed: input.overwrite,
     };
     let _ = restore::restore(&opts, &mut NoAnswer, &Progress::hidden(), &mut |_| {});
 

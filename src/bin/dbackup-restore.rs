@@ -79,7 +79,7 @@ fn run() -> Result<i32> {
     if let Some(s) = &report.stopped {
         eprintln!("dbackup-restore: stopped: {}", s.reason);
     }
-    if !report.dry_run && !report.failed.is_empty() && !args.json {
+    if !report.dry_run && report.failed_files() > 0 && !args.json {
         let by_kind = report.failures_by_kind();
         let what: Vec<String> = by_kind
             .iter()
@@ -87,7 +87,7 @@ fn run() -> Result<i32> {
             .collect();
         eprintln!(
             "dbackup-restore: {} files not restored ({})",
-            report.failed.len(),
+            report.failed_files(),
             what.join(", ")
         );
     }
