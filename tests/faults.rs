@@ -94,14 +94,18 @@ fn verify_images(workdir: &Path, what: &str) {
     }
 }
 
-/// A tree with small files for batches and one large enough to take several
-/// writes and reads.
-fn fill(env: &TestEnv, small: usize) {
+/// A tree with small files for batches and one (`big.bin`, the first on
+/// the disc) large enough to take several writes and reads.
+fn fill_with(env: &TestEnv, small: usize, big_len: u32) {
     for i in 0..small {
         env.write(format!("d{}/f{i:02}", i % 3), &vec![i as u8; 20_000 + i]);
     }
-    let big: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let big: Vec<u8> = (0..big_len).map(|i| (i % 251) as u8).collect();
     env.write("big.bin", &big);
+}
+
+fn fill(env: &TestEnv, small: usize) {
+    fill_with(env, small, 1 << 20);
 }
 
 #[test]
@@ -231,7 +235,8 @@ fn restore(iso: &Path, target: &Path, faults: Option<&str>) -> Output {
 #[test]
 fn restore_faults_never_leave_a_wrong_file_under_its_name() {
     let env = TestEnv::new();
-    fill(&env, 10);
+    // Large enough that restore hashes it on a second thread.
+    fill_with(&env, 10, 5 << 20);
     env.init(&[]);
     env.run(&["monitor", "--no-iso"]);
     env.run(&["close", "--no-iso"]);

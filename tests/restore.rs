@@ -749,6 +749,66 @@ fn a_damaged_file_is_reported_and_not_left_behind() {
     );
 }
 
+/// Large files are hashed on a second thread while they are copied: a
+/// good one is restored with its content and mtime, a damaged one is caught
+/// (here late in the file) and nothing of it is left.
+#[test]
+fn large_files_are_checked_as_they_are_copied() {
+    let big = |seed: u32, len: u32| -> Vec<u8> {
+        (0..len)
+            .map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed) >> 13) as u8)
+            .collect()
+    };
+    let good = big(1, 5 << 20);
+    let bad = big(2, (6 << 20) + 123);
+    let env = one_disc_set(&[
+        ("video/good.mkv", &good),
+        ("video/bad.mkv", &bad),
+        ("small.txt", b"small"),
+    ]);
+    let disc = env.dir.path().join("disc");
+    extract(&isos(&env)[0], &disc);
+    let damaged = stored_path(&disc, file_id(&env, "/video/bad.mkv"));
+    let mut data = std::fs::read(&damaged).unwrap();
+    data[(6 << 20) - 10] ^= 0x40;
+    std::fs::write(&damaged, &data).unwrap();
+
+    let target = env.dir.path().join("restored");
+    let out = restore(&[
+        OsStr::new("-d"),
+        disc.as_os_str(),
+        OsStr::new("--to"),
+        target.as_os_str(),
+        OsStr::new("--json"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report = json(&out);
+    assert_eq!(report["failed"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["failed"][0]["kind"], "damaged");
+    assert_eq!(report["failed"][0]["name"], "/video/bad.mkv");
+    assert_eq!(
+        files_below(&target),
+        [b"small.txt".to_vec(), b"video/good.mkv".to_vec()].into(),
+        "nothing left of the damaged file, not even a temp file"
+    );
+    assert!(std::fs::read(target.join("video/good.mkv")).unwrap() == good);
+    let (src, dst) = (
+        env.watched.join("video/good.mkv"),
+        target.join("video/good.mkv"),
+    );
+    assert!((mtime_of(&src) - mtime_of(&dst)).abs() < 1e-6);
+
+    // From the undamaged image, everything.
+    let out = restore(&[
+        OsStr::new("-d"),
+        isos(&env)[0].as_os_str(),
+        OsStr::new("--to"),
+        target.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_same_tree(&env.watched, &target);
+}
+
 #[test]
 fn discs_made_by_the_original_are_restored() {
     let dir = tempfile::tempdir().unwrap();
