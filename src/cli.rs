@@ -209,7 +209,7 @@ pub struct FindArgs {
     name = "dbackup-verify",
     version,
     about = "Check every file on the discs against its MD5 in the disc's own manifest",
-    after_help = "Exit status: 0 everything checked is good; 1 something is damaged, missing or unreadable; 2 error."
+    after_help = "Exit status: 0 everything checked is good; 1 something is damaged, missing or unreadable, or a disc cannot be opened; 2 error (no disc given can be opened)."
 )]
 pub struct VerifyArgs {
     #[command(flatten)]
@@ -231,7 +231,7 @@ pub struct VerifyArgs {
     name = "dbackup-restore",
     version,
     about = "Restore files as they were, from discs or images, checking every MD5",
-    after_help = "Exit status: 0 everything asked for was restored and verified; 1 something could not be (a disc missing or lost, a damaged file, a refused name, a different file kept, stopped at the drive's prompt); 2 error (nothing restored, or the target's filesystem filled up)."
+    after_help = "Exit status: 0 everything asked for was restored and verified; 1 something could not be (a disc missing or lost, a damaged file, a refused name, a different file kept, stopped at the drive's prompt); 2 error (nothing restored, or the target's filesystem filled up); 130 interrupted (run the same command again to resume)."
 )]
 pub struct RestoreArgs {
     #[command(flatten)]

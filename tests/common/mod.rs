@@ -157,7 +157,7 @@ pub fn check_workdir(workdir: &Path) -> BTreeMap<Vec<u8>, String> {
         .unwrap()
         .map(|r| r.unwrap())
         .collect();
-    for d in closed_discs {
+    for &d in &closed_discs {
         let staged = workdir.join("staging").join(format!("disc-{d:04}"));
         let iso = workdir.join("isos").join(format!("disc-{d}.iso"));
         if !staged.exists() && iso.is_file() {
@@ -214,14 +214,7 @@ pub fn check_workdir(workdir: &Path) -> BTreeMap<Vec<u8>, String> {
         expected.insert(path);
         latest.insert(name, md5);
     }
-    let closed: Vec<i64> = conn
-        .prepare("SELECT id FROM discs WHERE completed IS NOT NULL")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect();
-    for d in closed {
+    for d in closed_discs {
         if verified_images.contains(&d) {
             let iso = workdir.join("isos").join(format!("disc-{d}.iso"));
             assert!(iso.is_file(), "verified image of disc {d} is missing");
