@@ -26,46 +26,48 @@ pub const BUSY: i32 = 75;
 pub const INTERRUPTED: i32 = 130;
 
 /// Runs a binary's body, prints an error as `NAME: error: ...` on stderr and
-/// exits with the code the outcome maps to. A closed stdout (e.g. `| head`)
-/// ends the program quietly.
+/// exits with the code the outcome maps to. Printing never decides the
+/// code: stdout and stderr are [`crate::output`] sinks that never fail, so
+/// a closed pipe (`| head`, a mailer that died) leaves the work and its
+/// exit code as they would have been. Results that could not be written
+/// for another reason (a full disk under `> file`) turn a clean run into
+/// an error, since what was asked for was not all delivered.
 pub fn main_wrapper(name: &str, body: impl FnOnce() -> anyhow::Result<i32>) -> ! {
+    crate::output::guard_standard_streams();
     let scenario = fail::FailScenario::setup();
     let code = match body() {
         Ok(code) => code,
         Err(err) => {
-            if is_broken_pipe(&err) {
-                OK
-            } else {
-                let code = code_for(&err);
-                let mut stderr = std::io::stderr().lock();
-                let mut shown = err.to_string();
-                let _ = write!(stderr, "{name}: error: {shown}");
-                // Errors that already print their cause are not repeated.
-                for cause in err.chain().skip(1) {
-                    let cause = cause.to_string();
-                    if !shown.contains(&cause) {
-                        let _ = write!(stderr, ": {cause}");
-                        shown.push_str(&cause);
-                    }
+            let code = code_for(&err);
+            let mut shown = err.to_string();
+            let mut line = format!("{name}: error: {shown}");
+            // Errors that already print their cause are not repeated.
+            for cause in err.chain().skip(1) {
+                let cause = cause.to_string();
+                if !shown.contains(&cause) {
+                    line.push_str(&format!(": {cause}"));
+                    shown.push_str(&cause);
                 }
-                let _ = writeln!(stderr);
-                if let Some(hint) = hint_for(&err) {
-                    let _ = writeln!(stderr, "{name}: hint: {hint}");
-                }
-                code
             }
+            crate::output::say(line);
+            if let Some(hint) = hint_for(&err) {
+                crate::output::say(format!("{name}: hint: {hint}"));
+            }
+            code
         }
     };
     scenario.teardown();
-    let _ = std::io::stdout().flush();
+    let _ = crate::output::stdout().flush();
+    let code = match crate::output::stdout_error() {
+        Some(e) if code == OK => {
+            crate::output::say(format!(
+                "{name}: error: could not write the results to standard output: {e}"
+            ));
+            ERROR
+        }
+        _ => code,
+    };
     std::process::exit(code)
-}
-
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }
 
 fn code_for(err: &anyhow::Error) -> i32 {

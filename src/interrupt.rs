@@ -19,8 +19,8 @@ pub fn install(tool: &'static str) {
         if REQUESTED.swap(true, Ordering::SeqCst) {
             std::process::exit(crate::exit::INTERRUPTED);
         }
-        eprintln!(
-            "{tool}: interrupted: finishing the file in hand and stopping (again to stop at once)"
+        crate::say!(
+            "{tool}: interrupted: stopping; files already written are kept, the file in hand is dropped (again to stop at once)"
         );
     });
 }

@@ -5,6 +5,15 @@
 //! one library function that returns a report, render it and map the outcome to
 //! an exit code (see [`exit`]).
 
+/// Prints a line on stderr like `eprintln!`, but never fails and never
+/// panics: a closed stderr must not stop the work (see [`output`]).
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::output::say(format_args!($($arg)*))
+    };
+}
+
 pub mod adopt;
 pub mod catalog;
 pub mod cli;

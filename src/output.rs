@@ -1,5 +1,23 @@
 //! Shared rendering helpers so every tool looks alike: byte sizes, times,
-//! tables for a terminal and tab-separated rows for scripts.
+//! tables for a terminal and tab-separated rows for scripts; and the only
+//! way the tools write to stdout and stderr, which can never stop or alter
+//! the work.
+//!
+//! Printing must not change what a run does: a mailer that died, a pipe into
+//! `head` or a closed terminal leaves the backup to happen all the same and
+//! the exit code to say what happened. So [`stdout`] and [`stderr`] hand out
+//! writers that never fail: the first error ends printing to that stream
+//! (nothing more is tried there) and is remembered. A reader that went away
+//! (`EPIPE`) is the reader's choice and changes nothing else; any other
+//! failure to write results (a full disk under `> file`, say) is told on
+//! stderr at the end and turns a clean exit into an error (see
+//! [`crate::exit::main_wrapper`]), since the results asked for were not all
+//! delivered. [`guard_standard_streams`] makes sure that fds 0, 1 and 2 are
+//! open, so that no file the run opens (the catalogue!) can take one of
+//! their numbers and receive its messages.
+
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// A byte count for people: `3.2 GiB`, `512 B`.
 pub fn bytes(n: u64) -> String {
@@ -124,6 +142,139 @@ pub fn tsv(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Which standard stream a [`Sink`] writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Out,
+    Err,
+}
+
+/// The first error met writing results to stdout, as an errno (0: none;
+/// -1: an error without one). EPIPE is not kept: a reader that closed the
+/// pipe asked for no more.
+static STDOUT_ERROR: AtomicI32 = AtomicI32::new(0);
+/// Whether a write to stdout or stderr already failed in this process, so
+/// that later writers do not try again (bit 0: stdout, bit 1: stderr).
+static BROKEN: AtomicI32 = AtomicI32::new(0);
+
+impl Stream {
+    fn bit(self) -> i32 {
+        match self {
+            Stream::Out => 1,
+            Stream::Err => 2,
+        }
+    }
+
+    fn broken(self) -> bool {
+        BROKEN.load(Ordering::Relaxed) & self.bit() != 0
+    }
+
+    fn fail(self, e: &io::Error) {
+        BROKEN.fetch_or(self.bit(), Ordering::Relaxed);
+        if self == Stream::Out && e.kind() != io::ErrorKind::BrokenPipe {
+            let errno = e.raw_os_error().unwrap_or(-1);
+            let _ = STDOUT_ERROR.compare_exchange(0, errno, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A writer to stdout or stderr that never returns an error: see the module
+/// header. Writes go straight to the stream (wrap it in a `BufWriter` to
+/// batch them).
+pub struct Sink {
+    stream: Stream,
+}
+
+/// The tools' stdout, for results.
+pub fn stdout() -> Sink {
+    Sink {
+        stream: Stream::Out,
+    }
+}
+
+/// The tools' stderr, for messages.
+pub fn stderr() -> Sink {
+    Sink {
+        stream: Stream::Err,
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if !self.stream.broken() {
+            let r = match self.stream {
+                Stream::Out => io::stdout().lock().write_all(buf),
+                Stream::Err => io::stderr().lock().write_all(buf),
+            };
+            if let Err(e) = r {
+                self.stream.fail(&e);
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.stream.broken() {
+            let r = match self.stream {
+                Stream::Out => io::stdout().lock().flush(),
+                Stream::Err => io::stderr().lock().flush(),
+            };
+            if let Err(e) = r {
+                self.stream.fail(&e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Prints one line on stderr; never fails, never panics (unlike
+/// `eprintln!`, which panics when stderr is closed).
+pub fn say(line: impl std::fmt::Display) {
+    // One write per line, so lines of two threads never interleave.
+    let _ = stderr().write_all(format!("{line}\n").as_bytes());
+}
+
+/// The error met writing results to stdout, if any (a closed pipe is none).
+pub fn stdout_error() -> Option<io::Error> {
+    match STDOUT_ERROR.load(Ordering::Relaxed) {
+        0 => None,
+        -1 => Some(io::Error::other("write failed")),
+        errno => Some(io::Error::from_raw_os_error(errno)),
+    }
+}
+
+/// Opens `/dev/null` on any of fds 0, 1 and 2 that is closed (a daemon may
+/// start us so), before the run opens anything: otherwise the catalogue
+/// could be given fd 1 and receive every line meant for stdout.
+pub fn guard_standard_streams() {
+    for fd in 0..=2 {
+        // SAFETY: fcntl(F_GETFD) only queries the descriptor.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            let flags = if fd == 0 {
+                libc::O_RDONLY
+            } else {
+                libc::O_WRONLY
+            };
+            // SAFETY: a constant NUL-terminated path; open returns the
+            // lowest free descriptor, which is `fd` since all below it are
+            // open (checked in order).
+            let got = unsafe { libc::open(c"/dev/null".as_ptr(), flags | libc::O_CLOEXEC) };
+            if got >= 0 && got != fd {
+                // SAFETY: both descriptors are ours.
+                unsafe {
+                    libc::dup2(got, fd);
+                    libc::close(got);
+                }
+            } else if got == fd {
+                // Standard streams are inherited by the commands we run
+                // (the disc-ready command), so they keep no CLOEXEC.
+                // SAFETY: fd is ours.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -52,8 +52,8 @@ impl Progress {
     /// Prints a line above the bar (or plainly on stderr when there is none).
     pub fn println(&self, line: &str) {
         match &self.bar {
-            Some(b) => b.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
+            Some(b) => b.suspend(|| crate::say!("{line}")),
+            None => crate::say!("{line}"),
         }
     }
 

@@ -423,10 +423,9 @@ pub struct TerminalPrompt;
 
 impl Prompt for TerminalPrompt {
     fn ask(&mut self, question: &str) -> Option<String> {
-        let mut err = std::io::stderr().lock();
+        let mut err = crate::output::stderr();
         let _ = write!(err, "{question}");
         let _ = err.flush();
-        drop(err);
         let mut line = String::new();
         match std::io::stdin().read_line(&mut line) {
             Ok(0) | Err(_) => None,
@@ -435,7 +434,7 @@ impl Prompt for TerminalPrompt {
     }
 
     fn tell(&mut self, line: &str) {
-        eprintln!("{line}");
+        crate::say!("{line}");
     }
 }
 

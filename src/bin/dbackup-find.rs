@@ -24,19 +24,20 @@ fn run() -> Result<i32> {
     })?;
     if !args.common.quiet {
         for d in &report.duplicates {
-            eprintln!(
+            dbackup::say!(
                 "dbackup-find: {} is a disc given twice; left out",
                 d.display()
             );
         }
         if report.invalid_rows > 0 {
-            eprintln!(
+            dbackup::say!(
                 "dbackup-find: warning: {} malformed rows in the manifest of disc {} were left out",
-                report.invalid_rows, report.history_disc
+                report.invalid_rows,
+                report.history_disc
             );
         }
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = dbackup::output::stdout();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report.found)?;
         writeln!(out)?;
@@ -113,7 +114,7 @@ fn run() -> Result<i32> {
     }
     if report.found.is_empty() {
         if !args.common.quiet && !args.json {
-            eprintln!("dbackup-find: nothing matched");
+            dbackup::say!("dbackup-find: nothing matched");
         }
         return Ok(exit::FINDING);
     }

@@ -35,7 +35,7 @@ fn run() -> Result<i32> {
         &progress,
     )?;
     progress.finish();
-    let mut out = std::io::stdout().lock();
+    let mut out = dbackup::output::stdout();
     let discs = report
         .discs
         .iter()
@@ -128,10 +128,10 @@ fn run() -> Result<i32> {
         }
     }
     for p in &report.restage_problems {
-        eprintln!("dbackup-lost: not staged again: {p}");
+        dbackup::say!("dbackup-lost: not staged again: {p}");
     }
     if report.invalid_rows > 0 {
-        eprintln!(
+        dbackup::say!(
             "dbackup-lost: warning: {} malformed manifest rows were left out",
             report.invalid_rows
         );

@@ -25,7 +25,7 @@ fn run() -> Result<i32> {
         Workdir::open_write(&root)?
     };
     if !repairs.is_empty() && !args.common.quiet {
-        eprintln!(
+        dbackup::say!(
             "dbackup-mkiso: repaired an interrupted run: {} unfinished copies removed",
             repairs.reservations
         );
@@ -37,7 +37,7 @@ fn run() -> Result<i32> {
         ecc: args.ecc || wd.settings.ecc,
         dry_run: args.dry_run,
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = dbackup::output::stdout();
     let reports = mkiso::mkiso(&mut wd, &opts, &progress, &mut |_| {})?;
     progress.finish();
     let mut code = exit::OK;
@@ -63,7 +63,7 @@ fn run() -> Result<i32> {
             writeln!(out, "{}", mkiso::ready_line(r))?;
         }
         if let Some(failure) = mkiso::run_hook(&wd, r)? {
-            eprintln!("dbackup-mkiso: {failure}");
+            dbackup::say!("dbackup-mkiso: {failure}");
             code = exit::FINDING;
         }
     }

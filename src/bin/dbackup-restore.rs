@@ -22,24 +22,24 @@ fn run() -> Result<i32> {
     let tty = std::io::stdout().is_terminal();
     let quiet = args.common.quiet;
     let progress = Progress::bar(!args.common.no_progress && !args.dry_run && !args.json);
-    let mut out = std::io::stdout().lock();
+    let mut out = dbackup::output::stdout();
     let mut io_err = None;
     let report = restore::restore(&opts, &mut TerminalPrompt, &progress, &mut |ev| match ev {
         Event::Planned(plan) => {
             for d in &plan.duplicates {
-                eprintln!(
+                dbackup::say!(
                     "dbackup-restore: {} is a disc given twice; left out",
                     d.display()
                 );
             }
             if plan.invalid_rows > 0 {
-                eprintln!(
+                dbackup::say!(
                     "dbackup-restore: {} manifest rows could not be used and were left out",
                     plan.invalid_rows
                 );
             }
             for r in &plan.refused {
-                eprintln!(
+                dbackup::say!(
                     "dbackup-restore: {}: {}",
                     names::display(&r.raw_name, true),
                     r.reason
@@ -77,7 +77,7 @@ fn run() -> Result<i32> {
         out.write_all(summary_text(&report, tty).as_bytes())?;
     }
     if let Some(s) = &report.stopped {
-        eprintln!("dbackup-restore: stopped: {}", s.reason);
+        dbackup::say!("dbackup-restore: stopped: {}", s.reason);
     }
     if !report.dry_run && report.failed_files() > 0 && !args.json {
         let by_kind = report.failures_by_kind();
@@ -85,7 +85,7 @@ fn run() -> Result<i32> {
             .iter()
             .map(|(k, t)| format!("{} {}", t.files, k.label()))
             .collect();
-        eprintln!(
+        dbackup::say!(
             "dbackup-restore: {} files not restored ({})",
             report.failed_files(),
             what.join(", ")

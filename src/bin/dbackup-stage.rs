@@ -14,13 +14,13 @@ fn main() {
 }
 
 fn run() -> Result<i32> {
-    let stdout = std::io::stdout();
     // One write per line only on a terminal; in a pipe or a cron mail,
-    // lines are batched (a first staging prints one per file).
-    let mut out: Box<dyn Write> = if stdout.is_terminal() {
-        Box::new(stdout.lock())
+    // lines are batched (a first staging prints one per file). The sink
+    // never fails: a closed stdout stops the printing, not the work.
+    let mut out: Box<dyn Write> = if std::io::stdout().is_terminal() {
+        Box::new(output::stdout())
     } else {
-        Box::new(std::io::BufWriter::new(stdout.lock()))
+        Box::new(std::io::BufWriter::new(output::stdout()))
     };
     let code = run_with(&mut out);
     out.flush()?;
@@ -109,15 +109,12 @@ fn run_with(out: &mut Box<dyn Write>) -> Result<i32> {
             };
             let tty = std::io::stdout().is_terminal();
             let quiet = args.common.quiet;
-            let mut io_err = None;
             let mut print = |line: String, to_stdout: bool| {
                 progress.suspend(|| {
                     if to_stdout {
-                        if let Err(e) = writeln!(out, "{line}") {
-                            io_err.get_or_insert(e);
-                        }
+                        let _ = writeln!(out, "{line}");
                     } else {
-                        eprintln!("dbackup-stage: {line}");
+                        dbackup::say!("dbackup-stage: {line}");
                     }
                 })
             };
@@ -159,9 +156,6 @@ fn run_with(out: &mut Box<dyn Write>) -> Result<i32> {
                     _ => {}
                 },
             )?;
-            if let Some(e) = io_err {
-                return Err(e.into());
-            }
             if json {
                 serde_json::to_writer_pretty(&mut out, &report)?;
                 writeln!(out)?;
@@ -186,11 +180,11 @@ fn run_with(out: &mut Box<dyn Write>) -> Result<i32> {
                 )?;
             }
             if dry_run && report.changed() && !quiet {
-                eprintln!("dbackup-stage: dry run: nothing was changed");
+                dbackup::say!("dbackup-stage: dry run: nothing was changed");
             }
             if let Some(msg) = &report.no_space {
-                eprintln!("dbackup-stage: error: {msg}");
-                eprintln!("dbackup-stage: hint: free some space (e.g. burn and verify waiting disc images) and run again; nothing staged was lost");
+                dbackup::say!("dbackup-stage: error: {msg}");
+                dbackup::say!("dbackup-stage: hint: free some space (e.g. burn and verify waiting disc images) and run again; nothing staged was lost");
                 return Ok(exit::NO_SPACE);
             }
             let mut code = if report.skipped_files > 0 {
@@ -208,7 +202,7 @@ fn run_with(out: &mut Box<dyn Write>) -> Result<i32> {
         StageCommand::Close { json, no_iso } => {
             let (mut wd, repairs) = Workdir::open_write(&root)?;
             if !repairs.is_empty() && !args.common.quiet {
-                eprintln!(
+                dbackup::say!(
                     "dbackup-stage: repaired an interrupted run: {} unfinished copies removed",
                     repairs.reservations
                 );
@@ -317,7 +311,7 @@ fn images(wd: &mut Workdir, progress: &Progress, json: bool, out: &mut impl Writ
             writeln!(out, "{}", dbackup::mkiso::ready_line(r))?;
         }
         if let Some(failure) = dbackup::mkiso::run_hook(wd, r)? {
-            eprintln!("dbackup-stage: {failure}");
+            dbackup::say!("dbackup-stage: {failure}");
             code = exit::FINDING;
         }
     }

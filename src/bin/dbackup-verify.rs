@@ -23,7 +23,7 @@ fn run() -> Result<i32> {
     })?;
     progress.finish();
 
-    let mut out = std::io::stdout().lock();
+    let mut out = dbackup::output::stdout();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
