@@ -741,3 +741,46 @@ fn workdir_from_the_environment() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+fn set_mtime(p: &Path, secs: u64, nanos: u32) {
+    std::fs::File::options()
+        .write(true)
+        .open(p)
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+        .unwrap();
+}
+
+#[test]
+fn a_same_size_edit_after_a_whole_second_mtime_is_staged() {
+    let env = TestEnv::new();
+    let p = env.write("whole", b"first");
+    set_mtime(&p, 1_700_000_000, 0);
+    env.init(&[]);
+    let out = env.run(&["monitor", "--no-iso"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // SQLite keeps a REAL of a whole second as an INTEGER.
+    let kind: String = env
+        .catalog()
+        .query_row("SELECT typeof(mtime) FROM files", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kind, "integer");
+    std::fs::write(&p, b"secnd").unwrap();
+    set_mtime(&p, 1_700_000_000, 500_000_000);
+    let out = env.run(&["monitor", "--no-iso"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Modification time changed"),
+        "{}",
+        text(&out.stdout)
+    );
+    // And back to the whole second, at the same size again.
+    std::fs::write(&p, b"third").unwrap();
+    set_mtime(&p, 1_700_000_000, 0);
+    let out = env.run(&["monitor", "--no-iso"]);
+    assert!(!out.stdout.is_empty(), "the edit back was missed");
+    let out = env.run(&["monitor", "--no-iso"]);
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    let latest = env.check_invariants();
+    assert_eq!(latest[&b"/whole".to_vec()], md5_bytes(b"third"));
+}

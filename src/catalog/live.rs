@@ -20,8 +20,10 @@ pub struct LiveEntry {
     pub gone: bool,
 }
 
-/// A modification time as stored: REAL seconds (ours) or whole seconds (the
-/// original's `int(st_mtime)`).
+/// A recorded modification time with the rule it is compared by: REAL
+/// seconds (ours, equal only to the same `f64`, about 0.24 µs near today's
+/// times) or whole seconds (the original's `int(st_mtime)`, for the rows a
+/// set adopted: see [`Catalog::whole_second_mtimes_through`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Mtime {
     Real(f64),
@@ -153,6 +155,7 @@ impl Catalog {
                 r.get(0)
             })
             .map_err(|e| self.err(e))?;
+        let whole_through = self.whole_second_mtimes_through()?;
         let mut entries: Vec<([u64; 2], LiveEntry)> =
             Vec::with_capacity(usize::try_from(count).unwrap_or(0));
         let mut stmt = self
@@ -171,8 +174,13 @@ impl Catalog {
                 .map_err(|e| self.err(e))?
                 .as_i64()
                 .unwrap_or(-1);
+            // The rule comes from the row's id, never from how SQLite
+            // stored the value: our REAL mtime of a whole second is stored
+            // as an INTEGER, and must still compare to the sub-second.
             let mtime = match row.get_ref(3).map_err(|e| self.err(e))? {
-                ValueRef::Integer(i) => Mtime::Whole(i),
+                ValueRef::Integer(i) if id <= whole_through => Mtime::Whole(i),
+                ValueRef::Real(f) if id <= whole_through => Mtime::Whole(f.floor() as i64),
+                ValueRef::Integer(i) => Mtime::Real(i as f64),
                 ValueRef::Real(f) => Mtime::Real(f),
                 _ => Mtime::Real(f64::NAN),
             };

@@ -4,8 +4,10 @@
 //!
 //! Tables `discs` and `files` keep the original dBackup's names, columns and
 //! meanings exactly (see the README): timestamps are Unix epoch seconds as
-//! REAL, `mtime` is REAL with sub-second precision (the original's integer
-//! mtimes are compared at whole seconds), `copied = 0` marks a reservation
+//! REAL, `mtime` is REAL with sub-second precision (SQLite stores a whole
+//! second as an INTEGER all the same; the rows an adopted set brought, up to
+//! the id in setting `whole_second_mtimes_through`, compare at whole
+//! seconds, every other row at full precision), `copied = 0` marks a reservation
 //! whose copy has not finished and which no reader may treat as a backup.
 //! What the original lacked lives in added tables: `settings` (key/value),
 //! `deletions` (when a file was first seen missing) and `images` (disc
@@ -97,6 +99,14 @@ pub fn upgrade_original(path: &Path, settings: &Settings) -> Result<()> {
     tx.execute(
         "INSERT OR REPLACE INTO settings(key, value) VALUES ('adopted', ?1)",
         params![now()],
+    )
+    .map_err(map)?;
+    // Every row so far holds the original's whole-second mtime; ids only
+    // grow past the highest backed-up one, so later rows are ours.
+    tx.execute(
+        "INSERT OR REPLACE INTO settings(key, value)
+         SELECT ?1, coalesce(max(id), 0) FROM files WHERE copied=1",
+        params![settings::WHOLE_SECOND_MTIMES],
     )
     .map_err(map)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)

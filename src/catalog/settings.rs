@@ -8,6 +8,11 @@ use super::{now, Catalog};
 use crate::error::{Error, Result};
 use crate::names;
 
+/// The setting that records how far the original's whole-second mtimes go:
+/// rows with an id up to it were adopted and compare at whole seconds; every
+/// later row is ours and compares at the precision it was stored with.
+pub const WHOLE_SECOND_MTIMES: &str = "whole_second_mtimes_through";
+
 /// Writes a set's settings (and when it was created) into `settings`.
 pub(super) fn put_settings(
     tx: &rusqlite::Transaction<'_>,
@@ -129,5 +134,32 @@ impl Catalog {
     /// Sets a free-form text setting.
     pub fn set_setting_text(&self, key: &str, value: &str) -> Result<()> {
         self.put_setting(key, value)
+    }
+
+    /// The highest file id whose mtime is the original dBackup's whole
+    /// seconds (0 for a set that was never adopted). Recorded by `adopt`;
+    /// for a set adopted before it was, the rows older than the adoption.
+    pub fn whole_second_mtimes_through(&self) -> Result<i64> {
+        let recorded: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT value FROM settings WHERE key=?1",
+                [WHOLE_SECOND_MTIMES],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.err(e))?;
+        if let Some(id) = recorded {
+            return Ok(id);
+        }
+        self.conn
+            .query_row(
+                "SELECT coalesce(max(id), 0) FROM files WHERE copied=1 AND timestamp <=
+                   (SELECT value FROM settings WHERE key='adopted')",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(|e| self.err(e))
     }
 }
