@@ -37,6 +37,8 @@ use crate::workdir::{Repairs, Workdir};
 const BATCH_FILES: usize = 2000;
 /// Bytes per batch: large, so big files pay for few filesystem flushes.
 const BATCH_BYTES: u64 = 1 << 30;
+/// What closing a disc may add to the catalogue (its `discs` rows).
+const CLOSE_GROWTH: u64 = 4096;
 /// Room kept free on the workdir's filesystem for the catalogue's own growth.
 const SPACE_MARGIN: u64 = 2 << 20;
 
@@ -94,8 +96,11 @@ impl MonitorReport {
     }
 }
 
-fn cost(size: u64) -> u64 {
-    disc::file_cost(size)
+/// What a file adds to its disc: its sectors and structures, and its name
+/// twice in the catalogue the disc carries (the row and the `filenames`
+/// index), which for long names is more than the fixed allowance.
+fn cost(change: &Change) -> u64 {
+    disc::file_cost(change.size).saturating_add(2 * change.name.len() as u64)
 }
 
 struct Stager<'w, 'e> {
@@ -110,6 +115,9 @@ struct Stager<'w, 'e> {
     pending_bytes: u64,
     deferred: Vec<Change>,
     deferred_cost: u64,
+    /// Files staged on the open disc: a disc is closed only when it holds
+    /// one, so no pass closes an empty disc.
+    on_disc: u64,
     free: u64,
     report: MonitorReport,
     made_dirs: BTreeSet<PathBuf>,
@@ -190,7 +198,8 @@ impl<'w, 'e> Stager<'w, 'e> {
     ) -> Result<Self> {
         let disc = wd.open_disc()?;
         let db_base = wd.catalog.db_size()?;
-        let usage = disc::usage(&wd.catalog.disc_usage(disc)?, db_base);
+        let staged = wd.catalog.disc_usage(disc)?;
+        let usage = disc::usage(&staged, db_base);
         let free = if opts.dry_run {
             u64::MAX
         } else {
@@ -209,6 +218,7 @@ impl<'w, 'e> Stager<'w, 'e> {
             pending_bytes: 0,
             deferred: Vec::new(),
             deferred_cost: 0,
+            on_disc: staged.files,
             free,
             report: MonitorReport {
                 disc_size,
@@ -222,11 +232,19 @@ impl<'w, 'e> Stager<'w, 'e> {
 
     /// Stages what is pending, then what waited for the next disc.
     fn drain(&mut self) -> Result<()> {
-        if self.stop.is_none() {
+        // Bounded by the files deferred: each turn either closes a disc that
+        // holds a file, or replans onto an empty one, which takes the first
+        // deferred file that fits an empty disc and drops as too big every
+        // one that does not; a turn that stages nothing ends the loop.
+        while self.stop.is_none() {
             self.flush()?;
-            while !self.deferred.is_empty() && self.stop.is_none() {
-                self.close_and_replan()?;
-                self.flush()?;
+            if self.deferred.is_empty() || self.stop.is_some() {
+                break;
+            }
+            let before = (self.on_disc, self.deferred.len());
+            self.close_and_replan()?;
+            if self.pending.is_empty() && (self.on_disc, self.deferred.len()) == before {
+                break;
             }
         }
         Ok(())
@@ -236,7 +254,16 @@ impl<'w, 'e> Stager<'w, 'e> {
     fn finish(mut self) -> Result<MonitorReport> {
         self.progress.finish();
         self.report.open_disc = self.disc;
-        self.report.open_disc_usage = self.usage;
+        // What is really staged (as status says), not what was planned: a
+        // run stopped by a full filesystem planned more than it staged.
+        self.report.open_disc_usage = if self.opts.dry_run {
+            self.usage
+        } else {
+            disc::usage(
+                &self.wd.catalog.disc_usage(self.disc)?,
+                self.wd.catalog.db_size()?,
+            )
+        };
         if let Some(err) = self.stop.take() {
             match err {
                 Error::NoSpace { .. } => self.report.no_space = Some(err.to_string()),
@@ -249,8 +276,34 @@ impl<'w, 'e> Stager<'w, 'e> {
         Ok(self.report)
     }
 
-    fn too_big(&self, size: u64) -> bool {
-        cost(size) + disc::usage(&Default::default(), self.db_base) > self.report.disc_size
+    /// What an empty disc takes with the catalogue as it is now, which is
+    /// what the next disc will carry (its own rows are in each file's cost).
+    fn empty_usage(&self) -> u64 {
+        disc::usage(&Default::default(), self.db_base)
+    }
+
+    fn too_big(&self, change: &Change) -> bool {
+        cost(change).saturating_add(self.empty_usage()) > self.report.disc_size
+    }
+
+    /// Reports a file that fits no disc (once per run: it is then dropped).
+    fn report_too_big(&mut self, change: &Change) {
+        self.report.skipped_files += 1;
+        let room = self
+            .report
+            .disc_size
+            .saturating_sub(self.empty_usage() + cost(change) - change.size);
+        let skip = Skipped {
+            path: change.path.clone(),
+            reason: format!(
+                "too big for any disc: {} bytes, but an empty disc has room for {} (the disc size, {}, less the catalogue of {} and the image's own structures); raise the disc size (dbackup-stage config disc_size) or split the file",
+                change.size,
+                room,
+                self.report.disc_size,
+                crate::output::bytes(self.db_base),
+            ),
+        };
+        (self.on_event)(Event::Skipped(&skip));
     }
 
     /// Takes one change from the walk: into the pending batch, or deferred
@@ -259,23 +312,11 @@ impl<'w, 'e> Stager<'w, 'e> {
         if self.stop.is_some() {
             return Ok(ControlFlow::Break(()));
         }
-        if self.too_big(change.size) {
-            self.report.skipped_files += 1;
-            let skip = Skipped {
-                path: change.path.clone(),
-                reason: format!(
-                    "too big for any disc: {} bytes, but an empty disc has room for {} (the disc size, {}, less the catalogue and the image's own structures); raise the set's disc size or split the file",
-                    change.size,
-                    self.report
-                        .disc_size
-                        .saturating_sub(disc::usage(&Default::default(), self.db_base) + disc::PER_FILE_OVERHEAD),
-                    self.report.disc_size
-                ),
-            };
-            (self.on_event)(Event::Skipped(&skip));
+        if self.too_big(&change) {
+            self.report_too_big(&change);
             return Ok(ControlFlow::Continue(()));
         }
-        let c = cost(change.size);
+        let c = cost(&change);
         if self.usage + c > self.report.disc_size {
             self.deferred_cost += c;
             self.deferred.push(change);
@@ -300,8 +341,33 @@ impl<'w, 'e> Stager<'w, 'e> {
         Ok(ControlFlow::Continue(()))
     }
 
+    /// Closes the open disc, if it holds a file, and places the deferred
+    /// files on the next (or, if it held none, on this one again): a file
+    /// that does not fit the empty disc with the catalogue as it is now is
+    /// too big, reported and dropped.
     fn close_and_replan(&mut self) -> Result<()> {
-        if self.opts.dry_run {
+        if !self.opts.dry_run {
+            // The catalogue the next disc starts with is this one, closed:
+            // closing adds a row or two, within a page.
+            self.db_base = self.wd.catalog.db_size()?.saturating_add(CLOSE_GROWTH);
+        }
+        // A disc is never closed for a file that fits no disc.
+        let deferred = std::mem::take(&mut self.deferred);
+        self.deferred_cost = 0;
+        for change in deferred {
+            if self.too_big(&change) {
+                self.report_too_big(&change);
+            } else {
+                self.deferred_cost += cost(&change);
+                self.deferred.push(change);
+            }
+        }
+        if self.deferred.is_empty() {
+            return Ok(());
+        }
+        if self.on_disc == 0 {
+            // Nothing to close for: the open disc is as empty as a new one.
+        } else if self.opts.dry_run {
             self.report.closed_discs.push(self.disc);
             (self.on_event)(Event::DiscClosed {
                 disc: self.disc,
@@ -328,11 +394,16 @@ impl<'w, 'e> Stager<'w, 'e> {
             self.disc = self.wd.open_disc()?;
             self.db_base = self.wd.catalog.db_size()?;
         }
-        self.usage = disc::usage(&Default::default(), self.db_base);
+        self.on_disc = 0;
+        self.usage = self.empty_usage() + self.pending.iter().map(cost).sum::<u64>();
         let deferred = std::mem::take(&mut self.deferred);
         self.deferred_cost = 0;
         for change in deferred {
-            let c = cost(change.size);
+            if self.too_big(&change) {
+                self.report_too_big(&change);
+                continue;
+            }
+            let c = cost(&change);
             if self.usage + c > self.report.disc_size {
                 self.deferred_cost += c;
                 self.deferred.push(change);
@@ -354,6 +425,7 @@ impl<'w, 'e> Stager<'w, 'e> {
         }
         if self.opts.dry_run {
             for c in &batch {
+                self.on_disc += 1;
                 self.report.staged_files += 1;
                 self.report.staged_bytes += c.size;
                 (self.on_event)(Event::Staged {
@@ -381,6 +453,10 @@ impl<'w, 'e> Stager<'w, 'e> {
                 break;
             }
         }
+        // What does not fit the filesystem is not staged: its room on the
+        // disc is given back.
+        let unplanned: u64 = batch[fits..].iter().map(cost).sum();
+        self.usage = self.usage.saturating_sub(unplanned);
         batch.truncate(fits);
         if batch.is_empty() {
             return Ok(());
@@ -495,6 +571,7 @@ impl<'w, 'e> Stager<'w, 'e> {
         for (i, c) in batch.iter().enumerate() {
             if done_ids.contains(&ids[i]) {
                 written += c.size;
+                self.on_disc += 1;
                 self.report.staged_files += 1;
                 self.report.staged_bytes += c.size;
                 (self.on_event)(Event::Staged {
@@ -506,7 +583,7 @@ impl<'w, 'e> Stager<'w, 'e> {
                 });
             } else {
                 // Not staged: give its room back.
-                self.usage = self.usage.saturating_sub(cost(c.size));
+                self.usage = self.usage.saturating_sub(cost(c));
             }
         }
         self.free = self.free.saturating_sub(written);

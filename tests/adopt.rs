@@ -219,3 +219,60 @@ fn an_original_set_is_adopted_and_carries_on() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("already a dbackup workdir"));
 }
+
+#[test]
+fn adopted_rows_compare_at_whole_seconds_and_later_rows_at_full_precision() {
+    let env = TestEnv::new();
+    let root = original_workdir(&env);
+    let out = stage(&root, &["adopt"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let conn = rusqlite::Connection::open(root.join("manifest.db")).unwrap();
+    let through: i64 = conn
+        .query_row(
+            "SELECT value FROM settings WHERE key='whole_second_mtimes_through'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(through, 3, "the highest backed-up id adopted");
+    drop(conn);
+    let out = stage(&root, &["monitor", "--no-iso"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("d.txt: New file"),
+        "{}",
+        text(&out.stdout)
+    );
+    // An adopted row (whole second T) and a file within that second at the
+    // same size: unchanged by the original's rule.
+    set_mtime(&env.watched.join("a.jpg"), T, 999_999_999);
+    // Our new row for d.txt, given a whole-second mtime, then a same-size
+    // edit within that second: a change.
+    let d = env.watched.join("d.txt");
+    set_mtime(&d, T + 10, 0);
+    let out = stage(&root, &["monitor", "--no-iso"]);
+    assert!(
+        text(&out.stdout).contains("d.txt: Modification time changed"),
+        "{}",
+        text(&out.stdout)
+    );
+    std::fs::write(&d, b"text D").unwrap();
+    set_mtime(&d, T + 10, 250_000_000);
+    let out = stage(&root, &["monitor", "--no-iso"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        stdout.contains("d.txt: Modification time changed"),
+        "{stdout}"
+    );
+    // The adopted row changes only at another whole second.
+    set_mtime(&env.watched.join("a.jpg"), T + 1, 0);
+    let out = stage(&root, &["monitor", "--no-iso"]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("a.jpg: Modification time changed"),
+        "{stdout}"
+    );
+    let out = stage(&root, &["monitor", "--no-iso"]);
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+}

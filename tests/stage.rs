@@ -741,3 +741,109 @@ fn workdir_from_the_environment() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+fn set_mtime(p: &Path, secs: u64, nanos: u32) {
+    std::fs::File::options()
+        .write(true)
+        .open(p)
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+        .unwrap();
+}
+
+#[test]
+fn a_same_size_edit_after_a_whole_second_mtime_is_staged() {
+    let env = TestEnv::new();
+    let p = env.write("whole", b"first");
+    set_mtime(&p, 1_700_000_000, 0);
+    env.init(&[]);
+    let out = env.run(&["monitor", "--no-iso"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // SQLite keeps a REAL of a whole second as an INTEGER.
+    let kind: String = env
+        .catalog()
+        .query_row("SELECT typeof(mtime) FROM files", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kind, "integer");
+    std::fs::write(&p, b"secnd").unwrap();
+    set_mtime(&p, 1_700_000_000, 500_000_000);
+    let out = env.run(&["monitor", "--no-iso"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Modification time changed"),
+        "{}",
+        text(&out.stdout)
+    );
+    // And back to the whole second, at the same size again.
+    std::fs::write(&p, b"third").unwrap();
+    set_mtime(&p, 1_700_000_000, 0);
+    let out = env.run(&["monitor", "--no-iso"]);
+    assert!(!out.stdout.is_empty(), "the edit back was missed");
+    let out = env.run(&["monitor", "--no-iso"]);
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    let latest = env.check_invariants();
+    assert_eq!(latest[&b"/whole".to_vec()], md5_bytes(b"third"));
+}
+
+/// Runs dbackup-stage under a time limit, so a loop fails the test instead
+/// of hanging it.
+fn run_bounded(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("timeout")
+        .arg("120")
+        .arg(bin("dbackup-stage"))
+        .arg("-w")
+        .arg(&env.workdir)
+        .arg("--no-progress")
+        .args(args)
+        .env_remove("FAILPOINTS")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_file_that_fits_only_while_the_catalogue_is_small_closes_no_empty_disc() {
+    let env = TestEnv::new();
+    for i in 0..300 {
+        env.write(format!("{}{i:03}", "a".repeat(197)), b"x");
+    }
+    env.write("big", &vec![7u8; 9_826_304]);
+    env.init(&["--disc-size", "10M"]);
+    for _ in 0..2 {
+        let out = run_bounded(&env, &["monitor", "--no-iso"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            stderr.matches("big: skipped: too big for any disc").count(),
+            1,
+            "{stderr}"
+        );
+        let conn = env.catalog();
+        let discs: i64 = conn
+            .query_row("SELECT count(*) FROM discs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(discs, 1, "no disc closed for a file that fits none");
+        let empty_closed: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM discs WHERE completed IS NOT NULL
+                 AND id NOT IN (SELECT disc_id FROM files WHERE copied=1)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(empty_closed, 0);
+    }
+    assert_eq!(env.check_invariants().len(), 300);
+}
+
+#[test]
+fn a_deferred_file_that_fits_an_empty_disc_is_staged_on_the_next() {
+    let env = TestEnv::new();
+    for i in 0..20 {
+        env.write(format!("a{i:02}"), &vec![i as u8; 20_000]);
+    }
+    env.write("big", &vec![1u8; 250_000]);
+    env.init(&["--disc-size", "600000"]);
+    let out = run_bounded(&env, &["monitor", "--no-iso"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(env.check_invariants(), tree_md5s(&env.watched));
+}
