@@ -213,7 +213,21 @@ pub fn restore(
             None => true,
         })
         .collect();
-    let mut run = Run::new(opts, progress);
+    // Leftovers of earlier runs go first: a name on the disc may be theirs.
+    let _ = target.clean_leftovers();
+    let scratch = target
+        .scratch(&|name| {
+            report
+                .plan
+                .discs
+                .iter()
+                .any(|d| d.items.iter().any(|it| top_level(&it.name) == name))
+        })
+        .map_err(|source| RestoreError::Target {
+            path: opts.target.clone(),
+            source,
+        })?;
+    let mut run = Run::new(opts, progress, &scratch);
     let discs: Vec<(i64, DiscState)> = report
         .plan
         .discs
@@ -250,6 +264,15 @@ pub fn restore(
             break;
         }
     }
+    drop(run);
+    scratch.remove(target.root());
     progress.finish();
     Ok(report)
+}
+
+/// The first component of a name from a manifest (what it is called at
+/// the top of the target).
+fn top_level(name: &[u8]) -> &[u8] {
+    let rel = name.strip_prefix(b"/").unwrap_or(name);
+    rel.split(|&b| b == b'/').next().unwrap_or(rel)
 }

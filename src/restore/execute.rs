@@ -16,7 +16,7 @@ use crate::progress::Progress;
 use super::copy::{copy_checked, CHUNK};
 use super::plan::{name_parts, Item};
 use super::report::{not_restored, FailKind, NotRestored, Report, Stopped, Tally};
-use super::target::{self, Blocked, Existing, Target};
+use super::target::{self, Blocked, Existing, Scratch, Target};
 use super::{Event, RestoreOptions};
 
 /// How placing one file ended.
@@ -32,8 +32,9 @@ struct Pending<'i> {
     item: &'i Item,
     /// Its folder (a handle of its own: the target keeps only the last).
     dir: target::Dir,
+    /// Its name in the run's private temp folder.
     tmp: CString,
-    /// Its name in that folder.
+    /// Its name in its folder.
     leaf: CString,
 }
 
@@ -73,12 +74,19 @@ pub(super) struct Run<'a> {
     /// Buffers for chunks hashed on another thread, kept between files.
     pool: Vec<Vec<u8>>,
     progress: &'a Progress,
+    /// Where files are written before they are renamed into place.
+    scratch: &'a Scratch,
 }
 
 impl<'a> Run<'a> {
-    pub(super) fn new(opts: &'a RestoreOptions, progress: &'a Progress) -> Run<'a> {
+    pub(super) fn new(
+        opts: &'a RestoreOptions,
+        progress: &'a Progress,
+        scratch: &'a Scratch,
+    ) -> Run<'a> {
         Run {
             opts,
+            scratch,
             buf: vec![0; CHUNK],
             pool: Vec::new(),
             progress,
@@ -152,6 +160,7 @@ impl<'a> Run<'a> {
                 || interrupted
             {
                 full |= finish_batch(
+                    self.scratch,
                     &mut pending,
                     medium.disc,
                     &mut report.restored,
@@ -282,19 +291,30 @@ impl<'a> Run<'a> {
             }
             Err(e) => return Err(write_fail("checking the target", e)),
         }
+        // The temp file is renamed from the private folder at the top of
+        // the target, which a folder on another filesystem (a mount point
+        // inside the target) cannot take.
+        match dir.id() {
+            Ok((dev, _)) if dev == self.scratch.device() => {}
+            Ok(_) => {
+                return Err(fail(
+                    FailKind::Write,
+                    format!(
+                        "{} is on another filesystem than the target (a mount point inside it); restore it with a --to of its own",
+                        if parents.is_empty() { ".".into() } else { target::shown(parents) }
+                    ),
+                ))
+            }
+            Err(e) => return Err(write_fail("checking its folder", e)),
+        }
         let dir = dir
             .try_clone()
             .map_err(|e| write_fail("opening its folder", e))?;
-        let tmp = target::temp_name(v.id);
-        let mut file = match dir.create_new(&tmp) {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                // A leftover of a run killed midway (the name is ours).
-                let _ = dir.remove(&tmp);
-                dir.create_new(&tmp)
-            }
-            other => other,
-        }
-        .map_err(|e| write_fail("creating a temp file", e))?;
+        let scratch = self.scratch.dir();
+        let tmp = self.scratch.temp_name();
+        let mut file = scratch
+            .create_new(&tmp)
+            .map_err(|e| write_fail("creating a temp file", e))?;
         let copied = copy_checked(
             medium,
             stored,
@@ -306,7 +326,7 @@ impl<'a> Run<'a> {
         );
         drop(file);
         if let Err(f) = copied {
-            let _ = dir.remove(&tmp);
+            let _ = scratch.remove(&tmp);
             return Err(f);
         }
         Ok(Placed::Written(Pending {
@@ -322,6 +342,7 @@ impl<'a> Run<'a> {
 /// one that fails is removed and reported. Returns whether the target's
 /// filesystem is full.
 fn finish_batch(
+    scratch: &Scratch,
     pending: &mut Vec<Pending<'_>>,
     disc: i64,
     restored: &mut Tally,
@@ -338,19 +359,19 @@ fn finish_batch(
         let durable = match crate::fault::injected("restore::sync") {
             Some(e) => Err(e),
             None if synced => Ok(()),
-            None => p.dir.open_file(&p.tmp).and_then(|f| f.sync_all()),
+            None => scratch.dir().open_file(&p.tmp).and_then(|f| f.sync_all()),
         };
         let done = durable.map_err(|e| write_fail("fsync", e)).and_then(|()| {
             match crate::fault::injected("restore::rename") {
                 Some(e) => Err(e),
-                None => p.dir.rename(&p.tmp, leaf),
+                None => scratch.dir().rename_to(&p.tmp, &p.dir, leaf),
             }
             .map_err(|e| write_fail("renaming into place", e))
         });
         match done {
             Ok(()) => restored.add(v.size),
             Err(f) => {
-                let _ = p.dir.remove(&p.tmp);
+                let _ = scratch.dir().remove(&p.tmp);
                 full |= f.no_space;
                 let nr = not_restored(v, disc, f.kind, f.reason);
                 on_event(Event::Failed(&nr));
