@@ -213,7 +213,7 @@ fn image_faults_never_free_unverified_copies_and_are_completed_next_run() {
 fn final_names(root: &Path) -> BTreeMap<Vec<u8>, String> {
     tree_md5s(root)
         .into_iter()
-        .filter(|(n, _)| !String::from_utf8_lossy(n).contains(".dbackup-restore-"))
+        .filter(|(n, _)| !String::from_utf8_lossy(n).contains(".dbackup-tmp-"))
         .collect()
 }
 

@@ -151,18 +151,85 @@ impl Dir {
         )?))
     }
 
-    /// Renames `from` to `to` within this folder, replacing a file at `to`.
-    pub fn rename(&self, from: &CStr, to: &CStr) -> io::Result<()> {
-        let fd = self.fd.as_raw_fd();
-        // SAFETY: both names are valid NUL-terminated strings; renameat
-        // acts on the entries themselves, never through links.
-        check(unsafe { libc::renameat(fd, from.as_ptr(), fd, to.as_ptr()) }).map(|_| ())
-    }
-
     /// Removes the entry `name` (a link itself, never what it points to).
     pub fn remove(&self, name: &CStr) -> io::Result<()> {
         // SAFETY: `name` is valid; unlinkat removes only the entry.
         check(unsafe { libc::unlinkat(self.fd.as_raw_fd(), name.as_ptr(), 0) }).map(|_| ())
+    }
+
+    /// Removes the empty folder `name`; fails if anything is in it.
+    fn remove_dir(&self, name: &CStr) -> io::Result<()> {
+        // SAFETY: `name` is valid; unlinkat removes only an empty folder.
+        check(unsafe { libc::unlinkat(self.fd.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) })
+            .map(|_| ())
+    }
+
+    /// Renames `from` in this folder to `to` in the folder `dest`,
+    /// replacing a file at `to`. Both must be on one filesystem (EXDEV).
+    pub fn rename_to(&self, from: &CStr, dest: &Dir, to: &CStr) -> io::Result<()> {
+        // SAFETY: both names are valid NUL-terminated strings and both
+        // descriptors are open; renameat acts on the entries themselves.
+        check(unsafe {
+            libc::renameat(
+                self.fd.as_raw_fd(),
+                from.as_ptr(),
+                dest.fd.as_raw_fd(),
+                to.as_ptr(),
+            )
+        })
+        .map(|_| ())
+    }
+
+    /// The device and inode of this folder.
+    pub fn id(&self) -> io::Result<(u64, u64)> {
+        let mut st = MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: fstat fills the stat buffer we own from an open descriptor.
+        check(unsafe { libc::fstat(self.fd.as_raw_fd(), st.as_mut_ptr()) })?;
+        // SAFETY: fstat succeeded, so the buffer is initialised.
+        let st = unsafe { st.assume_init() };
+        // The widths of dev_t and ino_t vary between platforms.
+        #[allow(clippy::unnecessary_cast)]
+        Ok((st.st_dev as u64, st.st_ino as u64))
+    }
+
+    /// The names in this folder (without `.` and `..`), at most `limit`.
+    fn names(&self, limit: usize) -> io::Result<Vec<CString>> {
+        // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor that fdopendir
+        // takes over (closedir closes it); readdir's entries are read
+        // before the next call; errno is reset before each readdir so its
+        // end is told from its failure.
+        unsafe {
+            let fd = check(libc::fcntl(self.fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0))?;
+            let dirp = libc::fdopendir(fd);
+            if dirp.is_null() {
+                let e = io::Error::last_os_error();
+                libc::close(fd);
+                return Err(e);
+            }
+            libc::rewinddir(dirp);
+            let mut out = Vec::new();
+            // Bounded by the folder's entries and by `limit`.
+            let result = loop {
+                if out.len() >= limit {
+                    break Ok(());
+                }
+                *libc::__errno_location() = 0;
+                let ent = libc::readdir(dirp);
+                if ent.is_null() {
+                    let e = io::Error::last_os_error();
+                    break match e.raw_os_error() {
+                        Some(0) | None => Ok(()),
+                        Some(_) => Err(e),
+                    };
+                }
+                let name = CStr::from_ptr((*ent).d_name.as_ptr());
+                if name.to_bytes() != b"." && name.to_bytes() != b".." {
+                    out.push(name.to_owned());
+                }
+            };
+            libc::closedir(dirp);
+            result.map(|()| out)
+        }
     }
 }
 
@@ -248,6 +315,38 @@ impl Target {
         }
     }
 
+    /// Removes the private temp folders that earlier runs left (killed, or
+    /// stopped by a power cut), and only those: see [`Scratch`]. A folder
+    /// that merely has such a name (restored data, or the user's) is kept.
+    /// Returns how many were removed.
+    pub fn clean_leftovers(&self) -> io::Result<u64> {
+        let mut removed = 0;
+        // Bounded by the entries of the target's top folder.
+        for name in self.root.names(usize::MAX)? {
+            if !name.to_bytes().starts_with(SCRATCH_PREFIX.as_bytes())
+                || self.root.entry(&name)? != Existing::Folder
+            {
+                continue;
+            }
+            if Scratch::remove_if_leftover(&self.root, &name) {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Makes this run's private temp folder at the top of the target, with
+    /// a random name that nothing in the target has and for which `taken`
+    /// (a top-level name the run will write) is false.
+    pub fn scratch(&self, taken: &dyn Fn(&[u8]) -> bool) -> io::Result<Scratch> {
+        Scratch::create(&self.root, taken)
+    }
+
+    /// The open top folder of the target.
+    pub fn root(&self) -> &Dir {
+        &self.root
+    }
+
     /// Flushes the target's filesystem (`syncfs`), making every rename and
     /// new folder so far durable in one call.
     pub fn sync(&self) -> io::Result<()> {
@@ -261,13 +360,188 @@ pub fn c_name(bytes: &[u8]) -> Option<CString> {
     CString::new(bytes).ok()
 }
 
-/// The temp name a file is written under before it is renamed into place:
-/// hidden, short (a long original name stays within NAME_MAX), and the
-/// same for the same version on every run, so a run killed midway leaves
-/// a leftover that the next run replaces.
-pub fn temp_name(id: i64) -> CString {
-    // Digits and ASCII only: never contains NUL.
-    CString::new(format!(".dbackup-restore-{id}.tmp")).unwrap_or_default()
+/// How the names of private temp folders begin.
+pub const SCRATCH_PREFIX: &str = ".dbackup-tmp-";
+
+/// The file a private temp folder holds first, saying whose it is.
+const MARKER: &str = "DBACKUP-RESTORE-TEMP";
+
+/// A run's private temp folder, `.dbackup-tmp-<16 hex digits>` at the top
+/// of the target: every file is written here under a number, then renamed
+/// to its own name, so a temp file never shares a folder with a restored
+/// name and a name on a disc can never be taken for a temp file.
+///
+/// A name on a disc can still be `.dbackup-tmp-...` itself. So a folder is
+/// known as a leftover only by its marker file: it names the device and
+/// inode of the folder it was made in, which a copy of it (restored from
+/// a disc, or made by hand) does not have, and the run holds a lock on it
+/// (`flock`), which dies with the process, so a restore running in the same
+/// target at the same time keeps its folder.
+pub struct Scratch {
+    dir: Dir,
+    name: CString,
+    id: (u64, u64),
+    /// Held open with its lock for as long as the run.
+    _marker: File,
+    next: std::cell::Cell<u64>,
+}
+
+fn marker_text(id: (u64, u64)) -> String {
+    format!(
+        "dbackup-restore private temp folder (device {} inode {}); \
+         removed by the next restore into this folder\n",
+        id.0, id.1
+    )
+}
+
+fn random_suffix() -> u64 {
+    let mut b = [0u8; 8];
+    let read = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
+    if read.is_ok() {
+        return u64::from_le_bytes(b);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seed = format!(
+        "{}{:?}{:?}",
+        std::process::id(),
+        now,
+        std::thread::current().id()
+    );
+    xxhash_rust::xxh3::xxh3_64(seed.as_bytes())
+}
+
+fn lock(f: &File, wait: bool) -> bool {
+    let op = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    // SAFETY: flock on a descriptor we hold open.
+    unsafe { libc::flock(f.as_raw_fd(), op) == 0 }
+}
+
+impl Scratch {
+    fn create(root: &Dir, taken: &dyn Fn(&[u8]) -> bool) -> io::Result<Scratch> {
+        // Bounded: a handful of random names; all of them taken means
+        // something other than chance is at work.
+        for _ in 0..16 {
+            let name = format!("{SCRATCH_PREFIX}{:016x}", random_suffix());
+            if taken(name.as_bytes()) {
+                continue;
+            }
+            let name = CString::new(name).map_err(io::Error::other)?;
+            // SAFETY: `name` is valid; mkdirat only creates an entry.
+            let rc = unsafe { libc::mkdirat(root.fd.as_raw_fd(), name.as_ptr(), 0o700) };
+            if rc != 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EEXIST) {
+                    continue;
+                }
+                return Err(e);
+            }
+            let made = (|| {
+                let dir = root.subdir(&name, false)?;
+                let id = dir.id()?;
+                let mut marker =
+                    dir.create_new(&CString::new(MARKER).map_err(io::Error::other)?)?;
+                lock(&marker, true);
+                std::io::Write::write_all(&mut marker, marker_text(id).as_bytes())?;
+                Ok(Scratch {
+                    dir,
+                    name: name.clone(),
+                    id,
+                    _marker: marker,
+                    next: std::cell::Cell::new(0),
+                })
+            })();
+            if made.is_err() {
+                let _ = Scratch::remove_if_leftover(root, &name);
+            }
+            return made;
+        }
+        Err(io::Error::other(
+            "no free name for a private temp folder after 16 tries",
+        ))
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Dir {
+        &self.dir
+    }
+
+    /// The device of the folder: a file can be renamed from here only to a
+    /// folder on the same one.
+    pub fn device(&self) -> u64 {
+        self.id.0
+    }
+
+    /// A fresh temp name in the folder (a number: never the marker's).
+    pub fn temp_name(&self) -> CString {
+        let n = self.next.get();
+        self.next.set(n + 1);
+        // Digits and ASCII only: never contains NUL.
+        CString::new(format!("{n}.tmp")).unwrap_or_default()
+    }
+
+    /// Removes the folder at the end of the run, with anything left in it.
+    pub fn remove(self, root: &Dir) {
+        let Scratch { dir, name, .. } = self;
+        Scratch::empty(&dir);
+        let _ = root.remove_dir(&name);
+    }
+
+    /// Removes every file in `dir`, the marker last.
+    fn empty(dir: &Dir) {
+        let marker = CString::new(MARKER).unwrap_or_default();
+        // Bounded by the folder's entries: temp files are never folders.
+        for n in dir.names(usize::MAX).unwrap_or_default() {
+            if n != marker {
+                let _ = dir.remove(&n);
+            }
+        }
+        let _ = dir.remove(&marker);
+    }
+
+    /// Removes `name` in `root` if it is a private temp folder of a run
+    /// that is over; whether it did.
+    fn remove_if_leftover(root: &Dir, name: &CStr) -> bool {
+        let Ok(dir) = root.subdir(name, false) else {
+            return false;
+        };
+        let Ok(id) = dir.id() else { return false };
+        let marker = CString::new(MARKER).unwrap_or_default();
+        let held = match dir.open_file(&marker) {
+            Err(_) => {
+                // Killed between making the folder and its marker: an
+                // empty folder, which rmdir alone removes.
+                return dir.names(1).is_ok_and(|n| n.is_empty()) && root.remove_dir(name).is_ok();
+            }
+            Ok(mut f) => {
+                let mut text = Vec::new();
+                let expected = marker_text(id);
+                let read = std::io::Read::read_to_end(
+                    &mut std::io::Read::take(&mut f, expected.len() as u64 + 1),
+                    &mut text,
+                );
+                let whole = read.is_ok() && text == expected.as_bytes();
+                // A power cut can leave the marker short; then nothing
+                // else is in the folder yet.
+                let short = read.is_ok()
+                    && expected.as_bytes().starts_with(&text)
+                    && dir.names(2).is_ok_and(|n| n == [marker.clone()]);
+                ((whole || short) && lock(&f, false)).then_some(f)
+            }
+        };
+        // The lock is held until the folder is gone.
+        let Some(_lock) = held else {
+            return false;
+        };
+        Scratch::empty(&dir);
+        root.remove_dir(name).is_ok()
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,405 @@
+//! Executing the plan for one disc: its files in the order they lie on
+//! the disc, each checked against what is already in the target, written
+//! under a temp name while its MD5 is checked ([`super::copy`]), made
+//! durable in batches and renamed into place. Every write goes through
+//! [`super::target`]; nothing is written outside the target.
+
+use std::ffi::CString;
+use std::io::Read;
+
+use md5::{Digest, Md5};
+
+use crate::medium::{Medium, Stored};
+use crate::names;
+use crate::progress::Progress;
+
+use super::copy::{copy_checked, CHUNK};
+use super::plan::{name_parts, Item};
+use super::report::{not_restored, FailKind, NotRestored, Report, Stopped, Tally};
+use super::target::{self, Blocked, Existing, Scratch, Target};
+use super::{Event, RestoreOptions};
+
+/// How placing one file ended.
+enum Placed<'i> {
+    /// Written and verified under its temp name, waiting for its batch.
+    Written(Pending<'i>),
+    AlreadyThere,
+}
+
+/// A verified temp file (closed) waiting to be made durable and renamed
+/// into place.
+struct Pending<'i> {
+    item: &'i Item,
+    /// Its folder (a handle of its own: the target keeps only the last).
+    dir: target::Dir,
+    /// Its name in the run's private temp folder.
+    tmp: CString,
+    /// Its name in its folder.
+    leaf: CString,
+}
+
+/// Written files are made durable and renamed in batches of this many
+/// bytes or files, with one flush of the target's filesystem (`syncfs`)
+/// per batch instead of one disk flush per file, which on many disks costs
+/// more than the writing. Every file is durable before its rename.
+const BATCH_BYTES: u64 = 256 << 20;
+const BATCH_FILES: usize = 256;
+
+pub(super) struct Failure {
+    kind: FailKind,
+    reason: String,
+    /// The target's filesystem is full: stop the run.
+    no_space: bool,
+}
+
+pub(super) fn fail(kind: FailKind, reason: impl Into<String>) -> Failure {
+    Failure {
+        kind,
+        reason: reason.into(),
+        no_space: false,
+    }
+}
+
+pub(super) fn write_fail(what: &str, e: std::io::Error) -> Failure {
+    Failure {
+        kind: FailKind::Write,
+        no_space: crate::fsutil::is_no_space(&e),
+        reason: format!("{what}: {e}"),
+    }
+}
+
+pub(super) struct Run<'a> {
+    opts: &'a RestoreOptions,
+    buf: Vec<u8>,
+    /// Buffers for chunks hashed on another thread, kept between files.
+    pool: Vec<Vec<u8>>,
+    progress: &'a Progress,
+    /// Where files are written before they are renamed into place.
+    scratch: &'a Scratch,
+}
+
+impl<'a> Run<'a> {
+    pub(super) fn new(
+        opts: &'a RestoreOptions,
+        progress: &'a Progress,
+        scratch: &'a Scratch,
+    ) -> Run<'a> {
+        Run {
+            opts,
+            scratch,
+            buf: vec![0; CHUNK],
+            pool: Vec::new(),
+            progress,
+        }
+    }
+
+    /// Restores one disc's files, in the order they lie on the disc.
+    /// `Err` when the run must stop (the target is full).
+    pub(super) fn disc(
+        &mut self,
+        medium: &Medium,
+        report: &mut Report,
+        target: &mut Target,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> std::result::Result<(), Stopped> {
+        let Some(dp) = report.plan.discs.iter().find(|d| d.disc == medium.disc) else {
+            return Ok(());
+        };
+        on_event(Event::DiscStarted {
+            disc: dp.disc,
+            files: dp.files,
+            bytes: dp.bytes,
+        });
+        let mut work: Vec<(Option<Stored>, &Item)> = dp
+            .items
+            .iter()
+            .map(|it| (medium.stored(it.id), it))
+            .collect();
+        work.sort_by_key(|(s, it)| (s.as_ref().map_or(u128::MAX, |s| s.order), it.id));
+        let mut failed = Vec::new();
+        let mut pending: Vec<Pending<'_>> = Vec::new();
+        let mut pending_bytes = 0u64;
+        let mut full = false;
+        let mut next = 0;
+        let mut interrupted = false;
+        while next < work.len() && !full && !interrupted {
+            fail::fail_point!("restore::pause");
+            let (stored, item) = &work[next];
+            next += 1;
+            let v = *item;
+            self.progress.message(format!(
+                "disc {}: {}",
+                medium.disc,
+                names::display(&v.name, true)
+            ));
+            let result = match stored {
+                None => Err(fail(
+                    FailKind::Unreadable,
+                    format!("it is not on {}", medium.label()),
+                )),
+                Some(s) => self.place(medium, s, item, target),
+            };
+            match result {
+                Ok(Placed::Written(p)) => {
+                    pending_bytes = pending_bytes.saturating_add(v.size);
+                    pending.push(p);
+                }
+                Ok(Placed::AlreadyThere) => report.skipped_existing.add(v.size),
+                Err(f) => {
+                    full = f.no_space;
+                    let nr = not_restored(v, medium.disc, f.kind, f.reason);
+                    on_event(Event::Failed(&nr));
+                    failed.push(nr);
+                }
+            }
+            interrupted = crate::interrupt::requested();
+            if pending_bytes >= BATCH_BYTES
+                || pending.len() >= BATCH_FILES
+                || next == work.len()
+                || full
+                || interrupted
+            {
+                full |= finish_batch(
+                    self.scratch,
+                    &mut pending,
+                    medium.disc,
+                    &mut report.restored,
+                    &mut failed,
+                    on_event,
+                );
+                pending_bytes = 0;
+            }
+        }
+        let mut stop = None;
+        if interrupted {
+            stop = Some(Stopped {
+                reason: "interrupted; run the same command again to resume (files already restored are skipped)".into(),
+                error: false,
+                interrupted: true,
+            });
+            for (_, rest) in &work[next..] {
+                failed.push(not_restored(
+                    rest,
+                    medium.disc,
+                    FailKind::NotReached,
+                    "interrupted".into(),
+                ));
+            }
+        } else if full {
+            stop = Some(Stopped {
+                reason: format!(
+                    "the filesystem of {} is full; free space and run again (files already restored are skipped)",
+                    target.path().display()
+                ),
+                error: true,
+                interrupted: false,
+            });
+            for (_, rest) in &work[next..] {
+                failed.push(not_restored(
+                    rest,
+                    medium.disc,
+                    FailKind::NotReached,
+                    "the target's filesystem is full".into(),
+                ));
+            }
+        }
+        report.failed.extend(failed);
+        if let Err(e) = target.sync() {
+            // The files are renamed into place; only the durability of
+            // their folders against a power cut is in doubt.
+            let nr = NotRestored {
+                name: target.path().display().to_string(),
+                raw_name: Vec::new(),
+                disc: Some(medium.disc),
+                id: None,
+                bytes: 0,
+                kind: FailKind::Write,
+                reason: format!("flushing the target's filesystem failed: {e}"),
+            };
+            on_event(Event::Failed(&nr));
+            report.failed.push(nr);
+        }
+        match stop {
+            Some(s) => Err(s),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes one file under its temp name and verifies it, or says why
+    /// not (leaving no temp file behind).
+    fn place<'i>(
+        &mut self,
+        medium: &Medium,
+        stored: &Stored,
+        item: &'i Item,
+        target: &mut Target,
+    ) -> std::result::Result<Placed<'i>, Failure> {
+        let v = item;
+        if stored.size != v.size {
+            return Err(fail(
+                FailKind::Damaged,
+                format!(
+                    "on {} it is {} bytes, the manifest says {}",
+                    medium.label(),
+                    stored.size,
+                    v.size
+                ),
+            ));
+        }
+        let parts = name_parts(&item.name)
+            .map_err(|why| fail(FailKind::RefusedName, format!("name refused: {why}")))?;
+        let Some((leaf, parents)) = parts.split_last() else {
+            return Err(fail(FailKind::RefusedName, "name refused: it is empty"));
+        };
+        let dir = target.folder(parents).map_err(|b| match b {
+            Blocked::Symlink(at) => fail(
+                FailKind::Symlink,
+                format!("{at} in the target is a symbolic link; it is not followed"),
+            ),
+            Blocked::NotAFolder(at) => fail(
+                FailKind::InTheWay,
+                format!("{at} in the target is not a folder"),
+            ),
+            Blocked::Io(at, e) => write_fail(&format!("folder {at}"), e),
+        })?;
+        match dir.entry(leaf) {
+            Ok(Existing::Absent) => {}
+            Ok(Existing::Symlink) => {
+                return Err(fail(
+                    FailKind::Symlink,
+                    "a symbolic link is there; it is not followed or replaced",
+                ))
+            }
+            Ok(Existing::Folder) => return Err(fail(FailKind::InTheWay, "a folder is there")),
+            Ok(Existing::Other) => return Err(fail(FailKind::InTheWay, "a special file is there")),
+            Ok(Existing::File { size }) => {
+                let same = size == v.size
+                    && dir
+                        .open_file(leaf)
+                        .ok()
+                        .and_then(|f| hash(f, &mut self.buf, self.progress).ok())
+                        .is_some_and(|md5| md5 == crate::mkiso::hex(&v.md5));
+                if same {
+                    return Ok(Placed::AlreadyThere);
+                }
+                if !self.opts.overwrite {
+                    return Err(fail(
+                        FailKind::Exists,
+                        "a different file is there; kept (--overwrite replaces it)",
+                    ));
+                }
+            }
+            Err(e) => return Err(write_fail("checking the target", e)),
+        }
+        // The temp file is renamed from the private folder at the top of
+        // the target, which a folder on another filesystem (a mount point
+        // inside the target) cannot take.
+        match dir.id() {
+            Ok((dev, _)) if dev == self.scratch.device() => {}
+            Ok(_) => {
+                return Err(fail(
+                    FailKind::Write,
+                    format!(
+                        "{} is on another filesystem than the target (a mount point inside it); restore it with a --to of its own",
+                        if parents.is_empty() { ".".into() } else { target::shown(parents) }
+                    ),
+                ))
+            }
+            Err(e) => return Err(write_fail("checking its folder", e)),
+        }
+        let dir = dir
+            .try_clone()
+            .map_err(|e| write_fail("opening its folder", e))?;
+        let scratch = self.scratch.dir();
+        let tmp = self.scratch.temp_name();
+        let mut file = scratch
+            .create_new(&tmp)
+            .map_err(|e| write_fail("creating a temp file", e))?;
+        let copied = copy_checked(
+            medium,
+            stored,
+            v,
+            &mut file,
+            &mut self.buf,
+            &mut self.pool,
+            self.progress,
+        );
+        drop(file);
+        if let Err(f) = copied {
+            let _ = scratch.remove(&tmp);
+            return Err(f);
+        }
+        Ok(Placed::Written(Pending {
+            item,
+            dir,
+            tmp,
+            leaf: leaf.clone(),
+        }))
+    }
+}
+
+/// Makes a batch of written files durable and renames each into place;
+/// one that fails is removed and reported. Returns whether the target's
+/// filesystem is full.
+fn finish_batch(
+    scratch: &Scratch,
+    pending: &mut Vec<Pending<'_>>,
+    disc: i64,
+    restored: &mut Tally,
+    failed: &mut Vec<NotRestored>,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> bool {
+    let mut full = false;
+    // One flush of the target's filesystem makes the whole batch durable;
+    // should it report an error, each file is fsynced to find out which.
+    let synced = pending.first().is_some_and(|p| flush_filesystem(&p.dir));
+    for p in pending.drain(..) {
+        let v = p.item;
+        let leaf = &p.leaf;
+        let durable = match crate::fault::injected("restore::sync") {
+            Some(e) => Err(e),
+            None if synced => Ok(()),
+            None => scratch.dir().open_file(&p.tmp).and_then(|f| f.sync_all()),
+        };
+        let done = durable.map_err(|e| write_fail("fsync", e)).and_then(|()| {
+            match crate::fault::injected("restore::rename") {
+                Some(e) => Err(e),
+                None => scratch.dir().rename_to(&p.tmp, &p.dir, leaf),
+            }
+            .map_err(|e| write_fail("renaming into place", e))
+        });
+        match done {
+            Ok(()) => restored.add(v.size),
+            Err(f) => {
+                let _ = scratch.dir().remove(&p.tmp);
+                full |= f.no_space;
+                let nr = not_restored(v, disc, f.kind, f.reason);
+                on_event(Event::Failed(&nr));
+                failed.push(nr);
+            }
+        }
+    }
+    full
+}
+
+/// One flush of the filesystem holding `dir`; whether it succeeded.
+fn flush_filesystem(dir: &target::Dir) -> bool {
+    fail::fail_point!("restore::syncfs", |_| false);
+    crate::fsutil::sync_filesystem_of(std::os::fd::AsFd::as_fd(dir)).is_ok()
+}
+
+/// The lowercase hex MD5 of what `r` yields.
+fn hash(mut r: impl Read, buf: &mut [u8], progress: &Progress) -> std::io::Result<String> {
+    let mut h = Md5::new();
+    loop {
+        let n = match r.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..n]);
+        progress.add_bytes(n as u64);
+    }
+    Ok(crate::mkiso::hex(&h.finalize()))
+}

@@ -1,0 +1,461 @@
+//! The restore plan: for every file chosen, the version wanted (the
+//! newest by `--as-of`), the disc it is on and whether that disc is at
+//! hand, missing or marked lost; names that could lead outside the target
+//! (or to the same path as another) are refused here. The plan reads the
+//! manifest one file at a time and keeps of each only what writing it
+//! needs. It never touches the target.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::catalog::manifest::{SetIdentity, Version};
+use crate::history::{self, FileState};
+use crate::medium::DiscSet;
+use crate::names;
+
+use super::report::{FailKind, NotRestored};
+use super::target;
+use super::{RestoreOptions, Result};
+
+/// Where a needed disc comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscState {
+    /// Given with `-d`: read directly.
+    Given,
+    /// To be inserted in the drive when asked.
+    Drive,
+    /// Not among the discs given.
+    Missing,
+    /// Marked lost in the newest manifest: never asked for.
+    Lost,
+}
+
+/// One file to restore: what writing it needs of its version, kept small
+/// (a plan may hold a million).
+#[derive(Debug, Clone)]
+pub(super) struct Item {
+    pub(super) id: i64,
+    pub(super) size: u64,
+    pub(super) mtime: f64,
+    pub(super) md5: [u8; 16],
+    /// The name as recorded, checked by the plan; split into components
+    /// only when the file is written.
+    pub(super) name: Box<[u8]>,
+}
+
+impl Item {
+    fn of(v: &Version) -> Item {
+        Item {
+            id: v.id,
+            size: v.size,
+            mtime: v.mtime,
+            md5: md5_bytes(&v.md5),
+            name: v.name.as_slice().into(),
+        }
+    }
+}
+
+/// The 16 bytes of a hex MD5, which the manifest reader has already
+/// checked to be 32 hex digits.
+fn md5_bytes(hex: &str) -> [u8; 16] {
+    let nibble = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+    let mut out = [0u8; 16];
+    for (o, pair) in out.iter_mut().zip(hex.as_bytes().chunks(2)) {
+        *o = pair.iter().fold(0, |acc, &c| acc << 4 | nibble(c));
+    }
+    out
+}
+
+/// A needed disc.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiscPlan {
+    pub disc: i64,
+    pub files: u64,
+    pub bytes: u64,
+    pub state: DiscState,
+    /// What was given for it (`Given` only).
+    pub source: Option<PathBuf>,
+    /// Marked lost in the newest manifest (and given all the same: found
+    /// again, or its image kept).
+    pub marked_lost: bool,
+    /// Its files, in name order, when the run needs them: to write them,
+    /// or to list them as not restorable.
+    #[serde(skip)]
+    pub(super) items: Vec<Item>,
+}
+
+/// An older version of a file, on a disc not marked lost.
+#[derive(Debug, Clone, Serialize)]
+pub struct OlderVersion {
+    pub disc: i64,
+    /// When it was backed up (Unix seconds): restore it with `--as-of`.
+    pub recorded: f64,
+}
+
+/// A file whose current version is on a lost disc.
+#[derive(Debug, Clone, Serialize)]
+pub struct LostFile {
+    pub name: String,
+    #[serde(skip)]
+    pub raw_name: Vec<u8>,
+    pub bytes: u64,
+    pub older_version: Option<OlderVersion>,
+}
+
+/// What a lost disc costs.
+#[derive(Debug, Clone, Serialize)]
+pub struct LostDisc {
+    pub disc: i64,
+    pub files: u64,
+    pub bytes: u64,
+    pub costs: Vec<LostFile>,
+}
+
+/// A needed disc that was not given.
+#[derive(Debug, Clone, Serialize)]
+pub struct MissingDisc {
+    pub disc: i64,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Which set, for messages and reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetInfo {
+    pub name: Option<String>,
+    pub uuid: Option<String>,
+    #[serde(skip)]
+    pub(super) identity: Option<SetIdentity>,
+}
+
+impl SetInfo {
+    /// `disc 7 of set "Photos"`, or `disc 7` for an unnamed set.
+    pub fn disc_label(&self, disc: i64) -> String {
+        match &self.name {
+            Some(n) => format!("disc {disc} of set \"{n}\""),
+            None => format!("disc {disc}"),
+        }
+    }
+}
+
+/// The plan: what will be restored from where, and what cannot be.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub set: SetInfo,
+    pub target: PathBuf,
+    pub as_of: Option<f64>,
+    /// Files chosen (those recorded deleted by then left out) and their bytes.
+    pub files: u64,
+    pub bytes: u64,
+    /// Of those, what the discs at hand (or the drive) can give.
+    pub restorable_files: u64,
+    pub restorable_bytes: u64,
+    /// Files recorded deleted by the chosen time, left out.
+    pub deleted_left_out: u64,
+    /// Manifest rows that could not be used.
+    pub invalid_rows: u64,
+    /// Every needed disc, in order.
+    pub discs: Vec<DiscPlan>,
+    pub missing: Vec<MissingDisc>,
+    pub lost: Vec<LostDisc>,
+    /// Names refused because they could lead outside the target.
+    pub refused: Vec<NotRestored>,
+    /// Discs given twice (left out).
+    pub duplicates: Vec<PathBuf>,
+    /// The drive, if one was given.
+    pub drive: Option<PathBuf>,
+}
+
+impl Plan {
+    /// Whether a run could restore everything chosen.
+    pub fn complete(&self) -> bool {
+        self.missing.is_empty() && self.lost.is_empty() && self.refused.is_empty()
+    }
+}
+
+/// Why a name from a manifest is refused, if it is: it must be a path
+/// below the target once its single leading `/` is stripped.
+pub fn name_parts(name: &[u8]) -> std::result::Result<Vec<CString>, &'static str> {
+    let rel = checked_path(name)?;
+    rel.split(|&b| b == b'/')
+        .map(|part| target::c_name(part).ok_or("it contains a NUL byte"))
+        .collect()
+}
+
+/// The path below the target that `name` leads to (`name` without its
+/// single leading `/`), or why it is refused.
+fn checked_path(name: &[u8]) -> std::result::Result<&[u8], &'static str> {
+    if name.contains(&0) {
+        return Err("it contains a NUL byte");
+    }
+    let rel = name.strip_prefix(b"/").unwrap_or(name);
+    if rel.is_empty() {
+        return Err("it is empty");
+    }
+    for part in rel.split(|&b| b == b'/') {
+        match part {
+            b"" => {
+                return Err("it has an empty component (an absolute path, `//` or a trailing `/`)")
+            }
+            b"." => return Err("it has a `.` component"),
+            b".." => return Err("it has a `..` component"),
+            _ => {}
+        }
+    }
+    Ok(rel)
+}
+
+/// Whether `path` is at or below `mount` (both resolved when they exist).
+pub(super) fn is_at(path: &Path, mount: &Path) -> bool {
+    let resolve = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    resolve(path).starts_with(resolve(mount))
+}
+
+const SAME_PATH: &str = "another name in the manifest leads to the same path";
+
+/// Makes the plan from the newest manifest of the discs given, reading it
+/// one file at a time and keeping of each only what the run needs.
+pub fn plan(opts: &RestoreOptions, set: &DiscSet) -> Result<Plan> {
+    // Only a crafted manifest has two names for one path (`a/b` and
+    // `/a/b`): the second would replace the first. Paths are told apart
+    // by a 128-bit hash, not kept; when two hashes meet, the plan is made
+    // again with the names of those hashes set aside and compared exactly,
+    // in name order, so a chance collision refuses nothing and the name
+    // refused does not depend on the manifest's order.
+    let (plan, collided) = plan_with(opts, set, &HashSet::new())?;
+    if collided.is_empty() {
+        return Ok(plan);
+    }
+    Ok(plan_with(opts, set, &collided)?.0)
+}
+
+/// One planning pass; the names whose path hash is in `aside` are decided
+/// exactly at the end. Returns the plan and the path hashes met twice.
+fn plan_with(
+    opts: &RestoreOptions,
+    set: &DiscSet,
+    aside: &HashSet<u128>,
+) -> Result<(Plan, HashSet<u128>)> {
+    let history = set.history();
+    let lost: BTreeSet<i64> = history
+        .discs()?
+        .into_iter()
+        .filter(|d| !d.available)
+        .map(|d| d.id)
+        .collect();
+    let identity = history.identity();
+    let mut planner = Planner {
+        opts,
+        set,
+        lost,
+        plan: Plan {
+            set: SetInfo {
+                name: identity.name.clone(),
+                uuid: identity.uuid.clone(),
+                identity: Some(identity),
+            },
+            target: opts.target.clone(),
+            as_of: opts.as_of,
+            files: 0,
+            bytes: 0,
+            restorable_files: 0,
+            restorable_bytes: 0,
+            deleted_left_out: 0,
+            invalid_rows: 0,
+            discs: Vec::new(),
+            missing: Vec::new(),
+            lost: Vec::new(),
+            refused: Vec::new(),
+            duplicates: set.duplicates.clone(),
+            drive: opts.drive.clone(),
+        },
+        discs: BTreeMap::new(),
+        lost_files: BTreeMap::new(),
+    };
+    let mut paths: HashSet<u128> = HashSet::new();
+    let mut collided: HashSet<u128> = HashSet::new();
+    let mut set_aside: Vec<FileState> = Vec::new();
+    let invalid = history::for_each_file(history, &opts.matcher, opts.as_of, &mut |file| {
+        if file.deleted.is_some() {
+            planner.plan.deleted_left_out += 1;
+            return;
+        }
+        match checked_path(&file.current().name) {
+            Err(why) => planner.add(&file, Err(why)),
+            Ok(rel) => {
+                let hash = xxhash_rust::xxh3::xxh3_128(rel);
+                if aside.contains(&hash) {
+                    set_aside.push(file);
+                } else if paths.insert(hash) {
+                    planner.add(&file, Ok(()));
+                } else {
+                    collided.insert(hash);
+                    planner.add(&file, Err(SAME_PATH));
+                }
+            }
+        }
+    })?;
+    planner.plan.invalid_rows = invalid;
+    set_aside.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut exact: HashSet<&[u8]> = HashSet::new();
+    for file in &set_aside {
+        let first = checked_path(&file.current().name).is_ok_and(|rel| exact.insert(rel));
+        planner.add(file, if first { Ok(()) } else { Err(SAME_PATH) });
+    }
+    Ok((planner.finish(), collided))
+}
+
+/// The plan as it is being made.
+struct Planner<'a> {
+    opts: &'a RestoreOptions,
+    set: &'a DiscSet,
+    lost: BTreeSet<i64>,
+    plan: Plan,
+    discs: BTreeMap<i64, DiscPlan>,
+    lost_files: BTreeMap<i64, Vec<LostFile>>,
+}
+
+impl Planner<'_> {
+    /// Adds a file not deleted by then, its name checked.
+    fn add(&mut self, file: &FileState, checked: std::result::Result<(), &'static str>) {
+        let v = file.current();
+        self.plan.files += 1;
+        self.plan.bytes = self.plan.bytes.saturating_add(v.size);
+        if let Err(why) = checked {
+            self.plan.refused.push(NotRestored {
+                name: names::display(&v.name, false),
+                raw_name: v.name.clone(),
+                disc: Some(v.disc),
+                id: Some(v.id),
+                bytes: v.size,
+                kind: FailKind::RefusedName,
+                reason: format!("name refused: {why}"),
+            });
+            return;
+        }
+        let (opts, set, lost) = (self.opts, self.set, &self.lost);
+        let d = self.discs.entry(v.disc).or_insert_with(|| {
+            let source = set
+                .medium(v.disc)
+                .filter(|m| match &opts.drive {
+                    Some(drive) => !is_at(&m.source, drive),
+                    None => true,
+                })
+                .map(|m| m.source.clone());
+            let state = if source.is_some() {
+                DiscState::Given
+            } else if lost.contains(&v.disc) {
+                DiscState::Lost
+            } else if opts.drive.is_some() {
+                DiscState::Drive
+            } else {
+                DiscState::Missing
+            };
+            DiscPlan {
+                disc: v.disc,
+                files: 0,
+                bytes: 0,
+                state,
+                source,
+                marked_lost: lost.contains(&v.disc),
+                items: Vec::new(),
+            }
+        });
+        d.files += 1;
+        d.bytes = d.bytes.saturating_add(v.size);
+        let keep = match d.state {
+            DiscState::Given | DiscState::Drive => {
+                self.plan.restorable_files += 1;
+                self.plan.restorable_bytes = self.plan.restorable_bytes.saturating_add(v.size);
+                !opts.dry_run
+            }
+            DiscState::Missing => opts.list_failed,
+            DiscState::Lost => {
+                let older = file
+                    .versions
+                    .iter()
+                    .rev()
+                    .skip(1)
+                    .find(|o| !lost.contains(&o.disc))
+                    .map(|o| OlderVersion {
+                        disc: o.disc,
+                        recorded: o.timestamp,
+                    });
+                self.lost_files.entry(v.disc).or_default().push(LostFile {
+                    name: names::display(&v.name, false),
+                    raw_name: v.name.clone(),
+                    bytes: v.size,
+                    older_version: older,
+                });
+                opts.list_failed
+            }
+        };
+        if keep {
+            d.items.push(Item::of(v));
+        }
+    }
+
+    /// The plan, its lists in name order whatever order the manifest
+    /// gave the files in.
+    fn finish(mut self) -> Plan {
+        let mut plan = self.plan;
+        for d in self.discs.values_mut() {
+            d.items.sort_by(|a, b| a.name.cmp(&b.name));
+            match d.state {
+                DiscState::Missing => plan.missing.push(MissingDisc {
+                    disc: d.disc,
+                    files: d.files,
+                    bytes: d.bytes,
+                }),
+                DiscState::Lost => {
+                    let mut costs = self.lost_files.remove(&d.disc).unwrap_or_default();
+                    costs.sort_by(|a, b| a.raw_name.cmp(&b.raw_name));
+                    plan.lost.push(LostDisc {
+                        disc: d.disc,
+                        files: d.files,
+                        bytes: d.bytes,
+                        costs,
+                    });
+                }
+                _ => {}
+            }
+        }
+        plan.refused.sort_by(|a, b| a.raw_name.cmp(&b.raw_name));
+        plan.discs = self.discs.into_values().collect();
+        plan
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_could_leave_the_target_are_refused() {
+        for bad in [
+            &b"/../../escape"[..],
+            b"/a/../../b",
+            b"//abs",
+            b"/a//b",
+            b"/a/",
+            b"/./a",
+            b"/",
+            b"",
+            b"/a\0b",
+            b"..",
+        ] {
+            assert!(
+                name_parts(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let ok = name_parts(b"/2012/holiday/IMG_0001.jpg").unwrap();
+        assert_eq!(ok.len(), 3);
+        assert!(name_parts(b"/caf\xe9/..x/.hidden").is_ok());
+    }
+}

@@ -1,0 +1,201 @@
+//! What a restore did: files restored, already there, and every file not
+//! restored with its kind and reason; why a run stopped; and the exit code
+//! of the shared contract, computed from the report alone (never from
+//! whether printing it succeeded).
+
+use serde::Serialize;
+
+use crate::names;
+
+use super::plan::{DiscState, Item, Plan};
+
+/// Why a file was not restored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailKind {
+    /// Its disc was not given.
+    MissingDisc,
+    /// Its disc is marked lost.
+    LostDisc,
+    /// Its name could lead outside the target.
+    RefusedName,
+    /// A symbolic link stands in the target where it or its folder goes.
+    Symlink,
+    /// A folder or special file stands where it goes, or a file where a
+    /// folder goes.
+    InTheWay,
+    /// A different file is there (no `--overwrite`).
+    Exists,
+    /// Its content on the disc does not match its MD5 or size.
+    Damaged,
+    /// It could not be read from the disc.
+    Unreadable,
+    /// Writing it in the target failed.
+    Write,
+    /// The run stopped before its disc was read.
+    NotReached,
+}
+
+impl FailKind {
+    /// A short label for summaries.
+    pub fn label(self) -> &'static str {
+        match self {
+            FailKind::MissingDisc => "disc not given",
+            FailKind::LostDisc => "disc lost",
+            FailKind::RefusedName => "name refused",
+            FailKind::Symlink => "symbolic link in the way",
+            FailKind::InTheWay => "something else in the way",
+            FailKind::Exists => "different file kept",
+            FailKind::Damaged => "damaged on disc",
+            FailKind::Unreadable => "unreadable",
+            FailKind::Write => "write failed",
+            FailKind::NotReached => "run stopped before its disc",
+        }
+    }
+}
+
+/// A file not restored, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotRestored {
+    pub name: String,
+    #[serde(skip)]
+    pub raw_name: Vec<u8>,
+    pub disc: Option<i64>,
+    pub id: Option<i64>,
+    pub bytes: u64,
+    pub kind: FailKind,
+    pub reason: String,
+}
+
+/// Files and bytes.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Tally {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl Tally {
+    pub(super) fn add(&mut self, bytes: u64) {
+        self.files += 1;
+        // Sizes come from an untrusted manifest: a crafted one can add up
+        // past 2^64.
+        self.bytes = self.bytes.saturating_add(bytes);
+    }
+}
+
+/// Why a run ended before its plan did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stopped {
+    pub reason: String,
+    /// An error (the target's filesystem is full), not a choice.
+    pub error: bool,
+    /// Stopped by Ctrl-C or a termination signal.
+    pub interrupted: bool,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub plan: Plan,
+    pub dry_run: bool,
+    pub restored: Tally,
+    pub skipped_existing: Tally,
+    /// Everything chosen and not restored (in a dry run: what the plan
+    /// already knows cannot be), but for what `unlisted` counts.
+    pub failed: Vec<NotRestored>,
+    /// Without [`RestoreOptions::list_failed`]: the files of missing and
+    /// lost discs, counted by kind instead of listed in `failed`.
+    #[serde(skip)]
+    pub unlisted: Vec<(FailKind, Tally)>,
+    pub stopped: Option<Stopped>,
+}
+
+impl Report {
+    /// The exit code of the shared contract: 0 everything restored and
+    /// verified, 1 something could not be, 2 the run stopped on an error.
+    pub fn exit_code(&self) -> i32 {
+        match &self.stopped {
+            Some(s) if s.interrupted => crate::exit::INTERRUPTED,
+            Some(s) if s.error => crate::exit::ERROR,
+            Some(_) => crate::exit::FINDING,
+            None if self.failed_files() == 0 => crate::exit::OK,
+            None => crate::exit::FINDING,
+        }
+    }
+
+    /// How many files were not restored, listed or counted.
+    pub fn failed_files(&self) -> u64 {
+        self.failed.len() as u64 + self.unlisted.iter().map(|(_, t)| t.files).sum::<u64>()
+    }
+
+    /// Failures by kind: (kind, files, bytes), in the order each kind first
+    /// comes (refused names, then the plan's discs, then the run's).
+    pub fn failures_by_kind(&self) -> Vec<(FailKind, Tally)> {
+        let mut out: Vec<(FailKind, Tally)> = Vec::new();
+        let mut add = |kind: FailKind, t: Tally| match out.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, sum)) => {
+                sum.files += t.files;
+                sum.bytes = sum.bytes.saturating_add(t.bytes);
+            }
+            None => out.push((kind, t)),
+        };
+        let refused = self.plan.refused.len().min(self.failed.len());
+        let one = |f: &NotRestored| Tally {
+            files: 1,
+            bytes: f.bytes,
+        };
+        for f in &self.failed[..refused] {
+            add(f.kind, one(f));
+        }
+        for (kind, t) in &self.unlisted {
+            add(*kind, *t);
+        }
+        for f in &self.failed[refused..] {
+            add(f.kind, one(f));
+        }
+        out
+    }
+}
+
+pub(super) fn not_restored(item: &Item, disc: i64, kind: FailKind, reason: String) -> NotRestored {
+    NotRestored {
+        name: names::display(&item.name, false),
+        raw_name: item.name.to_vec(),
+        disc: Some(disc),
+        id: Some(item.id),
+        bytes: item.size,
+        kind,
+        reason,
+    }
+}
+
+/// Records the run as stopped before disc `from`: files of that disc and
+/// later ones that could have been restored are counted as not reached.
+/// With `keep_reason`, a reason already recorded stays.
+pub(super) fn stop_before(report: &mut Report, from: i64, reason: String, keep_reason: bool) {
+    if !keep_reason || report.stopped.is_none() {
+        report.stopped = Some(Stopped {
+            reason,
+            error: false,
+            interrupted: false,
+        });
+    }
+    let why = report
+        .stopped
+        .as_ref()
+        .map(|s| s.reason.clone())
+        .unwrap_or_default();
+    for d in &report.plan.discs {
+        if d.disc < from || !matches!(d.state, DiscState::Given | DiscState::Drive) {
+            continue;
+        }
+        for it in &d.items {
+            report.failed.push(not_restored(
+                it,
+                d.disc,
+                FailKind::NotReached,
+                format!("disc {} was not read: {why}", d.disc),
+            ));
+        }
+    }
+}
