@@ -476,15 +476,22 @@ impl Manifest {
         Ok(out)
     }
 
-    /// The latest version id of `name` among backed-up rows, if any.
-    pub fn latest_id(&self, name: &[u8]) -> Result<Option<i64>> {
-        self.conn
-            .query_row(
-                "SELECT max(id) FROM files WHERE filename=?1 AND copied=1",
-                [names::to_sql(name)],
-                |r| r.get::<_, Option<i64>>(0),
-            )
-            .map_err(|e| self.err(e))
+    /// Every backed-up version of `name` as `(id, disc)`, in id order.
+    pub fn version_discs(&self, name: &[u8]) -> Result<Vec<(i64, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, disc_id FROM files WHERE filename=?1 AND copied=1 ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([names::to_sql(name)]).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            if let (Ok(ValueRef::Integer(id)), Ok(ValueRef::Integer(disc))) =
+                (r.get_ref(0), r.get_ref(1))
+            {
+                out.push((id, disc));
+            }
+        }
+        Ok(out)
     }
 
     /// `PRAGMA integrity_check`: `Ok(())` or what it found.
