@@ -61,68 +61,118 @@ impl Matcher {
                 .any(|p| p.matches_with(rel, self.options))
     }
 
-    /// A SQLite condition that every matching name also meets (SQLite's `*`
-    /// and `%` cross `/`, so it is a superset), letting SQLite skip most
-    /// rows. `None` when no single prefilter helps.
+    /// A SQLite pattern that every matching name also meets, letting
+    /// SQLite skip most rows. `None` when no single prefilter helps.
+    ///
+    /// The rule: the prefilter never excludes a name the matcher accepts.
+    /// SQLite's GLOB reads classes differently (`[^..]` negates, `[!..]`
+    /// does not), so every class becomes "any one character"; `*` and `?`
+    /// cross `/` in SQLite, so the prefilter is a superset. Names whose
+    /// characters SQLite could count differently from us (not text, not
+    /// starting with `/`, NUL, anything but printable ASCII) are never
+    /// filtered: see [`crate::catalog::manifest::prefilter_condition`].
+    /// Case-insensitive matching folds ASCII letters only, as SQLite's
+    /// LIKE does.
     pub fn sql_prefilter(&self) -> Option<Prefilter> {
         if self.sources.len() != 1 {
             return None;
         }
         let p = &self.sources[0];
-        // `**/` may match nothing at all: it becomes a bare `*`.
-        let body = p
-            .trim_start_matches('/')
-            .replace("**/", "*")
-            .replace("**", "*");
-        let glob = if p.contains('/') {
-            format!("/{body}")
-        } else {
-            format!("*/{body}")
-        };
-        if self.options.case_sensitive {
-            return Some(Prefilter {
-                like: false,
-                pattern: glob,
-            });
-        }
-        // SQLite's LIKE folds ASCII case only: a pattern with other letters
-        // could miss a match, so it gets no prefilter.
-        if !glob.is_ascii() {
-            return None;
-        }
-        let mut like = String::new();
-        let mut chars = glob.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '*' => like.push('%'),
-                '?' => like.push('_'),
-                '[' => {
-                    // A class matches exactly one character.
-                    if chars.peek() == Some(&'!') {
-                        chars.next();
-                    }
-                    if chars.peek() == Some(&']') {
-                        chars.next();
-                    }
-                    for c in chars.by_ref() {
-                        if c == ']' {
-                            break;
-                        }
-                    }
-                    like.push('_');
+        let by_path = p.contains('/');
+        let like = !self.options.case_sensitive;
+        // A name pattern matches the last part of the name, which any
+        // characters may precede; a path pattern the whole name after its `/`.
+        let mut out = String::from(match (by_path, like) {
+            (true, _) => "/",
+            (false, false) => "*",
+            (false, true) => "%",
+        });
+        for t in tokens(p.trim_start_matches('/')) {
+            match (t, like) {
+                (Tok::Many, false) => out.push('*'),
+                (Tok::Many, true) => out.push('%'),
+                (Tok::One, false) => out.push('?'),
+                (Tok::One, true) => out.push('_'),
+                (Tok::Lit(c @ ('*' | '?' | '[')), false) => {
+                    out.push('[');
+                    out.push(c);
+                    out.push(']');
                 }
-                '%' | '_' | '\\' => {
-                    like.push('\\');
-                    like.push(c);
+                (Tok::Lit(c @ ('%' | '_' | '\\')), true) => {
+                    out.push('\\');
+                    out.push(c);
                 }
-                c => like.push(c),
+                (Tok::Lit(c), _) => out.push(c),
             }
         }
-        Some(Prefilter {
-            like: true,
-            pattern: like,
-        })
+        Some(Prefilter { like, pattern: out })
     }
+}
+
+/// A compiled pattern's meaning as far as a prefilter needs it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tok {
+    /// One character, itself.
+    Lit(char),
+    /// Any one character (`?`, or a class).
+    One,
+    /// Any characters (`*`, or `**` with the `/` after it).
+    Many,
+}
+
+/// Splits a pattern the way the `glob` crate does (`Pattern::new` already
+/// accepted it): a class is `[` (or `[!`), at least one character, and the
+/// next `]`; `**` takes the `/` after it, which it may match as nothing.
+fn tokens(p: &str) -> Vec<Tok> {
+    let chars: Vec<char> = p.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    // Bounded: every arm moves `i` forward by at least one.
+    while i < chars.len() {
+        match chars[i] {
+            '?' => {
+                out.push(Tok::One);
+                i += 1;
+            }
+            '*' => {
+                let start = i;
+                while i < chars.len() && chars[i] == '*' {
+                    i += 1;
+                }
+                if i - start >= 2 && chars.get(i) == Some(&'/') {
+                    i += 1;
+                }
+                out.push(Tok::Many);
+            }
+            '[' => {
+                let from = if chars.get(i + 1) == Some(&'!') {
+                    i + 3
+                } else {
+                    i + 2
+                };
+                match chars
+                    .get(from..)
+                    .and_then(|rest| rest.iter().position(|&c| c == ']'))
+                {
+                    Some(j) => {
+                        out.push(Tok::One);
+                        i = from + j + 1;
+                    }
+                    // `Pattern::new` refuses an unclosed class; were one to
+                    // get here, the rest matches anything.
+                    None => {
+                        out.push(Tok::Many);
+                        break;
+                    }
+                }
+            }
+            c => {
+                out.push(Tok::Lit(c));
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// A superset filter SQLite applies before we match exactly: a GLOB
@@ -276,17 +326,175 @@ mod tests {
     #[test]
     fn prefilter_is_a_superset() {
         assert_eq!(pre("2012/**", false).as_deref(), Some("/2012/*"));
-        assert_eq!(pre("*.jpg", false).as_deref(), Some("*/*.jpg"));
-        assert_eq!(pre("**/*.jpg", false).as_deref(), Some("/*.jpg"));
+        assert_eq!(pre("*.jpg", false).as_deref(), Some("**.jpg"));
+        assert_eq!(pre("**/*.jpg", false).as_deref(), Some("/**.jpg"));
         assert_eq!(pre("a/**/b", false).as_deref(), Some("/a/*b"));
-        assert_eq!(pre("*.jpg", true).as_deref(), Some("%/%.jpg"));
+        assert_eq!(pre("*.jpg", true).as_deref(), Some("%%.jpg"));
         assert_eq!(
             pre("IMG_[0-9]?.jpg", true).as_deref(),
-            Some(r"%/IMG\___.jpg")
+            Some(r"%IMG\___.jpg")
         );
-        assert_eq!(pre("100%", true).as_deref(), Some(r"%/100\%"));
-        assert_eq!(pre("café*", true), None);
+        assert_eq!(pre("100%", true).as_deref(), Some(r"%100\%"));
+        assert_eq!(pre("café*", true).as_deref(), Some("%café%"));
+        // Classes of either spelling are one character: SQLite reads `[!`
+        // as a class holding `!`, the glob crate as a negation.
+        assert_eq!(pre("[!a]*.txt", false).as_deref(), Some("*?*.txt"));
+        assert_eq!(pre("[]x]-[!]y]", false).as_deref(), Some("*?-?"));
         assert!(m(&["*.jpg"], true).sql_prefilter().unwrap().like);
         assert!(!m(&["*.jpg"], false).sql_prefilter().unwrap().like);
+    }
+
+    /// Whether the SQL prefilter lets `name` through, stored as a blob or
+    /// as text of exactly its bytes (valid UTF-8 or not).
+    fn passes(conn: &rusqlite::Connection, p: &Prefilter, name: &[u8], as_text: bool) -> bool {
+        let value = if as_text { "CAST(?2 AS TEXT)" } else { "?2" };
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT {value} AS filename) WHERE {}",
+            crate::catalog::manifest::prefilter_condition(p)
+        );
+        conn.query_row(&sql, rusqlite::params![p.pattern, name], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap()
+            == 1
+    }
+
+    #[test]
+    fn negated_classes_pass_the_prefilter() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for (pat, ci) in [("[!b]*.txt", false), ("[!b]*.txt", true)] {
+            let matcher = m(&[pat], ci);
+            assert!(matcher.matches(b"/a/notes.txt"));
+            let p = matcher.sql_prefilter().unwrap();
+            assert!(
+                passes(&conn, &p, b"/a/notes.txt", true),
+                "{pat} ci={ci}: {p:?}"
+            );
+        }
+    }
+
+    use proptest::prelude::*;
+
+    /// Pieces of names: case pairs, separators, every character SQLite or
+    /// the glob crate treats specially, non-ASCII text, and bytes that are
+    /// not UTF-8.
+    const PIECES: &[&[u8]] = &[
+        b"a",
+        b"A",
+        b"b",
+        b"B",
+        b"z",
+        b"0",
+        b"9",
+        b"/",
+        b".",
+        b"-",
+        b"]",
+        b"[",
+        b"!",
+        b"^",
+        b"*",
+        b"?",
+        b"%",
+        b"_",
+        b"\\",
+        b" ",
+        b"\n",
+        b"\x1b",
+        b"\x7f",
+        b"\0",
+        "é".as_bytes(),
+        "É".as_bytes(),
+        "K".as_bytes(),
+        b"\xe9",
+        b"\xc0\x80",
+        b"\xed\xa0\x80",
+        b"\x80",
+    ];
+
+    fn name() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(prop::sample::select(PIECES), 0..8).prop_map(|ps| {
+            let mut n = b"/".to_vec();
+            for p in ps {
+                n.extend_from_slice(p);
+            }
+            n
+        })
+    }
+
+    /// Pattern pieces: literals, wildcards, classes of both spellings,
+    /// ranges, `]` and `-` inside classes, bracket escapes.
+    const PATTERN_PIECES: &[&str] = &[
+        "a", "A", "b", "B", "z", "0", "/", ".", "-", "]", "!", "^", "%", "_", "\\", "é", "K", "?",
+        "*", "**/", "**", "[!a]", "[^a]", "[a-c]", "[!a-c]", "[A-Z]", "[]a]", "[!]a]", "[a-]",
+        "[-a]", "[*]", "[?]", "[[]", "[!/]", "[é]", "[!é]", "[%_]", "[\\]", "[^]", "[!!]",
+    ];
+
+    /// A pattern made of random pieces, or one made from a name by turning
+    /// some of its characters into wildcards or classes holding them (so
+    /// that many patterns match).
+    fn pattern_for(name: &[u8], picks: &[(u8, usize)], lead: bool) -> String {
+        let text = String::from_utf8_lossy(name);
+        let mut out = String::new();
+        if lead {
+            out.push('/');
+        }
+        for (i, c) in text.trim_start_matches('/').chars().enumerate() {
+            let (how, piece) = picks.get(i).copied().unwrap_or((0, 0));
+            match how % 8 {
+                0 | 1 => match c {
+                    '*' | '?' | '[' | ']' => out.push_str(&format!("[{c}]")),
+                    c => out.push(c),
+                },
+                2 => out.push('?'),
+                3 => out.push('*'),
+                4 => out.push_str(&format!("[{c}x]")),
+                5 => out.push_str(&format!("[!{}]", if c == 'q' { 'r' } else { 'q' })),
+                6 => out.push_str(PATTERN_PIECES[piece % PATTERN_PIECES.len()]),
+                _ => out.push_str(&c.to_uppercase().to_string()),
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// The prefilter never excludes a name that the matcher accepts,
+        /// with and without `-i`, whether the name is stored as text
+        /// (even text that is not UTF-8, as a hostile disc may hold) or
+        /// as a blob.
+        #[test]
+        fn prefilter_never_excludes_a_match(
+            n in name(),
+            random in prop::collection::vec(prop::sample::select(PATTERN_PIECES), 1..6),
+            picks in prop::collection::vec((any::<u8>(), any::<usize>()), 0..8),
+            from_name in any::<bool>(),
+            lead in any::<bool>(),
+            ci in any::<bool>(),
+            as_blob in any::<bool>(),
+        ) {
+            let pattern = if from_name {
+                pattern_for(&n, &picks, lead)
+            } else {
+                let mut p = if lead { "/".to_string() } else { String::new() };
+                p.push_str(&random.concat());
+                p
+            };
+            let Ok(matcher) = Matcher::new(std::slice::from_ref(&pattern), ci) else {
+                return Ok(());
+            };
+            let Some(p) = matcher.sql_prefilter() else {
+                return Ok(());
+            };
+            let conn = rusqlite::Connection::open_in_memory().unwrap();
+            if matcher.matches(&n) {
+                prop_assert!(
+                    passes(&conn, &p, &n, !as_blob),
+                    "{pattern:?} (ci={ci}) matches {:?} but {p:?} excludes it",
+                    String::from_utf8_lossy(&n)
+                );
+            }
+        }
     }
 }

@@ -4,7 +4,8 @@
 //! (same path, or another after a rename) or on another available disc.
 //!
 //! Each version on a lost disc falls into one category:
-//! - history only: a newer version of the file exists (the loss is history);
+//! - history only: a newer version of the file is on a disc still at hand
+//!   (available, not lost; the open disc counts): the loss is history;
 //! - re-protectable: the origin holds that exact content at the same path
 //!   (size, mtime and an MD5 read now agree): `--restage` stages it again;
 //! - renamed, safe: the same content (size and MD5) is on an available disc
@@ -250,6 +251,13 @@ fn analyse(
         .map(|d| d.id)
         .collect();
     lost.extend(named.iter().copied());
+    // The discs that still hold versions: known, available, and not among
+    // those being lost now (the open disc is one: its files are staged).
+    let holders: HashSet<i64> = discs
+        .iter()
+        .filter(|d| d.available && !lost.contains(&d.id))
+        .map(|d| d.id)
+        .collect();
     let mut report = LostReport {
         discs: named.to_vec(),
         lost_discs: {
@@ -268,11 +276,18 @@ fn analyse(
         let (versions, invalid) = manifest.disc_versions(d).map_err(err)?;
         report.invalid_rows += invalid;
         for v in versions {
-            let latest = manifest.latest_id(&v.name).map_err(err)?.unwrap_or(v.id);
-            if latest > v.id {
-                report
-                    .history_only
-                    .push(entry(&v, Some(format!("superseded by version {latest}"))));
+            // Only a disc that is still at hand holds a version: a newer
+            // version on a lost disc supersedes nothing.
+            let newer = manifest
+                .version_discs(&v.name)
+                .map_err(err)?
+                .into_iter()
+                .rfind(|(id, disc)| *id > v.id && holders.contains(disc));
+            if let Some((id, disc)) = newer {
+                report.history_only.push(entry(
+                    &v,
+                    Some(format!("superseded by version {id} on disc {disc}")),
+                ));
                 continue;
             }
             let here = origin_path(origin, &v.name).and_then(|p| {
@@ -301,7 +316,7 @@ fn analyse(
         // Malformed rows of other discs are not this report's business.
         let _other_invalid = manifest
             .for_each_version(&mut |v| {
-                if lost.contains(&v.disc) || !wanted.contains(&(v.md5.as_str(), v.size)) {
+                if !holders.contains(&v.disc) || !wanted.contains(&(v.md5.as_str(), v.size)) {
                     return;
                 }
                 found.entry((v.md5.clone(), v.size)).or_insert_with(|| {

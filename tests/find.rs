@@ -250,3 +250,32 @@ fn a_hostile_manifest_is_an_error_or_skipped_rows_never_a_panic() {
     assert!(!text(&out.stderr).contains("panicked"));
     assert!(text(&out.stderr).starts_with("dbackup-find: error: "));
 }
+
+/// `[!...]` negates a class, as in a shell; the SQL prefilter once handed
+/// it to SQLite's GLOB, which reads `!` as a member, so nothing matched
+/// unless `-i` was given.
+#[test]
+fn negated_classes_match_with_and_without_ignore_case() {
+    let (_env, _, isos) = history_set();
+    for extra in [&[][..], &["-i"][..]] {
+        let mut args = vec!["--json"];
+        args.extend_from_slice(extra);
+        args.push("IMG_000[!1]*");
+        let rows = json(&find(&[&isos], &args));
+        assert_eq!(names(&rows), ["/2012/holiday/IMG_0002.JPG"], "{args:?}");
+        let mut args = vec!["--json"];
+        args.extend_from_slice(extra);
+        args.push("[!I]*.jpg");
+        let rows = json(&find(&[&isos], &args));
+        assert_eq!(names(&rows), ["/2014/last.jpg"], "{args:?}");
+        let mut args = vec!["--json"];
+        args.extend_from_slice(extra);
+        args.push("201[!2]/**");
+        let rows = json(&find(&[&isos], &args));
+        assert_eq!(
+            names(&rows),
+            ["/2013/IMG_0100.jpg", "/2014/last.jpg"],
+            "{args:?}"
+        );
+    }
+}

@@ -214,3 +214,216 @@ fn losing_a_disc_whose_files_are_all_safe_exits_0() {
         ["/edited.txt", "/moved/renamed.jpg"]
     );
 }
+
+/// A newer version on a disc already marked lost supersedes nothing: with
+/// disc 2 lost, losing disc 1 loses the first draft of `edited.txt` for
+/// good (the origin holds only the second), and the renamed file is safe
+/// only because the origin still holds it.
+#[test]
+fn a_newer_version_on_a_lost_disc_does_not_make_history_only() {
+    let s = scene();
+    let env = &s.env;
+    let out = lost(env, &["2", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = lost(env, &["1", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        names_of(&report, "unrecoverable"),
+        ["/deleted.jpg", "/edited.txt"]
+    );
+    assert!(names_of(&report, "history_only").is_empty(), "{report}");
+    assert_eq!(names_of(&report, "renamed"), ["/renamed.jpg"]);
+    let note = report["renamed"][0]["note"].as_str().unwrap();
+    assert!(note.contains("in the origin"), "{note}");
+    assert_eq!(names_of(&report, "reprotectable"), ["/untouched.mp3"]);
+    assert_eq!(report["lost_discs"], serde_json::json!([1, 2]));
+}
+
+mod model {
+    //! Small catalogues where versions sit on available, lost and open
+    //! discs, checked against a reference model of the four categories.
+
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use dbackup::lost::{self, LostOptions, Source};
+    use dbackup::progress::Progress;
+    use proptest::prelude::*;
+
+    use super::common::md5_bytes;
+
+    const NAMES: [&str; 3] = ["/f0", "/f1", "/sub/f2"];
+    const CONTENTS: [&[u8]; 4] = [b"alpha", b"bravo", b"charlie!", b"delta delta"];
+    const MTIME: i64 = 1_700_000_000;
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum State {
+        Available,
+        Lost,
+        Open,
+    }
+
+    #[derive(Debug, Clone)]
+    struct Case {
+        discs: Vec<State>,
+        /// (name, disc index, content), in id order.
+        versions: Vec<(usize, usize, usize)>,
+        /// What the origin holds at each name, and at `/elsewhere`.
+        origin: Vec<Option<usize>>,
+        elsewhere: Option<usize>,
+        /// Which closed disc is lost now.
+        named: prop::sample::Index,
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        (
+            prop::collection::vec(
+                prop::sample::select(vec![State::Available, State::Lost, State::Open]),
+                1..5,
+            ),
+            prop::collection::vec((0..NAMES.len(), 0..8usize, 0..CONTENTS.len()), 0..10),
+            prop::collection::vec(prop::option::of(0..CONTENTS.len()), NAMES.len()),
+            prop::option::of(0..CONTENTS.len()),
+            any::<prop::sample::Index>(),
+        )
+            .prop_map(|(discs, versions, origin, elsewhere, named)| Case {
+                versions: versions
+                    .into_iter()
+                    .map(|(n, d, c)| (n, d % discs.len(), c))
+                    .collect(),
+                discs,
+                origin,
+                elsewhere,
+                named,
+            })
+    }
+
+    fn write_manifest(path: &Path, c: &Case) {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE discs(id INTEGER PRIMARY KEY, started INTEGER, completed INTEGER, available BOOLEAN);
+             CREATE TABLE files(id INTEGER PRIMARY KEY, filename TEXT, timestamp INTEGER, md5 TEXT,
+                                size INTEGER, mtime INTEGER, disc_id INTEGER, desc TEXT, copied BOOLEAN);",
+        )
+        .unwrap();
+        for (i, s) in c.discs.iter().enumerate() {
+            let completed = (*s != State::Open).then_some(1_700_000_100.0 + i as f64);
+            conn.execute(
+                "INSERT INTO discs VALUES (?1, 1700000000.0, ?2, ?3)",
+                rusqlite::params![i as i64 + 1, completed, (*s != State::Lost) as i64],
+            )
+            .unwrap();
+        }
+        for (id, (n, d, content)) in c.versions.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO files VALUES (?1, ?2, 1700000050.0, ?3, ?4, ?5, ?6, 'x', 1)",
+                rusqlite::params![
+                    id as i64 + 1,
+                    NAMES[*n],
+                    md5_bytes(CONTENTS[*content]),
+                    CONTENTS[*content].len() as i64,
+                    MTIME,
+                    *d as i64 + 1
+                ],
+            )
+            .unwrap();
+        }
+    }
+
+    fn write_origin(root: &Path, c: &Case) {
+        let put = |name: &str, content: usize| {
+            let p = root.join(name.trim_start_matches('/'));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, CONTENTS[content]).unwrap();
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(MTIME as u64);
+            std::fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        };
+        for (n, held) in c.origin.iter().enumerate() {
+            if let Some(content) = held {
+                put(NAMES[n], *content);
+            }
+        }
+        if let Some(content) = c.elsewhere {
+            put("/elsewhere", content);
+        }
+    }
+
+    /// The categories as the README defines them, by (name, id).
+    fn expected(c: &Case, named: usize) -> [BTreeSet<(String, i64)>; 4] {
+        let lost = |d: usize| d == named || c.discs[d] == State::Lost;
+        let mut out: [BTreeSet<(String, i64)>; 4] = Default::default();
+        for (i, &(n, d, content)) in c.versions.iter().enumerate() {
+            if d != named {
+                continue;
+            }
+            let key = (NAMES[n].to_string(), i as i64 + 1);
+            let newer_held = c.versions[i + 1..]
+                .iter()
+                .any(|&(n2, d2, _)| n2 == n && !lost(d2));
+            let same_content_held = c
+                .versions
+                .iter()
+                .any(|&(_, d2, c2)| c2 == content && !lost(d2));
+            let in_origin = c.origin.contains(&Some(content)) || c.elsewhere == Some(content);
+            let category = if newer_held {
+                3
+            } else if c.origin[n] == Some(content) {
+                2
+            } else if same_content_held || in_origin {
+                1
+            } else {
+                0
+            };
+            out[category].insert(key);
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn categories_follow_the_model(c in case()) {
+            let closed: Vec<usize> = (0..c.discs.len())
+                .filter(|&d| c.discs[d] != State::Open)
+                .collect();
+            prop_assume!(!closed.is_empty());
+            let named = closed[c.named.index(closed.len())];
+            let dir = tempfile::tempdir().unwrap();
+            let manifest = dir.path().join("manifest.db");
+            let origin = dir.path().join("origin");
+            std::fs::create_dir_all(&origin).unwrap();
+            write_manifest(&manifest, &c);
+            write_origin(&origin, &c);
+            let report = lost::lost(
+                &LostOptions {
+                    source: Source::Manifest(manifest),
+                    discs: vec![named as i64 + 1],
+                    origin: Some(origin),
+                    what_if: false,
+                    restage: false,
+                    found: false,
+                },
+                &Progress::hidden(),
+            )
+            .unwrap();
+            let got = |entries: &[lost::Entry]| -> BTreeSet<(String, i64)> {
+                entries
+                    .iter()
+                    .map(|e| (String::from_utf8_lossy(&e.filename).into_owned(), e.id))
+                    .collect()
+            };
+            let want = expected(&c, named);
+            prop_assert_eq!(got(&report.unrecoverable), want[0].clone(), "unrecoverable");
+            prop_assert_eq!(got(&report.renamed), want[1].clone(), "renamed");
+            prop_assert_eq!(got(&report.reprotectable), want[2].clone(), "reprotectable");
+            prop_assert_eq!(got(&report.history_only), want[3].clone(), "history only");
+        }
+    }
+}

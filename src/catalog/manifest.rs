@@ -143,6 +143,26 @@ pub fn open_immutable(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// The SQL condition on `filename` that a [`crate::history::Prefilter`]
+/// (bound as `?1`) becomes. SQLite counts the characters of a name that is
+/// not valid UTF-8 (or holds a NUL) its own way, so only names that are
+/// text, start with `/` and hold printable ASCII alone are filtered; every
+/// other name passes, and the exact matcher decides.
+pub fn prefilter_condition(p: &crate::history::Prefilter) -> String {
+    let test = if p.like {
+        "filename LIKE ?1 ESCAPE '\\'"
+    } else {
+        "filename GLOB ?1"
+    };
+    format!(
+        "(typeof(filename) <> 'text' \
+         OR instr(CAST(filename AS BLOB), x'00') > 0 \
+         OR NOT (filename GLOB '/*') \
+         OR filename GLOB '*[^ -~]*' \
+         OR {test})"
+    )
+}
+
 fn real(v: ValueRef<'_>) -> Option<f64> {
     match v {
         ValueRef::Real(f) if f.is_finite() => Some(f),
@@ -378,9 +398,8 @@ impl Manifest {
         f: &mut dyn FnMut(Version),
     ) -> Result<u64> {
         let filter = match prefilter {
-            Some(p) if p.like => "AND CAST(filename AS TEXT) LIKE ?1 ESCAPE '\\'",
-            Some(_) => "AND CAST(filename AS TEXT) GLOB ?1",
-            None => "",
+            Some(p) => format!("AND {}", prefilter_condition(p)),
+            None => String::new(),
         };
         let sql = format!(
             "SELECT {} FROM files WHERE copied=1 {filter} ORDER BY filename, id",
@@ -457,15 +476,22 @@ impl Manifest {
         Ok(out)
     }
 
-    /// The latest version id of `name` among backed-up rows, if any.
-    pub fn latest_id(&self, name: &[u8]) -> Result<Option<i64>> {
-        self.conn
-            .query_row(
-                "SELECT max(id) FROM files WHERE filename=?1 AND copied=1",
-                [names::to_sql(name)],
-                |r| r.get::<_, Option<i64>>(0),
-            )
-            .map_err(|e| self.err(e))
+    /// Every backed-up version of `name` as `(id, disc)`, in id order.
+    pub fn version_discs(&self, name: &[u8]) -> Result<Vec<(i64, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, disc_id FROM files WHERE filename=?1 AND copied=1 ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([names::to_sql(name)]).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            if let (Ok(ValueRef::Integer(id)), Ok(ValueRef::Integer(disc))) =
+                (r.get_ref(0), r.get_ref(1))
+            {
+                out.push((id, disc));
+            }
+        }
+        Ok(out)
     }
 
     /// `PRAGMA integrity_check`: `Ok(())` or what it found.
