@@ -142,22 +142,27 @@ fn image(out: &Path, n: i64, manifest: &Path) -> Res<()> {
         files: files.len() as u64,
         bytes: files.iter().map(|f| f.1.len() as u64).sum(),
     };
-    let mut entries = vec![
-        Entry {
-            path: disc::MANIFEST.into(),
-            source: Source::Bytes(std::fs::read(manifest)?),
-        },
-        Entry {
-            path: disc::README.into(),
-            source: Source::Bytes(disc::readme(&info).into_bytes()),
-        },
-        Entry {
-            path: disc::MD5SUMS.into(),
-            source: Source::Bytes(
-                disc::md5sums(md5s.iter().map(|(id, m)| (*id, m.as_str()))).into_bytes(),
-            ),
-        },
-    ];
+    let manifest = std::fs::read(manifest)?;
+    let texts = disc::texts(&info);
+    let md5sums = disc::md5sums(
+        &md5_hex(&manifest),
+        &texts,
+        md5s.iter().map(|(id, m)| (*id, m.as_str())),
+    );
+    let mut entries = vec![Entry {
+        path: disc::MANIFEST.into(),
+        source: Source::Bytes(manifest),
+    }];
+    for (name, data) in texts {
+        entries.push(Entry {
+            path: name.into(),
+            source: Source::Bytes(data),
+        });
+    }
+    entries.push(Entry {
+        path: disc::MD5SUMS.into(),
+        source: Source::Bytes(md5sums.into_bytes()),
+    });
     for (id, content) in &files {
         entries.push(Entry {
             path: disc::file_path(*id).to_string_lossy().into_owned(),

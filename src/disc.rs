@@ -57,8 +57,15 @@ pub fn usage(staged: &crate::catalog::DiscUsage, catalog_bytes: u64) -> u64 {
 
 /// The plain-text guide at the root of every disc.
 pub const README: &str = "README.TXT";
-/// This disc's files in `md5sum -c` format.
+/// The recovery script at the root of every disc (Python 3.6+, standard
+/// library only): recovers a disc or a whole set, names and mtimes included.
+pub const RECOVER: &str = "RECOVER.PY";
+/// The script itself, the same on every disc.
+pub const RECOVER_SCRIPT: &str = include_str!("disc/RECOVER.PY");
+/// The disc's files in `md5sum -c` format, the fixed files included.
 pub const MD5SUMS: &str = "MD5SUMS";
+/// The fixed files every image holds at its root.
+pub const FIXED_FILES: [&str; 4] = [MANIFEST, README, RECOVER, MD5SUMS];
 
 /// What the README on a disc says about its set and itself.
 #[derive(Debug, Clone)]
@@ -77,9 +84,35 @@ pub fn volume_id(disc: i64) -> String {
     format!("DBACKUP_{disc:04}")
 }
 
-/// `MD5SUMS`: one `md5  files/<d>/<id>` line per file, as `md5sum -c` reads.
-pub fn md5sums<'a>(files: impl IntoIterator<Item = (i64, &'a str)>) -> String {
-    let mut out = String::new();
+/// The fixed text files of a disc, as (name, content): `README.TXT` and
+/// `RECOVER.PY`. With the catalogue and `MD5SUMS` they are every fixed file.
+pub fn texts(info: &DiscInfo<'_>) -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        (README, readme(info).into_bytes()),
+        (RECOVER, RECOVER_SCRIPT.as_bytes().to_vec()),
+    ]
+}
+
+/// `MD5SUMS`, as `md5sum -c` reads it: the catalogue (`manifest_md5`), the
+/// fixed texts, then one `md5  files/<d>/<id>` line per file. Never empty,
+/// so `md5sum -c MD5SUMS` succeeds on a disc that carries only deletions;
+/// it cannot list itself.
+pub fn md5sums<'a>(
+    manifest_md5: &str,
+    texts: &[(&str, Vec<u8>)],
+    files: impl IntoIterator<Item = (i64, &'a str)>,
+) -> String {
+    use md5::{Digest, Md5};
+    let mut out = format!("{manifest_md5}  {MANIFEST}\n");
+    for (name, data) in texts {
+        let digest = Md5::digest(data);
+        for b in digest {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out.push_str("  ");
+        out.push_str(name);
+        out.push('\n');
+    }
     for (id, md5) in files {
         out.push_str(md5);
         out.push_str("  ");
@@ -118,8 +151,31 @@ WHAT IS ON THIS DISC
   files/        The backed-up files, renamed to numbers: the file with id N
                 is files/<N div 256>/<N> (integer division; no extension).
                 Id 1 is files/0/1, id 1234 is files/4/1234.
-  MD5SUMS       The MD5 checksum of every file on this disc.
+  RECOVER.PY    A script that recovers this disc, or the whole set, with
+                names and modification times (needs only Python 3).
+  MD5SUMS       The MD5 checksum of every file on this disc but itself.
   README.TXT    This text.
+
+RECOVERING EVERYTHING
+---------------------
+With Python 3 (any Linux or macOS has it; python.org for Windows), from a
+terminal:
+
+  python3 /media/cdrom/RECOVER.PY --to ~/recovered
+
+recovers the latest version of every file that this disc holds, under its
+original name and with its modification time, into ~/recovered, and lists
+the files it could not get (those on other discs). For a whole set, copy
+each disc into a folder of its own (or mount the images: on Linux
+`bsdtar -xf disc-3.iso -C discs/3` extracts one) and give them all:
+
+  python3 RECOVER.PY --to ~/recovered /media/cdrom discs/1 discs/2 ...
+  python3 RECOVER.PY --to ~/recovered discs     # every disc folder in discs/
+
+The newest catalogue among them is used. Every file is checked against its
+MD5 before it gets its name; files recorded as deleted are left out; files
+already in the target are kept; running it again with more discs fills in
+the rest. Exit status 0 means everything was recovered.
 
 THE CATALOGUE (manifest.db)
 ---------------------------
@@ -131,7 +187,7 @@ Table files, one row per backed-up version of a file:
   timestamp when the copy was made (Unix time: seconds since 1970-01-01 UTC)
   md5       MD5 checksum of the content (lowercase hex)
   size      size in bytes
-  mtime     the file's modification time (Unix time)
+  mtime     the file's modification time (Unix time; may have a fraction)
   disc_id   the number of the disc that holds the copy
   desc      why the copy was made (New file, Size changed, ...)
   copied    1 for a finished copy. Rows with copied=0 are NOT backups: ignore
@@ -139,6 +195,8 @@ Table files, one row per backed-up version of a file:
 Table discs: id, started, completed (Unix times), available (0 = marked lost).
 Table deletions: filename, deleted (Unix time the file was first seen
 missing), file_id (its latest version then).
+Table damaged (if present): file ids whose copy was damaged before the disc
+was made, so no disc holds them.
 Table settings: key/value pairs, among them the set's name and uuid.
 
 RECOVERING A FILE BY HAND
@@ -148,20 +206,29 @@ RECOVERING A FILE BY HAND
    the disc without writing to it:
 
      sqlite3 'file:/media/cdrom/manifest.db?immutable=1' \\
-       \"SELECT id, disc_id, md5, size, datetime(timestamp,'unixepoch'), filename
-          FROM files WHERE filename LIKE '%IMG_0001%' AND copied=1
+       \"SELECT id, disc_id, md5, size, mtime, filename FROM files
+          WHERE CAST(filename AS TEXT) LIKE '%IMG_0001%' AND copied=1
           ORDER BY id\"
 
-   Each row is one version; the last (highest id) is the newest.
+   Each row is one version; the last (highest id) is the newest. Write
+   CAST(filename AS TEXT) LIKE, not filename LIKE: names that are not
+   UTF-8 are BLOBs, which a plain LIKE never matches in many builds of
+   sqlite3. hex(filename) shows a name's exact bytes.
    Without sqlite3, Python's built-in module does the same:
 
-     python3 -c \"import sqlite3; c=sqlite3.connect('file:/media/cdrom/manifest.db?immutable=1', uri=True); print(c.execute(\\\"SELECT id, disc_id, md5, filename FROM files WHERE filename LIKE '%IMG_0001%' AND copied=1\\\").fetchall())\"
+     python3 -c \"import sqlite3; c=sqlite3.connect('file:/media/cdrom/manifest.db?immutable=1', uri=True); c.text_factory=bytes; print(c.execute(\\\"SELECT id, disc_id, md5, mtime, filename FROM files WHERE CAST(filename AS TEXT) LIKE '%IMG_0001%' AND copied=1\\\").fetchall())\"
 
 2. Say the row reads id 1234 on disc 5. Insert disc 5 (its label and this
    README say its number), and copy files/4/1234 (1234 div 256 = 4) to where
-   you want it, giving it back its name.
+   you want it, giving it back its name:
 
-3. Check it: `md5sum files/4/1234` must print the md5 from the catalogue.
+     cp /media/cdrom/files/4/1234 ~/IMG_0001.jpg
+
+3. Check it: `md5sum ~/IMG_0001.jpg` must print the md5 from the catalogue.
+
+4. Give it back its modification time, the mtime column (say 1341234567.25):
+
+     touch -d @1341234567.25 ~/IMG_0001.jpg
 
 CHECKING THIS DISC
 ------------------
@@ -178,4 +245,24 @@ the disc's volume set id; discs of one set share it.
         files = info.files,
         bytes = info.bytes,
     )
+}
+
+#[cfg(test)]
+mod md5sums_tests {
+    use super::*;
+
+    #[test]
+    fn md5sums_lists_the_fixed_files_and_is_never_empty() {
+        let texts = vec![(README, b"abc".to_vec()), (RECOVER, Vec::new())];
+        let m = md5sums("0123456789abcdef0123456789abcdef", &texts, []);
+        assert_eq!(
+            m,
+            "0123456789abcdef0123456789abcdef  manifest.db\n\
+             900150983cd24fb0d6963f7d28e17f72  README.TXT\n\
+             d41d8cd98f00b204e9800998ecf8427e  RECOVER.PY\n"
+        );
+        let m = md5sums("x", &texts, [(1234, "y")]);
+        assert!(m.ends_with("\ny  files/4/1234\n"), "{m}");
+        assert!(!m.contains(MD5SUMS), "MD5SUMS cannot list itself");
+    }
 }

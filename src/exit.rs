@@ -1,14 +1,16 @@
 //! The exit-code contract shared by every dbackup binary, and the `main`
-//! wrapper that maps a library outcome to it.
+//! wrapper that maps a library outcome to it. [`CONTRACT`] is the one
+//! statement of it: the man pages' EXIT STATUS sections are generated from
+//! it, and a test checks that this table and the README's say the same.
 //!
 //! | code | meaning |
 //! |------|---------|
-//! | 0    | success: everything asked for was done |
-//! | 1    | a negative finding: some files were skipped (monitor), damage found (verify), nothing matched (find), data unrecoverable (lost) |
-//! | 2    | error: bad arguments, missing or corrupt workdir or catalogue; nothing was written |
-//! | 3    | out of space: the workdir's filesystem is full; everything staged so far is intact |
-//! | 75   | busy: another run holds the workdir's lock (EX_TEMPFAIL) |
-//! | 130  | interrupted |
+//! | 0 | success: everything asked for was done |
+//! | 1 | a negative finding: the run went to its end, and what it found is on stderr or in the report; stage: files skipped (unreadable, special, too big for a disc, changed while copied), or the disc-ready command failed; mkiso: the disc-ready command failed (the image still counts); find: nothing matched; verify: a file damaged, missing or unreadable, a disc unusable, or (--origin) originals silently corrupted or missing; restore: a file not restored (its disc missing or lost, damaged or unreadable, a refused name, a different file kept, stopped at the drive); lost: data unrecoverable, or files that could not be staged again |
+//! | 2 | error: the run stopped (bad arguments, a missing or corrupt workdir or catalogue, a disc of another set, an I/O error); what it finished before stays finished and checked, and nothing half-done carries a final name; stage: a refused init; mkiso: an image that failed its read-back (it keeps a temp name; the staged copies are kept); verify: no disc given could be used; restore: discs that cannot be read, a target that cannot be created, or the target's filesystem full (the files restored so far are whole) |
+//! | 3 | stage, mkiso: the workdir's filesystem is full: the run stopped cleanly, and everything staged so far is intact |
+//! | 75 | stage, mkiso, lost: another run holds the workdir's lock (EX_TEMPFAIL): nothing was done, and the next run catches up |
+//! | 130 | restore: interrupted (Ctrl-C, SIGTERM, SIGHUP): the files already written are whole and named, the one in hand is dropped, and the same command resumes |
 
 use std::io::Write;
 
@@ -16,7 +18,7 @@ use std::io::Write;
 pub const OK: i32 = 0;
 /// A negative finding: files skipped, damage found, nothing matched.
 pub const FINDING: i32 = 1;
-/// An error; nothing was written.
+/// An error: the run stopped (what it finished before stays finished).
 pub const ERROR: i32 = 2;
 /// The workdir's filesystem is full.
 pub const NO_SPACE: i32 = 3;
@@ -24,6 +26,96 @@ pub const NO_SPACE: i32 = 3;
 pub const BUSY: i32 = 75;
 /// Interrupted by a signal.
 pub const INTERRUPTED: i32 = 130;
+
+/// One exit code: what it means for every tool that returns it, and what
+/// it means besides for some of them.
+#[derive(Debug, Clone, Copy)]
+pub struct Status {
+    pub code: i32,
+    /// The tools that return it (short names: `stage` for dbackup-stage);
+    /// `None`: all of them.
+    pub only: Option<&'static [&'static str]>,
+    pub meaning: &'static str,
+    /// (tool, what the code means there), where a tool says more.
+    pub by_tool: &'static [(&'static str, &'static str)],
+}
+
+impl Status {
+    /// Whether `tool` (a short name) returns this code.
+    pub fn applies_to(&self, tool: &str) -> bool {
+        self.only.is_none_or(|t| t.contains(&tool))
+    }
+
+    /// The meaning for `tool`, or for every tool (`None`), as one sentence
+    /// or a few: the general meaning, then the tools' own.
+    pub fn describe(&self, tool: Option<&str>) -> String {
+        let mut out = match (tool, self.only) {
+            (None, Some(tools)) => format!("{}: {}", tools.join(", "), self.meaning),
+            _ => self.meaning.to_string(),
+        };
+        for (t, what) in self.by_tool {
+            match tool {
+                None => out.push_str(&format!("; {t}: {what}")),
+                Some(x) if x == *t => out.push_str(&format!("; here: {what}")),
+                Some(_) => {}
+            }
+        }
+        out
+    }
+}
+
+/// The contract, in order of code. The table at the head of this module
+/// and the README's are this, rendered by [`Status::describe`].
+pub const CONTRACT: &[Status] = &[
+    Status {
+        code: OK,
+        only: None,
+        meaning: "success: everything asked for was done",
+        by_tool: &[],
+    },
+    Status {
+        code: FINDING,
+        only: None,
+        meaning: "a negative finding: the run went to its end, and what it found is on stderr or in the report",
+        by_tool: &[
+            ("stage", "files skipped (unreadable, special, too big for a disc, changed while copied), or the disc-ready command failed"),
+            ("mkiso", "the disc-ready command failed (the image still counts)"),
+            ("find", "nothing matched"),
+            ("verify", "a file damaged, missing or unreadable, a disc unusable, or (--origin) originals silently corrupted or missing"),
+            ("restore", "a file not restored (its disc missing or lost, damaged or unreadable, a refused name, a different file kept, stopped at the drive)"),
+            ("lost", "data unrecoverable, or files that could not be staged again"),
+        ],
+    },
+    Status {
+        code: ERROR,
+        only: None,
+        meaning: "error: the run stopped (bad arguments, a missing or corrupt workdir or catalogue, a disc of another set, an I/O error); what it finished before stays finished and checked, and nothing half-done carries a final name",
+        by_tool: &[
+            ("stage", "a refused init"),
+            ("mkiso", "an image that failed its read-back (it keeps a temp name; the staged copies are kept)"),
+            ("verify", "no disc given could be used"),
+            ("restore", "discs that cannot be read, a target that cannot be created, or the target's filesystem full (the files restored so far are whole)"),
+        ],
+    },
+    Status {
+        code: NO_SPACE,
+        only: Some(&["stage", "mkiso"]),
+        meaning: "the workdir's filesystem is full: the run stopped cleanly, and everything staged so far is intact",
+        by_tool: &[],
+    },
+    Status {
+        code: BUSY,
+        only: Some(&["stage", "mkiso", "lost"]),
+        meaning: "another run holds the workdir's lock (EX_TEMPFAIL): nothing was done, and the next run catches up",
+        by_tool: &[],
+    },
+    Status {
+        code: INTERRUPTED,
+        only: Some(&["restore"]),
+        meaning: "interrupted (Ctrl-C, SIGTERM, SIGHUP): the files already written are whole and named, the one in hand is dropped, and the same command resumes",
+        by_tool: &[],
+    },
+];
 
 /// Runs a binary's body, prints an error as `NAME: error: ...` on stderr and
 /// exits with the code the outcome maps to. Printing never decides the
@@ -83,4 +175,41 @@ fn hint_for(err: &anyhow::Error) -> Option<String> {
     err.chain()
         .find_map(|c| c.downcast_ref::<crate::error::Error>())
         .and_then(|e| e.hint())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table at the head of this module is [`CONTRACT`].
+    #[test]
+    fn the_module_table_is_the_contract() {
+        let source = include_str!("exit.rs");
+        for s in CONTRACT {
+            let row = format!("//! | {} | {} |", s.code, s.describe(None));
+            assert!(source.contains(&row), "missing: {row}");
+        }
+        let rows = source.lines().filter(|l| l.starts_with("//! | ")).count();
+        assert_eq!(rows, CONTRACT.len() + 1, "one row per code and a header");
+    }
+
+    #[test]
+    fn every_tool_has_the_codes_it_returns() {
+        for tool in ["stage", "mkiso", "find", "verify", "restore", "lost"] {
+            let codes: Vec<i32> = CONTRACT
+                .iter()
+                .filter(|s| s.applies_to(tool))
+                .map(|s| s.code)
+                .collect();
+            assert!(
+                codes.starts_with(&[OK, FINDING, ERROR]),
+                "{tool}: {codes:?}"
+            );
+        }
+        assert!(!CONTRACT[3].applies_to("find"));
+        assert_eq!(
+            CONTRACT[1].describe(Some("find")),
+            format!("{}; here: nothing matched", CONTRACT[1].meaning)
+        );
+    }
 }

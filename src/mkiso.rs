@@ -195,22 +195,26 @@ fn build_one(
         files: files.len() as u64,
         bytes,
     };
-    let readme = disc::readme(&info);
-    let md5sums = disc::md5sums(files.iter().map(|f| (f.id, f.md5.as_str())));
-    let mut entries = vec![
-        Entry {
-            path: disc::MANIFEST.into(),
-            source: Source::File(wd.layout.disc_manifest(n)),
-        },
-        Entry {
-            path: disc::README.into(),
-            source: Source::Bytes(readme.into_bytes()),
-        },
-        Entry {
-            path: disc::MD5SUMS.into(),
-            source: Source::Bytes(md5sums.clone().into_bytes()),
-        },
-    ];
+    let texts = disc::texts(&info);
+    let md5sums = disc::md5sums(
+        &md5_of(&wd.layout.disc_manifest(n))?,
+        &texts,
+        files.iter().map(|f| (f.id, f.md5.as_str())),
+    );
+    let mut entries = vec![Entry {
+        path: disc::MANIFEST.into(),
+        source: Source::File(wd.layout.disc_manifest(n)),
+    }];
+    for (name, data) in texts {
+        entries.push(Entry {
+            path: name.into(),
+            source: Source::Bytes(data),
+        });
+    }
+    entries.push(Entry {
+        path: disc::MD5SUMS.into(),
+        source: Source::Bytes(md5sums.clone().into_bytes()),
+    });
     for f in &files {
         let rel = disc::file_path(f.id);
         entries.push(Entry {
@@ -386,8 +390,10 @@ pub fn read_back(
             }
         }
     }
-    if reader.find(disc::README).is_none() {
-        problems.push(problem(disc::README, "missing".into()));
+    for name in disc::FIXED_FILES {
+        if reader.find(name).is_none() {
+            problems.push(problem(name, "missing".into()));
+        }
     }
 
     // Every file, in on-image order, hashed by two workers.

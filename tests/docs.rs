@@ -148,3 +148,116 @@ fn the_readme_lists_every_fault_point_and_its_kinds() {
         "the README's count of injected faults"
     );
 }
+
+fn shipped_man_pages() -> Vec<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = std::fs::read_dir(root.join("man"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `man/` holds the generated pages and nothing else: a page left from a
+/// subcommand that is gone is stale too.
+#[test]
+fn man_holds_exactly_the_generated_pages() {
+    let mut generated: Vec<String> = docs::files()
+        .into_iter()
+        .filter_map(|(rel, _)| rel.strip_prefix("man/").map(str::to_string))
+        .collect();
+    generated.sort();
+    assert_eq!(shipped_man_pages(), generated);
+}
+
+/// Every `name(1)` a page refers to is shipped, or is a page of another
+/// package the tools name (sqlite3, md5sum, xorriso).
+#[test]
+fn every_man_page_reference_is_shipped() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = shipped_man_pages();
+    let external = ["sqlite3(1)", "md5sum(1)", "xorriso(1)"];
+    let mut checked = 0;
+    for page in &shipped {
+        let text = std::fs::read_to_string(root.join("man").join(page))
+            .unwrap()
+            .replace("\\-", "-");
+        let bytes = text.as_bytes();
+        for (at, _) in text.match_indices("(1)") {
+            let start = bytes[..at]
+                .iter()
+                .rposition(|b| !(b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_'))
+                .map_or(0, |p| p + 1);
+            let reference = &text[start..at + 3];
+            checked += 1;
+            if external.contains(&reference) {
+                continue;
+            }
+            let file = format!("{}.1", &reference[..reference.len() - 3]);
+            assert!(
+                shipped.contains(&file),
+                "{page} refers to {reference}, which is not shipped"
+            );
+        }
+    }
+    assert!(checked > 50, "references found: {checked}");
+}
+
+/// Every option of every command and subcommand is in a shipped page.
+#[test]
+fn every_option_is_in_a_man_page() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    fn walk(cmd: &clap::Command, page: String, root: &std::path::Path) {
+        let text = std::fs::read_to_string(root.join("man").join(format!("{page}.1")))
+            .unwrap_or_else(|e| panic!("{page}.1: {e}"));
+        for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+            if let Some(long) = arg.get_long() {
+                let flag = format!("\\-\\-{}", long.replace('-', "\\-"));
+                assert!(text.contains(&flag), "{page}.1 lacks --{long}");
+            }
+        }
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            walk(sub, format!("{page}-{}", sub.get_name()), root);
+        }
+    }
+    for page in docs::pages() {
+        let cmd = page.command.clone();
+        let name = cmd.get_name().to_string();
+        walk(&cmd, name, root);
+    }
+    let stage_init = std::fs::read_to_string(root.join("man/dbackup-stage-init.1")).unwrap();
+    for flag in ["disc\\-size", "exclude", "on\\-disc\\-ready"] {
+        assert!(stage_init.contains(&format!("\\-\\-{flag}")), "{flag}");
+    }
+}
+
+/// The README's exit-code table is the shared contract, and each tool's
+/// page lists exactly the codes it returns.
+#[test]
+fn exit_codes_are_one_contract() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = &readme[readme.find("## Exit codes").unwrap()..];
+    let section = &section[..section[3..].find("\n## ").unwrap()];
+    let rows: Vec<&str> = section
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| code"))
+        .collect();
+    let want: Vec<String> = dbackup::exit::CONTRACT
+        .iter()
+        .map(|s| format!("| {} | {} |", s.code, s.describe(None)))
+        .collect();
+    assert_eq!(rows, want);
+    for page in docs::pages() {
+        let name = page.command.get_name().to_string();
+        let short = name.trim_start_matches("dbackup-");
+        let text = std::fs::read_to_string(root.join(format!("man/{name}.1"))).unwrap();
+        let exit = &text[text.find(".SH \"EXIT STATUS\"").unwrap()..];
+        let exit = &exit[..exit[4..].find(".SH").unwrap() + 4];
+        for s in dbackup::exit::CONTRACT {
+            let listed = exit.contains(&format!("\\fB{}\\fR", s.code));
+            assert_eq!(listed, s.applies_to(short), "{name}: {}", s.code);
+        }
+    }
+}

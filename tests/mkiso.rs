@@ -206,7 +206,7 @@ fn a_stranger_recovers_a_file_with_python_sqlite3_and_bsdtar() {
     let script = r#"
 import sqlite3, sys
 c = sqlite3.connect('file:' + sys.argv[1] + '?immutable=1', uri=True)
-row = c.execute("SELECT id, disc_id, md5 FROM files WHERE filename LIKE '%Photo 04%' AND copied=1 ORDER BY id DESC").fetchone()
+row = c.execute("SELECT id, disc_id, md5 FROM files WHERE CAST(filename AS TEXT) LIKE '%Photo 04%' AND copied=1 ORDER BY id DESC").fetchone()
 print(row[0], row[1], row[2])
 "#;
     let out = Command::new("python3")

@@ -72,15 +72,6 @@ pub fn pages() -> Vec<Page> {
     ]
 }
 
-const EXIT_STATUS: &[(&str, &str)] = &[
-    ("0", "Success: everything asked for was done."),
-    ("1", "A negative finding: files skipped (monitor), damage found or a disc that cannot be opened (verify), nothing matched (find), something not restored (restore), data unrecoverable (lost), a disc-ready command failed (mkiso)."),
-    ("2", "Error: bad arguments, a missing or corrupt workdir or catalogue, a disc of another set, an image that failed its read-back. Nothing was written."),
-    ("3", "The workdir's filesystem is full; everything staged so far is intact."),
-    ("75", "Another run holds the workdir's lock; try again later."),
-    ("130", "Interrupted (restore stops between files; the same command resumes)."),
-];
-
 const FILES: &[(&str, &str)] = &[
     ("WORKDIR/manifest.db", "The catalogue: SQLite, tables discs and files as in the original dBackup, plus settings, deletions and images."),
     ("WORKDIR/staging/disc-NNNN/", "A disc's files until its image is verified: files/<id div 256>/<id>, and manifest.db once closed."),
@@ -88,13 +79,66 @@ const FILES: &[(&str, &str)] = &[
     ("WORKDIR/lock", "Held by the run that writes."),
     ("DISC/manifest.db", "On every disc: the catalogue as of its closing, with the history of all earlier discs."),
     ("DISC/files/<id div 256>/<id>", "The backed-up file with id <id>."),
-    ("DISC/README.TXT, DISC/MD5SUMS", "How to recover by hand; md5sum -c MD5SUMS checks the disc."),
+    ("DISC/README.TXT", "How to recover by hand, with sqlite3 (or Python) and md5sum."),
+    ("DISC/RECOVER.PY", "Recovers a disc or a whole set, names and modification times included, with Python 3 alone: python3 RECOVER.PY --to DIR [DISC ...]."),
+    ("DISC/MD5SUMS", "md5sum -c MD5SUMS checks every file of the disc, manifest.db included."),
 ];
 
+/// The EXIT STATUS section of `tool` (a binary's name), from the shared
+/// contract.
+fn exit_status(roff: &mut Roff, tool: &str) {
+    let short = tool.trim_start_matches("dbackup-");
+    roff.control("SH", ["EXIT STATUS"]);
+    for status in dbackup::exit::CONTRACT {
+        if status.applies_to(short) {
+            roff.control("TP", [])
+                .text([bold(status.code.to_string())])
+                .text([roman(status.describe(Some(short)))]);
+        }
+    }
+}
+
+/// The parser as the man pages show it: built (so subcommands carry the
+/// global options and their full names), without clap's `help` subcommand,
+/// which has no page.
+fn built(cmd: &clap::Command) -> clap::Command {
+    let mut cmd = cmd.clone().disable_help_subcommand(true);
+    cmd.build();
+    cmd
+}
+
+/// The page of a subcommand, e.g. dbackup-stage-init(1).
+fn sub_man(parent: &clap::Command, sub: &clap::Command) -> String {
+    let parent_name = parent.get_name().to_string();
+    let man = clap_mangen::Man::new(sub.clone())
+        .date("")
+        .source(format!("dbackup {}", env!("CARGO_PKG_VERSION")));
+    let mut buf: Vec<u8> = Vec::new();
+    let _ = man.render_title(&mut buf);
+    let _ = man.render_name_section(&mut buf);
+    let _ = man.render_synopsis_section(&mut buf);
+    let _ = man.render_description_section(&mut buf);
+    let _ = man.render_options_section(&mut buf);
+    let mut roff = Roff::new();
+    exit_status(&mut roff, &parent_name);
+    roff.control("SH", ["SEE ALSO"]);
+    roff.text([roman(format!("{parent_name}(1)"))]);
+    buf.extend(roff.to_roff().into_bytes());
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The subcommands that get a page of their own.
+fn subcommands(cmd: &clap::Command) -> Vec<clap::Command> {
+    cmd.get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .cloned()
+        .collect()
+}
+
 fn man(page: &Page, all: &[String]) -> String {
-    let cmd = page.command.clone();
+    let cmd = built(&page.command);
     let name = cmd.get_name().to_string();
-    let man = clap_mangen::Man::new(cmd)
+    let man = clap_mangen::Man::new(cmd.clone())
         .date("")
         .source(format!("dbackup {}", env!("CARGO_PKG_VERSION")));
     let mut buf: Vec<u8> = Vec::new();
@@ -106,16 +150,11 @@ fn man(page: &Page, all: &[String]) -> String {
         .text([roman(page.description)]);
     buf.extend(roff.to_roff().into_bytes());
     let _ = man.render_options_section(&mut buf);
-    if page.command.has_subcommands() {
+    if cmd.has_subcommands() {
         let _ = man.render_subcommands_section(&mut buf);
     }
     let mut roff = Roff::new();
-    roff.control("SH", ["EXIT STATUS"]);
-    for (code, meaning) in EXIT_STATUS {
-        roff.control("TP", [])
-            .text([bold(*code)])
-            .text([roman(*meaning)]);
-    }
+    exit_status(&mut roff, &name);
     roff.control("SH", ["FILES"]);
     for (path, what) in FILES {
         roff.control("TP", [])
@@ -155,6 +194,13 @@ pub fn files() -> Vec<(String, Vec<u8>)> {
     for page in &pages {
         let name = page.command.get_name().to_string();
         out.push((format!("man/{name}.1"), man(page, &names).into_bytes()));
+        let cmd = built(&page.command);
+        for sub in subcommands(&cmd) {
+            out.push((
+                format!("man/{name}-{}.1", sub.get_name()),
+                sub_man(&cmd, &sub).into_bytes(),
+            ));
+        }
         for (shell, dir, file) in [
             (Shell::Bash, "bash", name.clone()),
             (Shell::Zsh, "zsh", format!("_{name}")),
