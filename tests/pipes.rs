@@ -353,3 +353,41 @@ fn recovery_tools_keep_their_exit_code_whatever_happens_to_their_output() {
         }
     }
 }
+
+/// The class, closed at the source: no code writes to stdout or stderr
+/// but through `dbackup::output`'s sinks (or `say!`), since `println!` and
+/// `eprintln!` panic on a closed stream and a bare `write` to a locked
+/// stream hands its error to the run.
+#[test]
+fn no_code_prints_but_through_the_output_sinks() {
+    let forbidden = [
+        "println!(",
+        "eprintln!(",
+        "print!(",
+        "eprint!(",
+        "io::stdout().lock()",
+        "io::stderr().lock()",
+        "dbg!(",
+    ];
+    let mut offenders = Vec::new();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for entry in walkdir::WalkDir::new(&src) {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "rs") || path.ends_with("output.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(path).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if forbidden.iter().any(|f| code.contains(f)) {
+                offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "print through dbackup::output:\n{}",
+        offenders.join("\n")
+    );
+}
