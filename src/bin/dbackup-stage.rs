@@ -266,40 +266,101 @@ fn run_with(out: &mut Box<dyn Write>) -> Result<i32> {
             }
             Ok(exit::OK)
         }
-        StageCommand::Config { key, value } => {
-            let (wd, _) = Workdir::open_write(&root)?;
-            match (key.as_deref(), value) {
-                (None, _) => {
-                    writeln!(out, "ecc: {}", if wd.settings.ecc { "on" } else { "off" })?;
-                    writeln!(
-                        out,
-                        "on_disc_ready: {}",
-                        wd.catalog
-                            .setting_text("on_disc_ready")?
-                            .unwrap_or_default()
-                    )?;
-                }
-                (Some(k), None) => {
-                    let v = if k == "ecc" {
-                        (if wd.settings.ecc { "on" } else { "off" }).to_string()
-                    } else {
-                        wd.catalog.setting_text(k)?.unwrap_or_default()
-                    };
-                    writeln!(out, "{v}")?;
-                }
-                (Some("ecc"), Some(v)) => {
-                    let v = match v.as_str() {
-                        "on" | "yes" | "true" | "1" => "on",
-                        "off" | "no" | "false" | "0" => "off",
-                        other => anyhow::bail!("ecc is on or off, not {other:?}"),
-                    };
-                    wd.catalog.set_setting_text("ecc", v)?;
-                }
-                (Some(k), Some(v)) => wd.catalog.set_setting_text(k, &v)?,
-            }
-            Ok(exit::OK)
-        }
+        StageCommand::Config { key, values } => config(&root, key.as_deref(), values, out),
     }
+}
+
+/// `config`: every setting, one setting, or a change to one.
+fn config(
+    root: &std::path::Path,
+    key: Option<&str>,
+    values: Vec<String>,
+    out: &mut impl Write,
+) -> Result<i32> {
+    let Some(key) = key else {
+        let wd = Workdir::open_read(root)?;
+        for (k, v) in settings_shown(&wd)? {
+            writeln!(out, "{k}: {v}")?;
+        }
+        return Ok(exit::OK);
+    };
+    if values.is_empty() {
+        let wd = Workdir::open_read(root)?;
+        match key {
+            "excludes" => {
+                for p in &wd.settings.excludes {
+                    writeln!(out, "{p}")?;
+                }
+            }
+            "disc_size" => writeln!(out, "{}", wd.settings.disc_size)?,
+            _ => {
+                let v = settings_shown(&wd)?
+                    .into_iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                writeln!(out, "{v}")?;
+            }
+        }
+        return Ok(exit::OK);
+    }
+    let one = |values: &[String]| -> Result<String> {
+        match values {
+            [v] => Ok(v.clone()),
+            _ => anyhow::bail!("{key} takes one value, not {}", values.len()),
+        }
+    };
+    let (mut wd, _) = Workdir::open_write(root)?;
+    match key {
+        "disc_size" => {
+            let v = one(&values)?;
+            let bytes = dbackup::units::parse_size(&v).map_err(|e| anyhow::anyhow!("{e}"))?;
+            wd.set_disc_size(bytes)?;
+        }
+        "excludes" => {
+            let list = if values == [""] { Vec::new() } else { values };
+            wd.set_excludes(list)?;
+        }
+        "ecc" => {
+            let v = match one(&values)?.as_str() {
+                "on" | "yes" | "true" | "1" => "on",
+                "off" | "no" | "false" | "0" => "off",
+                other => anyhow::bail!("ecc is on or off, not {other:?}"),
+            };
+            wd.catalog.set_setting_text("ecc", v)?;
+        }
+        "on_disc_ready" => wd
+            .catalog
+            .set_setting_text("on_disc_ready", &one(&values)?)?,
+        other => anyhow::bail!("{other} is fixed when the set is created and cannot be changed"),
+    }
+    Ok(exit::OK)
+}
+
+/// Every setting as `config` shows it, in a fixed order.
+fn settings_shown(wd: &Workdir) -> Result<Vec<(&'static str, String)>> {
+    let s = &wd.settings;
+    Ok(vec![
+        ("watched", show(&s.watched, true)),
+        ("name", names::display(s.name.as_bytes(), true)),
+        ("uuid", s.uuid.clone()),
+        (
+            "disc_size",
+            format!("{} ({})", s.disc_size, output::bytes(s.disc_size)),
+        ),
+        ("excludes", serde_json::to_string(&s.excludes)?),
+        ("ecc", (if s.ecc { "on" } else { "off" }).to_string()),
+        (
+            "on_disc_ready",
+            names::display(
+                wd.catalog
+                    .setting_text("on_disc_ready")?
+                    .unwrap_or_default()
+                    .as_bytes(),
+                true,
+            ),
+        ),
+    ])
 }
 
 /// Builds and verifies the images of discs just closed, as dbackup-mkiso
