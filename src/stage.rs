@@ -609,8 +609,12 @@ impl<'w, 'e> Stager<'w, 'e> {
             let skip = Skipped {
                 path: watched,
                 reason: format!(
-                    "the watched folder is empty but {} backed-up files are not deleted: is it mounted? (nothing recorded)",
-                    unseen.len()
+                    "the watched folder is empty but {} not deleted: is it mounted? (nothing recorded)",
+                    if unseen.len() == 1 {
+                        "1 backed-up file is".to_string()
+                    } else {
+                        format!("{} backed-up files are", unseen.len())
+                    }
                 ),
             };
             (self.on_event)(Event::Skipped(&skip));

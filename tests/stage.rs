@@ -606,6 +606,13 @@ fn a_second_run_while_one_holds_the_lock_exits_75() {
         );
         assert!(out.stdout.is_empty());
     }
+    // With -q the exit code alone says it (cron mails nothing).
+    for cmd in ["monitor", "close"] {
+        let out = env.run(&["-q", cmd, "--cron"][..if cmd == "monitor" { 3 } else { 2 }]);
+        assert_eq!(out.status.code(), Some(75), "{cmd}");
+        assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+        assert!(out.stdout.is_empty());
+    }
     // Reading is never blocked.
     assert_eq!(env.run(&["status"]).status.code(), Some(0));
     drop(lock);
@@ -648,7 +655,7 @@ fn close_closes_the_open_disc_now() {
     env.run(&["monitor"]);
     let out = env.run(&["close", "--no-iso"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("Disc 1 closed: 1 files"));
+    assert!(text(&out.stdout).contains("Disc 1 closed: 1 file,"));
     assert!(text(&out.stdout).contains("Current Disc: 2"));
     assert!(env.workdir.join("staging/disc-0001/manifest.db").is_file());
     assert!(env.workdir.join("staging/disc-0002/files").is_dir());
@@ -950,4 +957,38 @@ fn config_lists_every_setting_and_changes_excludes_and_the_disc_size() {
     assert!(out.stdout.is_empty());
     let out = env.run(&["config", "uuid", "x"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn monitor_escapes_names_and_cron_prints_one_line() {
+    let env = TestEnv::new();
+    env.write("plain", &vec![1u8; 20_000]);
+    env.write("two\nlines", b"a newline in its name");
+    env.write("esc\x1b[31mred", b"an escape sequence in its name");
+    env.init(&["--disc-size", "400000"]);
+    let out = env.run(&["monitor", "--no-iso"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains('\x1b'), "{stdout:?}");
+    assert_eq!(stdout.lines().count(), 3, "one line a file: {stdout:?}");
+    assert!(stdout.contains("two\\nlines: New file"), "{stdout:?}");
+    assert!(stdout.contains("esc\\u{1b}[31mred: New file"), "{stdout:?}");
+    // --cron: one line, even when discs close and images are made.
+    for i in 0..8 {
+        env.write(format!("more{i}"), &vec![i as u8; 30_000]);
+    }
+    let out = env.run(&["monitor", "--cron"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.starts_with("dbackup: 8 files staged ("), "{stdout}");
+    assert!(stdout.contains("disc 1 closed"), "{stdout}");
+    assert!(stdout.contains("disc 1 ready to burn: "), "{stdout}");
+    // Singular where there is one.
+    env.write("one more", b"x");
+    let out = env.run(&["monitor", "--cron", "--no-iso"]);
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("dbackup: 1 file staged ("), "{stdout}");
+    let out = env.run(&["monitor", "--cron"]);
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
 }
