@@ -109,13 +109,20 @@ pub enum StageCommand {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Show or change a setting of the set: `ecc` (on/off), `on_disc_ready` (a command).
+    /// Show every setting of the set, or show or change one: `disc_size`
+    /// (of the discs not yet closed), `excludes`, `ecc` (on/off),
+    /// `on_disc_ready` (a command). `watched`, `name` and `uuid` are shown
+    /// but fixed.
     Config {
-        /// The setting: ecc or on_disc_ready.
-        #[arg(value_parser = ["ecc", "on_disc_ready"])]
+        /// The setting to show or change.
+        #[arg(value_parser = ["disc_size", "excludes", "ecc", "on_disc_ready", "watched", "name", "uuid"])]
         key: Option<String>,
-        /// Its new value (empty to clear on_disc_ready).
-        value: Option<String>,
+        /// The new value. disc_size: a size as for init (refused below 192 KiB,
+        /// or below what the open disc already holds: close it first).
+        /// excludes: the whole new list of globs, replacing the old ('' for
+        /// none). ecc: on or off. on_disc_ready: a command ('' to clear).
+        #[arg(value_name = "VALUE")]
+        values: Vec<String>,
     },
 }
 

@@ -20,7 +20,7 @@ pub fn install(tool: &'static str) {
             std::process::exit(crate::exit::INTERRUPTED);
         }
         crate::say!(
-            "{tool}: interrupted: stopping; files already written are kept, the file in hand is dropped (again to stop at once)"
+            "{tool}: interrupted: stopping; the files already written are kept, the file in hand is dropped (again to stop at once)"
         );
     });
 }

@@ -34,6 +34,11 @@ pub fn bytes(n: u64) -> String {
     format!("{v:.1} {}", UNITS[unit])
 }
 
+/// A count with its noun in the right number: `1 file`, `2 files`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Unix seconds as a local ISO 8601 time (`2026-11-26T08:22:18+01:00`).
 pub fn time(secs: f64) -> String {
     time_in(secs, &jiff::tz::TimeZone::system())

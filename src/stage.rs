@@ -96,12 +96,22 @@ impl MonitorReport {
     }
 }
 
-/// What a file adds to its disc: its sectors and structures, and its name
-/// twice in the catalogue the disc carries (the row and the `filenames`
-/// index), which for long names is more than the fixed allowance.
+/// What a file adds to its disc: its sectors and structures, and its row
+/// in the catalogue the disc carries. The name is in the row and in the
+/// `filenames` index, whose B-tree pages may be only half full after
+/// splits: four times the name, and the row's other columns, bound it.
 fn cost(change: &Change) -> u64 {
-    disc::file_cost(change.size).saturating_add(2 * change.name.len() as u64)
+    disc::file_cost(change.size).saturating_add(4 * change.name.len() as u64 + ROW_COST)
 }
+
+/// The catalogue grows in whole pages: one more row can add a page to the
+/// `files` table and to each of its two indexes at once, beyond what the
+/// rows' costs average out to. Kept free on every disc.
+const CATALOG_SLACK: u64 = 3 * 4096;
+
+/// A catalogue row's columns besides its name (md5, desc, numbers), as the
+/// B-tree stores them at worst.
+const ROW_COST: u64 = 256;
 
 struct Stager<'w, 'e> {
     wd: &'w mut Workdir,
@@ -199,7 +209,7 @@ impl<'w, 'e> Stager<'w, 'e> {
         let disc = wd.open_disc()?;
         let db_base = wd.catalog.db_size()?;
         let staged = wd.catalog.disc_usage(disc)?;
-        let usage = disc::usage(&staged, db_base);
+        let usage = disc::usage(&staged, db_base) + CATALOG_SLACK;
         let free = if opts.dry_run {
             u64::MAX
         } else {
@@ -279,7 +289,7 @@ impl<'w, 'e> Stager<'w, 'e> {
     /// What an empty disc takes with the catalogue as it is now, which is
     /// what the next disc will carry (its own rows are in each file's cost).
     fn empty_usage(&self) -> u64 {
-        disc::usage(&Default::default(), self.db_base)
+        disc::usage(&Default::default(), self.db_base) + CATALOG_SLACK
     }
 
     fn too_big(&self, change: &Change) -> bool {
@@ -587,6 +597,13 @@ impl<'w, 'e> Stager<'w, 'e> {
             }
         }
         self.free = self.free.saturating_sub(written);
+        // What the disc really holds now, with the catalogue as it really
+        // grew, replaces the estimate (the pending batch is empty).
+        let real = disc::usage(
+            &self.wd.catalog.disc_usage(self.disc)?,
+            self.wd.catalog.db_size()?,
+        );
+        self.usage = real + CATALOG_SLACK;
         if let Some(e) = fatal {
             return Err(e);
         }
@@ -609,8 +626,12 @@ impl<'w, 'e> Stager<'w, 'e> {
             let skip = Skipped {
                 path: watched,
                 reason: format!(
-                    "the watched folder is empty but {} backed-up files are not deleted: is it mounted? (nothing recorded)",
-                    unseen.len()
+                    "the watched folder is empty but {} not deleted: is it mounted? (nothing recorded)",
+                    if unseen.len() == 1 {
+                        "1 backed-up file is".to_string()
+                    } else {
+                        format!("{} backed-up files are", unseen.len())
+                    }
                 ),
             };
             (self.on_event)(Event::Skipped(&skip));

@@ -97,6 +97,25 @@ impl Lock {
     }
 }
 
+/// The smallest disc size: an empty disc already takes the image's own
+/// structures (128 KiB) and a new set's catalogue (40 KiB), so below this
+/// every file would be too big. 192 KiB leaves room for a few small files;
+/// real media are thousands of times larger.
+pub const MIN_DISC_SIZE: u64 = 192 << 10;
+
+/// Refuses a disc size that no file could fit.
+pub fn check_disc_size(bytes: u64) -> Result<()> {
+    if bytes < MIN_DISC_SIZE {
+        return Err(Error::Invalid(format!(
+            "disc size {bytes} bytes ({}) is below the minimum of {MIN_DISC_SIZE} bytes ({}): an empty disc takes {} for the image's own structures and the catalogue, so no file would fit",
+            crate::output::bytes(bytes),
+            crate::output::bytes(MIN_DISC_SIZE),
+            crate::output::bytes(disc::FIXED_OVERHEAD + (40 << 10)),
+        )));
+    }
+    Ok(())
+}
+
 /// What `init` needs.
 #[derive(Debug, Clone)]
 pub struct InitOptions {
@@ -148,6 +167,8 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 
 /// Creates a workdir watching `watched`, with disc 1 open.
 pub fn init(opts: &InitOptions) -> Result<InitReport> {
+    check_disc_size(opts.disc_size)?;
+    crate::scan::Excludes::new(&opts.excludes)?;
     let watched = opts
         .watched
         .canonicalize()
@@ -344,6 +365,34 @@ impl Workdir {
             }
         }
         Ok(repairs)
+    }
+
+    /// Changes the size of the discs not yet closed: the open one and every
+    /// later one. Refused when the open disc already holds more than the
+    /// new size (its image would not fit): close it first.
+    pub fn set_disc_size(&mut self, bytes: u64) -> Result<()> {
+        check_disc_size(bytes)?;
+        let open = self.open_disc()?;
+        let usage = disc::usage(&self.catalog.disc_usage(open)?, self.catalog.db_size()?);
+        if usage > bytes {
+            return Err(Error::Invalid(format!(
+                "the open disc {open} already holds {usage} bytes ({}), more than {bytes} ({}); close it first (dbackup-stage close), or choose a size of at least {usage}",
+                crate::output::bytes(usage),
+                crate::output::bytes(bytes),
+            )));
+        }
+        self.catalog.set_disc_size(bytes)?;
+        self.settings.disc_size = bytes;
+        Ok(())
+    }
+
+    /// Replaces the exclude patterns (each checked first). Files already
+    /// backed up that they now leave out are not recorded as deleted.
+    pub fn set_excludes(&mut self, patterns: Vec<String>) -> Result<()> {
+        crate::scan::Excludes::new(&patterns)?;
+        self.catalog.set_excludes(&patterns)?;
+        self.settings.excludes = patterns;
+        Ok(())
     }
 
     /// The open disc's id.

@@ -118,7 +118,7 @@ fn an_original_set_is_adopted_and_carries_on() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("1 unfinished reservations removed"),
+        stdout.contains("1 unfinished reservation removed"),
         "{stdout}"
     );
     assert!(stdout.contains("Current Disc: 2"), "{stdout}");

@@ -606,6 +606,13 @@ fn a_second_run_while_one_holds_the_lock_exits_75() {
         );
         assert!(out.stdout.is_empty());
     }
+    // With -q the exit code alone says it (cron mails nothing).
+    for cmd in ["monitor", "close"] {
+        let out = env.run(&["-q", cmd, "--cron"][..if cmd == "monitor" { 3 } else { 2 }]);
+        assert_eq!(out.status.code(), Some(75), "{cmd}");
+        assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+        assert!(out.stdout.is_empty());
+    }
     // Reading is never blocked.
     assert_eq!(env.run(&["status"]).status.code(), Some(0));
     drop(lock);
@@ -648,7 +655,7 @@ fn close_closes_the_open_disc_now() {
     env.run(&["monitor"]);
     let out = env.run(&["close", "--no-iso"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("Disc 1 closed: 1 files"));
+    assert!(text(&out.stdout).contains("Disc 1 closed: 1 file,"));
     assert!(text(&out.stdout).contains("Current Disc: 2"));
     assert!(env.workdir.join("staging/disc-0001/manifest.db").is_file());
     assert!(env.workdir.join("staging/disc-0002/files").is_dir());
@@ -846,4 +853,142 @@ fn a_deferred_file_that_fits_an_empty_disc_is_staged_on_the_next() {
     let out = run_bounded(&env, &["monitor", "--no-iso"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(env.check_invariants(), tree_md5s(&env.watched));
+}
+
+#[test]
+fn a_disc_size_no_file_could_fit_is_refused() {
+    for size in ["1k", "196607", "100KiB"] {
+        let env = TestEnv::new();
+        let out = env.run(&["init", env.watched.to_str().unwrap(), "--disc-size", size]);
+        assert_eq!(out.status.code(), Some(2), "{size}");
+        assert!(
+            text(&out.stderr).contains("below the minimum of 196608 bytes"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(!env.workdir.join("manifest.db").exists(), "{size}");
+    }
+    let env = TestEnv::new();
+    env.init(&["--disc-size", "192KiB"]);
+    let out = env.run(&["config", "disc_size", "1k"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("below the minimum"));
+}
+
+#[test]
+fn config_lists_every_setting_and_changes_excludes_and_the_disc_size() {
+    let env = TestEnv::new();
+    env.write("keep.txt", b"keep");
+    env.write("big.iso", &vec![0u8; 300_000]);
+    let fifo = env.watched.join("pipe");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    env.init(&["--disc-size", "250000", "--exclude", "*.tmp"]);
+    let out = env.run(&["config"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let listed = text(&out.stdout);
+    let keys: Vec<&str> = listed
+        .lines()
+        .map(|l| l.split(": ").next().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "watched",
+            "name",
+            "uuid",
+            "disc_size",
+            "excludes",
+            "ecc",
+            "on_disc_ready"
+        ]
+    );
+    assert!(listed.contains("excludes: [\"*.tmp\"]"), "{listed}");
+    assert!(listed.contains("disc_size: 250000 ("), "{listed}");
+    // The fifo and the too-big file are reported on every run...
+    let out = env.run(&["monitor", "--no-iso"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).lines().count(),
+        2,
+        "{}",
+        text(&out.stderr)
+    );
+    // ...until excludes leave them out: then the run is silent.
+    let out = env.run(&["config", "excludes", "*.tmp", "pipe", "*.iso"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = env.run(&["config", "excludes"]);
+    assert_eq!(text(&out.stdout), "*.tmp\npipe\n*.iso\n");
+    let out = env.run(&["monitor", "--no-iso"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    // A bad pattern is refused and nothing changes.
+    let out = env.run(&["config", "excludes", "["]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = env.run(&["config", "excludes"]);
+    assert_eq!(text(&out.stdout), "*.tmp\npipe\n*.iso\n");
+    // A larger disc size takes the big file; the fifo stays excluded.
+    let out = env.run(&["config", "excludes", "pipe"]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = env.run(&["config", "disc_size", "1M"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = env.run(&["config", "disc_size"]);
+    assert_eq!(text(&out.stdout), "1000000\n");
+    let out = env.run(&["monitor", "--no-iso"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("big.iso: New file"));
+    // Smaller than what the open disc holds: refused, with what to do.
+    let out = env.run(&["config", "disc_size", "250000"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("close it first"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = env.run(&["config", "disc_size"]);
+    assert_eq!(text(&out.stdout), "1000000\n");
+    // Clearing the list; fixed settings stay fixed.
+    let out = env.run(&["config", "excludes", ""]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = env.run(&["config", "excludes"]);
+    assert!(out.stdout.is_empty());
+    let out = env.run(&["config", "uuid", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn monitor_escapes_names_and_cron_prints_one_line() {
+    let env = TestEnv::new();
+    env.write("plain", &vec![1u8; 20_000]);
+    env.write("two\nlines", b"a newline in its name");
+    env.write("esc\x1b[31mred", b"an escape sequence in its name");
+    env.init(&["--disc-size", "400000"]);
+    let out = env.run(&["monitor", "--no-iso"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains('\x1b'), "{stdout:?}");
+    assert_eq!(stdout.lines().count(), 3, "one line a file: {stdout:?}");
+    assert!(stdout.contains("two\\nlines: New file"), "{stdout:?}");
+    assert!(stdout.contains("esc\\u{1b}[31mred: New file"), "{stdout:?}");
+    // --cron: one line, even when discs close and images are made.
+    for i in 0..8 {
+        env.write(format!("more{i}"), &vec![i as u8; 30_000]);
+    }
+    let out = env.run(&["monitor", "--cron"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.starts_with("dbackup: 8 files staged ("), "{stdout}");
+    assert!(stdout.contains("disc 1 closed"), "{stdout}");
+    assert!(stdout.contains("disc 1 ready to burn: "), "{stdout}");
+    // Singular where there is one.
+    env.write("one more", b"x");
+    let out = env.run(&["monitor", "--cron", "--no-iso"]);
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("dbackup: 1 file staged ("), "{stdout}");
+    let out = env.run(&["monitor", "--cron"]);
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
 }

@@ -32,7 +32,7 @@ set edit:completion:arg-completer[dbackup-stage] = {|@words|
             cand monitor 'Stage what changed in the watched folder (run it from cron)'
             cand close 'Close the open disc now, open the next, and build the closed disc''s image'
             cand adopt 'Continue a set made by the original dBackup: adopt its working directory (settings.yaml, manifest.db, staging/, isos/), keeping every row and id; it is backed up first'
-            cand config 'Show or change a setting of the set: `ecc` (on/off), `on_disc_ready` (a command)'
+            cand config 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command). `watched`, `name` and `uuid` are shown but fixed'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'dbackup-stage;init'= {
@@ -110,7 +110,7 @@ set edit:completion:arg-completer[dbackup-stage] = {|@words|
             cand monitor 'Stage what changed in the watched folder (run it from cron)'
             cand close 'Close the open disc now, open the next, and build the closed disc''s image'
             cand adopt 'Continue a set made by the original dBackup: adopt its working directory (settings.yaml, manifest.db, staging/, isos/), keeping every row and id; it is backed up first'
-            cand config 'Show or change a setting of the set: `ecc` (on/off), `on_disc_ready` (a command)'
+            cand config 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command). `watched`, `name` and `uuid` are shown but fixed'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'dbackup-stage;help;init'= {

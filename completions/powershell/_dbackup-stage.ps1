@@ -35,7 +35,7 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
             [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Stage what changed in the watched folder (run it from cron)')
             [CompletionResult]::new('close', 'close', [CompletionResultType]::ParameterValue, 'Close the open disc now, open the next, and build the closed disc''s image')
             [CompletionResult]::new('adopt', 'adopt', [CompletionResultType]::ParameterValue, 'Continue a set made by the original dBackup: adopt its working directory (settings.yaml, manifest.db, staging/, isos/), keeping every row and id; it is backed up first')
-            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show or change a setting of the set: `ecc` (on/off), `on_disc_ready` (a command)')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command). `watched`, `name` and `uuid` are shown but fixed')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -120,7 +120,7 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
             [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Stage what changed in the watched folder (run it from cron)')
             [CompletionResult]::new('close', 'close', [CompletionResultType]::ParameterValue, 'Close the open disc now, open the next, and build the closed disc''s image')
             [CompletionResult]::new('adopt', 'adopt', [CompletionResultType]::ParameterValue, 'Continue a set made by the original dBackup: adopt its working directory (settings.yaml, manifest.db, staging/, isos/), keeping every row and id; it is backed up first')
-            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show or change a setting of the set: `ecc` (on/off), `on_disc_ready` (a command)')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command). `watched`, `name` and `uuid` are shown but fixed')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }

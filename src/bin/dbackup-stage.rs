@@ -14,6 +14,8 @@ fn main() {
 }
 
 fn run() -> Result<i32> {
+    let args = StageArgs::parse();
+    let quiet = args.common.quiet;
     // One write per line only on a terminal; in a pipe or a cron mail,
     // lines are batched (a first staging prints one per file). The sink
     // never fails: a closed stdout stops the printing, not the work.
@@ -22,13 +24,26 @@ fn run() -> Result<i32> {
     } else {
         Box::new(std::io::BufWriter::new(output::stdout()))
     };
-    let code = run_with(&mut out);
+    let code = run_with(args, &mut out);
     out.flush()?;
-    code
+    match code {
+        // Quiet means quiet: a run that finds the lock taken says so only
+        // by its exit code (the next run from cron catches up).
+        Err(e) if quiet && is_busy(&e) => Ok(exit::BUSY),
+        other => other,
+    }
 }
 
-fn run_with(out: &mut Box<dyn Write>) -> Result<i32> {
-    let args = StageArgs::parse();
+fn is_busy(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<dbackup::error::Error>(),
+            Some(dbackup::error::Error::Busy(_))
+        )
+    })
+}
+
+fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
     let root = match &args.workdir {
         Some(w) => w.clone(),
         None => std::env::current_dir()?,
@@ -107,7 +122,6 @@ fn run_with(out: &mut Box<dyn Write>) -> Result<i32> {
             } else {
                 Workdir::open_write(&root)?
             };
-            let tty = std::io::stdout().is_terminal();
             let quiet = args.common.quiet;
             let mut print = |line: String, to_stdout: bool| {
                 progress.suspend(|| {
@@ -125,19 +139,23 @@ fn run_with(out: &mut Box<dyn Write>) -> Result<i32> {
                 &MonitorOptions { dry_run },
                 &progress,
                 &mut |ev| match ev {
+                    // Names are escaped wherever they go: a newline or an
+                    // escape sequence in a name must not reach a cron mail
+                    // or a terminal as itself.
                     Event::Staged { path, desc, .. } if per_file => {
-                        print(format!("{}: {desc}", show(path, tty)), true)
+                        print(format!("{}: {desc}", show(path, true)), true)
                     }
                     Event::Deleted { path } if per_file => {
-                        print(format!("{}: Deleted", show(path, tty)), true)
+                        print(format!("{}: Deleted", show(path, true)), true)
                     }
                     Event::Skipped(s) => print(
                         format!("{}: skipped: {}", show(&s.path, true), s.reason),
                         false,
                     ),
-                    Event::DiscClosed { disc, files, bytes } if !json => print(
+                    Event::DiscClosed { disc, files, bytes } if per_file => print(
                         format!(
-                            "Disc {disc} closed: {files} files, {}{}",
+                            "Disc {disc} closed: {}, {}{}",
+                            output::count(files, "file", "files"),
                             output::bytes(bytes),
                             waits(no_iso || dry_run)
                         ),
@@ -145,8 +163,12 @@ fn run_with(out: &mut Box<dyn Write>) -> Result<i32> {
                     ),
                     Event::Repaired(r) if !quiet => print(
                         format!(
-                            "repaired an interrupted run: {} unfinished copies removed{}",
-                            r.reservations,
+                            "repaired an interrupted run: {} removed{}",
+                            output::count(
+                                r.reservations as u64,
+                                "unfinished copy",
+                                "unfinished copies"
+                            ),
                             r.finished_close
                                 .map(|d| format!(", closing of disc {d} finished"))
                                 .unwrap_or_default()
@@ -156,36 +178,8 @@ fn run_with(out: &mut Box<dyn Write>) -> Result<i32> {
                     _ => {}
                 },
             )?;
-            if json {
-                serde_json::to_writer_pretty(&mut out, &report)?;
-                writeln!(out)?;
-            } else if cron && report.changed() {
-                let mut parts = vec![format!(
-                    "{} files staged ({})",
-                    report.staged_files,
-                    output::bytes(report.staged_bytes)
-                )];
-                if report.deleted_files > 0 {
-                    parts.push(format!("{} deleted", report.deleted_files));
-                }
-                if report.skipped_files > 0 {
-                    parts.push(format!("{} skipped", report.skipped_files));
-                }
-                writeln!(
-                    out,
-                    "dbackup: {}; disc {} is {}% full",
-                    parts.join(", "),
-                    report.open_disc,
-                    report.open_disc_usage * 100 / report.disc_size.max(1)
-                )?;
-            }
             if dry_run && report.changed() && !quiet {
                 dbackup::say!("dbackup-stage: dry run: nothing was changed");
-            }
-            if let Some(msg) = &report.no_space {
-                dbackup::say!("dbackup-stage: error: {msg}");
-                dbackup::say!("dbackup-stage: hint: free some space (e.g. burn and verify waiting disc images) and run again; nothing staged was lost");
-                return Ok(exit::NO_SPACE);
             }
             let mut code = if report.skipped_files > 0 {
                 exit::FINDING
@@ -193,9 +187,28 @@ fn run_with(out: &mut Box<dyn Write>) -> Result<i32> {
                 exit::OK
             };
             // Images of every closed disc still waiting for one: those this
-            // run closed, and any an interrupted run left.
-            if !dry_run && !no_iso && !dbackup::mkiso::pending(&wd)?.is_empty() {
-                code = code.max(images(&mut wd, &progress, json, out)?);
+            // run closed, and any an interrupted run left. Not after a full
+            // filesystem: an image needs room too.
+            let mut ready = Vec::new();
+            if report.no_space.is_none()
+                && !dry_run
+                && !no_iso
+                && !dbackup::mkiso::pending(&wd)?.is_empty()
+            {
+                let (c, r) = images(&mut wd, &progress, json || cron, out)?;
+                code = code.max(c);
+                ready = r;
+            }
+            if json {
+                serde_json::to_writer_pretty(&mut out, &report)?;
+                writeln!(out)?;
+            } else if cron && (report.changed() || !ready.is_empty()) {
+                writeln!(out, "{}", cron_line(&report, &ready))?;
+            }
+            if let Some(msg) = &report.no_space {
+                dbackup::say!("dbackup-stage: error: {msg}");
+                dbackup::say!("dbackup-stage: hint: free some space (e.g. burn and verify waiting disc images) and run again; nothing staged was lost");
+                return Ok(exit::NO_SPACE);
             }
             Ok(code)
         }
@@ -203,8 +216,12 @@ fn run_with(out: &mut Box<dyn Write>) -> Result<i32> {
             let (mut wd, repairs) = Workdir::open_write(&root)?;
             if !repairs.is_empty() && !args.common.quiet {
                 dbackup::say!(
-                    "dbackup-stage: repaired an interrupted run: {} unfinished copies removed",
-                    repairs.reservations
+                    "dbackup-stage: repaired an interrupted run: {} removed",
+                    output::count(
+                        repairs.reservations as u64,
+                        "unfinished copy",
+                        "unfinished copies"
+                    )
                 );
             }
             let (disc, usage) = stage::close(&mut wd)?;
@@ -217,8 +234,8 @@ fn run_with(out: &mut Box<dyn Write>) -> Result<i32> {
             } else {
                 writeln!(
                     out,
-                    "Disc {disc} closed: {} files, {}{}",
-                    usage.files,
+                    "Disc {disc} closed: {}, {}{}",
+                    output::count(usage.files, "file", "files"),
                     output::bytes(usage.bytes),
                     waits(no_iso)
                 )?;
@@ -228,7 +245,7 @@ fn run_with(out: &mut Box<dyn Write>) -> Result<i32> {
                 return Ok(exit::OK);
             }
             let progress = Progress::bar(!args.common.no_progress && !json);
-            images(&mut wd, &progress, json, out)
+            Ok(images(&mut wd, &progress, json, out)?.0)
         }
         StageCommand::Adopt { dry_run, name } => {
             let report = dbackup::adopt::adopt(&dbackup::adopt::AdoptOptions {
@@ -247,8 +264,15 @@ fn run_with(out: &mut Box<dyn Write>) -> Result<i32> {
             if !dry_run {
                 writeln!(
                     out,
-                    "{} backed-up files on {} discs kept; {} unfinished reservations removed; Current Disc: {}",
-                    report.files, report.discs, report.leftover_reservations, report.open_disc
+                    "{} on {} kept; {} removed; Current Disc: {}",
+                    output::count(report.files, "backed-up file", "backed-up files"),
+                    output::count(report.discs, "disc", "discs"),
+                    output::count(
+                        report.leftover_reservations,
+                        "unfinished reservation",
+                        "unfinished reservations"
+                    ),
+                    report.open_disc
                 )?;
                 if let Some(b) = &report.backup {
                     writeln!(
@@ -260,45 +284,148 @@ fn run_with(out: &mut Box<dyn Write>) -> Result<i32> {
             }
             Ok(exit::OK)
         }
-        StageCommand::Config { key, value } => {
-            let (wd, _) = Workdir::open_write(&root)?;
-            match (key.as_deref(), value) {
-                (None, _) => {
-                    writeln!(out, "ecc: {}", if wd.settings.ecc { "on" } else { "off" })?;
-                    writeln!(
-                        out,
-                        "on_disc_ready: {}",
-                        wd.catalog
-                            .setting_text("on_disc_ready")?
-                            .unwrap_or_default()
-                    )?;
-                }
-                (Some(k), None) => {
-                    let v = if k == "ecc" {
-                        (if wd.settings.ecc { "on" } else { "off" }).to_string()
-                    } else {
-                        wd.catalog.setting_text(k)?.unwrap_or_default()
-                    };
-                    writeln!(out, "{v}")?;
-                }
-                (Some("ecc"), Some(v)) => {
-                    let v = match v.as_str() {
-                        "on" | "yes" | "true" | "1" => "on",
-                        "off" | "no" | "false" | "0" => "off",
-                        other => anyhow::bail!("ecc is on or off, not {other:?}"),
-                    };
-                    wd.catalog.set_setting_text("ecc", v)?;
-                }
-                (Some(k), Some(v)) => wd.catalog.set_setting_text(k, &v)?,
-            }
-            Ok(exit::OK)
-        }
+        StageCommand::Config { key, values } => config(&root, key.as_deref(), values, out),
     }
 }
 
+/// `config`: every setting, one setting, or a change to one.
+fn config(
+    root: &std::path::Path,
+    key: Option<&str>,
+    values: Vec<String>,
+    out: &mut impl Write,
+) -> Result<i32> {
+    let Some(key) = key else {
+        let wd = Workdir::open_read(root)?;
+        for (k, v) in settings_shown(&wd)? {
+            writeln!(out, "{k}: {v}")?;
+        }
+        return Ok(exit::OK);
+    };
+    if values.is_empty() {
+        let wd = Workdir::open_read(root)?;
+        match key {
+            "excludes" => {
+                for p in &wd.settings.excludes {
+                    writeln!(out, "{p}")?;
+                }
+            }
+            "disc_size" => writeln!(out, "{}", wd.settings.disc_size)?,
+            _ => {
+                let v = settings_shown(&wd)?
+                    .into_iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                writeln!(out, "{v}")?;
+            }
+        }
+        return Ok(exit::OK);
+    }
+    let one = |values: &[String]| -> Result<String> {
+        match values {
+            [v] => Ok(v.clone()),
+            _ => anyhow::bail!("{key} takes one value, not {}", values.len()),
+        }
+    };
+    let (mut wd, _) = Workdir::open_write(root)?;
+    match key {
+        "disc_size" => {
+            let v = one(&values)?;
+            let bytes = dbackup::units::parse_size(&v).map_err(|e| anyhow::anyhow!("{e}"))?;
+            wd.set_disc_size(bytes)?;
+        }
+        "excludes" => {
+            let list = if values == [""] { Vec::new() } else { values };
+            wd.set_excludes(list)?;
+        }
+        "ecc" => {
+            let v = match one(&values)?.as_str() {
+                "on" | "yes" | "true" | "1" => "on",
+                "off" | "no" | "false" | "0" => "off",
+                other => anyhow::bail!("ecc is on or off, not {other:?}"),
+            };
+            wd.catalog.set_setting_text("ecc", v)?;
+        }
+        "on_disc_ready" => wd
+            .catalog
+            .set_setting_text("on_disc_ready", &one(&values)?)?,
+        other => anyhow::bail!("{other} is fixed when the set is created and cannot be changed"),
+    }
+    Ok(exit::OK)
+}
+
+/// Every setting as `config` shows it, in a fixed order.
+fn settings_shown(wd: &Workdir) -> Result<Vec<(&'static str, String)>> {
+    let s = &wd.settings;
+    Ok(vec![
+        ("watched", show(&s.watched, true)),
+        ("name", names::display(s.name.as_bytes(), true)),
+        ("uuid", s.uuid.clone()),
+        (
+            "disc_size",
+            format!("{} ({})", s.disc_size, output::bytes(s.disc_size)),
+        ),
+        ("excludes", serde_json::to_string(&s.excludes)?),
+        ("ecc", (if s.ecc { "on" } else { "off" }).to_string()),
+        (
+            "on_disc_ready",
+            names::display(
+                wd.catalog
+                    .setting_text("on_disc_ready")?
+                    .unwrap_or_default()
+                    .as_bytes(),
+                true,
+            ),
+        ),
+    ])
+}
+
+/// The one line `monitor --cron` prints when something happened.
+fn cron_line(report: &stage::MonitorReport, ready: &[dbackup::mkiso::ImageReport]) -> String {
+    let mut parts = vec![format!(
+        "{} staged ({})",
+        output::count(report.staged_files, "file", "files"),
+        output::bytes(report.staged_bytes)
+    )];
+    if report.deleted_files > 0 {
+        parts.push(format!("{} deleted", report.deleted_files));
+    }
+    if report.skipped_files > 0 {
+        parts.push(format!("{} skipped", report.skipped_files));
+    }
+    if !report.closed_discs.is_empty() {
+        let ids: Vec<String> = report.closed_discs.iter().map(|d| d.to_string()).collect();
+        parts.push(format!(
+            "{} {} closed",
+            if ids.len() == 1 { "disc" } else { "discs" },
+            ids.join(", ")
+        ));
+    }
+    for r in ready {
+        parts.push(format!(
+            "disc {} ready to burn: {}",
+            r.disc,
+            show(&r.path, true)
+        ));
+    }
+    format!(
+        "dbackup: {}; disc {} is {}% full",
+        parts.join(", "),
+        report.open_disc,
+        report.open_disc_usage * 100 / report.disc_size.max(1)
+    )
+}
+
 /// Builds and verifies the images of discs just closed, as dbackup-mkiso
-/// does, and tells the user (and the on_disc_ready command).
-fn images(wd: &mut Workdir, progress: &Progress, json: bool, out: &mut impl Write) -> Result<i32> {
+/// does, and tells the user (and the on_disc_ready command); `brief` leaves
+/// the ready lines to the caller. Returns the exit code and the images.
+fn images(
+    wd: &mut Workdir,
+    progress: &Progress,
+    brief: bool,
+    out: &mut impl Write,
+) -> Result<(i32, Vec<dbackup::mkiso::ImageReport>)> {
     let opts = dbackup::mkiso::MkisoOptions {
         ecc: wd.settings.ecc,
         ..Default::default()
@@ -307,7 +434,7 @@ fn images(wd: &mut Workdir, progress: &Progress, json: bool, out: &mut impl Writ
     progress.finish();
     let mut code = exit::OK;
     for r in &reports {
-        if !json {
+        if !brief {
             writeln!(out, "{}", dbackup::mkiso::ready_line(r))?;
         }
         if let Some(failure) = dbackup::mkiso::run_hook(wd, r)? {
@@ -315,7 +442,7 @@ fn images(wd: &mut Workdir, progress: &Progress, json: bool, out: &mut impl Writ
             code = exit::FINDING;
         }
     }
-    Ok(code)
+    Ok((code, reports))
 }
 
 /// What a closed disc waits for: its image comes next, unless left to

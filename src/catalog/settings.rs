@@ -104,6 +104,20 @@ impl Catalog {
         })
     }
 
+    /// Sets the size of discs not yet closed.
+    pub fn set_disc_size(&self, bytes: u64) -> Result<()> {
+        let v = i64::try_from(bytes)
+            .map_err(|_| Error::Invalid(format!("disc size {bytes} is too large")))?;
+        self.put_setting("disc_size", v)
+    }
+
+    /// Replaces the exclude patterns.
+    pub fn set_excludes(&self, patterns: &[String]) -> Result<()> {
+        let json = serde_json::to_string(patterns)
+            .map_err(|e| Error::Invalid(format!("exclude patterns: {e}")))?;
+        self.put_setting("excludes", json)
+    }
+
     /// Reads a free-form state value from `settings` (e.g. `last_run`).
     pub fn state_f64(&self, key: &str) -> Result<Option<f64>> {
         self.conn
