@@ -74,7 +74,7 @@ pub fn pages() -> Vec<Page> {
 
 const EXIT_STATUS: &[(&str, &str)] = &[
     ("0", "Success: everything asked for was done."),
-    ("1", "A negative finding: files skipped (monitor), damage found or a disc that cannot be opened (verify), nothing matched (find), something not restored (restore), data unrecoverable (lost), a disc-ready command failed (mkiso)."),
+    ("1", "A negative finding: files skipped (monitor), damage found or a disc that cannot be opened (verify), nothing matched (find), something not restored, a disc unusable or nothing matched (restore), data unrecoverable (lost), a disc-ready command failed (mkiso)."),
     ("2", "Error: bad arguments, a missing or corrupt workdir or catalogue, a disc of another set, an image that failed its read-back. Nothing was written."),
     ("3", "The workdir's filesystem is full; everything staged so far is intact."),
     ("75", "Another run holds the workdir's lock; try again later."),

@@ -38,6 +38,13 @@ fn run() -> Result<i32> {
                     plan.invalid_rows
                 );
             }
+            for u in &plan.unusable {
+                eprintln!(
+                    "dbackup-restore: {}: unusable, left out like a disc not given: {}",
+                    u.source.display(),
+                    u.reason
+                );
+            }
             for r in &plan.refused {
                 eprintln!(
                     "dbackup-restore: {}: {}",
@@ -67,14 +74,27 @@ fn run() -> Result<i32> {
         )),
     })?;
     progress.finish();
-    if let Some(e) = io_err {
-        return Err(e.into());
+    // The exit code comes from the report: a closed or failing stdout
+    // stops the printing, never changes what the run did or says.
+    if io_err.is_none() {
+        let printed = if args.json {
+            serde_json::to_writer_pretty(&mut out, &report)
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(out))
+        } else if !report.dry_run {
+            out.write_all(summary_text(&report, tty).as_bytes())
+        } else {
+            Ok(())
+        };
+        if let Err(e) = printed {
+            io_err = Some(e);
+        }
     }
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else if !report.dry_run {
-        out.write_all(summary_text(&report, tty).as_bytes())?;
+    if let Some(e) = io_err.filter(|e| e.kind() != std::io::ErrorKind::BrokenPipe) {
+        eprintln!("dbackup-restore: writing the report to stdout failed: {e}");
+    }
+    if report.nothing_matched() && !quiet && !args.json {
+        eprintln!("dbackup-restore: nothing matched");
     }
     if let Some(s) = &report.stopped {
         eprintln!("dbackup-restore: stopped: {}", s.reason);
