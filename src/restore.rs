@@ -190,7 +190,8 @@ pub fn restore(
                 .push(not_restored(it, d.disc, kind, why.clone()));
         }
     }
-    if opts.dry_run {
+    // Nothing chosen: nothing to write, not even the target folder.
+    if opts.dry_run || report.nothing_matched() {
         return Ok(report);
     }
     let needs_drive = report
