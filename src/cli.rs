@@ -238,7 +238,7 @@ pub struct VerifyArgs {
     name = "dbackup-restore",
     version,
     about = "Restore files as they were, from discs or images, checking every MD5",
-    after_help = "Exit status: 0 everything asked for was restored and verified; 1 something could not be (a disc missing or lost, a damaged file, a refused name, a different file kept, stopped at the drive's prompt); 2 error (nothing restored, or the target's filesystem filled up); 130 interrupted (run the same command again to resume)."
+    after_help = "Exit status: 0 everything asked for was restored and verified; 1 something could not be (a disc missing, lost or unusable, a damaged file, a refused name, a different file kept, stopped at the drive's prompt) or nothing matched; 2 error (nothing restored, or the target's filesystem filled up); 130 interrupted (run the same command again to resume)."
 )]
 pub struct RestoreArgs {
     #[command(flatten)]

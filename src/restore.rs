@@ -35,7 +35,7 @@ use crate::progress::Progress;
 pub use drive::{Prompt, TerminalPrompt};
 pub use plan::{
     name_parts, plan, DiscPlan, DiscState, LostDisc, LostFile, MissingDisc, OlderVersion, Plan,
-    SetInfo,
+    SetInfo, UnusableDisc,
 };
 pub use report::{FailKind, NotRestored, Report, Stopped, Tally};
 
@@ -135,8 +135,17 @@ pub fn restore(
             return Err(RestoreError::DriveNotAFolder(drive.clone()));
         }
     }
-    let set = DiscSet::open(&opts.discs)?;
-    let plan = plan(opts, &set)?;
+    // A disc that cannot be opened is left out like one not given, so the
+    // others are still restored; the plan names it.
+    let (set, unusable) = DiscSet::open_lenient(&opts.discs)?;
+    let mut plan = plan(opts, &set)?;
+    plan.unusable = unusable
+        .into_iter()
+        .map(|u| UnusableDisc {
+            source: u.source,
+            reason: u.error.to_string(),
+        })
+        .collect();
     on_event(Event::Planned(&plan));
     let mut report = Report {
         dry_run: opts.dry_run,
@@ -181,7 +190,8 @@ pub fn restore(
                 .push(not_restored(it, d.disc, kind, why.clone()));
         }
     }
-    if opts.dry_run {
+    // Nothing chosen: nothing to write, not even the target folder.
+    if opts.dry_run || report.nothing_matched() {
         return Ok(report);
     }
     let needs_drive = report

@@ -205,3 +205,43 @@ fn a_top_level_name_the_run_will_write_is_never_its_private_folder() {
     // Eight folders and eight files of the set, and the two of the target.
     assert_eq!(temp_folders(&target).len(), 18);
 }
+
+/// Unmounts on drop, so a failed assertion leaves no mount behind.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_folder_on_another_filesystem_is_reported_per_file() {
+    let env = TestEnv::new();
+    env.write("m/inside", b"on the mounted folder");
+    env.write("top", b"beside it");
+    closed_set(&env, &[]);
+    let target = env.dir.path().join("restored");
+    let mnt = target.join("m");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = is_root()
+        && Command::new("mount")
+            .args(["-t", "tmpfs", "none"])
+            .arg(&mnt)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    }
+    let _guard = Mounted(mnt.clone());
+    let out = restore(&env.workdir.join("isos"), &target);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("another filesystem"), "{stderr}");
+    assert_eq!(std::fs::read(target.join("top")).unwrap(), b"beside it");
+    assert!(!mnt.join("inside").exists());
+    assert_eq!(std::fs::read_dir(&mnt).unwrap().count(), 0);
+    assert!(temp_folders(&target).is_empty());
+}

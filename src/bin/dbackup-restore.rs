@@ -23,7 +23,6 @@ fn run() -> Result<i32> {
     let quiet = args.common.quiet;
     let progress = Progress::bar(!args.common.no_progress && !args.dry_run && !args.json);
     let mut out = dbackup::output::stdout();
-    let mut io_err = None;
     let report = restore::restore(&opts, &mut TerminalPrompt, &progress, &mut |ev| match ev {
         Event::Planned(plan) => {
             for d in &plan.duplicates {
@@ -38,6 +37,13 @@ fn run() -> Result<i32> {
                     plan.invalid_rows
                 );
             }
+            for u in &plan.unusable {
+                dbackup::say!(
+                    "dbackup-restore: {}: unusable, left out like a disc not given: {}",
+                    u.source.display(),
+                    u.reason
+                );
+            }
             for r in &plan.refused {
                 dbackup::say!(
                     "dbackup-restore: {}: {}",
@@ -47,9 +53,7 @@ fn run() -> Result<i32> {
             }
             if !args.json && (args.dry_run || !quiet) {
                 let text = plan_text(plan, tty);
-                if let Err(e) = progress.suspend(|| out.write_all(text.as_bytes())) {
-                    io_err.get_or_insert(e);
-                }
+                let _ = progress.suspend(|| out.write_all(text.as_bytes()));
             }
         }
         Event::DiscStarted { disc, files, bytes } => {
@@ -67,14 +71,16 @@ fn run() -> Result<i32> {
         )),
     })?;
     progress.finish();
-    if let Some(e) = io_err {
-        return Err(e.into());
-    }
+    // The exit code comes from the report: stdout is a sink whose failure
+    // stops the printing, never changes what the run did or says.
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
+        let _ = serde_json::to_writer_pretty(&mut out, &report);
+        let _ = writeln!(out);
     } else if !report.dry_run {
-        out.write_all(summary_text(&report, tty).as_bytes())?;
+        let _ = out.write_all(summary_text(&report, tty).as_bytes());
+    }
+    if report.nothing_matched() && !quiet && !args.json {
+        dbackup::say!("dbackup-restore: nothing matched");
     }
     if let Some(s) = &report.stopped {
         dbackup::say!("dbackup-restore: stopped: {}", s.reason);

@@ -168,6 +168,16 @@ pub struct Plan {
     pub duplicates: Vec<PathBuf>,
     /// The drive, if one was given.
     pub drive: Option<PathBuf>,
+    /// Discs given that could not be opened (a truncated image, an
+    /// unreadable manifest): left out like discs not given.
+    pub unusable: Vec<UnusableDisc>,
+}
+
+/// A disc given that could not be opened, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnusableDisc {
+    pub source: PathBuf,
+    pub reason: String,
 }
 
 impl Plan {
@@ -272,6 +282,7 @@ fn plan_with(
             refused: Vec::new(),
             duplicates: set.duplicates.clone(),
             drive: opts.drive.clone(),
+            unusable: Vec::new(),
         },
         discs: BTreeMap::new(),
         lost_files: BTreeMap::new(),

@@ -112,15 +112,26 @@ pub struct Report {
 
 impl Report {
     /// The exit code of the shared contract: 0 everything restored and
-    /// verified, 1 something could not be, 2 the run stopped on an error.
+    /// verified, 1 something could not be (or nothing matched, or a disc
+    /// given could not be used), 2 the run stopped on an error. It comes
+    /// from the report alone: whether printing it worked never changes it.
     pub fn exit_code(&self) -> i32 {
         match &self.stopped {
             Some(s) if s.interrupted => crate::exit::INTERRUPTED,
             Some(s) if s.error => crate::exit::ERROR,
             Some(_) => crate::exit::FINDING,
+            None if self.nothing_matched() || !self.plan.unusable.is_empty() => {
+                crate::exit::FINDING
+            }
             None if self.failed_files() == 0 => crate::exit::OK,
             None => crate::exit::FINDING,
         }
+    }
+
+    /// No file was chosen: the patterns matched nothing, or nothing was
+    /// backed up by `--as-of`.
+    pub fn nothing_matched(&self) -> bool {
+        self.plan.files == 0
     }
 
     /// How many files were not restored, listed or counted.

@@ -449,6 +449,9 @@ impl Scratch {
                     dir.create_new(&CString::new(MARKER).map_err(io::Error::other)?)?;
                 lock(&marker, true);
                 std::io::Write::write_all(&mut marker, marker_text(id).as_bytes())?;
+                // Durable before any temp file is written: after a power
+                // cut the folder has its whole marker or no temp files.
+                marker.sync_all()?;
                 Ok(Scratch {
                     dir,
                     name: name.clone(),
@@ -526,13 +529,12 @@ impl Scratch {
                     &mut std::io::Read::take(&mut f, expected.len() as u64 + 1),
                     &mut text,
                 );
+                // Only the whole marker: a power cut before it was made
+                // durable leaves a folder of a short marker and nothing
+                // else, kept rather than risk taking a file of that name
+                // for ours.
                 let whole = read.is_ok() && text == expected.as_bytes();
-                // A power cut can leave the marker short; then nothing
-                // else is in the folder yet.
-                let short = read.is_ok()
-                    && expected.as_bytes().starts_with(&text)
-                    && dir.names(2).is_ok_and(|n| n == [marker.clone()]);
-                ((whole || short) && lock(&f, false)).then_some(f)
+                (whole && lock(&f, false)).then_some(f)
             }
         };
         // The lock is held until the folder is gone.
