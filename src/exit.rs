@@ -82,3 +82,33 @@ fn hint_for(err: &anyhow::Error) -> Option<String> {
         .find_map(|c| c.downcast_ref::<crate::error::Error>())
         .and_then(|e| e.hint())
 }
+
+/// The exit code of a run whose report was just printed: the report's own
+/// `code`, whatever became of the printing. A reader that closed the pipe
+/// early (`| head`) does not change what the run found; only an output that
+/// failed for another reason (a full disk, say) on a run that found nothing
+/// wrong is an error, so a script is not told all is well when it got no
+/// answer.
+pub fn after_printing(code: i32, printed: std::io::Result<()>) -> anyhow::Result<i32> {
+    match printed {
+        Err(e) if code == OK && e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(code),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_pipe_keeps_the_reports_code() {
+        let pipe = || Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        let full = || Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        for code in [OK, FINDING] {
+            assert_eq!(after_printing(code, Ok(())).unwrap(), code);
+            assert_eq!(after_printing(code, pipe()).unwrap(), code);
+        }
+        assert_eq!(after_printing(FINDING, full()).unwrap(), FINDING);
+        assert!(after_printing(OK, full()).is_err());
+    }
+}
