@@ -272,39 +272,52 @@ fn analyse(
     let mut named_sorted = named.to_vec();
     named_sorted.sort_unstable();
     named_sorted.dedup();
+    let mut on_named: Vec<Version> = Vec::new();
     for d in named_sorted {
         let (versions, invalid) = manifest.disc_versions(d).map_err(err)?;
         report.invalid_rows += invalid;
-        for v in versions {
-            // Only a disc that is still at hand holds a version: a newer
-            // version on a lost disc supersedes nothing.
-            let newer = manifest
-                .version_discs(&v.name)
-                .map_err(err)?
-                .into_iter()
-                .rfind(|(id, disc)| *id > v.id && holders.contains(disc));
-            if let Some((id, disc)) = newer {
-                report.history_only.push(entry(
-                    &v,
-                    Some(format!("superseded by version {id} on disc {disc}")),
-                ));
+        on_named.extend(versions);
+    }
+    // The newest version of each of these names on a disc at hand, in one
+    // pass over the manifest (not one query per version: a manifest need
+    // not have an index on names).
+    let wanted_names: HashSet<&[u8]> = on_named.iter().map(|v| v.name.as_slice()).collect();
+    let mut newest_held: HashMap<Vec<u8>, (i64, i64)> = HashMap::new();
+    let _other_invalid = manifest
+        .for_each_version(&mut |w| {
+            if !holders.contains(&w.disc) || !wanted_names.contains(w.name.as_slice()) {
+                return;
+            }
+            let e = newest_held.entry(w.name).or_insert((w.id, w.disc));
+            if w.id > e.0 {
+                *e = (w.id, w.disc);
+            }
+        })
+        .map_err(err)?;
+    for v in on_named {
+        // Only a disc that is still at hand holds a version: a newer
+        // version on a lost disc supersedes nothing.
+        if let Some(&(id, disc)) = newest_held.get(&v.name).filter(|(id, _)| *id > v.id) {
+            report.history_only.push(entry(
+                &v,
+                Some(format!("superseded by version {id} on disc {disc}")),
+            ));
+            continue;
+        }
+        let here = origin_path(origin, &v.name).and_then(|p| {
+            let m = std::fs::symlink_metadata(&p).ok()?;
+            (m.is_file()
+                && m.len() == v.size
+                && v.recorded_mtime().matches(m.mtime(), m.mtime_nsec()))
+            .then_some(p)
+        });
+        if let Some(p) = here {
+            if md5_file(&p, progress).is_ok_and(|m| m == v.md5) {
+                report.reprotectable.push(entry(&v, None));
                 continue;
             }
-            let here = origin_path(origin, &v.name).and_then(|p| {
-                let m = std::fs::symlink_metadata(&p).ok()?;
-                (m.is_file()
-                    && m.len() == v.size
-                    && v.recorded_mtime().matches(m.mtime(), m.mtime_nsec()))
-                .then_some(p)
-            });
-            if let Some(p) = here {
-                if md5_file(&p, progress).is_ok_and(|m| m == v.md5) {
-                    report.reprotectable.push(entry(&v, None));
-                    continue;
-                }
-            }
-            unresolved.push(v);
         }
+        unresolved.push(v);
     }
     // The same content on a disc that is not lost (or staged on the open one).
     if !unresolved.is_empty() {

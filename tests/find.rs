@@ -279,3 +279,81 @@ fn negated_classes_match_with_and_without_ignore_case() {
         );
     }
 }
+
+/// Runs `cmd` with stdout a pipe whose reader is gone before the tool
+/// writes, and stderr either the same (`close_stderr`) or captured:
+/// `(exit code, stderr)`.
+fn with_closed_output(mut cmd: Command, close_stderr: bool) -> (Option<i32>, String) {
+    use std::io::Read;
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    if close_stderr {
+        drop(child.stderr.take());
+    } else {
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+    }
+    (child.wait().unwrap().code(), stderr)
+}
+
+/// A reader that closes the pipe early (`| head`) changes nothing: a match
+/// is still exit 0 and no match still 1, with stdout alone or stdout and
+/// stderr both closed, in every output form.
+#[test]
+fn a_closed_stdout_or_stderr_keeps_the_exit_code() {
+    let (_env, _, isos) = history_set();
+    for close_stderr in [false, true] {
+        for form in [&[][..], &["--json"][..], &["--all-versions"][..]] {
+            for (pattern, want) in [("**/*.jpg", 0), ("no-such-file", 1)] {
+                let mut cmd = Command::new(bin("dbackup-find"));
+                cmd.arg("-d")
+                    .arg(&isos)
+                    .arg("--no-progress")
+                    .args(form)
+                    .arg(pattern);
+                let (code, stderr) = with_closed_output(cmd, close_stderr);
+                assert_eq!(
+                    code,
+                    Some(want),
+                    "{pattern} {form:?} stderr closed: {close_stderr}: {stderr}"
+                );
+                assert!(!stderr.contains("panicked"), "{stderr}");
+            }
+        }
+    }
+}
+
+/// A name with an escape sequence and a line break is shown escaped in a
+/// pipe too (cron mails a pipe): no raw ESC or extra line reaches it.
+/// `--json` keeps the exact name.
+#[test]
+fn control_characters_in_names_are_escaped_in_a_pipe() {
+    let env = TestEnv::new();
+    let evil = "evil\x1b[2J\nname.txt";
+    env.write(evil, b"x");
+    env.write("plain.txt", b"y");
+    env.init(&[]);
+    assert_eq!(env.run(&["monitor"]).status.code(), Some(0));
+    assert_eq!(env.run(&["close"]).status.code(), Some(0));
+    let isos = env.workdir.join("isos");
+    for form in [&[][..], &["--all-versions"][..], &["-i"][..]] {
+        let mut args = form.to_vec();
+        args.push("*.txt");
+        let out = find(&[&isos], &args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert!(!stdout.contains('\x1b'), "{stdout:?}");
+        assert_eq!(stdout.lines().count(), 3, "{stdout:?}");
+        assert!(stdout.contains(r"evil\u{1b}[2J\nname.txt"), "{stdout:?}");
+    }
+    let rows = json(&find(&[&isos], &["--json", "evil*"]));
+    assert_eq!(names(&rows), [format!("/{evil}")]);
+}

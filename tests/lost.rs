@@ -427,3 +427,71 @@ mod model {
         }
     }
 }
+
+/// A reader that closes the pipe early (`| head`) does not hide loss: a
+/// report with unrecoverable files exits 1 with stdout closed, and with
+/// stdout and stderr both closed, as a table or as JSON.
+#[test]
+fn unrecoverable_is_exit_1_even_with_stdout_and_stderr_closed() {
+    use std::io::Read;
+    let s = scene();
+    for close_stderr in [false, true] {
+        for form in [&[][..], &["--json"][..]] {
+            let mut cmd = s.env.tool("dbackup-lost");
+            cmd.args(["1", "--what-if"])
+                .args(form)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let mut child = cmd.spawn().unwrap();
+            drop(child.stdout.take());
+            let mut stderr = String::new();
+            if close_stderr {
+                drop(child.stderr.take());
+            } else {
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut stderr)
+                    .unwrap();
+            }
+            let code = child.wait().unwrap().code();
+            assert_eq!(
+                code,
+                Some(1),
+                "{form:?} stderr closed: {close_stderr}: {stderr}"
+            );
+            assert!(!stderr.contains("panicked"), "{stderr}");
+        }
+    }
+}
+
+/// Names with an escape sequence and a line break are shown escaped in
+/// the report on stdout, in a pipe as on a terminal (cron mails a pipe),
+/// notes included; `--json` keeps them exact.
+#[test]
+fn control_characters_in_names_are_escaped_in_the_report() {
+    let env = TestEnv::new();
+    let gone = "gone\x1b[2J\n.txt";
+    let moved = "moved\x1b]0;x\x07.txt";
+    env.write(gone, b"only copy");
+    env.write(moved, b"moves away");
+    env.init(&[]);
+    assert_eq!(env.run(&["monitor"]).status.code(), Some(0));
+    assert_eq!(env.run(&["close"]).status.code(), Some(0));
+    std::fs::remove_file(env.watched.join(gone)).unwrap();
+    std::fs::rename(env.watched.join(moved), env.watched.join("new\x1b.txt")).unwrap();
+    let out = lost(&env, &["1", "--what-if"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        !stdout.contains('\x1b') && !stdout.contains('\x07'),
+        "{stdout:?}"
+    );
+    assert!(stdout.contains(r"gone\u{1b}[2J\n.txt"), "{stdout:?}");
+    assert!(stdout.contains(r"new\u{1b}.txt"), "the note: {stdout:?}");
+    let out = lost(&env, &["1", "--what-if", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(names_of(&report, "unrecoverable"), [format!("/{gone}")]);
+}

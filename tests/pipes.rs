@@ -368,6 +368,10 @@ fn no_code_prints_but_through_the_output_sinks() {
         "io::stdout().lock()",
         "io::stderr().lock()",
         "dbg!(",
+        "write!(std::io::",
+        "writeln!(std::io::",
+        "io::stdout().write",
+        "io::stderr().write",
     ];
     let mut offenders = Vec::new();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");

@@ -667,3 +667,76 @@ mod injected {
         }
     }
 }
+
+/// A reader that closes the pipe early (`| head`) does not hide damage:
+/// verify of a damaged image exits 1 with stdout closed, and with stdout
+/// and stderr both closed, as a table or as JSON.
+#[test]
+fn damage_is_exit_1_even_with_stdout_and_stderr_closed() {
+    use std::io::Read;
+    let env = closed_set();
+    let image = iso(&env, 1);
+    let (id, _, _) = on_disc(&env, 1)[1].clone();
+    let reader = dbackup::iso::IsoReader::open(&image).unwrap();
+    let (offset, len) = reader.find(&rel(id)).unwrap().extents[0];
+    drop(reader);
+    flip_byte(&image, offset + len / 2);
+    for close_stderr in [false, true] {
+        for form in [&[][..], &["--json"][..]] {
+            let mut cmd = Command::new(bin("dbackup-verify"));
+            cmd.arg("--no-progress")
+                .args(form)
+                .arg("-d")
+                .arg(&image)
+                .env_remove("FAILPOINTS")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let mut child = cmd.spawn().unwrap();
+            drop(child.stdout.take());
+            let mut stderr = String::new();
+            if close_stderr {
+                drop(child.stderr.take());
+            } else {
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut stderr)
+                    .unwrap();
+            }
+            let code = child.wait().unwrap().code();
+            assert_eq!(
+                code,
+                Some(1),
+                "{form:?} stderr closed: {close_stderr}: {stderr}"
+            );
+            assert!(!stderr.contains("panicked"), "{stderr}");
+            if !close_stderr {
+                assert!(stderr.contains("damaged"), "{stderr}");
+            }
+        }
+    }
+}
+
+/// A problem line names the file by its original path with control
+/// characters escaped, in a pipe as on a terminal (cron mails stderr).
+#[test]
+fn control_characters_in_problem_lines_are_escaped() {
+    let env = TestEnv::new();
+    let evil = "evil\x1b[2J\nname.txt";
+    env.write(evil, b"to be lost from the disc");
+    env.init(&[]);
+    assert_eq!(env.run(&["monitor"]).status.code(), Some(0));
+    assert_eq!(env.run(&["close"]).status.code(), Some(0));
+    let dir = mounted(&iso(&env, 1));
+    let (id, _, _) = on_disc(&env, 1)[0].clone();
+    std::fs::remove_file(dir.path().join(rel(id))).unwrap();
+    let out = verify(&d(dir.path()));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    assert!(stderr.contains(r"evil\u{1b}[2J\nname.txt"), "{stderr:?}");
+    assert!(!text(&out.stdout).contains('\x1b'));
+}

@@ -56,7 +56,6 @@ pub fn walk(m: &Manifest, as_of: Option<f64>) {
         let _ = m.disc_versions(d.id);
     }
     for n in &names {
-        let _ = m.version_discs(n);
         let _ = dbackup::names::display(n, true);
         let _ = dbackup::restore::name_parts(n);
     }

@@ -1,11 +1,12 @@
 //! dbackup-find: where is my file?
 
 use std::io::{IsTerminal, Write};
+use std::os::unix::ffi::OsStrExt;
 
 use anyhow::Result;
 use clap::Parser;
 use dbackup::cli::FindArgs;
-use dbackup::find::{self, FindOptions};
+use dbackup::find::{self, FindOptions, FindReport};
 use dbackup::{exit, names, output};
 
 fn main() {
@@ -22,101 +23,115 @@ fn run() -> Result<i32> {
         as_of: args.select.as_of,
         deleted: args.deleted,
     })?;
+    let code = if report.found.is_empty() {
+        exit::FINDING
+    } else {
+        exit::OK
+    };
+    let printed = print(&args, &report);
+    printed?;
+    Ok(code)
+}
+
+/// Messages on stderr (a failure to write them is ignored) and the rows
+/// on stdout. Names are shown with control characters escaped, on a
+/// terminal and in a pipe alike (cron mails a pipe); `--json` has them
+/// exact.
+fn print(args: &FindArgs, report: &FindReport) -> std::io::Result<()> {
+    let mut err = dbackup::output::stderr();
     if !args.common.quiet {
         for d in &report.duplicates {
-            dbackup::say!(
+            let _ = writeln!(
+                err,
                 "dbackup-find: {} is a disc given twice; left out",
-                d.display()
+                names::display(d.as_os_str().as_bytes(), true)
             );
         }
         if report.invalid_rows > 0 {
-            dbackup::say!(
+            let _ = writeln!(
+                err,
                 "dbackup-find: warning: {} malformed rows in the manifest of disc {} were left out",
-                report.invalid_rows,
-                report.history_disc
+                report.invalid_rows, report.history_disc
             );
         }
+    }
+    if report.found.is_empty() && !args.common.quiet && !args.json {
+        let _ = writeln!(err, "dbackup-find: nothing matched");
     }
     let mut out = dbackup::output::stdout();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report.found)?;
         writeln!(out)?;
+        return Ok(());
+    }
+    let terminal = std::io::stdout().is_terminal();
+    let time = |t: f64| output::time(t);
+    let mut rows = if args.all_versions {
+        output::Rows::new(&[
+            "path",
+            "id",
+            "backed up",
+            "size",
+            "disc",
+            "disc is",
+            "md5",
+            "why",
+        ])
+    } else if args.deleted {
+        output::Rows::new(&[
+            "path",
+            "deleted",
+            "versions",
+            "last backup",
+            "size",
+            "disc",
+            "disc is",
+        ])
     } else {
-        let terminal = std::io::stdout().is_terminal();
-        let time = |t: f64| output::time(t);
-        let mut rows = if args.all_versions {
-            output::Rows::new(&[
-                "path",
-                "id",
-                "backed up",
-                "size",
-                "disc",
-                "disc is",
-                "md5",
-                "why",
-            ])
-        } else if args.deleted {
-            output::Rows::new(&[
-                "path",
-                "deleted",
-                "versions",
-                "last backup",
-                "size",
-                "disc",
-                "disc is",
-            ])
+        output::Rows::new(&["path", "versions", "last backup", "size", "disc", "disc is"])
+    };
+    for f in &report.found {
+        let name = names::display(&f.filename, true);
+        let size = if terminal {
+            output::bytes(f.size)
         } else {
-            output::Rows::new(&["path", "versions", "last backup", "size", "disc", "disc is"])
+            f.size.to_string()
         };
-        for f in &report.found {
-            let name = names::display(&f.filename, terminal);
-            let size = if terminal {
-                output::bytes(f.size)
-            } else {
-                f.size.to_string()
-            };
-            let row = if args.all_versions {
-                vec![
-                    name,
-                    f.id.to_string(),
-                    time(f.timestamp),
-                    size,
-                    f.disc.to_string(),
-                    f.availability.as_str().into(),
-                    f.md5.clone(),
-                    f.desc.clone(),
-                ]
-            } else if args.deleted {
-                vec![
-                    name,
-                    f.deleted.map(time).unwrap_or_default(),
-                    f.versions.to_string(),
-                    time(f.timestamp),
-                    size,
-                    f.disc.to_string(),
-                    f.availability.as_str().into(),
-                ]
-            } else {
-                vec![
-                    name,
-                    f.versions.to_string(),
-                    time(f.timestamp),
-                    size,
-                    f.disc.to_string(),
-                    f.availability.as_str().into(),
-                ]
-            };
-            rows.push(row);
-        }
-        if !rows.is_empty() {
-            rows.write(&mut out, terminal)?;
-        }
+        let row = if args.all_versions {
+            vec![
+                name,
+                f.id.to_string(),
+                time(f.timestamp),
+                size,
+                f.disc.to_string(),
+                f.availability.as_str().into(),
+                f.md5.clone(),
+                names::display(f.desc.as_bytes(), true),
+            ]
+        } else if args.deleted {
+            vec![
+                name,
+                f.deleted.map(time).unwrap_or_default(),
+                f.versions.to_string(),
+                time(f.timestamp),
+                size,
+                f.disc.to_string(),
+                f.availability.as_str().into(),
+            ]
+        } else {
+            vec![
+                name,
+                f.versions.to_string(),
+                time(f.timestamp),
+                size,
+                f.disc.to_string(),
+                f.availability.as_str().into(),
+            ]
+        };
+        rows.push(row);
     }
-    if report.found.is_empty() {
-        if !args.common.quiet && !args.json {
-            dbackup::say!("dbackup-find: nothing matched");
-        }
-        return Ok(exit::FINDING);
+    if !rows.is_empty() {
+        rows.write(&mut out, terminal)?;
     }
-    Ok(exit::OK)
+    Ok(())
 }

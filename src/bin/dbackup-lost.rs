@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use anyhow::Result;
 use clap::Parser;
 use dbackup::cli::LostArgs;
-use dbackup::lost::{self, Entry, LostOptions, Source};
+use dbackup::lost::{self, Entry, LostOptions, LostReport, Source};
 use dbackup::{exit, names, output, progress::Progress};
 
 fn main() {
@@ -35,6 +35,40 @@ fn run() -> Result<i32> {
         &progress,
     )?;
     progress.finish();
+    let code = if report.found
+        || (report.unrecoverable.is_empty() && report.restage_problems.is_empty())
+    {
+        exit::OK
+    } else {
+        exit::FINDING
+    };
+    let printed = print(&args, &report);
+    printed?;
+    Ok(code)
+}
+
+/// The problems on stderr (a failure to write them is ignored), then the
+/// report on stdout. Names and notes are shown with control characters
+/// escaped, on a terminal and in a pipe alike (cron mails a pipe);
+/// `--json` has them exact.
+fn print(args: &LostArgs, report: &LostReport) -> std::io::Result<()> {
+    let mut err = dbackup::output::stderr();
+    if !report.found {
+        for p in &report.restage_problems {
+            let _ = writeln!(
+                err,
+                "dbackup-lost: not staged again: {}",
+                names::display(p.as_bytes(), true)
+            );
+        }
+        if report.invalid_rows > 0 {
+            let _ = writeln!(
+                err,
+                "dbackup-lost: warning: {} malformed manifest rows were left out",
+                report.invalid_rows
+            );
+        }
+    }
     let mut out = dbackup::output::stdout();
     let discs = report
         .discs
@@ -49,7 +83,7 @@ fn run() -> Result<i32> {
         } else {
             writeln!(out, "Disc(s) {discs} marked available again.")?;
         }
-        return Ok(exit::OK);
+        return Ok(());
     }
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
@@ -104,12 +138,12 @@ fn run() -> Result<i32> {
             let mut rows = output::Rows::new(&["path", "id", "disc", "size", "md5", "note"]);
             for e in entries {
                 rows.push(vec![
-                    names::display(&e.filename, terminal),
+                    names::display(&e.filename, true),
                     e.id.to_string(),
                     e.disc.to_string(),
                     e.size.to_string(),
                     e.md5.clone(),
-                    e.note.clone().unwrap_or_default(),
+                    names::display(e.note.as_deref().unwrap_or_default().as_bytes(), true),
                 ]);
             }
             rows.write(out, terminal)
@@ -127,20 +161,5 @@ fn run() -> Result<i32> {
             )?;
         }
     }
-    for p in &report.restage_problems {
-        dbackup::say!("dbackup-lost: not staged again: {p}");
-    }
-    if report.invalid_rows > 0 {
-        dbackup::say!(
-            "dbackup-lost: warning: {} malformed manifest rows were left out",
-            report.invalid_rows
-        );
-    }
-    Ok(
-        if report.unrecoverable.is_empty() && report.restage_problems.is_empty() {
-            exit::OK
-        } else {
-            exit::FINDING
-        },
-    )
+    Ok(())
 }

@@ -17,19 +17,34 @@ fn run() -> Result<i32> {
     let args = VerifyArgs::parse();
     let opts = VerifyOptions::from_args(&args)?;
     let progress = Progress::bar(!args.common.no_progress && !args.json);
-    let escape = std::io::stderr().is_terminal();
+    // Problems are lines for people and cron mails: names escaped always,
+    // and a stderr that cannot be written to stops nothing.
     let report = verify::verify(&opts, &progress, &mut |scope, p| {
-        progress.println(&format!("dbackup-verify: {scope}: {}", describe(p, escape)));
+        let line = format!("dbackup-verify: {scope}: {}", describe(p, true));
+        progress.suspend(|| {
+            dbackup::say!("{line}");
+        });
     })?;
     progress.finish();
+    let code = if report.clean() {
+        exit::OK
+    } else {
+        exit::FINDING
+    };
+    let printed = print(&args, &report);
+    printed?;
+    Ok(code)
+}
 
+/// The summary on stdout.
+fn print(args: &VerifyArgs, report: &VerifyReport) -> std::io::Result<()> {
     let mut out = dbackup::output::stdout();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
+        serde_json::to_writer_pretty(&mut out, report)?;
         writeln!(out)?;
     } else {
         let tty = std::io::stdout().is_terminal();
-        let (header, rows) = summary(&report, tty);
+        let (header, rows) = summary(report, tty);
         if tty {
             writeln!(
                 out,
@@ -40,11 +55,7 @@ fn run() -> Result<i32> {
             write!(out, "{}", output::tsv(&header, &rows))?;
         }
     }
-    Ok(if report.clean() {
-        exit::OK
-    } else {
-        exit::FINDING
-    })
+    Ok(())
 }
 
 /// One problem as a line: `files/0/3 (/2012/a.jpg): damaged: MD5 … instead of …`.
@@ -86,7 +97,7 @@ fn summary(report: &VerifyReport, tty: bool) -> (Vec<&'static str>, Vec<Vec<Stri
     let sound = |ok: bool| if ok { "ok" } else { "damaged" }.to_string();
     let mut rows = Vec::new();
     for u in &report.unusable {
-        let mut row = vec!["?".to_string(), names::display(u.source.as_bytes(), tty)];
+        let mut row = vec!["?".to_string(), names::display(u.source.as_bytes(), true)];
         row.extend(std::iter::repeat_n("-".to_string(), 7));
         row.extend(["unusable".to_string(), "-".into(), "-".into()]);
         rows.push(row);
@@ -94,7 +105,7 @@ fn summary(report: &VerifyReport, tty: bool) -> (Vec<&'static str>, Vec<Vec<Stri
     for d in &report.discs {
         rows.push(vec![
             d.disc.to_string(),
-            names::display(d.source.as_bytes(), tty),
+            names::display(d.source.as_bytes(), true),
             d.files.to_string(),
             d.ok.to_string(),
             d.damaged.to_string(),
@@ -110,7 +121,7 @@ fn summary(report: &VerifyReport, tty: bool) -> (Vec<&'static str>, Vec<Vec<Stri
     if let Some(o) = &report.origin {
         rows.push(vec![
             "origin".into(),
-            names::display(o.path.as_bytes(), tty),
+            names::display(o.path.as_bytes(), true),
             o.files.to_string(),
             o.ok.to_string(),
             o.silent_corruption.to_string(),

@@ -5,6 +5,7 @@
 //! trusted and never a panic.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -111,6 +112,92 @@ pub struct Manifest {
     conn: Connection,
     path: PathBuf,
     has_deletions: bool,
+    has_settings: bool,
+    budget: Budget,
+}
+
+/// What a schema name is.
+enum TableKind {
+    Absent,
+    Table,
+    /// A view or a virtual table, named for the message.
+    Other(&'static str),
+}
+
+fn table_kind(conn: &Connection, name: &str) -> rusqlite::Result<TableKind> {
+    let rows: Vec<(String, Option<String>)> = conn
+        .prepare(
+            "SELECT type, sql FROM sqlite_schema WHERE name=?1 COLLATE NOCASE AND type IN ('table', 'view')",
+        )?
+        .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(match rows.as_slice() {
+        [] => TableKind::Absent,
+        [(kind, _)] if kind == "view" => TableKind::Other("a view"),
+        [(_, Some(sql))]
+            if sql
+                .trim_start()
+                .get(..20)
+                .is_some_and(|head| head.eq_ignore_ascii_case("CREATE VIRTUAL TABLE")) =>
+        {
+            TableKind::Other("a virtual table")
+        }
+        [_] => TableKind::Table,
+        _ => TableKind::Other("defined twice"),
+    })
+}
+
+fn wal_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push("-wal");
+    PathBuf::from(p)
+}
+
+/// Bounds the work of every statement on an untrusted manifest: SQLite's
+/// progress handler counts virtual-machine steps, and a statement that
+/// takes more than [`Budget::STEPS_PER_BYTE`] steps per byte of the file
+/// (plus a floor) is interrupted. Reading real tables costs well under one
+/// step per byte (a row is tens of bytes and tens of steps, whatever the
+/// query), so a sound manifest never comes near it, while whatever a
+/// crafted one might still make SQLite do ends. Temporary storage needs no
+/// cap of its own: with real tables only, a sort holds at most the rows of
+/// the file.
+struct Budget {
+    left: std::sync::Arc<AtomicU64>,
+    per_statement: u64,
+}
+
+impl Budget {
+    const STEPS_PER_BYTE: u64 = 64;
+    const FLOOR: u64 = 50_000_000;
+    /// Steps between two calls of the handler.
+    const PERIOD: i32 = 10_000;
+
+    fn install(conn: &mut Connection, file_bytes: u64) -> rusqlite::Result<Budget> {
+        let per_statement = file_bytes
+            .saturating_mul(Self::STEPS_PER_BYTE)
+            .saturating_add(Self::FLOOR)
+            / Self::PERIOD as u64;
+        let left = std::sync::Arc::new(AtomicU64::new(per_statement));
+        let seen = left.clone();
+        conn.progress_handler(
+            Self::PERIOD,
+            Some(move || {
+                // `true` interrupts the statement.
+                seen.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                    .is_err()
+            }),
+        )?;
+        Ok(Budget {
+            left,
+            per_statement,
+        })
+    }
+
+    /// A fresh budget for the next statement.
+    fn arm(&self) {
+        self.left.store(self.per_statement, Ordering::Relaxed);
+    }
 }
 
 /// A `file:` URI for `path` with `?immutable=1`, escaping what a URI
@@ -199,7 +286,7 @@ impl Manifest {
                 why: "no such file".into(),
             });
         }
-        let conn = if immutable {
+        let mut conn = if immutable {
             open_immutable(path).map_err(err)?
         } else {
             let c = Connection::open_with_flags(
@@ -211,18 +298,71 @@ impl Manifest {
                 .map_err(err)?;
             c
         };
-        let has = |table: &str, cols: &[&str]| -> Result<bool> {
-            let mut stmt = conn
-                .prepare("SELECT name FROM pragma_table_info(?1)")
+        let size = [path.to_path_buf(), wal_path(path)]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        let budget = Budget::install(&mut conn, size).map_err(err)?;
+        // Before any query on its tables: a view, a virtual table or a
+        // generated column would run code of the manifest's choosing (a
+        // recursive view never ends), so only real tables are read.
+        let has = |table: &str, cols: &[&str], required: bool| -> Result<bool> {
+            let invalid = |why: String| ManifestError::Invalid {
+                path: path.into(),
+                why,
+            };
+            match table_kind(&conn, table).map_err(err)? {
+                TableKind::Absent if required => {
+                    return Err(invalid(format!("there is no table {table}")))
+                }
+                TableKind::Absent => return Ok(false),
+                TableKind::Table => {}
+                TableKind::Other(what) => {
+                    return Err(invalid(format!(
+                        "{table} is {what}, not a table; only real tables are read"
+                    )))
+                }
+            }
+            let triggers: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_schema WHERE type='trigger' AND tbl_name=?1 COLLATE NOCASE",
+                    [table],
+                    |r| r.get(0),
+                )
                 .map_err(err)?;
-            let found: Vec<String> = stmt
-                .query_map([table], |r| r.get(0))
+            if triggers > 0 {
+                return Err(invalid(format!(
+                    "table {table} has triggers, which no dbackup catalogue has"
+                )));
+            }
+            let mut stmt = conn
+                .prepare("SELECT name, hidden FROM pragma_table_xinfo(?1)")
+                .map_err(err)?;
+            let found: Vec<(String, i64)> = stmt
+                .query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))
                 .map_err(err)?
                 .collect::<rusqlite::Result<_>>()
                 .map_err(err)?;
-            Ok(cols.iter().all(|c| found.iter().any(|f| f == c)))
+            for c in cols {
+                match found.iter().find(|(f, _)| f.eq_ignore_ascii_case(c)) {
+                    Some((_, 0)) => {}
+                    Some(_) => {
+                        return Err(invalid(format!(
+                            "column {table}.{c} is generated or hidden, not stored"
+                        )))
+                    }
+                    None if required => {
+                        return Err(invalid(format!(
+                            "table {table} has no column {c} (the original's columns are needed)"
+                        )))
+                    }
+                    None => return Ok(false),
+                }
+            }
+            Ok(true)
         };
-        if !has(
+        has(
             "files",
             &[
                 "id",
@@ -235,26 +375,44 @@ impl Manifest {
                 "desc",
                 "copied",
             ],
-        )? || !has("discs", &["id", "started", "completed", "available"])?
-        {
-            return Err(ManifestError::Invalid {
-                path: path.into(),
-                why: "tables discs and files with the original's columns are missing".into(),
-            });
-        }
-        let has_deletions = has("deletions", &["filename", "deleted", "file_id"])?;
+            true,
+        )?;
+        has("discs", &["id", "started", "completed", "available"], true)?;
+        let has_deletions = has("deletions", &["filename", "deleted", "file_id"], false)?;
+        let has_settings = has("settings", &["key", "value"], false)?;
         Ok(Manifest {
             conn,
             path: path.into(),
             has_deletions,
+            has_settings,
+            budget,
         })
     }
 
     fn err(&self, source: rusqlite::Error) -> ManifestError {
+        if source.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) {
+            return ManifestError::Invalid {
+                path: self.path.clone(),
+                why: format!(
+                    "reading it took more work than a manifest of its size can need \
+                     (over {} SQLite steps for one query): it is crafted or damaged",
+                    self.budget
+                        .per_statement
+                        .saturating_mul(Budget::PERIOD as u64)
+                ),
+            };
+        }
         ManifestError::Sqlite {
             path: self.path.clone(),
             source,
         }
+    }
+
+    /// The connection, with a fresh work budget for the statement about to
+    /// run on it.
+    fn conn(&self) -> &Connection {
+        self.budget.arm();
+        &self.conn
     }
 
     /// The file this manifest was read from.
@@ -264,7 +422,10 @@ impl Manifest {
 
     /// A text setting of ours (absent on the original's discs).
     pub fn setting(&self, key: &str) -> Option<String> {
-        self.conn
+        if !self.has_settings {
+            return None;
+        }
+        self.conn()
             .query_row("SELECT value FROM settings WHERE key=?1", [key], |r| {
                 Ok(match r.get_ref(0)? {
                     ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
@@ -280,7 +441,7 @@ impl Manifest {
     /// Who this disc's set is.
     pub fn identity(&self) -> SetIdentity {
         let first_started = self
-            .conn
+            .conn()
             .query_row("SELECT started FROM discs WHERE id=1", [], |r| {
                 Ok(real(r.get_ref(0)?))
             })
@@ -298,7 +459,7 @@ impl Manifest {
     /// Every disc the manifest knows.
     pub fn discs(&self) -> Result<Vec<DiscRow>> {
         let mut stmt = self
-            .conn
+            .conn()
             .prepare("SELECT id, started, completed, available FROM discs ORDER BY id")
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
@@ -409,7 +570,7 @@ impl Manifest {
     }
 
     fn each(&self, sql: &str, param: Option<&str>, f: &mut dyn FnMut(Version)) -> Result<u64> {
-        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+        let mut stmt = self.conn().prepare(sql).map_err(|e| self.err(e))?;
         let mut rows = match param {
             Some(p) => stmt.query([p]),
             None => stmt.query([]),
@@ -432,7 +593,7 @@ impl Manifest {
             "SELECT {} FROM files WHERE copied=1 AND disc_id=?1 ORDER BY id",
             Self::COLUMNS
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut stmt = self.conn().prepare(&sql).map_err(|e| self.err(e))?;
         let mut rows = stmt.query([disc]).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         let mut invalid = 0;
@@ -451,7 +612,7 @@ impl Manifest {
             return Ok(Vec::new());
         }
         let mut stmt = self
-            .conn
+            .conn()
             .prepare("SELECT filename, deleted, file_id FROM deletions ORDER BY id")
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
@@ -476,28 +637,10 @@ impl Manifest {
         Ok(out)
     }
 
-    /// Every backed-up version of `name` as `(id, disc)`, in id order.
-    pub fn version_discs(&self, name: &[u8]) -> Result<Vec<(i64, i64)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, disc_id FROM files WHERE filename=?1 AND copied=1 ORDER BY id")
-            .map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([names::to_sql(name)]).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            if let (Ok(ValueRef::Integer(id)), Ok(ValueRef::Integer(disc))) =
-                (r.get_ref(0), r.get_ref(1))
-            {
-                out.push((id, disc));
-            }
-        }
-        Ok(out)
-    }
-
     /// `PRAGMA integrity_check`: `Ok(())` or what it found.
     pub fn integrity_check(&self) -> std::result::Result<(), String> {
         let mut stmt = self
-            .conn
+            .conn()
             .prepare("PRAGMA integrity_check")
             .map_err(|e| e.to_string())?;
         let lines: Vec<String> = stmt
@@ -518,6 +661,38 @@ impl Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The work budget ends a statement that never would, with a clear
+    /// error, and leaves the next statement its own budget.
+    #[test]
+    fn endless_statements_are_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manifest.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE discs(id INTEGER PRIMARY KEY, started, completed, available);
+                 CREATE TABLE files(id INTEGER PRIMARY KEY, filename, timestamp, md5, size,
+                                    mtime, disc_id, desc, copied);
+                 INSERT INTO discs VALUES (1, 1.0, 2.0, 1);",
+            )
+            .unwrap();
+        let m = Manifest::open(&path).unwrap();
+        let start = std::time::Instant::now();
+        let endless = m
+            .conn()
+            .query_row(
+                "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r)
+                 SELECT count(*) FROM r",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap_err();
+        assert!(start.elapsed() < std::time::Duration::from_secs(60));
+        let e = m.err(endless).to_string();
+        assert!(e.contains("crafted or damaged"), "{e}");
+        assert_eq!(m.discs().unwrap().len(), 1);
+    }
 
     #[test]
     fn uris_escape_reserved_characters() {
