@@ -158,7 +158,8 @@ WHAT IS ON THIS DISC
 
 RECOVERING EVERYTHING
 ---------------------
-With Python 3 (any Linux or macOS has it; python.org for Windows), from a
+With Python 3 (3.6 or later; Linux and macOS have it), on a Unix-like
+system (not Windows: there, follow RECOVERING A FILE BY HAND), from a
 terminal:
 
   python3 /media/cdrom/RECOVER.PY --to ~/recovered
@@ -166,11 +167,12 @@ terminal:
 recovers the latest version of every file that this disc holds, under its
 original name and with its modification time, into ~/recovered, and lists
 the files it could not get (those on other discs). For a whole set, copy
-each disc into a folder of its own (or mount the images: on Linux
-`bsdtar -xf disc-3.iso -C discs/3` extracts one) and give them all:
+each disc into a folder of its own (an image file is extracted with
+`mkdir -p discs/3 && bsdtar -xf disc-3.iso -C discs/3`) and give them all,
+or a folder holding them:
 
-  python3 RECOVER.PY --to ~/recovered /media/cdrom discs/1 discs/2 ...
-  python3 RECOVER.PY --to ~/recovered discs     # every disc folder in discs/
+  python3 /media/cdrom/RECOVER.PY --to ~/recovered discs/1 discs/2 ...
+  python3 /media/cdrom/RECOVER.PY --to ~/recovered discs
 
 The newest catalogue among them is used. Every file is checked against its
 MD5 before it gets its name; files recorded as deleted are left out; files

@@ -99,19 +99,24 @@ fn man_pages_render_every_section() {
                 "{name}: {section}"
             );
         }
-        if shell_ok("groff") || std::path::Path::new("/usr/bin/groff").exists() {
+    }
+    // Every shipped page, the subcommands' included, renders without a warning.
+    if shell_ok("groff") || std::path::Path::new("/usr/bin/groff").exists() {
+        for page in shipped_man_pages() {
             let out = std::process::Command::new("groff")
                 .args(["-ww", "-man", "-Tutf8"])
-                .arg(root.join(format!("man/{name}.1")))
+                .arg(root.join("man").join(&page))
                 .output()
                 .unwrap();
             assert!(out.status.success());
             assert!(
                 out.stderr.is_empty(),
-                "{name}: {}",
+                "{page}: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+    } else {
+        eprintln!("SKIPPED: groff is not installed (CI installs it)");
     }
 }
 

@@ -409,3 +409,33 @@ fn recover_py_reads_the_original_dbackups_discs() {
         "copied=0 is no backup"
     );
 }
+
+/// RECOVER.PY keeps to the grammar of Python 3.6, the oldest it promises.
+#[test]
+fn recover_py_parses_as_python_3_6() {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg("import ast, sys; ast.parse(sys.stdin.read(), feature_version=(3, 6))")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(dbackup::disc::RECOVER_SCRIPT.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A feature of a later Python is refused, so the check can fail.
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg("import ast; ast.parse('if (x := 1): pass', feature_version=(3, 6))")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

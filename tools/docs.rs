@@ -29,7 +29,7 @@ pub fn pages() -> Vec<Page> {
         },
         Page {
             command: MkisoArgs::command(),
-            description: "dbackup-mkiso builds the image of every closed disc that has no verified image yet: ISO 9660 level 3 with Rock Ridge and Joliet, holding the disc's files under files/<id div 256>/<id>, its frozen catalogue manifest.db, README.TXT (how to recover by hand) and MD5SUMS. The image is written under a temp name, fsynced and renamed, then read back with dbackup's own reader: the catalogue must pass SQLite's integrity check and every file its MD5. Only then are the disc's staged copies freed. dbackup-stage monitor and close run the same step when they close a disc.",
+            description: "dbackup-mkiso builds the image of every closed disc that has no verified image yet: ISO 9660 level 3 with Rock Ridge and Joliet, holding the disc's files under files/<id div 256>/<id>, its frozen catalogue manifest.db, README.TXT (how to recover by hand), RECOVER.PY (recovers the disc or the whole set with Python 3 alone) and MD5SUMS (every file but itself, for md5sum -c). The image is written under a temp name, fsynced and renamed, then read back with dbackup's own reader: the catalogue must pass SQLite's integrity check and every file its MD5. Only then are the disc's staged copies freed. dbackup-stage monitor and close run the same step when they close a disc.",
             examples: &[
                 ("Build the images of all waiting discs:", "dbackup-mkiso -w ~/dbackup"),
                 ("Burn a disc image:", "xorriso -as cdrecord -v dev=/dev/sr0 -dao ~/dbackup/isos/disc-3.iso"),
