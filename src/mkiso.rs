@@ -21,6 +21,7 @@ use crate::disc::{self, DiscInfo};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::iso::{self, Entry, IsoReader, Source, WriteOptions};
+use crate::names;
 use crate::progress::Progress;
 use crate::workdir::Workdir;
 
@@ -48,6 +49,8 @@ pub struct ImageReport {
     pub verified: bool,
     pub ecc: Option<String>,
     pub staged_freed: bool,
+    /// Staged copies found rotten and what became of them.
+    pub repairs: Vec<Repair>,
 }
 
 /// Why a read-back failed: what, and which file.
@@ -83,8 +86,8 @@ pub fn mkiso(
     if opts.ecc && !opts.dry_run {
         ecc_tool()?;
     }
-    if !opts.dry_run && !opts.keep_staged {
-        free_verified(wd)?;
+    if !opts.dry_run {
+        free_verified(wd, !opts.keep_staged)?;
     }
     let discs = match opts.disc {
         Some(n) => {
@@ -118,13 +121,27 @@ pub fn mkiso(
     Ok(reports)
 }
 
-/// Removes the staged copies of discs whose image is verified (a crash may
-/// have interrupted the removal).
-fn free_verified(wd: &Workdir) -> Result<()> {
-    for img in wd.catalog.images()? {
+/// Removes the staged copies of discs whose image is verified, when `free`
+/// (a crash may have interrupted the removal), and sets aside an image
+/// that was named final but never recorded.
+fn free_verified(wd: &Workdir, free: bool) -> Result<()> {
+    for img in wd.catalog.images()?.into_iter().filter(|_| free) {
         let staged = wd.layout.disc_dir(img.disc).exists() || wd.layout.freeing(img.disc).exists();
         if staged && wd.layout.iso(img.disc).is_file() {
             remove_staged(wd, img.disc)?;
+        }
+    }
+    // An image under its final name with no record: a run was killed
+    // between naming it and recording it. Unrecorded bytes are not
+    // verified ones: set aside, and built again from the staged copies.
+    let recorded: std::collections::HashSet<i64> =
+        wd.catalog.images()?.iter().map(|i| i.disc).collect();
+    for d in wd.catalog.discs()? {
+        let iso = wd.layout.iso(d.id);
+        if !recorded.contains(&d.id) && wd.layout.disc_manifest(d.id).is_file() && iso.is_file() {
+            let failed = failed_path(&iso);
+            std::fs::rename(&iso, &failed).map_err(|e| Error::io(&failed, e))?;
+            fsutil::sync_dir(&wd.layout.isos())?;
         }
     }
     // Scratch copies of catalogues read back by a run that was killed.
@@ -163,7 +180,120 @@ fn build_one(
     opts: &MkisoOptions,
     progress: &Progress,
 ) -> Result<ImageReport> {
-    let files = wd.catalog.disc_files(n)?;
+    let path = wd.layout.iso(n);
+    let mut repairs = Vec::new();
+    // Bounded: one repair of rotten staged copies, then one build more;
+    // what the second build still finds is an error.
+    for attempt in 0..2 {
+        let built = write_and_check(wd, n, opts, progress)?;
+        let (mut report, partial, problems) = match built {
+            Built::DryRun(r) => return Ok(r),
+            Built::Image(r, partial, problems) => (r, partial, problems),
+        };
+        if problems.is_empty() {
+            install(wd, n, &partial, &report)?;
+            report.verified = true;
+            report.repairs = repairs;
+            if !opts.keep_staged {
+                remove_staged(wd, n)?;
+                report.staged_freed = true;
+            }
+            return Ok(report);
+        }
+        if attempt == 0 {
+            let found = repair_staged(wd, n, &problems, progress)?;
+            if !found.is_empty() {
+                let _ = std::fs::remove_file(&partial);
+                repairs = found;
+                continue;
+            }
+        }
+        // Never under the final name, where it would be burned: kept
+        // beside it for a look, replaced by the next failure.
+        let failed = failed_path(&path);
+        if partial.exists() {
+            std::fs::rename(&partial, &failed).map_err(|e| Error::io(&failed, e))?;
+            fsutil::sync_dir(&wd.layout.isos())?;
+        }
+        let list = problems
+            .iter()
+            .take(10)
+            .map(|p| format!("{}: {}", p.path, p.problem))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let kept_as = if failed.exists() {
+            format!("it was kept as {}", failed.display())
+        } else {
+            "no image was written".into()
+        };
+        let kept = if wd.catalog.images()?.iter().any(|i| i.disc == n) {
+            format!("; the verified image {} is kept", path.display())
+        } else {
+            String::new()
+        };
+        return Err(Error::Invalid(format!(
+            "the image of disc {n} failed its read-back check ({} problems: {list}); {kept_as}, the staged copies are kept in {}{kept}",
+            problems.len(),
+            wd.layout.disc_dir(n).display()
+        )));
+    }
+    unreachable!("the loop above returns on its second pass")
+}
+
+/// Where a failed image of `path` is kept: a name no image takes.
+pub fn failed_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".failed");
+    name.into()
+}
+
+enum Built {
+    DryRun(ImageReport),
+    /// The report, the `.partial` image and what its read-back found.
+    Image(ImageReport, PathBuf, Vec<ReadBackProblem>),
+}
+
+/// Gives the checked `.partial` image its final name and records it. The
+/// old record goes first: a crash between the steps leaves a disc with no
+/// record (pending again, its staged copies kept), never a record that
+/// describes other bytes.
+fn install(wd: &Workdir, n: i64, partial: &Path, report: &ImageReport) -> Result<()> {
+    let path = wd.layout.iso(n);
+    wd.catalog.forget_image(n)?;
+    if let Some(e) = crate::fault::injected("mkiso::rename") {
+        let _ = std::fs::remove_file(partial);
+        return Err(Error::io(&path, e));
+    }
+    std::fs::rename(partial, &path).map_err(|e| Error::io(&path, e))?;
+    let _ = std::fs::remove_file(failed_path(&path));
+    fsutil::sync_dir(&wd.layout.isos())?;
+    if let Some(e) = crate::fault::injected("mkiso::record") {
+        return Err(Error::io(wd.catalog.path(), e));
+    }
+    wd.catalog
+        .mark_image_verified(n, report.size, report.ecc.as_deref())
+}
+
+/// Writes disc `n`'s image as `.partial` (with its error-correction data),
+/// makes it durable and reads it back.
+fn write_and_check(
+    wd: &mut Workdir,
+    n: i64,
+    opts: &MkisoOptions,
+    progress: &Progress,
+) -> Result<Built> {
+    let damaged: std::collections::HashSet<i64> = wd
+        .catalog
+        .damaged()?
+        .into_iter()
+        .map(|d| d.file_id)
+        .collect();
+    let files: Vec<DiscFile> = wd
+        .catalog
+        .disc_files(n)?
+        .into_iter()
+        .filter(|f| !damaged.contains(&f.id))
+        .collect();
     let bytes: u64 = files.iter().map(|f| f.size).sum();
     let path = wd.layout.iso(n);
     let closed = wd
@@ -182,9 +312,23 @@ fn build_one(
         verified: false,
         ecc: None,
         staged_freed: false,
+        repairs: Vec::new(),
     };
     if opts.dry_run {
-        return Ok(report);
+        return Ok(Built::DryRun(report));
+    }
+    let partial = fsutil::partial_path(&path);
+    // A staged copy that is gone is a problem of the copy, not the image.
+    let missing: Vec<ReadBackProblem> = files
+        .iter()
+        .filter(|f| !wd.layout.staged_file(n, f.id).is_file())
+        .map(|f| ReadBackProblem {
+            path: disc::file_path(f.id).to_string_lossy().into_owned(),
+            problem: "its staged copy is missing".into(),
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Ok(Built::Image(report, partial, missing));
     }
     let disc_dir = wd.layout.disc_dir(n);
     let info = DiscInfo {
@@ -230,7 +374,6 @@ fn build_one(
         });
     }
     std::fs::create_dir_all(wd.layout.isos()).map_err(|e| Error::io(wd.layout.isos(), e))?;
-    let partial = fsutil::partial_path(&path);
     let opts_iso = WriteOptions {
         volume_id: disc::volume_id(n),
         volume_set_id: wd.settings.uuid.clone(),
@@ -268,55 +411,235 @@ fn build_one(
             return Err(e);
         }
     };
-    if let Some(e) = crate::fault::injected("mkiso::rename") {
-        let _ = std::fs::remove_file(&partial);
-        return Err(Error::io(&path, e));
-    }
-    std::fs::rename(&partial, &path).map_err(|e| Error::io(&path, e))?;
-    fsutil::sync_dir(&wd.layout.isos())?;
     report.size = size;
 
     if opts.ecc {
         progress.message(format!("disc {n}: adding error-correction data"));
-        report.ecc = Some(add_ecc(&path, wd.settings.disc_size)?);
-        report.size = std::fs::metadata(&path)
-            .map_err(|e| Error::io(&path, e))?
+        let ecc = add_ecc(&partial, wd.settings.disc_size);
+        // Durable with its error-correction data before anything counts on it.
+        let synced = ecc.and_then(|codec| {
+            File::open(&partial)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io(&partial, e))?;
+            Ok(codec)
+        });
+        match synced {
+            Ok(codec) => report.ecc = Some(codec),
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e);
+            }
+        }
+        report.size = std::fs::metadata(&partial)
+            .map_err(|e| Error::io(&partial, e))?
             .len();
     }
 
     progress.message(format!("disc {n}: reading back"));
     let problems = read_back(
-        &path,
+        &partial,
         &files,
         &wd.layout.disc_manifest(n),
         md5sums.as_bytes(),
         &wd.layout.root,
         progress,
-    )?;
-    if !problems.is_empty() {
-        let list = problems
-            .iter()
-            .take(10)
-            .map(|p| format!("{}: {}", p.path, p.problem))
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(Error::Invalid(format!(
-            "the image of disc {n} failed its read-back check ({} problems: {list}); the staged copies are kept in {}",
-            problems.len(),
-            disc_dir.display()
-        )));
+    );
+    match problems {
+        Ok(p) => Ok(Built::Image(report, partial, p)),
+        Err(e) => Ok(Built::Image(
+            report,
+            partial,
+            vec![ReadBackProblem {
+                path: String::new(),
+                problem: e.to_string(),
+            }],
+        )),
     }
-    if let Some(e) = crate::fault::injected("mkiso::record") {
-        return Err(Error::io(wd.catalog.path(), e));
+}
+
+/// What became of a staged copy found rotten (it no longer had its MD5).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Repair {
+    pub id: i64,
+    pub filename: String,
+    /// `image` (taken again from the disc's verified image), `origin`
+    /// (copied again from the watched folder) or `damaged` (no good copy
+    /// left: recorded as damaged, no backup).
+    pub action: String,
+    pub detail: String,
+}
+
+/// For each file the read-back found bad, checks its staged copy; a copy
+/// that no longer has its recorded MD5 is taken again from the disc's
+/// verified image or from the origin (size, mtime and a fresh MD5 must
+/// agree), or else recorded as damaged in the catalogue and in the disc's
+/// frozen catalogue. Returns what it did; empty when no staged copy was
+/// rotten (the image itself is bad).
+fn repair_staged(
+    wd: &mut Workdir,
+    n: i64,
+    problems: &[ReadBackProblem],
+    progress: &Progress,
+) -> Result<Vec<Repair>> {
+    let ids: Vec<i64> = problems
+        .iter()
+        .filter(|p| p.path.starts_with("files/"))
+        .filter_map(|p| p.path.rsplit('/').next()?.parse::<i64>().ok())
+        .collect();
+    let mut repairs = Vec::new();
+    let mut damaged = Vec::new();
+    // Bounded by the problems of one read-back.
+    for id in ids {
+        let Some((name, md5, size, mtime)) = wd.catalog.file_record(id)? else {
+            continue;
+        };
+        let staged = wd.layout.staged_file(n, id);
+        if md5_of(&staged).ok().as_deref() == Some(md5.as_str()) {
+            continue; // the staged copy is good: the image is to blame
+        }
+        let filename = names::display(&name, false);
+        let tmp = repair_tmp(&staged);
+        let mut why = Vec::new();
+        // 1. The disc's verified image, if it has one.
+        let iso = wd.layout.iso(n);
+        let has_image = wd.catalog.images()?.iter().any(|i| i.disc == n) && iso.is_file();
+        if has_image {
+            match copy_from_image(&iso, id, &tmp, &md5) {
+                Ok(()) => {
+                    put_in_place(&tmp, &staged)?;
+                    repairs.push(Repair {
+                        id,
+                        filename,
+                        action: "image".into(),
+                        detail: format!("taken again from {}", iso.display()),
+                    });
+                    continue;
+                }
+                Err(e) => why.push(format!("not in the verified image ({e})")),
+            }
+        }
+        // 2. The origin, where it still holds that exact content.
+        let rel = names::to_relative(&name);
+        let safe = !rel.as_os_str().is_empty()
+            && rel
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if safe {
+            let src = wd.settings.watched.join(rel);
+            match copy_from_origin(&src, size, mtime, &md5, &tmp, progress) {
+                Ok(()) => {
+                    put_in_place(&tmp, &staged)?;
+                    repairs.push(Repair {
+                        id,
+                        filename,
+                        action: "origin".into(),
+                        detail: format!("copied again from {}", src.display()),
+                    });
+                    continue;
+                }
+                Err(e) => why.push(format!("not in the origin ({e})")),
+            }
+        }
+        let _ = std::fs::remove_file(&tmp);
+        let reason = format!(
+            "staged copy {} no longer has MD5 {md5}; {}",
+            staged.display(),
+            why.join("; ")
+        );
+        damaged.push((id, n, reason.clone()));
+        repairs.push(Repair {
+            id,
+            filename,
+            action: "damaged".into(),
+            detail: reason,
+        });
     }
-    wd.catalog
-        .mark_image_verified(n, report.size, report.ecc.as_deref())?;
-    report.verified = true;
-    if !opts.keep_staged {
-        remove_staged(wd, n)?;
-        report.staged_freed = true;
+    if !damaged.is_empty() {
+        // The live catalogue first: a crash before the frozen one is
+        // changed finds the copy rotten again and records it there then.
+        for (id, disc, reason) in &damaged {
+            wd.catalog.record_damaged(*id, *disc, reason)?;
+        }
+        crate::catalog::record_damaged_in_frozen(&wd.layout.disc_manifest(n), &damaged)?;
     }
-    Ok(report)
+    Ok(repairs)
+}
+
+/// A temp name beside a staged copy that no stored file takes (those are
+/// decimal ids).
+fn repair_tmp(staged: &Path) -> PathBuf {
+    let mut name = staged.as_os_str().to_os_string();
+    name.push(".dbackup-repair");
+    name.into()
+}
+
+fn put_in_place(tmp: &Path, staged: &Path) -> Result<()> {
+    std::fs::rename(tmp, staged).map_err(|e| Error::io(staged, e))?;
+    fsutil::sync_dir(staged.parent().unwrap_or(Path::new(".")))
+}
+
+/// Copies `from` to `tmp` while hashing; keeps it (fsynced) only when the
+/// MD5 is `md5`.
+fn copy_hashed(from: &mut dyn Read, tmp: &Path, md5: &str, progress: &Progress) -> Result<()> {
+    let res = (|| -> Result<()> {
+        let mut out = File::create(tmp).map_err(|e| Error::io(tmp, e))?;
+        let mut h = Md5::new();
+        let mut buf = vec![0u8; 1 << 20];
+        // Bounded by the source's length.
+        loop {
+            let k = from.read(&mut buf).map_err(|e| Error::io(tmp, e))?;
+            if k == 0 {
+                break;
+            }
+            h.update(&buf[..k]);
+            out.write_all(&buf[..k]).map_err(|e| Error::io(tmp, e))?;
+            progress.add_bytes(k as u64);
+        }
+        let got = hex(&h.finalize());
+        if got != md5 {
+            return Err(Error::Invalid(format!("its MD5 is now {got}")));
+        }
+        out.sync_all().map_err(|e| Error::io(tmp, e))
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    res
+}
+
+fn copy_from_image(iso: &Path, id: i64, tmp: &Path, md5: &str) -> Result<()> {
+    let reader = IsoReader::open(iso).map_err(|e| Error::Invalid(e.to_string()))?;
+    let rel = disc::file_path(id).to_string_lossy().into_owned();
+    let entry = reader
+        .find(&rel)
+        .ok_or_else(|| Error::Invalid(format!("{rel} is missing")))?;
+    copy_hashed(&mut reader.reader(entry), tmp, md5, &Progress::hidden())
+}
+
+fn copy_from_origin(
+    src: &Path,
+    size: u64,
+    mtime: crate::catalog::Mtime,
+    md5: &str,
+    tmp: &Path,
+    progress: &Progress,
+) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut f = File::open(src).map_err(|e| Error::io(src, e))?;
+    let unchanged = |m: &std::fs::Metadata| {
+        m.is_file() && m.len() == size && mtime.matches(m.mtime(), m.mtime_nsec())
+    };
+    let before = f.metadata().map_err(|e| Error::io(src, e))?;
+    if !unchanged(&before) {
+        return Err(Error::Invalid("changed since its backup".into()));
+    }
+    copy_hashed(&mut f, tmp, md5, progress)?;
+    let after = f.metadata().map_err(|e| Error::io(src, e))?;
+    if !unchanged(&after) {
+        let _ = std::fs::remove_file(tmp);
+        return Err(Error::Invalid("changed while being copied".into()));
+    }
+    Ok(())
 }
 
 /// Reads the image back with our own reader: the catalogue passes SQLite's
@@ -530,8 +853,69 @@ fn ecc_tool() -> Result<PathBuf> {
     ))
 }
 
-/// Augments the image with dvdisaster RS03 data sized for the set's disc
-/// and tests it; returns the codec used.
+/// The error-correction codec for a disc size and, for RS02, the size of
+/// the augmented image in 2 KiB sectors. RS03 always fills the smallest
+/// standard medium the image fits (dvdisaster allows no other size), which
+/// is right for the presets; any other disc size gets RS02 sized for the
+/// medium it stands for (4/3 of it, as a preset leaves 25% of its medium).
+pub fn ecc_codec(disc_size: u64) -> (&'static str, Option<u64>) {
+    let (num, den) = crate::units::PRESET_SHARE;
+    let preset = crate::units::MEDIA
+        .iter()
+        .any(|(_, cap, _)| cap / den * num == disc_size);
+    if preset {
+        ("RS03", None)
+    } else {
+        ("RS02", Some(medium_of(disc_size) / 2048))
+    }
+}
+
+/// The medium a disc size was chosen for.
+fn medium_of(disc_size: u64) -> u64 {
+    let (num, den) = crate::units::PRESET_SHARE;
+    (disc_size as u128 * den as u128 / num as u128) as u64
+}
+
+/// What dvdisaster said about its failure: its progress lines overwrite
+/// each other with carriage returns, so the reason is the last line with
+/// words after the progress is stripped, with any line naming an error.
+fn dvdisaster_reason(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.ends_with('%'))
+        .collect();
+    let mut picked: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("error") || l.contains("fail") || l.contains("not ")
+        })
+        .collect();
+    if let Some(last) = lines.last() {
+        if !picked.contains(last) {
+            picked.push(last);
+        }
+    }
+    picked.dedup();
+    let reason = picked
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" / ");
+    if reason.is_empty() {
+        "dvdisaster gave no reason".into()
+    } else {
+        reason
+    }
+}
+
+/// Augments the image with dvdisaster data sized for the set's disc (see
+/// [`ecc_codec`]) and tests it; returns the codec used.
 fn add_ecc(image: &Path, disc_size: u64) -> Result<String> {
     let tool = ecc_tool()?;
     let run = |args: &[&str]| -> Result<String> {
@@ -539,35 +923,38 @@ fn add_ecc(image: &Path, disc_size: u64) -> Result<String> {
             .arg("-i")
             .arg(image)
             .args(args)
+            .stdin(std::process::Stdio::null())
             .output()
             .map_err(|e| Error::io(&tool, e))?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + "\n"
             + &String::from_utf8_lossy(&out.stderr);
         if out.status.success() {
             Ok(text)
         } else {
             Err(Error::Invalid(format!(
-                "dvdisaster {} failed on {}: {}",
+                "dvdisaster {} failed on {} ({}): {}",
                 args.join(" "),
                 image.display(),
-                text.lines().last().unwrap_or("")
+                out.status,
+                dvdisaster_reason(&text)
             )))
         }
     };
-    // The medium the disc size was chosen for: 4/3 of it, in 2 KiB sectors.
-    let medium_sectors = (disc_size / 3 * 4) / 2048;
-    run(&[
-        "-mRS03",
-        "-o",
-        "image",
-        "-n",
-        &medium_sectors.to_string(),
-        "-c",
-    ])?;
+    let (codec, sectors) = ecc_codec(disc_size);
+    let method = format!("-m{codec}");
+    let sectors = sectors.map(|s| s.to_string());
+    let mut args = vec![method.as_str()];
+    match &sectors {
+        Some(s) => args.extend(["-n", s.as_str()]),
+        None => args.extend(["-o", "image"]),
+    }
+    args.push("-c");
+    run(&args)?;
     let augmented = std::fs::metadata(image)
         .map_err(|e| Error::io(image, e))?
         .len();
-    let medium = disc_size / 3 * 4;
+    let medium = medium_of(disc_size);
     if augmented > medium.max(crate::units::MEDIA[0].1) {
         return Err(Error::Invalid(format!(
             "with error-correction data the image of {} is {augmented} bytes, more than the {medium}-byte medium its disc size was chosen for",
@@ -575,13 +962,35 @@ fn add_ecc(image: &Path, disc_size: u64) -> Result<String> {
         )));
     }
     let test = run(&["-t"])?;
-    if !test.contains("RS03") {
+    if !test.contains(codec) {
         return Err(Error::Invalid(format!(
-            "dvdisaster did not find RS03 data in {} after adding it",
-            image.display()
+            "dvdisaster did not find {codec} data in {} after adding it: {}",
+            image.display(),
+            dvdisaster_reason(&test)
         )));
     }
-    Ok("RS03".into())
+    Ok(codec.into())
+}
+
+/// One line per rotten staged copy found while building `r` (for stderr),
+/// and whether any was recorded as damaged (the run's exit code is then 1:
+/// that version is no backup). Said once: the next runs find it recorded.
+pub fn repair_lines(r: &ImageReport) -> (Vec<String>, bool) {
+    let lines = r
+        .repairs
+        .iter()
+        .map(|x| match x.action.as_str() {
+            "damaged" => format!(
+                "disc {}: {} (file {}) is DAMAGED and no backup: {}; the image holds the disc's other files",
+                r.disc, x.filename, x.id, x.detail
+            ),
+            _ => format!(
+                "disc {}: the staged copy of {} (file {}) had rotted; {}",
+                r.disc, x.filename, x.id, x.detail
+            ),
+        })
+        .collect();
+    (lines, r.repairs.iter().any(|x| x.action == "damaged"))
 }
 
 /// The line that tells the user a disc is ready to burn (cron mails it).

@@ -316,6 +316,13 @@ fn images(wd: &mut Workdir, progress: &Progress, json: bool, out: &mut impl Writ
         if !json {
             writeln!(out, "{}", dbackup::mkiso::ready_line(r))?;
         }
+        let (lines, damaged) = dbackup::mkiso::repair_lines(r);
+        for line in lines {
+            eprintln!("dbackup-stage: {line}");
+        }
+        if damaged {
+            code = exit::FINDING;
+        }
         if let Some(failure) = dbackup::mkiso::run_hook(wd, r)? {
             eprintln!("dbackup-stage: {failure}");
             code = exit::FINDING;
