@@ -213,6 +213,19 @@ fn a_rotten_copy_with_no_good_source_is_recorded_damaged_once_and_the_rest_image
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(to.join("a.txt").is_file());
     assert!(!to.join("b.txt").exists());
+    // find says so.
+    let out = std::process::Command::new(bin("dbackup-find"))
+        .arg("-d")
+        .arg(iso(&env, 1))
+        .arg("b.txt")
+        .env_remove("FAILPOINTS")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("/b.txt (file 2, disc 1) is recorded damaged"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -29,6 +29,12 @@ fn run() -> Result<i32> {
                 d.display()
             );
         }
+        for (id, disc, name) in &report.damaged {
+            eprintln!(
+                "dbackup-find: {} (file {id}, disc {disc}) is recorded damaged: that version is no backup and on no disc",
+                dbackup::names::display(name, std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            );
+        }
         if report.invalid_rows > 0 {
             eprintln!(
                 "dbackup-find: warning: {} malformed rows in the manifest of disc {} were left out",
