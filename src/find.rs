@@ -76,6 +76,9 @@ pub struct FindReport {
     pub history_disc: i64,
     /// Discs given twice, left out.
     pub duplicates: Vec<PathBuf>,
+    /// Matching versions recorded damaged (id, disc, name): their staged
+    /// copy rotted before an image held it; no backup, on no disc.
+    pub damaged: Vec<(i64, i64, Vec<u8>)>,
 }
 
 /// Why `find` failed.
@@ -142,5 +145,10 @@ pub fn find(opts: &FindOptions) -> Result<FindReport, FindError> {
         invalid_rows: selection.invalid_rows,
         history_disc: set.media[set.newest].disc,
         duplicates: set.duplicates.clone(),
+        damaged: manifest
+            .damaged()?
+            .into_iter()
+            .filter(|(_, _, name)| matcher.matches(name))
+            .collect(),
     })
 }

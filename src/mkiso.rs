@@ -24,6 +24,14 @@ use crate::iso::{self, Entry, IsoReader, Source, WriteOptions};
 use crate::progress::Progress;
 use crate::workdir::Workdir;
 
+mod ecc;
+mod repair;
+
+pub use ecc::ecc_codec;
+use ecc::{add_ecc, ecc_tool};
+use repair::repair_staged;
+pub use repair::Repair;
+
 /// Options of `mkiso`.
 #[derive(Debug, Clone, Default)]
 pub struct MkisoOptions {
@@ -48,6 +56,8 @@ pub struct ImageReport {
     pub verified: bool,
     pub ecc: Option<String>,
     pub staged_freed: bool,
+    /// Staged copies found rotten and what became of them.
+    pub repairs: Vec<Repair>,
 }
 
 /// Why a read-back failed: what, and which file.
@@ -83,8 +93,8 @@ pub fn mkiso(
     if opts.ecc && !opts.dry_run {
         ecc_tool()?;
     }
-    if !opts.dry_run && !opts.keep_staged {
-        free_verified(wd)?;
+    if !opts.dry_run {
+        free_verified(wd, !opts.keep_staged)?;
     }
     let discs = match opts.disc {
         Some(n) => {
@@ -118,13 +128,27 @@ pub fn mkiso(
     Ok(reports)
 }
 
-/// Removes the staged copies of discs whose image is verified (a crash may
-/// have interrupted the removal).
-fn free_verified(wd: &Workdir) -> Result<()> {
-    for img in wd.catalog.images()? {
+/// Removes the staged copies of discs whose image is verified, when `free`
+/// (a crash may have interrupted the removal), and sets aside an image
+/// that was named final but never recorded.
+fn free_verified(wd: &Workdir, free: bool) -> Result<()> {
+    for img in wd.catalog.images()?.into_iter().filter(|_| free) {
         let staged = wd.layout.disc_dir(img.disc).exists() || wd.layout.freeing(img.disc).exists();
         if staged && wd.layout.iso(img.disc).is_file() {
             remove_staged(wd, img.disc)?;
+        }
+    }
+    // An image under its final name with no record: a run was killed
+    // between naming it and recording it. Unrecorded bytes are not
+    // verified ones: set aside, and built again from the staged copies.
+    let recorded: std::collections::HashSet<i64> =
+        wd.catalog.images()?.iter().map(|i| i.disc).collect();
+    for d in wd.catalog.discs()? {
+        let iso = wd.layout.iso(d.id);
+        if !recorded.contains(&d.id) && wd.layout.disc_manifest(d.id).is_file() && iso.is_file() {
+            let failed = failed_path(&iso);
+            std::fs::rename(&iso, &failed).map_err(|e| Error::io(&failed, e))?;
+            fsutil::sync_dir(&wd.layout.isos())?;
         }
     }
     // Scratch copies of catalogues read back by a run that was killed.
@@ -163,7 +187,120 @@ fn build_one(
     opts: &MkisoOptions,
     progress: &Progress,
 ) -> Result<ImageReport> {
-    let files = wd.catalog.disc_files(n)?;
+    let path = wd.layout.iso(n);
+    let mut repairs = Vec::new();
+    // Bounded: one repair of rotten staged copies, then one build more;
+    // what the second build still finds is an error.
+    for attempt in 0..2 {
+        let built = write_and_check(wd, n, opts, progress)?;
+        let (mut report, partial, problems) = match built {
+            Built::DryRun(r) => return Ok(r),
+            Built::Image(r, partial, problems) => (r, partial, problems),
+        };
+        if problems.is_empty() {
+            install(wd, n, &partial, &report)?;
+            report.verified = true;
+            report.repairs = repairs;
+            if !opts.keep_staged {
+                remove_staged(wd, n)?;
+                report.staged_freed = true;
+            }
+            return Ok(report);
+        }
+        if attempt == 0 {
+            let found = repair_staged(wd, n, &problems, progress)?;
+            if !found.is_empty() {
+                let _ = std::fs::remove_file(&partial);
+                repairs = found;
+                continue;
+            }
+        }
+        // Never under the final name, where it would be burned: kept
+        // beside it for a look, replaced by the next failure.
+        let failed = failed_path(&path);
+        if partial.exists() {
+            std::fs::rename(&partial, &failed).map_err(|e| Error::io(&failed, e))?;
+            fsutil::sync_dir(&wd.layout.isos())?;
+        }
+        let list = problems
+            .iter()
+            .take(10)
+            .map(|p| format!("{}: {}", p.path, p.problem))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let kept_as = if failed.exists() {
+            format!("it was kept as {}", failed.display())
+        } else {
+            "no image was written".into()
+        };
+        let kept = if wd.catalog.images()?.iter().any(|i| i.disc == n) {
+            format!("; the verified image {} is kept", path.display())
+        } else {
+            String::new()
+        };
+        return Err(Error::Invalid(format!(
+            "the image of disc {n} failed its read-back check ({} problems: {list}); {kept_as}, the staged copies are kept in {}{kept}",
+            problems.len(),
+            wd.layout.disc_dir(n).display()
+        )));
+    }
+    unreachable!("the loop above returns on its second pass")
+}
+
+/// Where a failed image of `path` is kept: a name no image takes.
+pub fn failed_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".failed");
+    name.into()
+}
+
+enum Built {
+    DryRun(ImageReport),
+    /// The report, the `.partial` image and what its read-back found.
+    Image(ImageReport, PathBuf, Vec<ReadBackProblem>),
+}
+
+/// Gives the checked `.partial` image its final name and records it. The
+/// old record goes first: a crash between the steps leaves a disc with no
+/// record (pending again, its staged copies kept), never a record that
+/// describes other bytes.
+fn install(wd: &Workdir, n: i64, partial: &Path, report: &ImageReport) -> Result<()> {
+    let path = wd.layout.iso(n);
+    wd.catalog.forget_image(n)?;
+    if let Some(e) = crate::fault::injected("mkiso::rename") {
+        let _ = std::fs::remove_file(partial);
+        return Err(Error::io(&path, e));
+    }
+    std::fs::rename(partial, &path).map_err(|e| Error::io(&path, e))?;
+    let _ = std::fs::remove_file(failed_path(&path));
+    fsutil::sync_dir(&wd.layout.isos())?;
+    if let Some(e) = crate::fault::injected("mkiso::record") {
+        return Err(Error::io(wd.catalog.path(), e));
+    }
+    wd.catalog
+        .mark_image_verified(n, report.size, report.ecc.as_deref())
+}
+
+/// Writes disc `n`'s image as `.partial` (with its error-correction data),
+/// makes it durable and reads it back.
+fn write_and_check(
+    wd: &mut Workdir,
+    n: i64,
+    opts: &MkisoOptions,
+    progress: &Progress,
+) -> Result<Built> {
+    let damaged: std::collections::HashSet<i64> = wd
+        .catalog
+        .damaged()?
+        .into_iter()
+        .map(|d| d.file_id)
+        .collect();
+    let files: Vec<DiscFile> = wd
+        .catalog
+        .disc_files(n)?
+        .into_iter()
+        .filter(|f| !damaged.contains(&f.id))
+        .collect();
     let bytes: u64 = files.iter().map(|f| f.size).sum();
     let path = wd.layout.iso(n);
     let closed = wd
@@ -182,9 +319,23 @@ fn build_one(
         verified: false,
         ecc: None,
         staged_freed: false,
+        repairs: Vec::new(),
     };
     if opts.dry_run {
-        return Ok(report);
+        return Ok(Built::DryRun(report));
+    }
+    let partial = fsutil::partial_path(&path);
+    // A staged copy that is gone is a problem of the copy, not the image.
+    let missing: Vec<ReadBackProblem> = files
+        .iter()
+        .filter(|f| !wd.layout.staged_file(n, f.id).is_file())
+        .map(|f| ReadBackProblem {
+            path: disc::file_path(f.id).to_string_lossy().into_owned(),
+            problem: "its staged copy is missing".into(),
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Ok(Built::Image(report, partial, missing));
     }
     let disc_dir = wd.layout.disc_dir(n);
     let info = DiscInfo {
@@ -234,7 +385,6 @@ fn build_one(
         });
     }
     std::fs::create_dir_all(wd.layout.isos()).map_err(|e| Error::io(wd.layout.isos(), e))?;
-    let partial = fsutil::partial_path(&path);
     let opts_iso = WriteOptions {
         volume_id: disc::volume_id(n),
         volume_set_id: wd.settings.uuid.clone(),
@@ -272,55 +422,50 @@ fn build_one(
             return Err(e);
         }
     };
-    if let Some(e) = crate::fault::injected("mkiso::rename") {
-        let _ = std::fs::remove_file(&partial);
-        return Err(Error::io(&path, e));
-    }
-    std::fs::rename(&partial, &path).map_err(|e| Error::io(&path, e))?;
-    fsutil::sync_dir(&wd.layout.isos())?;
     report.size = size;
 
     if opts.ecc {
         progress.message(format!("disc {n}: adding error-correction data"));
-        report.ecc = Some(add_ecc(&path, wd.settings.disc_size)?);
-        report.size = std::fs::metadata(&path)
-            .map_err(|e| Error::io(&path, e))?
+        let ecc = add_ecc(&partial, wd.settings.disc_size);
+        // Durable with its error-correction data before anything counts on it.
+        let synced = ecc.and_then(|codec| {
+            File::open(&partial)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io(&partial, e))?;
+            Ok(codec)
+        });
+        match synced {
+            Ok(codec) => report.ecc = Some(codec),
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e);
+            }
+        }
+        report.size = std::fs::metadata(&partial)
+            .map_err(|e| Error::io(&partial, e))?
             .len();
     }
 
     progress.message(format!("disc {n}: reading back"));
     let problems = read_back(
-        &path,
+        &partial,
         &files,
         &wd.layout.disc_manifest(n),
         md5sums.as_bytes(),
         &wd.layout.root,
         progress,
-    )?;
-    if !problems.is_empty() {
-        let list = problems
-            .iter()
-            .take(10)
-            .map(|p| format!("{}: {}", p.path, p.problem))
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(Error::Invalid(format!(
-            "the image of disc {n} failed its read-back check ({} problems: {list}); the staged copies are kept in {}",
-            problems.len(),
-            disc_dir.display()
-        )));
+    );
+    match problems {
+        Ok(p) => Ok(Built::Image(report, partial, p)),
+        Err(e) => Ok(Built::Image(
+            report,
+            partial,
+            vec![ReadBackProblem {
+                path: String::new(),
+                problem: e.to_string(),
+            }],
+        )),
     }
-    if let Some(e) = crate::fault::injected("mkiso::record") {
-        return Err(Error::io(wd.catalog.path(), e));
-    }
-    wd.catalog
-        .mark_image_verified(n, report.size, report.ecc.as_deref())?;
-    report.verified = true;
-    if !opts.keep_staged {
-        remove_staged(wd, n)?;
-        report.staged_freed = true;
-    }
-    Ok(report)
 }
 
 /// Reads the image back with our own reader: the catalogue passes SQLite's
@@ -520,74 +665,25 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// The dvdisaster binary, or a clear error: never a silent image without
-/// the promised protection.
-fn ecc_tool() -> Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
-        let candidate = dir.join("dvdisaster");
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-    }
-    Err(Error::Invalid(
-        "--ecc needs dvdisaster, which is not installed (e.g. apt-get install dvdisaster); no image was built"
-            .into(),
-    ))
-}
-
-/// Augments the image with dvdisaster RS03 data sized for the set's disc
-/// and tests it; returns the codec used.
-fn add_ecc(image: &Path, disc_size: u64) -> Result<String> {
-    let tool = ecc_tool()?;
-    let run = |args: &[&str]| -> Result<String> {
-        let out = std::process::Command::new(&tool)
-            .arg("-i")
-            .arg(image)
-            .args(args)
-            .output()
-            .map_err(|e| Error::io(&tool, e))?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        if out.status.success() {
-            Ok(text)
-        } else {
-            Err(Error::Invalid(format!(
-                "dvdisaster {} failed on {}: {}",
-                args.join(" "),
-                image.display(),
-                text.lines().last().unwrap_or("")
-            )))
-        }
-    };
-    // The medium the disc size was chosen for: 4/3 of it, in 2 KiB sectors.
-    let medium_sectors = (disc_size / 3 * 4) / 2048;
-    run(&[
-        "-mRS03",
-        "-o",
-        "image",
-        "-n",
-        &medium_sectors.to_string(),
-        "-c",
-    ])?;
-    let augmented = std::fs::metadata(image)
-        .map_err(|e| Error::io(image, e))?
-        .len();
-    let medium = disc_size / 3 * 4;
-    if augmented > medium.max(crate::units::MEDIA[0].1) {
-        return Err(Error::Invalid(format!(
-            "with error-correction data the image of {} is {augmented} bytes, more than the {medium}-byte medium its disc size was chosen for",
-            image.display()
-        )));
-    }
-    let test = run(&["-t"])?;
-    if !test.contains("RS03") {
-        return Err(Error::Invalid(format!(
-            "dvdisaster did not find RS03 data in {} after adding it",
-            image.display()
-        )));
-    }
-    Ok("RS03".into())
+/// One line per rotten staged copy found while building `r` (for stderr),
+/// and whether any was recorded as damaged (the run's exit code is then 1:
+/// that version is no backup). Said once: the next runs find it recorded.
+pub fn repair_lines(r: &ImageReport) -> (Vec<String>, bool) {
+    let lines = r
+        .repairs
+        .iter()
+        .map(|x| match x.action.as_str() {
+            "damaged" => format!(
+                "disc {}: {} (file {}) is DAMAGED and no backup: {}; the image holds the disc's other files",
+                r.disc, x.filename, x.id, x.detail
+            ),
+            _ => format!(
+                "disc {}: the staged copy of {} (file {}) had rotted; {}",
+                r.disc, x.filename, x.id, x.detail
+            ),
+        })
+        .collect();
+    (lines, r.repairs.iter().any(|x| x.action == "damaged"))
 }
 
 /// The line that tells the user a disc is ready to burn (cron mails it).

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::workdir::Workdir;
 
 /// The status of a workdir. Field names are the original's keys.
@@ -28,7 +28,7 @@ pub struct Status {
     pub Pct_database: u64,
     /// The catalogue's size relative to the files', in percent.
     pub Pct_db_overhead: u64,
-    /// Disc images in the workdir's `isos/`.
+    /// Verified disc images in the workdir's `isos/`.
     pub available_isos: u64,
     pub Files_on_current_disc: u64,
     pub Files_backed_up: u64,
@@ -40,6 +40,17 @@ pub struct Status {
     pub Lost_discs: Vec<i64>,
     /// Last monitor run (Unix seconds), if any.
     pub Last_run: Option<f64>,
+    /// Versions whose staged copy rotted with no good copy left: no backup.
+    pub Damaged_versions: Vec<DamagedVersion>,
+}
+
+/// A version recorded as damaged.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DamagedVersion {
+    pub filename: String,
+    pub id: i64,
+    pub disc: i64,
+    pub reason: String,
 }
 
 fn pct(part: u64, whole: u64) -> u64 {
@@ -58,19 +69,28 @@ pub fn status(wd: &Workdir) -> Result<Status> {
     let db = cat.db_size()?;
     let totals = cat.totals()?;
     let discs = cat.discs()?;
-    let isos = match std::fs::read_dir(wd.layout.isos()) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".iso"))
-            .count() as u64,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-        Err(e) => return Err(Error::io(wd.layout.isos(), e)),
-    };
+    // Only images recorded as verified, under their final name: a failed
+    // one (`disc-N.iso.failed`) or one being written is no image to burn.
+    let images = cat.images()?;
+    let isos = images
+        .iter()
+        .filter(|i| wd.layout.iso(i.disc).is_file())
+        .count() as u64;
     let waiting = discs
         .iter()
-        .filter(|d| d.completed.is_some() && !wd.layout.iso(d.id).is_file())
+        .filter(|d| d.completed.is_some() && !images.iter().any(|i| i.disc == d.id))
         .filter(|d| wd.layout.disc_dir(d.id).is_dir())
         .map(|d| d.id)
+        .collect();
+    let damaged = cat
+        .damaged()?
+        .into_iter()
+        .map(|d| DamagedVersion {
+            filename: crate::names::display(&d.name, false),
+            id: d.file_id,
+            disc: d.disc,
+            reason: d.reason,
+        })
         .collect();
     let current_usage = crate::disc::usage(&usage, db);
     Ok(Status {
@@ -98,5 +118,6 @@ pub fn status(wd: &Workdir) -> Result<Status> {
             .map(|d| d.id)
             .collect(),
         Last_run: cat.state_f64("last_run")?,
+        Damaged_versions: damaged,
     })
 }

@@ -12,12 +12,22 @@
 //! a monitor run expects what that run had recorded by then (it records
 //! each batch of copies, and then the deletions, at successive times).
 //!
+//! The same machine also rots staged copies (a flipped byte in a closed or
+//! the open disc's staging folder), rebuilds images of discs already
+//! verified (with and without `--keep-staged`) and closes discs with
+//! nothing new; after every step the workdir's invariants hold, only
+//! verified images carry the final name, a verified image is replaced only
+//! by one that passed, a rotten copy is never freed without a good image or
+//! a damaged record, and no run exits 2 (the state always has a way out).
+//! Versions recorded damaged are no backup: the restore checks leave their
+//! names out.
+//!
 //! `PROPTEST_CASES=200 cargo test --features failpoints --test properties`
 //! runs more cases than the default.
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -73,7 +83,19 @@ enum Op {
     Close {
         iso: bool,
     },
-    Mkiso,
+    Mkiso {
+        keep: bool,
+    },
+    /// `mkiso --disc N` of a disc whose image is recorded verified.
+    Rebuild {
+        pick: Index,
+        keep: bool,
+    },
+    /// Flips a byte of a staged copy, of a closed or the open disc.
+    Rot {
+        pick: Index,
+        at: Index,
+    },
 }
 
 fn len() -> impl Strategy<Value = usize> {
@@ -91,7 +113,9 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(pick, dir, name)| Op::Rename { pick, dir, name }),
         4 => Just(Op::Monitor),
         1 => any::<bool>().prop_map(|iso| Op::Close { iso }),
-        1 => Just(Op::Mkiso),
+        1 => any::<bool>().prop_map(|keep| Op::Mkiso { keep }),
+        1 => (any::<Index>(), any::<bool>()).prop_map(|(pick, keep)| Op::Rebuild { pick, keep }),
+        1 => (any::<Index>(), any::<Index>()).prop_map(|(pick, at)| Op::Rot { pick, at }),
     ]
 }
 
@@ -122,6 +146,9 @@ struct World {
     writes: u64,
     monitors: Vec<Monitored>,
     restores: u64,
+    /// Staged copies this test flipped a byte of, until they are repaired
+    /// or freed.
+    rotten: BTreeSet<PathBuf>,
 }
 
 impl World {
@@ -131,6 +158,7 @@ impl World {
             writes: 0,
             monitors: Vec::new(),
             restores: 0,
+            rotten: BTreeSet::new(),
         };
         for &(dir, name, len, seed) in initial {
             w.write(&path_of(dir, name), len, seed);
@@ -218,15 +246,123 @@ impl World {
             }
             Op::Monitor => self.monitor(),
             Op::Close { iso } => self.close(iso),
-            Op::Mkiso => self.mkiso(),
+            Op::Mkiso { keep } => self.mkiso(keep),
+            Op::Rebuild { pick, keep } => self.rebuild(pick, keep),
+            Op::Rot { pick, at } => self.rot(pick, at),
         }
+        self.after_step();
+    }
+
+    /// A run that built images exits 0, or 1 when it recorded a version as
+    /// damaged (said once, on stderr); never 2.
+    fn assert_run(out: &std::process::Output, what: &str) {
+        let err = text(&out.stderr);
+        match out.status.code() {
+            Some(0) => {}
+            Some(1) if err.contains("DAMAGED") => {}
+            other => panic!("{what} exited {other:?}: {err}"),
+        }
+    }
+
+    /// Flips a byte of a non-empty staged copy.
+    fn rot(&mut self, pick: Index, at: Index) {
+        let mut staged: Vec<PathBuf> = walkdir::WalkDir::new(self.env.workdir.join("staging"))
+            .into_iter()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_type().is_file())
+            .filter(|e| {
+                e.path()
+                    .parent()
+                    .unwrap()
+                    .parent()
+                    .unwrap()
+                    .ends_with("files")
+            })
+            .filter(|e| e.metadata().unwrap().len() > 0)
+            .map(|e| e.path().to_path_buf())
+            .collect();
+        if staged.is_empty() {
+            return;
+        }
+        staged.sort();
+        let p = staged[pick.index(staged.len())].clone();
+        let mut data = std::fs::read(&p).unwrap();
+        let i = at.index(data.len());
+        data[i] ^= 0x01;
+        std::fs::write(&p, data).unwrap();
+        self.rotten.insert(p);
+    }
+
+    /// Rebuilds the image of a disc recorded verified.
+    fn rebuild(&mut self, pick: Index, keep: bool) {
+        let discs = verified_discs(&self.env.catalog());
+        if discs.is_empty() {
+            return;
+        }
+        let n = discs[pick.index(discs.len())];
+        let staged = self.env.workdir.join(format!("staging/disc-{n:04}"));
+        let had_staged = staged.join("manifest.db").is_file();
+        let disc = n.to_string();
+        let mut args = vec!["--disc", disc.as_str()];
+        if keep {
+            args.push("--keep-staged");
+        }
+        let iso = self.env.workdir.join(format!("isos/disc-{n}.iso"));
+        let before = std::fs::read(&iso).unwrap();
+        let out = self.env.mkiso(&args);
+        if out.status.code() != Some(0) {
+            // A verified image is never replaced by one that did not pass.
+            assert!(
+                std::fs::read(&iso).unwrap() == before,
+                "disc {n}'s image changed"
+            );
+        }
+        if had_staged {
+            Self::assert_run(&out, "mkiso --disc");
+        } else {
+            // Its copies were freed: refused, and nothing changes.
+            assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        }
+    }
+
+    /// The invariants that hold after every step.
+    fn after_step(&mut self) {
+        let conn = self.env.catalog();
+        let damaged = damaged_versions(&conn);
+        let verified: BTreeSet<i64> = verified_discs(&conn).into_iter().collect();
+        // Rotten copies: repaired (MD5 right again), freed with a good
+        // image (checked below) or a damaged record, or still waiting.
+        let rotten = std::mem::take(&mut self.rotten);
+        for p in rotten {
+            let id: i64 = p.file_name().unwrap().to_str().unwrap().parse().unwrap();
+            let (md5, disc): (String, i64) = conn
+                .query_row("SELECT md5, disc_id FROM files WHERE id=?1", [id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .unwrap();
+            if !p.exists() {
+                assert!(
+                    verified.contains(&disc) || damaged.contains(&id),
+                    "rotten copy {} freed with no verified image and no damaged record",
+                    p.display()
+                );
+                continue;
+            }
+            if md5_file(&p) != md5 {
+                self.rotten.insert(p);
+            }
+        }
+        drop(conn);
+        // Every image under its final name is recorded verified and holds
+        // every file of its disc with its MD5.
+        check_workdir_allowing(&self.env.workdir, &self.rotten);
     }
 
     fn monitor(&mut self) {
         let start = now();
         let out = self.env.run(&["monitor"]);
         let end = now();
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        Self::assert_run(&out, "monitor");
         self.monitors.push(Monitored {
             start,
             end,
@@ -262,19 +398,17 @@ impl World {
         };
         let out = self.env.run(args);
         // A disc that would bring nothing new is refused.
-        let expected = if news { 0 } else { 2 };
-        assert_eq!(
-            out.status.code(),
-            Some(expected),
-            "close (news: {news}): {}",
-            text(&out.stderr)
-        );
+        if news {
+            Self::assert_run(&out, "close");
+        } else {
+            assert_eq!(out.status.code(), Some(2), "close: {}", text(&out.stderr));
+        }
     }
 
-    fn mkiso(&mut self) {
-        let out = self.env.mkiso(&[]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-        self.env.check_invariants();
+    fn mkiso(&mut self, keep: bool) {
+        let args: &[&str] = if keep { &["--keep-staged"] } else { &[] };
+        let out = self.env.mkiso(args);
+        Self::assert_run(&out, "mkiso");
     }
 
     /// Restores from the images into a fresh folder and reads it back.
@@ -322,9 +456,25 @@ impl World {
         if self.open_disc_has_news() {
             self.close(true);
         }
-        self.mkiso();
+        self.mkiso(false);
+        self.after_step();
 
         let conn = self.env.catalog();
+        // Names with a version recorded damaged: that version is on no
+        // disc, so a restore as of its time cannot give it back.
+        let skip: BTreeSet<Vec<u8>> = {
+            let damaged = damaged_versions(&conn);
+            let mut names = BTreeSet::new();
+            for id in damaged {
+                let name = conn
+                    .query_row("SELECT filename FROM files WHERE id=?1", [id], |r| {
+                        Ok(name_of(r.get_ref(0)?))
+                    })
+                    .unwrap();
+                names.insert(name);
+            }
+            names
+        };
         // (name, timestamp, md5, mtime) of every version, and (name, time)
         // of every deletion.
         let versions: Vec<(Vec<u8>, f64, String, f64)> = conn
@@ -405,6 +555,7 @@ impl World {
                 &got,
                 &self.monitors[k].tree,
                 &format!("as of {t} (after monitor {k})"),
+                &skip,
             );
         }
 
@@ -438,12 +589,23 @@ impl World {
                 &got,
                 &want,
                 &format!("as of recorded time {t} (monitor {k})"),
+                &skip,
             );
         }
 
         // Without --as-of: the tree as it is now.
         let got = self.restore(None);
-        assert_same(&got, &read_tree(&self.env.watched), "without --as-of");
+        assert_same(
+            &got,
+            &read_tree(&self.env.watched),
+            "without --as-of",
+            &skip,
+        );
+
+        // Nothing left that makes the next run fail: it is quiet and 0.
+        let out = self.env.run(&["monitor"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
     }
 }
 
@@ -490,7 +652,14 @@ fn read_tree(root: &Path) -> Tree {
 
 /// The restored tree has exactly the expected files, contents and (to the
 /// catalogue's precision) mtimes.
-fn assert_same(got: &Tree, want: &Tree, what: &str) {
+fn assert_same(got: &Tree, want: &Tree, what: &str, skip: &BTreeSet<Vec<u8>>) {
+    let keep = |t: &Tree| -> Tree {
+        t.iter()
+            .filter(|(n, _)| !skip.contains(*n))
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect()
+    };
+    let (got, want) = (&keep(got), &keep(want));
     let names = |t: &Tree| t.keys().map(|n| show(n)).collect::<Vec<_>>();
     assert_eq!(names(got), names(want), "files restored {what}");
     for (name, (md5, mtime)) in want {

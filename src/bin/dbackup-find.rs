@@ -47,6 +47,12 @@ fn print(args: &FindArgs, report: &FindReport) -> std::io::Result<()> {
                 names::display(d.as_os_str().as_bytes(), true)
             );
         }
+        for (id, disc, name) in &report.damaged {
+            dbackup::say!(
+                "dbackup-find: {} (file {id}, disc {disc}) is recorded damaged: that version is no backup and on no disc",
+                dbackup::names::display(name, std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            );
+        }
         if report.invalid_rows > 0 {
             let _ = writeln!(
                 err,

@@ -62,6 +62,13 @@ fn run() -> Result<i32> {
         if !args.json {
             writeln!(out, "{}", mkiso::ready_line(r))?;
         }
+        let (lines, damaged) = mkiso::repair_lines(r);
+        for line in lines {
+            dbackup::say!("dbackup-mkiso: {line}");
+        }
+        if damaged {
+            code = exit::FINDING;
+        }
         if let Some(failure) = mkiso::run_hook(&wd, r)? {
             dbackup::say!("dbackup-mkiso: {failure}");
             code = exit::FINDING;

@@ -437,6 +437,13 @@ fn images(
         if !brief {
             writeln!(out, "{}", dbackup::mkiso::ready_line(r))?;
         }
+        let (lines, damaged) = dbackup::mkiso::repair_lines(r);
+        for line in lines {
+            dbackup::say!("dbackup-stage: {line}");
+        }
+        if damaged {
+            code = exit::FINDING;
+        }
         if let Some(failure) = dbackup::mkiso::run_hook(wd, r)? {
             dbackup::say!("dbackup-stage: {failure}");
             code = exit::FINDING;

@@ -114,6 +114,9 @@ pub struct Manifest {
     has_deletions: bool,
     has_settings: bool,
     budget: Budget,
+    /// A `damaged` table: versions whose copy rotted before any image held
+    /// it. They are on no disc, so every reader leaves them out.
+    has_damaged: bool,
 }
 
 /// What a schema name is.
@@ -380,12 +383,14 @@ impl Manifest {
         has("discs", &["id", "started", "completed", "available"], true)?;
         let has_deletions = has("deletions", &["filename", "deleted", "file_id"], false)?;
         let has_settings = has("settings", &["key", "value"], false)?;
+        let has_damaged = has("damaged", &["file_id"], false)?;
         Ok(Manifest {
             conn,
             path: path.into(),
             has_deletions,
             has_settings,
             budget,
+            has_damaged,
         })
     }
 
@@ -538,14 +543,50 @@ impl Manifest {
         })
     }
 
+    /// The condition of a backed-up version: copied, and not recorded
+    /// damaged.
+    fn backed_up(&self) -> &'static str {
+        if self.has_damaged {
+            "copied=1 AND NOT EXISTS (SELECT 1 FROM damaged d WHERE d.file_id = files.id)"
+        } else {
+            "copied=1"
+        }
+    }
+
+    /// Versions recorded damaged (id, disc, name): no backup, on no disc.
+    pub fn damaged(&self) -> Result<Vec<(i64, i64, Vec<u8>)>> {
+        if !self.has_damaged {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT d.file_id, d.disc_id, f.filename FROM damaged d
+                 JOIN files f ON f.id = d.file_id ORDER BY d.file_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let name = match r.get_ref(2)? {
+                    ValueRef::Text(b) | ValueRef::Blob(b) => b.to_vec(),
+                    _ => Vec::new(),
+                };
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, name))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
     const COLUMNS: &'static str = "id, filename, timestamp, md5, size, mtime, disc_id, desc";
 
     /// Calls `f` with every backed-up version (`copied=1`) in id order.
     /// Returns how many rows were invalid and left out.
     pub fn for_each_version(&self, f: &mut dyn FnMut(Version)) -> Result<u64> {
         let sql = format!(
-            "SELECT {} FROM files WHERE copied=1 ORDER BY id",
-            Self::COLUMNS
+            "SELECT {} FROM files WHERE {} ORDER BY id",
+            Self::COLUMNS,
+            self.backed_up()
         );
         self.each(&sql, None, f)
     }
@@ -563,8 +604,9 @@ impl Manifest {
             None => String::new(),
         };
         let sql = format!(
-            "SELECT {} FROM files WHERE copied=1 {filter} ORDER BY filename, id",
-            Self::COLUMNS
+            "SELECT {} FROM files WHERE {} {filter} ORDER BY filename, id",
+            Self::COLUMNS,
+            self.backed_up()
         );
         self.each(&sql, prefilter.map(|p| p.pattern.as_str()), f)
     }
@@ -590,8 +632,9 @@ impl Manifest {
     /// invalid rows left out.
     pub fn disc_versions(&self, disc: i64) -> Result<(Vec<Version>, u64)> {
         let sql = format!(
-            "SELECT {} FROM files WHERE copied=1 AND disc_id=?1 ORDER BY id",
-            Self::COLUMNS
+            "SELECT {} FROM files WHERE {} AND disc_id=?1 ORDER BY id",
+            Self::COLUMNS,
+            self.backed_up()
         );
         let mut stmt = self.conn().prepare(&sql).map_err(|e| self.err(e))?;
         let mut rows = stmt.query([disc]).map_err(|e| self.err(e))?;

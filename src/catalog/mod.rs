@@ -20,12 +20,14 @@ use rusqlite::{params, Connection, OpenFlags};
 
 use crate::error::{Error, Result};
 
+mod damaged;
 mod discs;
 mod files;
 mod live;
 pub mod manifest;
 mod settings;
 
+pub use damaged::{damaged_ids, record_damaged_in_frozen, Damaged, FileRecord};
 pub use discs::{Disc, DiscFile, DiscUsage, Image, Totals};
 pub use files::NewFile;
 pub use live::{name_key, LiveEntry, LiveIndex, Mtime};

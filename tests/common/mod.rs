@@ -132,6 +132,38 @@ pub fn md5_bytes(data: &[u8]) -> String {
 /// reservations remain; no staged file lacks a `copied=1` row; no partial
 /// files; every closed disc has its snapshot, and exactly one disc is open.
 pub fn check_workdir(workdir: &Path) -> BTreeMap<Vec<u8>, String> {
+    check_workdir_allowing(workdir, &BTreeSet::new())
+}
+
+/// Versions the catalogue records as damaged.
+pub fn damaged_versions(conn: &rusqlite::Connection) -> BTreeSet<i64> {
+    let exists: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='damaged'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    if exists == 0 {
+        return BTreeSet::new();
+    }
+    let ids: BTreeSet<i64> = conn
+        .prepare("SELECT file_id FROM damaged")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    ids
+}
+
+/// [`check_workdir`], where the staged copies in `rotten` (flipped by a
+/// test) may differ from their MD5, and versions recorded damaged are on
+/// no image. Also: only verified images carry the final name.
+pub fn check_workdir_allowing(
+    workdir: &Path,
+    rotten: &BTreeSet<PathBuf>,
+) -> BTreeMap<Vec<u8>, String> {
     let conn = rusqlite::Connection::open(workdir.join("manifest.db")).unwrap();
     let reservations: i64 = conn
         .query_row("SELECT count(*) FROM files WHERE copied=0", [], |r| {
@@ -164,6 +196,26 @@ pub fn check_workdir(workdir: &Path) -> BTreeMap<Vec<u8>, String> {
             verified_images.insert(d);
         }
     }
+    // No image under its final name that is not recorded verified (images
+    // of an adopted original set, with no staged copy left, aside), and
+    // nothing half-written left beside them.
+    if let Ok(rd) = std::fs::read_dir(workdir.join("isos")) {
+        for e in rd {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(!name.ends_with(".partial"), "partial image left: {name}");
+            if let Some(n) = name
+                .strip_prefix("disc-")
+                .and_then(|r| r.strip_suffix(".iso"))
+                .and_then(|n| n.parse::<i64>().ok())
+            {
+                assert!(
+                    verified_images.contains(&n),
+                    "{name} is there but not recorded verified"
+                );
+            }
+        }
+    }
+    let damaged = damaged_versions(&conn);
     let mut stmt = conn
         .prepare("SELECT id, filename, md5, size, disc_id FROM files WHERE copied=1 ORDER BY id")
         .unwrap();
@@ -181,6 +233,13 @@ pub fn check_workdir(workdir: &Path) -> BTreeMap<Vec<u8>, String> {
         let size: i64 = r.get(3).unwrap();
         let disc: i64 = r.get(4).unwrap();
         let path = staged_path(workdir, disc, id);
+        if damaged.contains(&id) {
+            // On no image; its rotten staged copy may wait to be freed.
+            if path.exists() {
+                expected.insert(path);
+            }
+            continue;
+        }
         if verified_images.contains(&disc) {
             // A disc whose image is recorded verified: every file is in the
             // image with its MD5 (extracted once per disc by an independent
@@ -209,8 +268,10 @@ pub fn check_workdir(workdir: &Path) -> BTreeMap<Vec<u8>, String> {
         }
         let meta = std::fs::metadata(&path)
             .unwrap_or_else(|e| panic!("row {id} has no staged file {}: {e}", path.display()));
-        assert_eq!(meta.len() as i64, size, "size of {}", path.display());
-        assert_eq!(md5_file(&path), md5, "md5 of {}", path.display());
+        if !rotten.contains(&path) {
+            assert_eq!(meta.len() as i64, size, "size of {}", path.display());
+            assert_eq!(md5_file(&path), md5, "md5 of {}", path.display());
+        }
         expected.insert(path);
         latest.insert(name, md5);
     }
