@@ -689,18 +689,24 @@ pub fn repair_lines(r: &ImageReport) -> (Vec<String>, bool) {
 /// The line that tells the user a disc is ready to burn (cron mails it).
 pub fn ready_line(r: &ImageReport) -> String {
     format!(
-        "Disc {} ready: {} ({}, {} files, read back and verified{}). Burn it with: xorriso -as cdrecord -v dev=/dev/sr0 -dao '{}'  (or: growisofs -dvd-compat -Z /dev/sr0='{}')",
+        "Disc {} ready: {} ({}, {}, read back and verified{}). Burn it with: xorriso -as cdrecord -v dev=/dev/sr0 -dao {}  (or: growisofs -dvd-compat -Z /dev/sr0={})",
         r.disc,
         r.path.display(),
         crate::output::bytes(r.size),
-        r.files,
+        crate::output::count(r.files, "file", "files"),
         r.ecc
             .as_deref()
             .map(|c| format!(", with dvdisaster {c} error correction"))
             .unwrap_or_default(),
-        r.path.display(),
-        r.path.display(),
+        shell_quoted(&r.path),
+        shell_quoted(&r.path),
     )
+}
+
+/// A path as one word for `sh`, so the burn command can be pasted as it is
+/// whatever the workdir's name (a `'` in it included).
+fn shell_quoted(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
 }
 
 /// Runs the set's `on_disc_ready` command, if any, with the disc number and
@@ -738,4 +744,29 @@ fn stderr_stdio() -> std::process::Stdio {
         .try_clone_to_owned()
         .map(std::process::Stdio::from)
         .unwrap_or_else(|_| std::process::Stdio::null())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_burn_command_quotes_any_path_as_one_word() {
+        for name in [
+            "plain",
+            "with space",
+            "it's",
+            "a'b'c",
+            "'",
+            "$(x) `y` \\ \"z\"",
+        ] {
+            let path = Path::new("/tmp/dbackup").join(name).join("disc-1.iso");
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", shell_quoted(&path)))
+                .output()
+                .unwrap();
+            assert_eq!(out.stdout, path.as_os_str().as_encoded_bytes(), "{name}");
+        }
+    }
 }

@@ -740,3 +740,56 @@ fn control_characters_in_problem_lines_are_escaped() {
     assert!(stderr.contains(r"evil\u{1b}[2J\nname.txt"), "{stderr:?}");
     assert!(!text(&out.stdout).contains('\x1b'));
 }
+
+/// Sets a file's mtime to `secs` + `nanos` with utimensat.
+fn set_mtime(path: &Path, secs: i64, nanos: i64) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let t = libc::timespec {
+        tv_sec: secs,
+        tv_nsec: nanos,
+    };
+    // SAFETY: a valid path and two valid timespecs.
+    let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [t, t].as_ptr(), 0) };
+    assert_eq!(r, 0);
+}
+
+/// Our own whole-second mtime is stored by SQLite as an INTEGER, like the
+/// original's; it must still compare to the nanosecond, or a same-size edit
+/// within that second would be taken for silent corruption.
+#[test]
+fn origin_compares_our_whole_second_mtimes_to_the_nanosecond() {
+    let env = TestEnv::new();
+    let p = env.write("whole.txt", b"first content");
+    set_mtime(&p, 1_700_000_000, 0);
+    env.init(&[]);
+    assert_eq!(env.run(&["monitor"]).status.code(), Some(0));
+    assert_eq!(env.run(&["close"]).status.code(), Some(0));
+    std::fs::write(&p, b"other content").unwrap();
+    set_mtime(&p, 1_700_000_000, 500_000_000);
+    let (code, json, stderr) = verify_json(&[
+        OsStr::new("-d"),
+        env.workdir.join("isos").as_os_str(),
+        OsStr::new("--origin"),
+        env.watched.as_os_str(),
+    ]);
+    assert_eq!(code, Some(0), "a changed file, not corruption: {stderr}");
+    assert!(!stderr.contains("silent corruption"), "{stderr}");
+    assert_eq!(
+        json["origin"]["changed"].as_u64(),
+        Some(1),
+        "{}",
+        json["origin"]
+    );
+    // The same bytes changed with the mtime kept to the nanosecond are.
+    std::fs::write(&p, b"third content").unwrap();
+    set_mtime(&p, 1_700_000_000, 0);
+    let (code, _, stderr) = verify_json(&[
+        OsStr::new("-d"),
+        env.workdir.join("isos").as_os_str(),
+        OsStr::new("--origin"),
+        env.watched.as_os_str(),
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("silent corruption"), "{stderr}");
+}

@@ -50,10 +50,10 @@ fn run() -> Result<i32> {
             if !args.json {
                 writeln!(
                     out,
-                    "Disc {} would become {} ({} files, {})",
+                    "Disc {} would become {} ({}, {})",
                     r.disc,
                     r.path.display(),
-                    r.files,
+                    output::count(r.files, "file", "files"),
                     output::bytes(r.bytes)
                 )?;
             }

@@ -46,8 +46,11 @@ pub struct Version {
     pub md5: String,
     pub size: u64,
     pub mtime: f64,
-    /// The mtime was stored as whole seconds (the original's INTEGER), so
-    /// it is compared at whole seconds.
+    /// The mtime is the original dBackup's whole seconds (`int(st_mtime)`:
+    /// every row of an original disc, and the rows an adopted set brought),
+    /// so it is compared at whole seconds. Decided by the row's id and the
+    /// manifest's settings, never by how SQLite stored the value: ours of a
+    /// whole second is stored as an INTEGER too.
     pub mtime_whole: bool,
     pub disc: i64,
     pub desc: String,
@@ -117,6 +120,8 @@ pub struct Manifest {
     /// A `damaged` table: versions whose copy rotted before any image held
     /// it. They are on no disc, so every reader leaves them out.
     has_damaged: bool,
+    /// Rows with an id up to this hold whole-second mtimes.
+    whole_through: i64,
 }
 
 /// What a schema name is.
@@ -384,14 +389,51 @@ impl Manifest {
         let has_deletions = has("deletions", &["filename", "deleted", "file_id"], false)?;
         let has_settings = has("settings", &["key", "value"], false)?;
         let has_damaged = has("damaged", &["file_id"], false)?;
-        Ok(Manifest {
+        Manifest {
             conn,
             path: path.into(),
             has_deletions,
             has_settings,
             budget,
             has_damaged,
-        })
+            whole_through: 0,
+        }
+        .with_mtime_rule()
+    }
+
+    /// Works out which rows hold whole-second mtimes (see
+    /// [`Version::mtime_whole`]): all of them on the original's discs (no
+    /// `settings` table), those up to the recorded id on an adopted set's,
+    /// none on a set we began. A value of the wrong type counts as absent.
+    fn with_mtime_rule(mut self) -> Result<Manifest> {
+        if !self.has_settings {
+            self.whole_through = i64::MAX;
+            return Ok(self);
+        }
+        let setting = |key: &str| -> Result<Option<i64>> {
+            self.conn()
+                .query_row("SELECT value FROM settings WHERE key=?1", [key], |r| {
+                    Ok(r.get_ref(0)?.as_i64().ok())
+                })
+                .optional()
+                .map(Option::flatten)
+                .map_err(|e| self.err(e))
+        };
+        self.whole_through = match setting(super::settings::WHOLE_SECOND_MTIMES)? {
+            Some(id) => id,
+            // Adopted before the rule was recorded: the rows older than
+            // the adoption.
+            None => self
+                .conn()
+                .query_row(
+                    "SELECT coalesce(max(id), 0) FROM files WHERE copied=1 AND timestamp <=
+                       (SELECT value FROM settings WHERE key='adopted')",
+                    [],
+                    |r| Ok(r.get_ref(0)?.as_i64().unwrap_or(0)),
+                )
+                .map_err(|e| self.err(e))?,
+        };
+        Ok(self)
     }
 
     fn err(&self, source: rusqlite::Error) -> ManifestError {
@@ -498,7 +540,7 @@ impl Manifest {
             .max())
     }
 
-    fn version(r: &rusqlite::Row<'_>) -> Option<Version> {
+    fn version(r: &rusqlite::Row<'_>, whole_through: i64) -> Option<Version> {
         let id = match r.get_ref(0).ok()? {
             ValueRef::Integer(i) if i >= 0 => i,
             _ => return None,
@@ -519,9 +561,8 @@ impl Manifest {
             ValueRef::Integer(i) if i >= 0 => i as u64,
             _ => return None,
         };
-        let mtime_value = r.get_ref(5).ok()?;
-        let mtime_whole = matches!(mtime_value, ValueRef::Integer(_));
-        let mtime = real(mtime_value).unwrap_or(0.0);
+        let mtime = real(r.get_ref(5).ok()?).unwrap_or(0.0);
+        let mtime_whole = id <= whole_through;
         let disc = match r.get_ref(6).ok()? {
             ValueRef::Integer(i) => i,
             _ => return None,
@@ -620,7 +661,7 @@ impl Manifest {
         .map_err(|e| self.err(e))?;
         let mut invalid = 0;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            match Self::version(r) {
+            match Self::version(r, self.whole_through) {
                 Some(v) => f(v),
                 None => invalid += 1,
             }
@@ -641,7 +682,7 @@ impl Manifest {
         let mut out = Vec::new();
         let mut invalid = 0;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            match Self::version(r) {
+            match Self::version(r, self.whole_through) {
                 Some(v) => out.push(v),
                 None => invalid += 1,
             }
