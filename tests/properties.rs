@@ -14,8 +14,9 @@
 //!
 //! The same machine also rots staged copies (a flipped byte in a closed or
 //! the open disc's staging folder), rebuilds images of discs already
-//! verified (with and without `--keep-staged`) and closes discs with
-//! nothing new; after every step the workdir's invariants hold, only
+//! verified (with and without `--keep-staged`), closes discs with
+//! nothing new and runs monitors whose stdout and stderr are a pipe nobody
+//! reads any more (they must do the same work); after every step the workdir's invariants hold, only
 //! verified images carry the final name, a verified image is replaced only
 //! by one that passed, a rotten copy is never freed without a good image or
 //! a damaged record, and no run exits 2 (the state always has a way out).
@@ -80,6 +81,9 @@ enum Op {
         name: usize,
     },
     Monitor,
+    /// A monitor whose stdout and stderr are one pipe whose reader has
+    /// gone (a mailer that died): it must do the same work.
+    MonitorMuted,
     Close {
         iso: bool,
     },
@@ -112,6 +116,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<Index>(), 0..DIRS.len(), 0..NAMES.len())
             .prop_map(|(pick, dir, name)| Op::Rename { pick, dir, name }),
         4 => Just(Op::Monitor),
+        1 => Just(Op::MonitorMuted),
         1 => any::<bool>().prop_map(|iso| Op::Close { iso }),
         1 => any::<bool>().prop_map(|keep| Op::Mkiso { keep }),
         1 => (any::<Index>(), any::<bool>()).prop_map(|(pick, keep)| Op::Rebuild { pick, keep }),
@@ -245,6 +250,7 @@ impl World {
                 }
             }
             Op::Monitor => self.monitor(),
+            Op::MonitorMuted => self.monitor_muted(),
             Op::Close { iso } => self.close(iso),
             Op::Mkiso { keep } => self.mkiso(keep),
             Op::Rebuild { pick, keep } => self.rebuild(pick, keep),
@@ -363,6 +369,33 @@ impl World {
         let out = self.env.run(&["monitor"]);
         let end = now();
         Self::assert_run(&out, "monitor");
+        self.monitors.push(Monitored {
+            start,
+            end,
+            tree: read_tree(&self.env.watched),
+        });
+    }
+
+    fn monitor_muted(&mut self) {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let start = now();
+        let status = self
+            .env
+            .stage()
+            .arg("monitor")
+            .stdin(std::process::Stdio::null())
+            .stdout(writer.try_clone().unwrap())
+            .stderr(writer)
+            .status()
+            .unwrap();
+        let end = now();
+        // Exit 1 only when a version was recorded damaged, which it cannot
+        // say here; never 2, never a panic.
+        assert!(
+            matches!(status.code(), Some(0 | 1)),
+            "muted monitor exited {status}"
+        );
         self.monitors.push(Monitored {
             start,
             end,
