@@ -992,3 +992,34 @@ fn monitor_escapes_names_and_cron_prints_one_line() {
     let out = env.run(&["monitor", "--cron"]);
     assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
 }
+
+/// After a stop on a full filesystem, the summary's usage of the open disc
+/// is what was really staged, the figure `status` gives; whatever the
+/// instant of the stop.
+#[test]
+fn after_a_full_filesystem_the_summary_usage_is_what_status_says() {
+    for after in [0, 1, 3, 7] {
+        let env = TestEnv::new();
+        for i in 0..12 {
+            env.write(format!("f{i:02}.bin"), &vec![i as u8; 150_000]);
+        }
+        env.init(&["--disc-size", "50M"]);
+        let out = env
+            .stage()
+            .args(["monitor", "--json"])
+            .env(
+                "FAILPOINTS",
+                format!("stage::write={after}*off->1*return(enospc)"),
+            )
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let status = env.run(&["status", "--json"]);
+        let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+        assert_eq!(
+            report["open_disc_usage"], status["Current_usage"],
+            "stop after {after} copies: {report} / {status}"
+        );
+    }
+}
