@@ -280,33 +280,6 @@ fn negated_classes_match_with_and_without_ignore_case() {
     }
 }
 
-/// Runs `cmd` with stdout a pipe whose reader is gone before the tool
-/// writes, and stderr either the same (`close_stderr`) or captured:
-/// `(exit code, stderr)`.
-fn with_closed_output(mut cmd: Command, close_stderr: bool) -> (Option<i32>, String) {
-    use std::io::Read;
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    drop(child.stdout.take());
-    let mut stderr = String::new();
-    if close_stderr {
-        drop(child.stderr.take());
-    } else {
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .unwrap();
-    }
-    (child.wait().unwrap().code(), stderr)
-}
-
-/// A reader that closes the pipe early (`| head`) changes nothing: a match
-/// is still exit 0 and no match still 1, with stdout alone or stdout and
-/// stderr both closed, in every output form.
 #[test]
 fn a_closed_stdout_or_stderr_keeps_the_exit_code() {
     let (_env, _, isos) = history_set();

@@ -433,30 +433,12 @@ mod model {
 /// stdout and stderr both closed, as a table or as JSON.
 #[test]
 fn unrecoverable_is_exit_1_even_with_stdout_and_stderr_closed() {
-    use std::io::Read;
     let s = scene();
     for close_stderr in [false, true] {
         for form in [&[][..], &["--json"][..]] {
             let mut cmd = s.env.tool("dbackup-lost");
-            cmd.args(["1", "--what-if"])
-                .args(form)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            let mut child = cmd.spawn().unwrap();
-            drop(child.stdout.take());
-            let mut stderr = String::new();
-            if close_stderr {
-                drop(child.stderr.take());
-            } else {
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut stderr)
-                    .unwrap();
-            }
-            let code = child.wait().unwrap().code();
+            cmd.args(["1", "--what-if"]).args(form);
+            let (code, stderr) = with_closed_output(cmd, close_stderr);
             assert_eq!(
                 code,
                 Some(1),

@@ -673,7 +673,6 @@ mod injected {
 /// and stderr both closed, as a table or as JSON.
 #[test]
 fn damage_is_exit_1_even_with_stdout_and_stderr_closed() {
-    use std::io::Read;
     let env = closed_set();
     let image = iso(&env, 1);
     let (id, _, _) = on_disc(&env, 1)[1].clone();
@@ -688,24 +687,8 @@ fn damage_is_exit_1_even_with_stdout_and_stderr_closed() {
                 .args(form)
                 .arg("-d")
                 .arg(&image)
-                .env_remove("FAILPOINTS")
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            let mut child = cmd.spawn().unwrap();
-            drop(child.stdout.take());
-            let mut stderr = String::new();
-            if close_stderr {
-                drop(child.stderr.take());
-            } else {
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut stderr)
-                    .unwrap();
-            }
-            let code = child.wait().unwrap().code();
+                .env_remove("FAILPOINTS");
+            let (code, stderr) = with_closed_output(cmd, close_stderr);
             assert_eq!(
                 code,
                 Some(1),

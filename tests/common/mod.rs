@@ -439,3 +439,21 @@ c.commit()
     }
     folders
 }
+
+/// Runs `cmd` with stdout a pipe whose reader is gone before the tool
+/// starts, and stderr the same (`close_stderr`) or captured: `(exit code,
+/// stderr)`. The reader is dropped before the spawn, so every write the
+/// tool makes meets a closed pipe.
+pub fn with_closed_output(mut cmd: Command, close_stderr: bool) -> (Option<i32>, String) {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    cmd.stdin(std::process::Stdio::null());
+    if close_stderr {
+        cmd.stdout(writer.try_clone().expect("pipe")).stderr(writer);
+        (cmd.status().expect("spawn").code(), String::new())
+    } else {
+        cmd.stdout(writer);
+        let out = cmd.output().expect("spawn");
+        (out.status.code(), text(&out.stderr))
+    }
+}
