@@ -151,13 +151,19 @@ pub fn main_wrapper(name: &str, body: impl FnOnce() -> anyhow::Result<i32>) -> !
     scenario.teardown();
     let _ = crate::output::stdout().flush();
     let code = match crate::output::stdout_error() {
-        Some(e) if code == OK => {
+        Some(e) => {
             crate::output::say(format!(
                 "{name}: error: could not write the results to standard output: {e}"
             ));
-            ERROR
+            // A clean run whose results were lost is an error; a finding
+            // keeps its code, which says more.
+            if code == OK {
+                ERROR
+            } else {
+                code
+            }
         }
-        _ => code,
+        None => code,
     };
     std::process::exit(code)
 }

@@ -138,8 +138,8 @@ fn free_verified(wd: &Workdir, free: bool) -> Result<()> {
             remove_staged(wd, img.disc)?;
         }
     }
-    // An image under its final name with no record: a run was killed
-    // between naming it and recording it. Unrecorded bytes are not
+    // An image under its final name with no record: a first build was
+    // killed between naming it and recording it. Unrecorded bytes are not
     // verified ones: set aside, and built again from the staged copies.
     let recorded: std::collections::HashSet<i64> =
         wd.catalog.images()?.iter().map(|i| i.disc).collect();
@@ -260,13 +260,16 @@ enum Built {
     Image(ImageReport, PathBuf, Vec<ReadBackProblem>),
 }
 
-/// Gives the checked `.partial` image its final name and records it. The
-/// old record goes first: a crash between the steps leaves a disc with no
-/// record (pending again, its staged copies kept), never a record that
-/// describes other bytes.
+/// Gives the checked `.partial` image its final name (one atomic rename,
+/// over a verified image when rebuilding) and records it. The record of a
+/// verified image stays until the new one replaces it: only checked bytes
+/// ever take the final name, so a crash between rename and record leaves
+/// verified bytes under a record of verified bytes (its size and time
+/// those of the image replaced, until the next rebuild). Dropping the
+/// record first would let a crash there make the next run set the good
+/// image aside as unrecorded.
 fn install(wd: &Workdir, n: i64, partial: &Path, report: &ImageReport) -> Result<()> {
     let path = wd.layout.iso(n);
-    wd.catalog.forget_image(n)?;
     if let Some(e) = crate::fault::injected("mkiso::rename") {
         let _ = std::fs::remove_file(partial);
         return Err(Error::io(&path, e));
@@ -289,12 +292,32 @@ fn write_and_check(
     opts: &MkisoOptions,
     progress: &Progress,
 ) -> Result<Built> {
-    let damaged: std::collections::HashSet<i64> = wd
-        .catalog
-        .damaged()?
-        .into_iter()
-        .map(|d| d.file_id)
-        .collect();
+    let records = wd.catalog.damaged()?;
+    // The disc's frozen catalogue must carry every damaged record of its
+    // disc before an image is made of it, or the image would list a file it
+    // does not hold. A run killed between the two writes of a record (the
+    // workdir's catalogue first) left one out: add it now.
+    let frozen = wd.layout.disc_manifest(n);
+    if frozen.is_file() {
+        let on_disc = rusqlite::Connection::open_with_flags(
+            &frozen,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .and_then(|c| crate::catalog::damaged_ids(&c))
+        .map_err(|source| Error::Sqlite {
+            path: frozen.clone(),
+            source,
+        })?;
+        let missing: Vec<(i64, i64, String)> = records
+            .iter()
+            .filter(|d| d.disc == n && !on_disc.contains(&d.file_id))
+            .map(|d| (d.file_id, d.disc, d.reason.clone()))
+            .collect();
+        if !missing.is_empty() {
+            crate::catalog::record_damaged_in_frozen(&frozen, &missing)?;
+        }
+    }
+    let damaged: std::collections::HashSet<i64> = records.iter().map(|d| d.file_id).collect();
     let files: Vec<DiscFile> = wd
         .catalog
         .disc_files(n)?
@@ -720,7 +743,13 @@ pub fn run_hook(wd: &Workdir, r: &ImageReport) -> Result<Option<String>> {
     if cmd.trim().is_empty() {
         return Ok(None);
     }
-    let out = std::process::Command::new("/bin/sh")
+    // The command's stdout and stderr are one pipe that we pass on to our
+    // stderr sink (stdout carries our results only). So a closed stderr
+    // (a mailer that died) does not kill the command with SIGPIPE or make
+    // it fail: what it prints is dropped, what it does is done.
+    let (mut reader, writer) = std::io::pipe().map_err(|e| Error::io("/bin/sh", e))?;
+    let writer2 = writer.try_clone().map_err(|e| Error::io("/bin/sh", e))?;
+    let mut child = std::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(&cmd)
         .env("DBACKUP_DISC", r.disc.to_string())
@@ -729,21 +758,23 @@ pub fn run_hook(wd: &Workdir, r: &ImageReport) -> Result<Option<String>> {
         .env("DBACKUP_UUID", &wd.settings.uuid)
         .env("DBACKUP_WORKDIR", &wd.layout.root)
         .stdin(std::process::Stdio::null())
-        // stdout carries our results only: the hook's output goes to stderr.
-        .stdout(stderr_stdio())
-        .stderr(std::process::Stdio::inherit())
-        .status()
+        .stdout(writer)
+        .stderr(writer2)
+        .spawn()
         .map_err(|e| Error::io("/bin/sh", e))?;
+    // Our copies of the write end went with the Command: the pipe ends
+    // when the command closes it. Something it left running in the
+    // background may keep it open for long, so once the command has
+    // exited we wait at most a second for the rest of its output, then go
+    // on (the thread goes on passing output on while we run).
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut reader, &mut crate::output::stderr());
+        let _ = done.send(());
+    });
+    let out = child.wait().map_err(|e| Error::io("/bin/sh", e))?;
+    let _ = finished.recv_timeout(std::time::Duration::from_secs(1));
     Ok((!out.success()).then(|| format!("on_disc_ready command `{cmd}` failed ({out})")))
-}
-
-fn stderr_stdio() -> std::process::Stdio {
-    use std::os::fd::AsFd;
-    std::io::stderr()
-        .as_fd()
-        .try_clone_to_owned()
-        .map(std::process::Stdio::from)
-        .unwrap_or_else(|_| std::process::Stdio::null())
 }
 
 #[cfg(test)]

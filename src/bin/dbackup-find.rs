@@ -50,7 +50,7 @@ fn print(args: &FindArgs, report: &FindReport) -> std::io::Result<()> {
         for (id, disc, name) in &report.damaged {
             dbackup::say!(
                 "dbackup-find: {} (file {id}, disc {disc}) is recorded damaged: that version is no backup and on no disc",
-                dbackup::names::display(name, std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                dbackup::names::display(name, true)
             );
         }
         if report.invalid_rows > 0 {

@@ -15,16 +15,6 @@ use crate::error::{Error, Result};
 use crate::names;
 
 impl Catalog {
-    /// Forgets disc `id`'s image record, before the bytes under its final
-    /// name are replaced, so a crash between the two never leaves a row
-    /// that describes other bytes (the disc is then simply pending again).
-    pub fn forget_image(&self, id: i64) -> Result<()> {
-        self.conn
-            .execute("DELETE FROM images WHERE disc_id=?1", [id])
-            .map(|_| ())
-            .map_err(|e| self.err(e))
-    }
-
     /// What a staged copy must be: (name, md5, size, mtime) of file `id`.
     pub fn file_record(&self, id: i64) -> Result<Option<FileRecord>> {
         let whole_through = self.whole_second_mtimes_through()?;
@@ -107,7 +97,7 @@ pub struct Damaged {
 const DAMAGED_TABLE: &str = "CREATE TABLE IF NOT EXISTS damaged(file_id INTEGER PRIMARY KEY,
     disc_id INTEGER NOT NULL, found REAL NOT NULL, reason TEXT)";
 
-fn has_damaged_table(conn: &Connection) -> rusqlite::Result<bool> {
+pub(super) fn has_damaged_table(conn: &Connection) -> rusqlite::Result<bool> {
     conn.query_row(
         "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='damaged'",
         [],

@@ -160,7 +160,17 @@ impl Catalog {
             Vec::with_capacity(usize::try_from(count).unwrap_or(0));
         let mut stmt = self
             .conn
-            .prepare("SELECT id, filename, size, mtime FROM files WHERE copied=1 ORDER BY id")
+            .prepare(&format!(
+                "SELECT id, filename, size, mtime FROM files WHERE copied=1 {} ORDER BY id",
+                // A version recorded damaged is no backup: the file's
+                // latest backup is the version before it (or none), so the
+                // scan finds the file changed and stages it again.
+                if super::damaged::has_damaged_table(&self.conn).map_err(|e| self.err(e))? {
+                    "AND id NOT IN (SELECT file_id FROM damaged)"
+                } else {
+                    ""
+                }
+            ))
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {

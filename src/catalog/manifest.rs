@@ -388,7 +388,7 @@ impl Manifest {
         has("discs", &["id", "started", "completed", "available"], true)?;
         let has_deletions = has("deletions", &["filename", "deleted", "file_id"], false)?;
         let has_settings = has("settings", &["key", "value"], false)?;
-        let has_damaged = has("damaged", &["file_id"], false)?;
+        let has_damaged = has("damaged", &["file_id", "disc_id"], false)?;
         Manifest {
             conn,
             path: path.into(),
@@ -600,23 +600,26 @@ impl Manifest {
             return Ok(Vec::new());
         }
         let mut stmt = self
-            .conn
+            .conn()
             .prepare(
                 "SELECT d.file_id, d.disc_id, f.filename FROM damaged d
                  JOIN files f ON f.id = d.file_id ORDER BY d.file_id",
             )
             .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                let name = match r.get_ref(2)? {
-                    ValueRef::Text(b) | ValueRef::Blob(b) => b.to_vec(),
-                    _ => Vec::new(),
-                };
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, name))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        // A row of the wrong types is left out, as in every other table.
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let (Ok(ValueRef::Integer(id)), Ok(ValueRef::Integer(disc))) =
+                (r.get_ref(0), r.get_ref(1))
+            else {
+                continue;
+            };
+            if let Some(name) = r.get_ref(2).ok().and_then(names::from_sql) {
+                out.push((id, disc, name));
+            }
+        }
+        Ok(out)
     }
 
     const COLUMNS: &'static str = "id, filename, timestamp, md5, size, mtime, disc_id, desc";
