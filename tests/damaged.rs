@@ -183,3 +183,67 @@ fn restore_as_of_before_the_damaged_version_is_not_told_about_it() {
         b"alpha, first version"
     );
 }
+
+fn lost(env: &TestEnv, args: &[&str]) -> serde_json::Value {
+    let out = env.tool("dbackup-lost").args(args).output().unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(1)),
+        "{}",
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn names_of(report: &serde_json::Value, category: &str) -> Vec<String> {
+    report[category]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["filename"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn lost_never_counts_a_damaged_version_as_holding_content() {
+    let env = scene();
+    let r = lost(&env, &["--what-if", "--json", "1"]);
+    // The newer /a.txt on disc 2 is damaged: the first one is no history.
+    // /dup.txt on disc 2 had the content of /gone.txt, but was damaged.
+    assert_eq!(
+        names_of(&r, "unrecoverable"),
+        ["/a.txt", "/gone.txt"],
+        "{r}"
+    );
+    assert!(names_of(&r, "history_only").is_empty(), "{r}");
+    assert!(names_of(&r, "renamed").is_empty(), "{r}");
+    assert!(names_of(&r, "damaged").is_empty(), "{r}");
+}
+
+#[test]
+fn lost_lists_the_damaged_versions_of_the_discs_being_lost() {
+    let env = scene();
+    let r = lost(&env, &["--what-if", "--json", "2"]);
+    assert_eq!(
+        names_of(&r, "damaged"),
+        ["/a.txt", "/dup.txt", "/new.txt"],
+        "{r}"
+    );
+    for e in r["damaged"].as_array().unwrap() {
+        assert_eq!(e["disc"], 2);
+        let note = e["note"].as_str().unwrap();
+        assert!(note.contains("recorded damaged"), "{note}");
+    }
+    assert_eq!(r["totals"]["damaged"]["files"], 3, "{r}");
+    // The good file is still in the origin; the damaged ones are not
+    // counted as lost with the disc, which never held them.
+    assert_eq!(names_of(&r, "reprotectable"), ["/keep.txt"], "{r}");
+    assert!(names_of(&r, "unrecoverable").is_empty(), "{r}");
+    let out = env
+        .tool("dbackup-lost")
+        .args(["--what-if", "2"])
+        .output()
+        .unwrap();
+    let report = text(&out.stdout);
+    assert!(report.contains("/dup.txt"), "{report}");
+    assert!(report.to_lowercase().contains("damaged"), "{report}");
+}
