@@ -247,3 +247,96 @@ fn lost_lists_the_damaged_versions_of_the_discs_being_lost() {
     assert!(report.contains("/dup.txt"), "{report}");
     assert!(report.to_lowercase().contains("damaged"), "{report}");
 }
+
+/// The version a plan must name as damaged, and the older one restored
+/// instead: of versions 1..=n of one file (version i on disc i, `damaged`
+/// flags), those backed up by version `k`, the newest if it is damaged,
+/// with the newest good one before it.
+fn expected_damaged(damaged: &[bool], k: usize) -> Option<(i64, Option<i64>)> {
+    if k == 0 || !damaged[k - 1] {
+        return None;
+    }
+    let older = (1..k).rev().find(|&i| !damaged[i - 1]).map(|i| i as i64);
+    Some((k as i64, older))
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 24,
+        failure_persistence: None,
+        ..Default::default()
+    })]
+
+    /// Whatever versions are damaged and whatever `--as-of`, the plan
+    /// names a file as damaged exactly when its newest version by then is,
+    /// with the newest good version before it (or none), and the exit code
+    /// is 1 then (and when nothing was backed up by then), 0 otherwise.
+    #[test]
+    fn the_plan_names_exactly_the_newest_damaged_version(
+        damaged in proptest::collection::vec(proptest::bool::ANY, 1..5),
+        k_pick in 0usize..6,
+    ) {
+        let n = damaged.len();
+        let k = k_pick.min(n);
+        let root = tempfile::tempdir().unwrap();
+        let discs: Vec<Vec<(&str, Vec<u8>)>> = (1..=n)
+            .map(|i| vec![("/f", format!("version {i}").into_bytes())])
+            .collect();
+        let folders = original_set(root.path(), &discs);
+        // Version i has id i on disc i; the newest disc's manifest records
+        // the damaged ones, as mkiso does in a frozen catalogue.
+        let conn = rusqlite::Connection::open(folders[n - 1].join("manifest.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE damaged(file_id INTEGER PRIMARY KEY, disc_id INTEGER NOT NULL,
+             found REAL NOT NULL, reason TEXT)",
+        )
+        .unwrap();
+        for (i, d) in damaged.iter().enumerate() {
+            if *d {
+                let id = i as i64 + 1;
+                conn.execute(
+                    "INSERT INTO damaged VALUES (?1, ?1, 0, 'rotten')",
+                    [id],
+                )
+                .unwrap();
+            }
+        }
+        drop(conn);
+        let stamp: f64 = if k == 0 {
+            1_300_000_000.0
+        } else {
+            1_300_000_000.5 + k as f64 * 1000.5 + k as f64 + 0.25
+        };
+        let mut c = std::process::Command::new(bin("dbackup-restore"));
+        c.args(["--no-progress", "--dry-run", "--json"]);
+        for f in &folders {
+            c.arg("-d").arg(f);
+        }
+        let to = root.path().join("to");
+        let out = c
+            .arg("--to")
+            .arg(&to)
+            .arg("--as-of")
+            .arg(stamp.to_string())
+            .env_remove("FAILPOINTS")
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let got: Vec<(i64, Option<i64>)> = v["plan"]["damaged"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                proptest::prop_assert_eq!(&d["filename"], "/f");
+                proptest::prop_assert_eq!(&d["id"], &d["disc"]);
+                Ok((d["id"].as_i64().unwrap(), d["older_version"]["disc"].as_i64()))
+            })
+            .collect::<Result<_, _>>()?;
+        let want = expected_damaged(&damaged, k);
+        proptest::prop_assert_eq!(got, want.into_iter().collect::<Vec<_>>(), "{}", text(&out.stderr));
+        let nothing = (1..=k).all(|i| damaged[i - 1]) && want.is_none();
+        let code = if want.is_some() || nothing { 1 } else { 0 };
+        proptest::prop_assert_eq!(out.status.code(), Some(code), "{}", text(&out.stderr));
+        proptest::prop_assert!(!to.exists());
+    }
+}
