@@ -340,3 +340,38 @@ proptest::proptest! {
         proptest::prop_assert!(!to.exists());
     }
 }
+
+#[test]
+fn a_file_deleted_then_backed_up_again_damaged_is_named_not_left_out() {
+    let env = TestEnv::new();
+    env.write("x.txt", b"the first life of x");
+    env.write("stays.txt", b"keeps the folder from looking unmounted");
+    env.init(&[]);
+    assert_eq!(env.run(&["monitor"]).status.code(), Some(0));
+    assert_eq!(env.run(&["close", "--no-iso"]).status.code(), Some(0));
+    assert_eq!(env.mkiso(&[]).status.code(), Some(0));
+    std::fs::remove_file(env.watched.join("x.txt")).unwrap();
+    let out = env.run(&["monitor"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    env.write("x.txt", b"x is back, in a second life");
+    assert_eq!(env.run(&["monitor"]).status.code(), Some(0));
+    assert_eq!(env.run(&["close", "--no-iso"]).status.code(), Some(0));
+    flip_byte(&staged_path(&env.workdir, 2, id_of(&env, "/x.txt", 2)));
+    std::fs::remove_file(env.watched.join("x.txt")).unwrap();
+    assert_eq!(env.mkiso(&[]).status.code(), Some(1));
+    let to = env.dir.path().join("restored");
+    let out = restore(&env, &to, &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/x.txt: the version of") && err.contains("no older version: not restored"),
+        "{err}"
+    );
+    assert!(!to.join("x.txt").exists());
+}
