@@ -586,7 +586,7 @@ impl Manifest {
             return Ok((Vec::new(), 0));
         }
         let sql = format!(
-            "SELECT {} FROM files WHERE id IN (SELECT file_id FROM damaged) ORDER BY id",
+            "SELECT {} FROM files WHERE copied=1 AND id IN (SELECT file_id FROM damaged) ORDER BY id",
             Self::COLUMNS
         );
         let mut out = Vec::new();
