@@ -12,6 +12,11 @@
 //!   or in the origin under another path;
 //! - unrecoverable: none of these; the data is gone for good.
 //!
+//! A version recorded damaged (its staged copy rotted before any image
+//! held it) is on no disc: it never holds content or supersedes a version,
+//! and those of the discs named are listed apart, in `damaged`, since
+//! losing the disc loses nothing more of them.
+//!
 //! MD5s of the origin are read only for candidates: same path with matching
 //! size and mtime, or a file whose size equals that of an otherwise lost
 //! version.
@@ -84,6 +89,7 @@ pub struct Totals {
     pub renamed: Count,
     pub reprotectable: Count,
     pub history_only: Count,
+    pub damaged: Count,
 }
 
 /// The report.
@@ -100,6 +106,9 @@ pub struct LostReport {
     pub renamed: Vec<Entry>,
     pub reprotectable: Vec<Entry>,
     pub history_only: Vec<Entry>,
+    /// Versions the discs named were to hold but that were recorded
+    /// damaged before reaching them: no backup, and not on the disc.
+    pub damaged: Vec<Entry>,
     pub totals: Totals,
     /// Files staged again with --restage.
     pub restaged: u64,
@@ -393,7 +402,24 @@ fn analyse(
             report.unrecoverable.push(entry(&v, None));
         }
     }
+    // Damaged versions are left out of every query above (they are no
+    // held copy); those of the discs named are shown on their own.
+    let (damaged, invalid) = manifest.damaged_versions().map_err(err)?;
+    report.invalid_rows += invalid;
+    report.damaged = damaged
+        .iter()
+        .filter(|v| named.contains(&v.disc))
+        .map(|v| {
+            entry(
+                v,
+                Some(
+                    "recorded damaged before it reached a disc: no backup, not on this disc".into(),
+                ),
+            )
+        })
+        .collect();
     for list in [
+        &mut report.damaged,
         &mut report.unrecoverable,
         &mut report.renamed,
         &mut report.reprotectable,
@@ -406,6 +432,7 @@ fn analyse(
         renamed: count(&report.renamed),
         reprotectable: count(&report.reprotectable),
         history_only: count(&report.history_only),
+        damaged: count(&report.damaged),
     };
     Ok(report)
 }

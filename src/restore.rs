@@ -34,8 +34,8 @@ use crate::progress::Progress;
 
 pub use drive::{Prompt, TerminalPrompt};
 pub use plan::{
-    name_parts, plan, DiscPlan, DiscState, LostDisc, LostFile, MissingDisc, OlderVersion, Plan,
-    SetInfo, UnusableDisc,
+    name_parts, plan, DamagedFile, DiscPlan, DiscState, LostDisc, LostFile, MissingDisc,
+    OlderVersion, Plan, SetInfo, UnusableDisc,
 };
 pub use report::{FailKind, NotRestored, Report, Stopped, Tally};
 
@@ -156,6 +156,28 @@ pub fn restore(
         stopped: None,
         plan,
     };
+    // A newest version recorded damaged with nothing older: no backup of
+    // the file as it is now (few: always listed).
+    for d in report
+        .plan
+        .damaged
+        .iter()
+        .filter(|d| d.older_version.is_none())
+    {
+        report.failed.push(NotRestored {
+            name: d.filename.clone(),
+            raw_name: d.raw_name.clone(),
+            disc: Some(d.disc),
+            id: Some(d.id),
+            bytes: d.bytes,
+            kind: FailKind::RecordedDamaged,
+            reason: format!(
+                "the version of {} on disc {} was recorded damaged before it reached a disc (no backup); no older version: not restored",
+                crate::output::time(d.recorded),
+                d.disc
+            ),
+        });
+    }
     for d in &report.plan.discs {
         let (kind, why) = match d.state {
             DiscState::Missing => (
@@ -191,7 +213,7 @@ pub fn restore(
         }
     }
     // Nothing chosen: nothing to write, not even the target folder.
-    if opts.dry_run || report.nothing_matched() {
+    if opts.dry_run || report.plan.files == 0 {
         return Ok(report);
     }
     let needs_drive = report

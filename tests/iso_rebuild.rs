@@ -199,8 +199,8 @@ fn a_rotten_copy_with_no_good_source_is_recorded_damaged_once_and_the_rest_image
     let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
     assert_eq!(v["Damaged_versions"][0]["id"], 2, "{v}");
     assert_eq!(v["available_isos"], 1);
-    // A restore from the image gives the other file, and does not ask for
-    // the damaged one.
+    // A restore from the image gives the other file, and says the damaged
+    // one is no backup (not restored: exit 1).
     let to = env.dir.path().join("restored");
     let out = std::process::Command::new(bin("dbackup-restore"))
         .args(["--no-progress", "-d"])
@@ -210,7 +210,9 @@ fn a_rotten_copy_with_no_good_source_is_recorded_damaged_once_and_the_rest_image
         .env_remove("FAILPOINTS")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("/b.txt: the version of"), "{err}");
     assert!(to.join("a.txt").is_file());
     assert!(!to.join("b.txt").exists());
     // find says so.

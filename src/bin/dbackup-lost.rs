@@ -117,6 +117,11 @@ fn print(args: &LostArgs, report: &LostReport) -> std::io::Result<()> {
                 t.history_only,
                 "an older version; a newer one exists",
             ),
+            (
+                "damaged",
+                t.damaged,
+                "recorded damaged before it reached the disc: no backup",
+            ),
         ] {
             summary.push(vec![
                 name.into(),
@@ -152,6 +157,11 @@ fn print(args: &LostArgs, report: &LostReport) -> std::io::Result<()> {
         list(&mut out, "Renamed or moved, safe", &report.renamed)?;
         list(&mut out, "Re-protectable", &report.reprotectable)?;
         list(&mut out, "History only", &report.history_only)?;
+        list(
+            &mut out,
+            "Recorded damaged (no backup, never on the disc)",
+            &report.damaged,
+        )?;
         if args.restage {
             writeln!(
                 out,

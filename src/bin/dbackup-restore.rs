@@ -5,7 +5,9 @@ use std::io::{IsTerminal, Write};
 use anyhow::Result;
 use clap::Parser;
 use dbackup::cli::RestoreArgs;
-use dbackup::restore::{self, DiscState, Event, Plan, Report, RestoreOptions, TerminalPrompt};
+use dbackup::restore::{
+    self, DamagedFile, DiscState, Event, Plan, Report, RestoreOptions, TerminalPrompt,
+};
 use dbackup::{exit, names, output, progress::Progress};
 
 fn main() {
@@ -49,6 +51,13 @@ fn run() -> Result<i32> {
                     "dbackup-restore: {}: {}",
                     names::display(&r.raw_name, true),
                     r.reason
+                );
+            }
+            for d in &plan.damaged {
+                dbackup::say!(
+                    "dbackup-restore: {}: {}",
+                    names::display(&d.raw_name, true),
+                    damaged_text(d)
                 );
             }
             if !args.json && (args.dry_run || !quiet) {
@@ -188,6 +197,19 @@ fn plan_text(plan: &Plan, tty: bool) -> String {
             s.push_str(&format!("  {}{older}\n", names::display(&f.raw_name, true)));
         }
     }
+    if !plan.damaged.is_empty() {
+        s.push_str(&format!(
+            "{} files have a newest version recorded damaged (no backup):\n",
+            plan.damaged.len()
+        ));
+        for d in &plan.damaged {
+            s.push_str(&format!(
+                "  {}: {}\n",
+                names::display(&d.raw_name, true),
+                damaged_text(d)
+            ));
+        }
+    }
     if !plan.refused.is_empty() {
         s.push_str(&format!(
             "{} names are refused: they could lead outside the target.\n",
@@ -207,6 +229,23 @@ fn plan_text(plan: &Plan, tty: bool) -> String {
         ));
     }
     s
+}
+
+/// What happened to a file whose newest version was recorded damaged.
+fn damaged_text(d: &DamagedFile) -> String {
+    let then = match &d.older_version {
+        Some(o) => format!(
+            "restoring the older version of {} from disc {}",
+            output::time(o.recorded),
+            o.disc
+        ),
+        None => "no older version: not restored".into(),
+    };
+    format!(
+        "the version of {} on disc {} was recorded damaged before it reached a disc (no backup); {then}",
+        output::time(d.recorded),
+        d.disc
+    )
 }
 
 fn summary_text(report: &Report, tty: bool) -> String {

@@ -622,6 +622,22 @@ impl Manifest {
         Ok(out)
     }
 
+    /// The versions recorded damaged, whole (name, time, size, disc), in id
+    /// order, and the count of invalid rows left out: no backup, on no
+    /// disc, but what a reader needs to say which version is missing.
+    pub fn damaged_versions(&self) -> Result<(Vec<Version>, u64)> {
+        if !self.has_damaged {
+            return Ok((Vec::new(), 0));
+        }
+        let sql = format!(
+            "SELECT {} FROM files WHERE copied=1 AND id IN (SELECT file_id FROM damaged) ORDER BY id",
+            Self::COLUMNS
+        );
+        let mut out = Vec::new();
+        let invalid = self.each(&sql, None, &mut |v| out.push(v))?;
+        Ok((out, invalid))
+    }
+
     const COLUMNS: &'static str = "id, filename, timestamp, md5, size, mtime, disc_id, desc";
 
     /// Calls `f` with every backed-up version (`copied=1`) in id order.

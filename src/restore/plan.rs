@@ -106,6 +106,24 @@ pub struct LostFile {
     pub older_version: Option<OlderVersion>,
 }
 
+/// A file whose newest version (by `--as-of`) was recorded damaged: its
+/// staged copy rotted before any image held it, so it is no backup and on
+/// no disc. The older version, if there is one, is restored instead.
+#[derive(Debug, Clone, Serialize)]
+pub struct DamagedFile {
+    pub filename: String,
+    #[serde(skip)]
+    pub raw_name: Vec<u8>,
+    /// The damaged version's id and the disc it was staged for.
+    pub id: i64,
+    pub disc: i64,
+    pub bytes: u64,
+    /// When the damaged version was backed up (Unix seconds).
+    pub recorded: f64,
+    /// The version restored instead (`None`: the file is not restored).
+    pub older_version: Option<OlderVersion>,
+}
+
 /// What a lost disc costs.
 #[derive(Debug, Clone, Serialize)]
 pub struct LostDisc {
@@ -162,6 +180,9 @@ pub struct Plan {
     pub discs: Vec<DiscPlan>,
     pub missing: Vec<MissingDisc>,
     pub lost: Vec<LostDisc>,
+    /// Files whose newest version was recorded damaged, in name order: the
+    /// older version is restored, or none (not counted in `files`).
+    pub damaged: Vec<DamagedFile>,
     /// Names refused because they could lead outside the target.
     pub refused: Vec<NotRestored>,
     /// Discs given twice (left out).
@@ -183,7 +204,10 @@ pub struct UnusableDisc {
 impl Plan {
     /// Whether a run could restore everything chosen.
     pub fn complete(&self) -> bool {
-        self.missing.is_empty() && self.lost.is_empty() && self.refused.is_empty()
+        self.missing.is_empty()
+            && self.lost.is_empty()
+            && self.refused.is_empty()
+            && self.damaged.is_empty()
     }
 }
 
@@ -258,6 +282,21 @@ fn plan_with(
         .map(|d| d.id)
         .collect();
     let identity = history.identity();
+    // The newest damaged version of each chosen name by then: few, kept
+    // whole until the file's versions are met.
+    let mut damaged: BTreeMap<Vec<u8>, Version> = BTreeMap::new();
+    let limit = opts.as_of.unwrap_or(f64::INFINITY);
+    for v in history.damaged_versions()?.0 {
+        if v.timestamp > limit || !opts.matcher.matches(&v.name) {
+            continue;
+        }
+        match damaged.get(&v.name) {
+            Some(d) if d.id > v.id => {}
+            _ => {
+                damaged.insert(v.name.clone(), v);
+            }
+        }
+    }
     let mut planner = Planner {
         opts,
         set,
@@ -279,6 +318,7 @@ fn plan_with(
             discs: Vec::new(),
             missing: Vec::new(),
             lost: Vec::new(),
+            damaged: Vec::new(),
             refused: Vec::new(),
             duplicates: set.duplicates.clone(),
             drive: opts.drive.clone(),
@@ -286,12 +326,24 @@ fn plan_with(
         },
         discs: BTreeMap::new(),
         lost_files: BTreeMap::new(),
+        damaged,
     };
     let mut paths: HashSet<u128> = HashSet::new();
     let mut collided: HashSet<u128> = HashSet::new();
     let mut set_aside: Vec<FileState> = Vec::new();
     let invalid = history::for_each_file(history, &opts.matcher, opts.as_of, &mut |file| {
-        if file.deleted.is_some() {
+        if let Some(when) = file.deleted {
+            // Deleted after its last good version, then backed up again
+            // and that version damaged: nothing older is the file now.
+            if planner
+                .damaged
+                .get(&file.name)
+                .is_some_and(|d| d.id > file.current().id && d.timestamp > when)
+            {
+                planner.damaged_file(&file.name, None);
+            } else {
+                planner.damaged.remove(&file.name);
+            }
             planner.plan.deleted_left_out += 1;
             return;
         }
@@ -317,6 +369,11 @@ fn plan_with(
         let first = checked_path(&file.current().name).is_ok_and(|rel| exact.insert(rel));
         planner.add(file, if first { Ok(()) } else { Err(SAME_PATH) });
     }
+    // Damaged versions of names with no good version by then.
+    let left: Vec<Vec<u8>> = planner.damaged.keys().cloned().collect();
+    for name in left {
+        planner.damaged_file(&name, None);
+    }
     Ok((planner.finish(), collided))
 }
 
@@ -328,12 +385,39 @@ struct Planner<'a> {
     plan: Plan,
     discs: BTreeMap<i64, DiscPlan>,
     lost_files: BTreeMap<i64, Vec<LostFile>>,
+    /// Damaged versions not yet matched with their file.
+    damaged: BTreeMap<Vec<u8>, Version>,
 }
 
 impl Planner<'_> {
+    /// Records that the newest version of `name` was damaged (if one is
+    /// waiting), and which version is restored instead.
+    fn damaged_file(&mut self, name: &[u8], older: Option<&Version>) {
+        let Some(d) = self.damaged.remove(name) else {
+            return;
+        };
+        if older.is_some_and(|o| o.id > d.id) {
+            // A good version came after the damaged one: nothing is missing.
+            return;
+        }
+        self.plan.damaged.push(DamagedFile {
+            filename: names::display(&d.name, false),
+            raw_name: d.name.clone(),
+            id: d.id,
+            disc: d.disc,
+            bytes: d.size,
+            recorded: d.timestamp,
+            older_version: older.map(|o| OlderVersion {
+                disc: o.disc,
+                recorded: o.timestamp,
+            }),
+        });
+    }
+
     /// Adds a file not deleted by then, its name checked.
     fn add(&mut self, file: &FileState, checked: std::result::Result<(), &'static str>) {
         let v = file.current();
+        self.damaged_file(&file.name, Some(v));
         self.plan.files += 1;
         self.plan.bytes = self.plan.bytes.saturating_add(v.size);
         if let Err(why) = checked {
@@ -436,6 +520,8 @@ impl Planner<'_> {
             }
         }
         plan.refused.sort_by(|a, b| a.raw_name.cmp(&b.raw_name));
+        plan.damaged
+            .sort_by(|a, b| a.raw_name.cmp(&b.raw_name).then(a.id.cmp(&b.id)));
         plan.discs = self.discs.into_values().collect();
         plan
     }

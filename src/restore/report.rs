@@ -34,6 +34,9 @@ pub enum FailKind {
     Write,
     /// The run stopped before its disc was read.
     NotReached,
+    /// Its newest version was recorded damaged before it reached a disc,
+    /// and there is no older one.
+    RecordedDamaged,
 }
 
 impl FailKind {
@@ -50,6 +53,7 @@ impl FailKind {
             FailKind::Unreadable => "unreadable",
             FailKind::Write => "write failed",
             FailKind::NotReached => "run stopped before its disc",
+            FailKind::RecordedDamaged => "recorded damaged, no older version",
         }
     }
 }
@@ -123,6 +127,10 @@ impl Report {
             None if self.nothing_matched() || !self.plan.unusable.is_empty() => {
                 crate::exit::FINDING
             }
+            // The newest version of a file was recorded damaged: even with
+            // an older one restored, the file is not as last backed up
+            // (as a file whose newest version is on a lost disc).
+            None if !self.plan.damaged.is_empty() => crate::exit::FINDING,
             None if self.failed_files() == 0 => crate::exit::OK,
             None => crate::exit::FINDING,
         }
@@ -131,7 +139,7 @@ impl Report {
     /// No file was chosen: the patterns matched nothing, or nothing was
     /// backed up by `--as-of`.
     pub fn nothing_matched(&self) -> bool {
-        self.plan.files == 0
+        self.plan.files == 0 && self.plan.damaged.is_empty()
     }
 
     /// How many files were not restored, listed or counted.
