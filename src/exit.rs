@@ -6,7 +6,7 @@
 //! | code | meaning |
 //! |------|---------|
 //! | 0 | success: everything asked for was done |
-//! | 1 | a negative finding: the run went to its end, and what it found is on stderr or in the report; stage: files skipped (unreadable, special, too big for a disc, changed while copied), or the disc-ready command failed; mkiso: the disc-ready command failed (the image still counts); find: nothing matched; verify: a file damaged, missing or unreadable, a disc unusable, or (--origin) originals silently corrupted or missing; restore: a file not restored (its disc missing, lost or unusable, damaged or unreadable, a refused name, a different file kept, stopped at the drive), or nothing matched; lost: data unrecoverable, or files that could not be staged again |
+//! | 1 | a negative finding: the run went to its end, and what it found is on stderr or in the report; stage: files skipped (unreadable, special, too big for a disc, changed while copied), the disc-ready command failed, or a version was recorded damaged; mkiso: the disc-ready command failed (the image still counts), or a version was recorded damaged (its staged copy rotted and no good copy was left; the rest is imaged); find: nothing matched; verify: a file damaged, missing or unreadable, a disc unusable, or (--origin) originals silently corrupted or missing; restore: a file not restored (its disc missing, lost or unusable, damaged or unreadable, a refused name, a different file kept, stopped at the drive, its newest version recorded damaged), or nothing matched; lost: data unrecoverable, or files that could not be staged again |
 //! | 2 | error: the run stopped (bad arguments, a missing or corrupt workdir or catalogue, a disc of another set, an I/O error, or results that could not be written to stdout for another reason than a closed pipe, such as a full disk under `> file`); what it finished before stays finished and checked, and nothing half-done carries a final name; stage: a refused init; mkiso: an image that failed its read-back (it keeps a temp name; the staged copies are kept); verify: no disc given could be used; restore: discs that cannot be read, a target that cannot be created, or the target's filesystem full (the files restored so far are whole) |
 //! | 3 | stage, mkiso: the workdir's filesystem is full: the run stopped cleanly, and everything staged so far is intact |
 //! | 75 | stage, mkiso, lost: another run holds the workdir's lock (EX_TEMPFAIL): nothing was done, and the next run catches up |
@@ -78,11 +78,11 @@ pub const CONTRACT: &[Status] = &[
         only: None,
         meaning: "a negative finding: the run went to its end, and what it found is on stderr or in the report",
         by_tool: &[
-            ("stage", "files skipped (unreadable, special, too big for a disc, changed while copied), or the disc-ready command failed"),
-            ("mkiso", "the disc-ready command failed (the image still counts)"),
+            ("stage", "files skipped (unreadable, special, too big for a disc, changed while copied), the disc-ready command failed, or a version was recorded damaged"),
+            ("mkiso", "the disc-ready command failed (the image still counts), or a version was recorded damaged (its staged copy rotted and no good copy was left; the rest is imaged)"),
             ("find", "nothing matched"),
             ("verify", "a file damaged, missing or unreadable, a disc unusable, or (--origin) originals silently corrupted or missing"),
-            ("restore", "a file not restored (its disc missing, lost or unusable, damaged or unreadable, a refused name, a different file kept, stopped at the drive), or nothing matched"),
+            ("restore", "a file not restored (its disc missing, lost or unusable, damaged or unreadable, a refused name, a different file kept, stopped at the drive, its newest version recorded damaged), or nothing matched"),
             ("lost", "data unrecoverable, or files that could not be staged again"),
         ],
     },

@@ -268,3 +268,81 @@ fn ecc_works_for_a_disc_size_that_is_not_a_preset() {
     assert_eq!(verify_iso(&image).status.code(), Some(0));
     env.check_invariants();
 }
+
+/// A rebuild killed at any step, over a rotten staged copy whose origin has
+/// changed since: the verified image and its record survive, and the next
+/// run repairs the copy from that image (nothing is recorded damaged).
+#[test]
+fn a_rebuild_killed_at_any_step_keeps_the_verified_image() {
+    for point in [
+        "mkiso::write",
+        "mkiso::sync",
+        "mkiso::read_back",
+        "mkiso::rename",
+        "mkiso::record",
+    ] {
+        let env = one_disc(true);
+        let good = std::fs::read(iso(&env, 1)).unwrap();
+        flip_byte(&staged_path(&env.workdir, 1, 2), 3);
+        std::fs::write(env.watched.join("b.txt"), b"changed since").unwrap();
+        let out = env
+            .tool("dbackup-mkiso")
+            .args(["--disc", "1", "--keep-staged"])
+            .env("FAILPOINTS", format!("{point}=1*return(kill)"))
+            .output()
+            .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{point}: {}",
+            text(&out.stderr)
+        );
+        assert!(image_row(&env, 1).is_some(), "{point}: the record survives");
+        assert_eq!(verify_iso(&iso(&env, 1)).status.code(), Some(0), "{point}");
+        // The next run: the verified image stays, the copy is repaired
+        // from it, nothing is damaged.
+        let out = env.mkiso(&["--disc", "1", "--keep-staged"]);
+        assert_eq!(out.status.code(), Some(0), "{point}: {}", text(&out.stderr));
+        assert_eq!(std::fs::read(iso(&env, 1)).unwrap(), good, "{point}");
+        assert!(damaged_ids(&env).is_empty(), "{point}");
+        assert!(image_row(&env, 1).is_some(), "{point}");
+        env.check_invariants();
+    }
+}
+
+/// A version recorded damaged is no backup: when its file is back in the
+/// watched folder unchanged (it was away while the image was made), the
+/// next monitor stages it again.
+#[test]
+fn a_damaged_version_is_staged_again_when_its_file_comes_back() {
+    let env = TestEnv::new();
+    env.write("a.txt", b"alpha alpha alpha");
+    env.write("b.txt", b"bravo bravo bravo bravo");
+    env.init(&[]);
+    assert_eq!(env.run(&["monitor"]).status.code(), Some(0));
+    assert_eq!(env.run(&["close", "--no-iso"]).status.code(), Some(0));
+    flip_byte(&staged_path(&env.workdir, 1, 2), 1);
+    let away = env.dir.path().join("b.txt.away");
+    std::fs::rename(env.watched.join("b.txt"), &away).unwrap();
+    let out = env.mkiso(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(damaged_ids(&env), vec![2]);
+    // Back with its size and mtime as backed up (a rename keeps them).
+    std::fs::rename(&away, env.watched.join("b.txt")).unwrap();
+    let out = env.run(&["monitor"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let again: i64 = env
+        .catalog()
+        .query_row(
+            "SELECT count(*) FROM files WHERE filename='/b.txt' AND copied=1 AND id > 2",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(again, 1, "b.txt staged again: {}", text(&out.stdout));
+    // And only once: the next monitor has nothing to do.
+    let out = env.run(&["monitor"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+}

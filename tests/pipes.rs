@@ -117,8 +117,28 @@ fn monitor_scene() -> TestEnv {
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
-    env.init(&["--disc-size", "300k"]);
+    // A disc-ready command that talks on both streams and leaves a mark
+    // of each disc it saw: a closed stderr must not kill it.
+    let hook = format!(
+        "for i in 1 2 3 4 5 6 7 8; do echo \"ready $i $DBACKUP_DISC\"; echo \"err $i\" >&2; done; touch {}/hook-$DBACKUP_DISC",
+        env.dir.path().display()
+    );
+    env.init(&["--disc-size", "300k", "--on-disc-ready", &hook]);
     env
+}
+
+/// The discs the disc-ready command marked.
+fn hooked(env: &TestEnv) -> i64 {
+    std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("hook-")
+        })
+        .count() as i64
 }
 
 /// What a monitor did, read from the catalogue: every name backed up with
