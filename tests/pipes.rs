@@ -182,6 +182,11 @@ fn monitor_does_the_same_work_whatever_happens_to_its_output() {
             done.1,
             "{mode:?}: every closed disc imaged"
         );
+        assert_eq!(
+            hooked(&env),
+            done.1,
+            "{mode:?}: the disc-ready command ran to its end for every disc"
+        );
         let (ref_code, ref_done) = reference.get_or_insert_with(|| (code, done.clone()));
         assert_eq!(*ref_code, Some(1), "the fifo is skipped: exit 1");
         assert_eq!(
