@@ -155,7 +155,7 @@ fn restore_json_and_dry_run_list_the_damaged_files() {
     assert_eq!(out.status.code(), Some(1));
     let plan = text(&out.stdout);
     assert!(
-        plan.contains("3 files have a newest version recorded damaged (no backup):"),
+        plan.contains("3 files with a newest version recorded damaged (no backup):"),
         "{plan}"
     );
     assert!(!to.exists());

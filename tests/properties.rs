@@ -464,11 +464,20 @@ impl World {
             cmd.arg("--as-of").arg(t);
         }
         let out = cmd.output().expect("run dbackup-restore");
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "restore --as-of {as_of:?}: {}",
-            text(&out.stderr)
+        // Exit 1 only for files whose newest version was recorded damaged
+        // (said on stderr; those names are left out of the comparison):
+        // every other line of the run is about reading a disc.
+        let err = text(&out.stderr);
+        let only_damaged = err.lines().all(|l| {
+            l.contains("recorded damaged") || l.starts_with("dbackup-restore: reading disc")
+        });
+        assert!(
+            out.status.code() == Some(0)
+                || (out.status.code() == Some(1)
+                    && err.contains("recorded damaged")
+                    && only_damaged),
+            "restore --as-of {as_of:?} exited {:?}: {err}",
+            out.status.code()
         );
         let tree = read_tree(&target);
         std::fs::remove_dir_all(&target).unwrap();

@@ -165,8 +165,8 @@ fn print(args: &LostArgs, report: &LostReport) -> std::io::Result<()> {
         if args.restage {
             writeln!(
                 out,
-                "\nStaged again: {} files ({}); they will be on a disc after its image is made.",
-                report.restaged,
+                "\nStaged again: {} ({}); they will be on a disc after its image is made.",
+                output::count(report.restaged, "file", "files"),
                 output::bytes(report.restaged_bytes)
             )?;
         }

@@ -68,7 +68,8 @@ fn run() -> Result<i32> {
         Event::DiscStarted { disc, files, bytes } => {
             if !quiet && !args.json {
                 progress.println(&format!(
-                    "dbackup-restore: reading disc {disc}: {files} files, {}",
+                    "dbackup-restore: reading disc {disc}: {}, {}",
+                    output::count(files, "file", "files"),
                     output::bytes(bytes)
                 ));
             }
@@ -101,8 +102,8 @@ fn run() -> Result<i32> {
             .map(|(k, t)| format!("{} {}", t.files, k.label()))
             .collect();
         dbackup::say!(
-            "dbackup-restore: {} files not restored ({})",
-            report.failed_files(),
+            "dbackup-restore: {} not restored ({})",
+            output::count(report.failed_files() as u64, "file", "files"),
             what.join(", ")
         );
     }
@@ -129,15 +130,15 @@ fn plan_text(plan: &Plan, tty: bool) -> String {
         (None, None) => "an original dBackup set".into(),
     };
     s.push_str(&format!(
-        "Restore plan: {} files, {} from {set}, {when}, to {}\n",
-        plan.files,
+        "Restore plan: {}, {} from {set}, {when}, to {}\n",
+        output::count(plan.files, "file", "files"),
         output::bytes(plan.bytes),
         plan.target.display()
     ));
     if plan.deleted_left_out > 0 {
         s.push_str(&format!(
-            "{} files recorded deleted by then are left out.\n",
-            plan.deleted_left_out
+            "{} recorded deleted by then left out.\n",
+            output::count(plan.deleted_left_out, "file", "files")
         ));
     }
     let rows: Vec<Vec<String>> = plan
@@ -171,17 +172,17 @@ fn plan_text(plan: &Plan, tty: bool) -> String {
     ));
     for m in &plan.missing {
         s.push_str(&format!(
-            "Disc {} is needed but not given: {} files, {} cannot be restored without it.\n",
+            "Disc {} is needed but not given: {}, {} cannot be restored without it.\n",
             m.disc,
-            m.files,
+            output::count(m.files, "file", "files"),
             output::bytes(m.bytes)
         ));
     }
     for l in &plan.lost {
         s.push_str(&format!(
-            "Disc {} is marked lost: it costs {} files, {}:\n",
+            "Disc {} is marked lost: it costs {}, {}:\n",
             l.disc,
-            l.files,
+            output::count(l.files, "file", "files"),
             output::bytes(l.bytes)
         ));
         for f in &l.costs {
@@ -199,8 +200,8 @@ fn plan_text(plan: &Plan, tty: bool) -> String {
     }
     if !plan.damaged.is_empty() {
         s.push_str(&format!(
-            "{} files have a newest version recorded damaged (no backup):\n",
-            plan.damaged.len()
+            "{} with a newest version recorded damaged (no backup):\n",
+            output::count(plan.damaged.len() as u64, "file", "files")
         ));
         for d in &plan.damaged {
             s.push_str(&format!(

@@ -234,7 +234,9 @@ impl Catalog {
             let file_id: i64 = row.get(0).map_err(|e| self.err(e))?;
             if let Some(name) = names::from_sql(row.get_ref(1).map_err(|e| self.err(e))?) {
                 if let Some(e) = live.get_mut(&name_key(&name)) {
-                    if e.id == file_id {
+                    // A deletion of this version, or of a later one left out
+                    // here (recorded damaged): the name is gone either way.
+                    if file_id >= e.id {
                         e.gone = true;
                     }
                 }

@@ -36,6 +36,9 @@ struct Pending<'i> {
     tmp: CString,
     /// Its name in its folder.
     leaf: CString,
+    /// A different file was there and `--overwrite` replaces it; otherwise
+    /// the name must still be free when the file is renamed to it.
+    replace: bool,
 }
 
 /// Written files are made durable and renamed in batches of this many
@@ -262,6 +265,7 @@ impl<'a> Run<'a> {
             ),
             Blocked::Io(at, e) => write_fail(&format!("folder {at}"), e),
         })?;
+        let mut replace = false;
         match dir.entry(leaf) {
             Ok(Existing::Absent) => {}
             Ok(Existing::Symlink) => {
@@ -288,6 +292,7 @@ impl<'a> Run<'a> {
                         "a different file is there; kept (--overwrite replaces it)",
                     ));
                 }
+                replace = true;
             }
             Err(e) => return Err(write_fail("checking the target", e)),
         }
@@ -334,6 +339,7 @@ impl<'a> Run<'a> {
             dir,
             tmp,
             leaf: leaf.clone(),
+            replace,
         }))
     }
 }
@@ -362,11 +368,23 @@ fn finish_batch(
             None => scratch.dir().open_file(&p.tmp).and_then(|f| f.sync_all()),
         };
         let done = durable.map_err(|e| write_fail("fsync", e)).and_then(|()| {
+            // The name was checked when the file was written, up to a
+            // batch ago: a file that took it since (another program, or a
+            // name that a case-insensitive target folds onto another of
+            // this batch) is kept, never replaced unasked.
             match crate::fault::injected("restore::rename") {
                 Some(e) => Err(e),
-                None => scratch.dir().rename_to(&p.tmp, &p.dir, leaf),
+                None if p.replace => scratch.dir().rename_to(&p.tmp, &p.dir, leaf),
+                None => scratch.dir().rename_new(&p.tmp, &p.dir, leaf),
             }
-            .map_err(|e| write_fail("renaming into place", e))
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::EEXIST) => Failure {
+                    kind: FailKind::Exists,
+                    no_space: false,
+                    reason: "a different file took its name while it was restored; kept (--overwrite replaces it)".into(),
+                },
+                _ => write_fail("renaming into place", e),
+            })
         });
         match done {
             Ok(()) => restored.add(v.size),

@@ -180,6 +180,32 @@ impl Dir {
         .map(|_| ())
     }
 
+    /// Renames `from` in this folder to `to` in the folder `dest`, only if
+    /// `to` does not exist (`renameat2` with `RENAME_NOREPLACE`; EEXIST
+    /// otherwise). On a filesystem without that flag, the name is checked
+    /// just before a plain rename.
+    pub fn rename_new(&self, from: &CStr, dest: &Dir, to: &CStr) -> io::Result<()> {
+        // SAFETY: as in `rename_to`; the flag is a constant the kernel knows.
+        let rc = unsafe {
+            libc::renameat2(
+                self.fd.as_raw_fd(),
+                from.as_ptr(),
+                dest.fd.as_raw_fd(),
+                to.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        match check(rc) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+                match dest.entry(to)? {
+                    Existing::Absent => self.rename_to(from, dest, to),
+                    _ => Err(io::Error::from_raw_os_error(libc::EEXIST)),
+                }
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
     /// The device and inode of this folder.
     pub fn id(&self) -> io::Result<(u64, u64)> {
         let mut st = MaybeUninit::<libc::stat>::uninit();
@@ -580,5 +606,25 @@ mod tests {
         assert!(d.create_new(&c("link")).is_err());
         assert!(d.open_file(&c("link")).is_err());
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_new_name_is_never_taken_from_a_file_that_got_there_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("t");
+        let mut t = Target::open(&root).unwrap();
+        let d = t.folder(&[]).unwrap();
+        std::fs::write(root.join("new"), b"ours").unwrap();
+        std::fs::write(root.join("theirs"), b"theirs").unwrap();
+        let e = d.rename_new(&c("new"), d, &c("theirs")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+        assert_eq!(std::fs::read(root.join("theirs")).unwrap(), b"theirs");
+        assert_eq!(std::fs::read(root.join("new")).unwrap(), b"ours");
+        d.rename_new(&c("new"), d, &c("free")).unwrap();
+        assert_eq!(std::fs::read(root.join("free")).unwrap(), b"ours");
+        // With --overwrite the file there is replaced, as asked.
+        std::fs::write(root.join("new"), b"ours again").unwrap();
+        d.rename_to(&c("new"), d, &c("theirs")).unwrap();
+        assert_eq!(std::fs::read(root.join("theirs")).unwrap(), b"ours again");
     }
 }
