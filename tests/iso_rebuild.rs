@@ -310,39 +310,3 @@ fn a_rebuild_killed_at_any_step_keeps_the_verified_image() {
         env.check_invariants();
     }
 }
-
-/// A version recorded damaged is no backup: when its file is back in the
-/// watched folder unchanged (it was away while the image was made), the
-/// next monitor stages it again.
-#[test]
-fn a_damaged_version_is_staged_again_when_its_file_comes_back() {
-    let env = TestEnv::new();
-    env.write("a.txt", b"alpha alpha alpha");
-    env.write("b.txt", b"bravo bravo bravo bravo");
-    env.init(&[]);
-    assert_eq!(env.run(&["monitor"]).status.code(), Some(0));
-    assert_eq!(env.run(&["close", "--no-iso"]).status.code(), Some(0));
-    flip_byte(&staged_path(&env.workdir, 1, 2), 1);
-    let away = env.dir.path().join("b.txt.away");
-    std::fs::rename(env.watched.join("b.txt"), &away).unwrap();
-    let out = env.mkiso(&[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert_eq!(damaged_ids(&env), vec![2]);
-    // Back with its size and mtime as backed up (a rename keeps them).
-    std::fs::rename(&away, env.watched.join("b.txt")).unwrap();
-    let out = env.run(&["monitor"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let again: i64 = env
-        .catalog()
-        .query_row(
-            "SELECT count(*) FROM files WHERE filename='/b.txt' AND copied=1 AND id > 2",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(again, 1, "b.txt staged again: {}", text(&out.stdout));
-    // And only once: the next monitor has nothing to do.
-    let out = env.run(&["monitor"]);
-    assert_eq!(out.status.code(), Some(0));
-    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
-}

@@ -479,8 +479,16 @@ impl World {
             "restore --as-of {as_of:?} exited {:?}: {err}",
             out.status.code()
         );
-        let tree = read_tree(&target);
-        std::fs::remove_dir_all(&target).unwrap();
+        // A restore with nothing it could write (only damaged versions)
+        // creates no target.
+        let tree = if target.exists() {
+            read_tree(&target)
+        } else {
+            Tree::new()
+        };
+        if target.exists() {
+            std::fs::remove_dir_all(&target).unwrap();
+        }
         tree
     }
 

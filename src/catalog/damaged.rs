@@ -97,7 +97,7 @@ pub struct Damaged {
 const DAMAGED_TABLE: &str = "CREATE TABLE IF NOT EXISTS damaged(file_id INTEGER PRIMARY KEY,
     disc_id INTEGER NOT NULL, found REAL NOT NULL, reason TEXT)";
 
-pub(super) fn has_damaged_table(conn: &Connection) -> rusqlite::Result<bool> {
+fn has_damaged_table(conn: &Connection) -> rusqlite::Result<bool> {
     conn.query_row(
         "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='damaged'",
         [],

@@ -160,17 +160,7 @@ impl Catalog {
             Vec::with_capacity(usize::try_from(count).unwrap_or(0));
         let mut stmt = self
             .conn
-            .prepare(&format!(
-                "SELECT id, filename, size, mtime FROM files WHERE copied=1 {} ORDER BY id",
-                // A version recorded damaged is no backup: the file's
-                // latest backup is the version before it (or none), so the
-                // scan finds the file changed and stages it again.
-                if super::damaged::has_damaged_table(&self.conn).map_err(|e| self.err(e))? {
-                    "AND id NOT IN (SELECT file_id FROM damaged)"
-                } else {
-                    ""
-                }
-            ))
+            .prepare("SELECT id, filename, size, mtime FROM files WHERE copied=1 ORDER BY id")
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
@@ -234,9 +224,7 @@ impl Catalog {
             let file_id: i64 = row.get(0).map_err(|e| self.err(e))?;
             if let Some(name) = names::from_sql(row.get_ref(1).map_err(|e| self.err(e))?) {
                 if let Some(e) = live.get_mut(&name_key(&name)) {
-                    // A deletion of this version, or of a later one left out
-                    // here (recorded damaged): the name is gone either way.
-                    if file_id >= e.id {
+                    if e.id == file_id {
                         e.gone = true;
                     }
                 }
