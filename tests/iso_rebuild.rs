@@ -38,25 +38,7 @@ fn image_row(env: &TestEnv, n: i64) -> Option<(i64, f64)> {
 }
 
 fn damaged_ids(env: &TestEnv) -> Vec<i64> {
-    let conn = env.catalog();
-    let exists: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name='damaged'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    if exists == 0 {
-        return Vec::new();
-    }
-    let ids: Vec<i64> = conn
-        .prepare("SELECT file_id FROM damaged ORDER BY file_id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect();
-    ids
+    damaged_versions(&env.catalog()).into_iter().collect()
 }
 
 /// Three files on disc 1, closed with its image kept and verified.
