@@ -21,9 +21,22 @@ pub fn file_path(id: i64) -> PathBuf {
     file_dir(id).join(id.to_string())
 }
 
+/// The path (relative to the disc root) of part `part` (1, 2, ...) of split
+/// file `id`: `files/<id div 256>/<id>.<part>`, beside where the whole file
+/// would be, and never a name a whole file takes.
+pub fn part_path(id: i64, part: u32) -> PathBuf {
+    file_dir(id).join(format!("{id}.{part}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_sit_beside_where_the_whole_file_would() {
+        assert_eq!(part_path(1234, 1), PathBuf::from("files/4/1234.1"));
+        assert_eq!(part_path(255, 20), PathBuf::from("files/0/255.20"));
+    }
 
     #[test]
     fn layout_matches_the_original() {
@@ -100,7 +113,7 @@ pub fn texts(info: &DiscInfo<'_>) -> Vec<(&'static str, Vec<u8>)> {
 pub fn md5sums<'a>(
     manifest_md5: &str,
     texts: &[(&str, Vec<u8>)],
-    files: impl IntoIterator<Item = (i64, &'a str)>,
+    files: impl IntoIterator<Item = (PathBuf, &'a str)>,
 ) -> String {
     use md5::{Digest, Md5};
     let mut out = format!("{manifest_md5}  {MANIFEST}\n");
@@ -113,10 +126,10 @@ pub fn md5sums<'a>(
         out.push_str(name);
         out.push('\n');
     }
-    for (id, md5) in files {
+    for (rel, md5) in files {
         out.push_str(md5);
         out.push_str("  ");
-        out.push_str(&file_path(id).to_string_lossy());
+        out.push_str(&rel.to_string_lossy());
         out.push('\n');
     }
     out
@@ -263,7 +276,7 @@ mod md5sums_tests {
              900150983cd24fb0d6963f7d28e17f72  README.TXT\n\
              d41d8cd98f00b204e9800998ecf8427e  RECOVER.PY\n"
         );
-        let m = md5sums("x", &texts, [(1234, "y")]);
+        let m = md5sums("x", &texts, [(file_path(1234), "y")]);
         assert!(m.ends_with("\ny  files/4/1234\n"), "{m}");
         assert!(!m.contains(MD5SUMS), "MD5SUMS cannot list itself");
     }

@@ -94,6 +94,11 @@ pub const POINTS: &[Point] = &[
         kinds: WRITE,
     },
     Point {
+        name: "split::commit",
+        step: "staging a split file: recording a part (and, for the last, the whole)",
+        kinds: WRITE,
+    },
+    Point {
         name: "close::completed",
         step: "closing a disc: marked completed, no frozen catalogue yet",
         kinds: WRITE,

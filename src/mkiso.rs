@@ -351,9 +351,9 @@ fn write_and_check(
     // A staged copy that is gone is a problem of the copy, not the image.
     let missing: Vec<ReadBackProblem> = files
         .iter()
-        .filter(|f| !wd.layout.staged_file(n, f.id).is_file())
+        .filter(|f| !wd.layout.disc_dir(n).join(f.rel_path()).is_file())
         .map(|f| ReadBackProblem {
-            path: disc::file_path(f.id).to_string_lossy().into_owned(),
+            path: f.rel_path().to_string_lossy().into_owned(),
             problem: "its staged copy is missing".into(),
         })
         .collect();
@@ -373,7 +373,7 @@ fn write_and_check(
     let md5sums = disc::md5sums(
         &md5_of(&wd.layout.disc_manifest(n))?,
         &texts,
-        files.iter().map(|f| (f.id, f.md5.as_str())),
+        files.iter().map(|f| (f.rel_path(), f.md5.as_str())),
     );
     let mut entries = vec![Entry {
         path: disc::MANIFEST.into(),
@@ -390,7 +390,7 @@ fn write_and_check(
         source: Source::Bytes(md5sums.clone().into_bytes()),
     });
     for f in &files {
-        let rel = disc::file_path(f.id);
+        let rel = f.rel_path();
         entries.push(Entry {
             path: rel.to_string_lossy().into_owned(),
             source: Source::File(disc_dir.join(&rel)),
@@ -567,7 +567,7 @@ pub fn read_back(
     // Every file, in on-image order, hashed by two workers.
     let mut wanted: Vec<(&DiscFile, &iso::IsoFile)> = Vec::with_capacity(files.len());
     for f in files {
-        let rel = disc::file_path(f.id).to_string_lossy().into_owned();
+        let rel = f.rel_path().to_string_lossy().into_owned();
         match reader.find(&rel) {
             Some(entry) => wanted.push((f, entry)),
             None => problems.push(problem(&rel, "missing from the image".into())),
@@ -586,7 +586,7 @@ pub fn read_back(
                         let Some((f, entry)) = wanted.get(i) else {
                             break;
                         };
-                        let rel = disc::file_path(f.id).to_string_lossy().into_owned();
+                        let rel = f.rel_path().to_string_lossy().into_owned();
                         if entry.size != f.size {
                             out.push(ReadBackProblem {
                                 path: rel,
@@ -646,7 +646,7 @@ pub fn read_back(
     // Nothing on the image that the catalogue does not know.
     let known: HashMap<String, ()> = files
         .iter()
-        .map(|f| (disc::file_path(f.id).to_string_lossy().into_owned(), ()))
+        .map(|f| (f.rel_path().to_string_lossy().into_owned(), ()))
         .collect();
     for f in reader.files() {
         if f.path.starts_with("files/") && !known.contains_key(&f.path) {

@@ -26,13 +26,25 @@ pub struct Totals {
     pub discs_closed: u64,
 }
 
-/// A backed-up file of one disc.
+/// A backed-up file of one disc, or a part of a split version.
 #[derive(Debug, Clone)]
 pub struct DiscFile {
     pub id: i64,
     pub name: Vec<u8>,
     pub md5: String,
     pub size: u64,
+    /// For a part of a split version: its number and its offset in the file.
+    pub part: Option<(u32, u64)>,
+}
+
+impl DiscFile {
+    /// Where it lives, relative to the disc's root.
+    pub fn rel_path(&self) -> std::path::PathBuf {
+        match self.part {
+            Some((part, _)) => crate::disc::part_path(self.id, part),
+            None => crate::disc::file_path(self.id),
+        }
+    }
 }
 
 /// A disc image that was built and read back.
@@ -145,12 +157,14 @@ impl Catalog {
         tx.commit().map_err(map)
     }
 
-    /// Files and bytes backed up on disc `id`.
+    /// Files and bytes backed up on disc `id` (a part of a split version
+    /// counts as a file).
     pub fn disc_usage(&self, id: i64) -> Result<DiscUsage> {
         self.conn
             .query_row(
                 "SELECT count(*), coalesce(sum(size),0), coalesce(sum((size+2047)/2048*2048),0)
-                 FROM files WHERE disc_id=?1 AND copied=1",
+                 FROM (SELECT size FROM files WHERE disc_id=?1 AND copied=1
+                       UNION ALL SELECT size FROM parts WHERE disc_id=?1 AND copied=1)",
                 [id],
                 |r| {
                     Ok(DiscUsage {
@@ -229,9 +243,11 @@ impl Catalog {
         f.sync_all().map_err(|e| Error::io(dest, e))
     }
 
-    /// Every backed-up file of disc `id`, in id order.
+    /// Every backed-up file of disc `id`, in id order, then every recorded
+    /// part of a split version on it (whatever the version's state: a part
+    /// is on the disc either way).
     pub fn disc_files(&self, id: i64) -> Result<Vec<DiscFile>> {
-        self.query_all(
+        let mut out = self.query_all(
             "SELECT id, filename, md5, size FROM files WHERE disc_id=?1 AND copied=1 ORDER BY id",
             [id],
             |r| {
@@ -240,9 +256,26 @@ impl Catalog {
                     name: names::from_sql(r.get_ref(1)?).unwrap_or_default(),
                     md5: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
                     size: r.get::<_, Option<i64>>(3)?.unwrap_or(0).max(0) as u64,
+                    part: None,
                 })
             },
-        )
+        )?;
+        out.extend(self.query_all(
+            "SELECT p.file_id, f.filename, p.md5, p.size, p.part, p.offset FROM parts p
+             JOIN files f ON f.id = p.file_id
+             WHERE p.disc_id=?1 AND p.copied=1 ORDER BY p.file_id, p.part",
+            [id],
+            |r| {
+                Ok(DiscFile {
+                    id: r.get(0)?,
+                    name: names::from_sql(r.get_ref(1)?).unwrap_or_default(),
+                    md5: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    size: r.get::<_, Option<i64>>(3)?.unwrap_or(0).max(0) as u64,
+                    part: Some((r.get(4)?, r.get::<_, i64>(5)?.max(0) as u64)),
+                })
+            },
+        )?);
+        Ok(out)
     }
 
     /// Discs whose image was built and read back: disc id -> image record.

@@ -30,10 +30,12 @@ impl Catalog {
             .map_err(|e| self.err(e))
     }
 
-    /// Reservations whose copy never finished: (id, disc_id).
+    /// Reservations whose copy never finished: (id, disc_id). A split
+    /// version's row (not copied until its last part) is not one.
     pub fn reservations(&self) -> Result<Vec<(i64, i64)>> {
         self.query_all(
-            "SELECT id, disc_id FROM files WHERE copied=0 OR copied IS NULL",
+            "SELECT id, disc_id FROM files WHERE (copied=0 OR copied IS NULL)
+             AND id NOT IN (SELECT file_id FROM splits)",
             [],
             |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))),
         )
@@ -49,7 +51,10 @@ impl Catalog {
         let tx = self.conn.transaction().map_err(map)?;
         {
             let mut del = tx
-                .prepare("DELETE FROM files WHERE id=?1 AND (copied=0 OR copied IS NULL)")
+                .prepare(
+                    "DELETE FROM files WHERE id=?1 AND (copied=0 OR copied IS NULL)
+                     AND id NOT IN (SELECT file_id FROM splits)",
+                )
                 .map_err(map)?;
             for id in ids {
                 del.execute([id]).map_err(map)?;

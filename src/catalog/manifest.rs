@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use crate::catalog::Mtime;
+use crate::catalog::{Mtime, PartRow};
 use crate::names;
 
 /// Why a manifest could not be used.
@@ -52,11 +52,56 @@ pub struct Version {
     /// manifest's settings, never by how SQLite stored the value: ours of a
     /// whole second is stored as an INTEGER too.
     pub mtime_whole: bool,
+    /// The disc holding the file; for a split version, its first part's.
     pub disc: i64,
     pub desc: String,
+    /// A split version's parts, in order (ascending discs, contiguous,
+    /// covering the whole size); empty for a whole file on `disc`.
+    pub parts: Vec<PartRow>,
 }
 
 impl Version {
+    /// Whether it is stored in parts on several discs.
+    pub fn is_split(&self) -> bool {
+        !self.parts.is_empty()
+    }
+
+    /// Every disc holding some of it, ascending, each once.
+    pub fn discs(&self) -> Vec<i64> {
+        if self.parts.is_empty() {
+            return vec![self.disc];
+        }
+        let mut d: Vec<i64> = self.parts.iter().map(|p| p.disc).collect();
+        d.dedup();
+        d
+    }
+
+    /// Where its bytes are: (disc, path relative to the disc root, offset,
+    /// size, MD5), in the order to put them together.
+    pub fn pieces(&self) -> Vec<(i64, PathBuf, u64, u64, &str)> {
+        if self.parts.is_empty() {
+            return vec![(
+                self.disc,
+                crate::disc::file_path(self.id),
+                0,
+                self.size,
+                self.md5.as_str(),
+            )];
+        }
+        self.parts
+            .iter()
+            .map(|p| {
+                (
+                    p.disc,
+                    crate::disc::part_path(self.id, p.part),
+                    p.offset,
+                    p.size,
+                    p.md5.as_str(),
+                )
+            })
+            .collect()
+    }
+
     /// The recorded mtime with the rule it is compared by.
     pub fn recorded_mtime(&self) -> Mtime {
         if self.mtime_whole {
@@ -65,6 +110,18 @@ impl Version {
             Mtime::Real(self.mtime)
         }
     }
+}
+
+/// A part of a split version recorded on a disc, whatever the version's
+/// state (see [`Manifest::disc_parts`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscPart {
+    pub file_id: i64,
+    pub name: Vec<u8>,
+    /// `complete` (part of a backup), `staging` (the version was not
+    /// finished when this manifest was frozen) or `abandoned` (no backup).
+    pub state: String,
+    pub part: PartRow,
 }
 
 /// A recorded deletion.
@@ -122,6 +179,8 @@ pub struct Manifest {
     has_damaged: bool,
     /// Rows with an id up to this hold whole-second mtimes.
     whole_through: i64,
+    /// Tables `splits` and `parts`: files stored in parts on several discs.
+    has_parts: bool,
 }
 
 /// What a schema name is.
@@ -389,6 +448,14 @@ impl Manifest {
         let has_deletions = has("deletions", &["filename", "deleted", "file_id"], false)?;
         let has_settings = has("settings", &["key", "value"], false)?;
         let has_damaged = has("damaged", &["file_id", "disc_id"], false)?;
+        let has_parts = has("splits", &["file_id", "state"], false)?
+            && has(
+                "parts",
+                &[
+                    "file_id", "part", "disc_id", "offset", "size", "md5", "copied",
+                ],
+                false,
+            )?;
         Manifest {
             conn,
             path: path.into(),
@@ -397,6 +464,7 @@ impl Manifest {
             budget,
             has_damaged,
             whole_through: 0,
+            has_parts,
         }
         .with_mtime_rule()
     }
@@ -540,7 +608,8 @@ impl Manifest {
             .max())
     }
 
-    fn version(r: &rusqlite::Row<'_>, whole_through: i64) -> Option<Version> {
+    fn version(&self, r: &rusqlite::Row<'_>) -> Option<Version> {
+        let whole_through = self.whole_through;
         let id = match r.get_ref(0).ok()? {
             ValueRef::Integer(i) if i >= 0 => i,
             _ => return None,
@@ -563,8 +632,13 @@ impl Manifest {
         };
         let mtime = real(r.get_ref(5).ok()?).unwrap_or(0.0);
         let mtime_whole = id <= whole_through;
-        let disc = match r.get_ref(6).ok()? {
-            ValueRef::Integer(i) => i,
+        let (disc, parts) = match r.get_ref(6).ok()? {
+            ValueRef::Integer(i) => (i, Vec::new()),
+            // On no one disc: a split version, whole only with all its parts.
+            ValueRef::Null if self.has_parts => {
+                let parts = self.split_parts(id, size)?;
+                (parts[0].disc, parts)
+            }
             _ => return None,
         };
         let desc = match r.get_ref(7).ok()? {
@@ -572,6 +646,7 @@ impl Manifest {
             _ => String::new(),
         };
         Some(Version {
+            parts,
             id,
             name,
             timestamp,
@@ -680,7 +755,7 @@ impl Manifest {
         .map_err(|e| self.err(e))?;
         let mut invalid = 0;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            match Self::version(r, self.whole_through) {
+            match self.version(r) {
                 Some(v) => f(v),
                 None => invalid += 1,
             }
@@ -701,8 +776,133 @@ impl Manifest {
         let mut out = Vec::new();
         let mut invalid = 0;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            match Self::version(r, self.whole_through) {
+            match self.version(r) {
                 Some(v) => out.push(v),
+                None => invalid += 1,
+            }
+        }
+        Ok((out, invalid))
+    }
+
+    /// The parts of split version `id` of `size` bytes, when it is complete
+    /// and its parts are sound: numbered 1, 2, ... without a gap, each
+    /// copied with an MD5 and at least one byte, contiguous from offset 0 to
+    /// `size`, on ascending discs. Anything else is no backup (`None`). The
+    /// lookup runs within the work budget of the statement reading the row.
+    fn split_parts(&self, id: i64, size: u64) -> Option<Vec<PartRow>> {
+        let state: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT state FROM splits WHERE file_id=?1", [id], |r| {
+                Ok(match r.get_ref(0)? {
+                    ValueRef::Text(t) => Some(t.to_vec()),
+                    _ => None,
+                })
+            })
+            .optional()
+            .ok()??;
+        if state.as_deref() != Some(b"complete".as_slice()) {
+            return None;
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT part, disc_id, offset, size, md5, copied FROM parts
+                 WHERE file_id=?1 ORDER BY part",
+            )
+            .ok()?;
+        let mut rows = stmt.query([id]).ok()?;
+        let mut parts: Vec<PartRow> = Vec::new();
+        let mut next_offset = 0u64;
+        while let Some(r) = rows.next().ok()? {
+            let int = |i: usize| match r.get_ref(i) {
+                Ok(ValueRef::Integer(v)) => Some(v),
+                _ => None,
+            };
+            let part = u32::try_from(int(0)?).ok()?;
+            let disc = int(1)?;
+            let offset = u64::try_from(int(2)?).ok()?;
+            let psize = u64::try_from(int(3)?).ok()?;
+            let md5 = match r.get_ref(4).ok()? {
+                ValueRef::Text(t) => std::str::from_utf8(t).ok()?.to_ascii_lowercase(),
+                _ => return None,
+            };
+            let copied = int(5)? == 1;
+            let expected = u32::try_from(parts.len() + 1).ok()?;
+            if part != expected
+                || !copied
+                || psize == 0
+                || offset != next_offset
+                || !is_md5(&md5)
+                || parts.last().is_some_and(|p| p.disc > disc)
+            {
+                return None;
+            }
+            next_offset = next_offset.checked_add(psize)?;
+            if next_offset > size {
+                return None;
+            }
+            parts.push(PartRow {
+                part,
+                disc,
+                offset,
+                size: psize,
+                md5,
+            });
+        }
+        (next_offset == size && !parts.is_empty()).then_some(parts)
+    }
+
+    /// Every recorded part of a split version on disc `disc`, whatever the
+    /// version's state, in (file, part) order, and the count of invalid
+    /// rows left out.
+    pub fn disc_parts(&self, disc: i64) -> Result<(Vec<DiscPart>, u64)> {
+        if !self.has_parts {
+            return Ok((Vec::new(), 0));
+        }
+        let mut stmt = self
+            .conn()
+            .prepare(
+                "SELECT p.file_id, f.filename, s.state, p.part, p.offset, p.size, p.md5
+                 FROM parts p JOIN files f ON f.id = p.file_id
+                 LEFT JOIN splits s ON s.file_id = p.file_id
+                 WHERE p.disc_id=?1 AND p.copied=1 ORDER BY p.file_id, p.part",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([disc]).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        let mut invalid = 0;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let row = (|| {
+                let int = |i: usize| match r.get_ref(i) {
+                    Ok(ValueRef::Integer(v)) => Some(v),
+                    _ => None,
+                };
+                let md5 = match r.get_ref(6).ok()? {
+                    ValueRef::Text(t) => std::str::from_utf8(t).ok()?.to_ascii_lowercase(),
+                    _ => return None,
+                };
+                if !is_md5(&md5) {
+                    return None;
+                }
+                let state = match r.get_ref(2).ok()? {
+                    ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    _ => return None,
+                };
+                Some(DiscPart {
+                    file_id: int(0)?,
+                    name: names::from_sql(r.get_ref(1).ok()?)?,
+                    state,
+                    part: PartRow {
+                        part: u32::try_from(int(3)?).ok()?,
+                        disc,
+                        offset: u64::try_from(int(4)?).ok()?,
+                        size: u64::try_from(int(5)?).ok()?,
+                        md5,
+                    },
+                })
+            })();
+            match row {
+                Some(p) => out.push(p),
                 None => invalid += 1,
             }
         }

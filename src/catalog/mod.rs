@@ -11,8 +11,10 @@
 //! whose copy has not finished and which no reader may treat as a backup.
 //! What the original lacked lives in added tables: `settings` (key/value),
 //! `deletions` (when a file was first seen missing) and `images` (disc
-//! images built and read back). `PRAGMA
-//! user_version` carries our schema version.
+//! images built and read back), `splits` and `parts` (files larger than a
+//! disc, stored in parts on several discs: see `splits`). `PRAGMA
+//! user_version` carries our schema version: 2 since split files (an older
+//! dbackup must not build an image that leaves their parts out).
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +28,7 @@ mod files;
 mod live;
 pub mod manifest;
 mod settings;
+mod splits;
 
 pub use damaged::{damaged_ids, record_damaged_in_frozen, Damaged, FileRecord};
 pub use discs::{Disc, DiscFile, DiscUsage, Image, Totals};
@@ -33,9 +36,10 @@ pub use files::NewFile;
 pub use live::{name_key, LiveEntry, LiveIndex, Mtime};
 use settings::put_settings;
 pub use settings::Settings;
+pub use splits::{PartRecord, PartRow, SplitInProgress};
 
 /// Our schema version, in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Our catalogue's schema (the original's two tables, then ours).
 pub const SCHEMA: &str = "
@@ -50,6 +54,11 @@ CREATE TABLE deletions(id INTEGER PRIMARY KEY, filename TEXT NOT NULL, deleted R
 CREATE INDEX deletions_filename ON deletions(filename);
 CREATE TABLE images(disc_id INTEGER PRIMARY KEY, size INTEGER NOT NULL, verified REAL NOT NULL,
                     ecc TEXT);
+CREATE TABLE splits(file_id INTEGER PRIMARY KEY, state TEXT NOT NULL, why TEXT);
+CREATE TABLE parts(file_id INTEGER NOT NULL, part INTEGER NOT NULL,
+                   disc_id INTEGER NOT NULL, offset INTEGER NOT NULL, size INTEGER NOT NULL,
+                   md5 TEXT, copied BOOLEAN NOT NULL, PRIMARY KEY(file_id, part));
+CREATE INDEX parts_disc ON parts(disc_id);
 ";
 
 /// What the original dBackup's catalogue lacks, added when a set of it is
@@ -97,6 +106,7 @@ pub fn upgrade_original(path: &Path, settings: &Settings) -> Result<()> {
         Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(map)?;
     let tx = conn.transaction().map_err(map)?;
     tx.execute_batch(UPGRADE_ORIGINAL).map_err(map)?;
+    tx.execute_batch(splits::SPLIT_TABLES).map_err(map)?;
     put_settings(&tx, settings).map_err(map)?;
     tx.execute(
         "INSERT OR REPLACE INTO settings(key, value) VALUES ('adopted', ?1)",
@@ -219,12 +229,13 @@ impl Catalog {
                 source,
             },
         )?;
-        let cat = Catalog {
+        let mut cat = Catalog {
             conn,
             path: path.into(),
         };
         cat.check_schema()?;
         cat.tune()?;
+        cat.upgrade_schema()?;
         Ok(cat)
     }
 
@@ -275,6 +286,28 @@ impl Catalog {
             }
         }
         Ok(())
+    }
+
+    /// Brings a catalogue of an older schema of ours up to this one: version
+    /// 1 lacks the split tables. One transaction; nothing else changes.
+    fn upgrade_schema(&mut self) -> Result<()> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if version >= SCHEMA_VERSION {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let map = |source| Error::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(map)?;
+        tx.execute_batch(splits::SPLIT_TABLES).map_err(map)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(map)?;
+        tx.commit().map_err(map)
     }
 
     /// The catalogue's path.

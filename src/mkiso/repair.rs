@@ -42,19 +42,44 @@ pub(super) fn repair_staged(
     problems: &[ReadBackProblem],
     progress: &Progress,
 ) -> Result<Vec<Repair>> {
-    let ids: Vec<i64> = problems
+    // `files/<d>/<id>` or, for a part of a split version, `files/<d>/<id>.<k>`.
+    let ids: Vec<(i64, Option<u32>)> = problems
         .iter()
         .filter(|p| p.path.starts_with("files/"))
-        .filter_map(|p| p.path.rsplit('/').next()?.parse::<i64>().ok())
+        .filter_map(|p| {
+            let last = p.path.rsplit('/').next()?;
+            match last.split_once('.') {
+                Some((id, part)) => Some((id.parse().ok()?, Some(part.parse().ok()?))),
+                None => Some((last.parse().ok()?, None)),
+            }
+        })
         .collect();
     let mut repairs = Vec::new();
     let mut damaged = Vec::new();
     // Bounded by the problems of one read-back.
-    for id in ids {
-        let Some((name, md5, size, mtime)) = wd.catalog.file_record(id)? else {
-            continue;
+    for (id, part) in ids {
+        // (name, md5, size, mtime) and, for a part, (its offset, the whole size).
+        let (name, md5, size, mtime, range) = match part {
+            None => match wd.catalog.file_record(id)? {
+                Some((name, md5, size, mtime)) => (name, md5, size, mtime, None),
+                None => continue,
+            },
+            Some(k) => match wd.catalog.part_record(id, k)? {
+                Some(r) => (
+                    r.name,
+                    r.md5,
+                    r.size,
+                    r.mtime,
+                    Some((r.offset, r.whole_size)),
+                ),
+                None => continue,
+            },
         };
-        let staged = wd.layout.staged_file(n, id);
+        let rel = match part {
+            Some(k) => disc::part_path(id, k),
+            None => disc::file_path(id),
+        };
+        let staged = wd.layout.disc_dir(n).join(&rel);
         if md5_of(&staged).ok().as_deref() == Some(md5.as_str()) {
             continue; // the staged copy is good: the image is to blame
         }
@@ -65,7 +90,7 @@ pub(super) fn repair_staged(
         let iso = wd.layout.iso(n);
         let has_image = wd.catalog.images()?.iter().any(|i| i.disc == n) && iso.is_file();
         if has_image {
-            match copy_from_image(&iso, id, &tmp, &md5) {
+            match copy_from_image(&iso, &rel, &tmp, &md5) {
                 Ok(()) => {
                     put_in_place(&tmp, &staged)?;
                     repairs.push(Repair {
@@ -80,14 +105,15 @@ pub(super) fn repair_staged(
             }
         }
         // 2. The origin, where it still holds that exact content.
-        let rel = names::to_relative(&name);
-        let safe = !rel.as_os_str().is_empty()
-            && rel
+        let origin = names::to_relative(&name);
+        let safe = !origin.as_os_str().is_empty()
+            && origin
                 .components()
                 .all(|c| matches!(c, std::path::Component::Normal(_)));
         if safe {
-            let src = wd.settings.watched.join(rel);
-            match copy_from_origin(&src, size, mtime, &md5, &tmp, progress) {
+            let src = wd.settings.watched.join(origin);
+            let (offset, whole) = range.unwrap_or((0, size));
+            match copy_from_origin(&src, whole, mtime, (offset, size), &md5, &tmp, progress) {
                 Ok(()) => {
                     put_in_place(&tmp, &staged)?;
                     repairs.push(Repair {
@@ -120,6 +146,12 @@ pub(super) fn repair_staged(
         // changed finds the copy rotten again and records it there then.
         for (id, disc, reason) in &damaged {
             wd.catalog.record_damaged(*id, *disc, reason)?;
+            // A split version still being staged lost a part: it can no
+            // longer become a backup, and the next run takes it again.
+            if wd.catalog.split_state(*id)?.as_deref() == Some("staging") {
+                wd.catalog
+                    .abandon_split(*id, "a staged part rotted before its image held it")?;
+            }
         }
         crate::catalog::record_damaged_in_frozen(&wd.layout.disc_manifest(n), &damaged)?;
     }
@@ -168,19 +200,22 @@ fn copy_hashed(from: &mut dyn Read, tmp: &Path, md5: &str, progress: &Progress) 
     res
 }
 
-fn copy_from_image(iso: &Path, id: i64, tmp: &Path, md5: &str) -> Result<()> {
+fn copy_from_image(iso: &Path, rel: &Path, tmp: &Path, md5: &str) -> Result<()> {
     let reader = IsoReader::open(iso).map_err(|e| Error::Invalid(e.to_string()))?;
-    let rel = disc::file_path(id).to_string_lossy().into_owned();
+    let rel = rel.to_string_lossy().into_owned();
     let entry = reader
         .find(&rel)
         .ok_or_else(|| Error::Invalid(format!("{rel} is missing")))?;
     copy_hashed(&mut reader.reader(entry), tmp, md5, &Progress::hidden())
 }
 
+/// Copies bytes `range` (offset, length) of `src`, a file of `size` bytes
+/// with `mtime`, when it is unchanged.
 fn copy_from_origin(
     src: &Path,
     size: u64,
     mtime: crate::catalog::Mtime,
+    range: (u64, u64),
     md5: &str,
     tmp: &Path,
     progress: &Progress,
@@ -194,7 +229,10 @@ fn copy_from_origin(
     if !unchanged(&before) {
         return Err(Error::Invalid("changed since its backup".into()));
     }
-    copy_hashed(&mut f, tmp, md5, progress)?;
+    use std::io::{Seek, SeekFrom};
+    f.seek(SeekFrom::Start(range.0))
+        .map_err(|e| Error::io(src, e))?;
+    copy_hashed(&mut (&mut f).take(range.1), tmp, md5, progress)?;
     let after = f.metadata().map_err(|e| Error::io(src, e))?;
     if !unchanged(&after) {
         let _ = std::fs::remove_file(tmp);
