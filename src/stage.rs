@@ -143,6 +143,9 @@ struct Stager<'w, 'e> {
     /// Split versions an earlier run left with parts still to come, by
     /// name key: resumed when their file comes by unchanged.
     in_progress: std::collections::HashMap<u128, catalog::SplitInProgress>,
+    /// Deferred files that the catalogue's growth made too large for an
+    /// empty disc: split once the batch is drained.
+    to_split: Vec<Change>,
 }
 
 /// Walks the watched folder and stages every new or changed file; records
@@ -255,6 +258,7 @@ impl<'w, 'e> Stager<'w, 'e> {
             },
             made_dirs: BTreeSet::new(),
             stop: None,
+            to_split: Vec::new(),
             in_progress: if opts.dry_run {
                 Default::default()
             } else {
@@ -263,12 +267,30 @@ impl<'w, 'e> Stager<'w, 'e> {
         })
     }
 
-    /// Stages what is pending, then what waited for the next disc.
+    /// Stages what is pending, then what waited for the next disc, then
+    /// the deferred files that became too large for an empty disc, split.
     fn drain(&mut self) -> Result<()> {
+        // Bounded by the files: a file moves from the deferred ones to those
+        // to split at most once, and each split stages or drops it.
+        loop {
+            self.drain_deferred()?;
+            if self.stop.is_some() || self.to_split.is_empty() {
+                return Ok(());
+            }
+            for change in std::mem::take(&mut self.to_split) {
+                if self.stop.is_some() {
+                    break;
+                }
+                let _ = self.split(change)?;
+            }
+        }
+    }
+
+    fn drain_deferred(&mut self) -> Result<()> {
         // Bounded by the files deferred: each turn either closes a disc that
         // holds a file, or replans onto an empty one, which takes the first
-        // deferred file that fits an empty disc and drops as too big every
-        // one that does not; a turn that stages nothing ends the loop.
+        // deferred file that fits an empty disc and sets aside, to split,
+        // every one that does not; a turn that stages nothing ends the loop.
         while self.stop.is_none() {
             self.flush()?;
             if self.deferred.is_empty() || self.stop.is_some() {
@@ -317,26 +339,6 @@ impl<'w, 'e> Stager<'w, 'e> {
 
     fn too_big(&self, change: &Change) -> bool {
         cost(change).saturating_add(self.empty_usage()) > self.report.disc_size
-    }
-
-    /// Reports a file that fits no disc (once per run: it is then dropped).
-    fn report_too_big(&mut self, change: &Change) {
-        self.report.skipped_files += 1;
-        let room = self
-            .report
-            .disc_size
-            .saturating_sub(self.empty_usage() + cost(change) - change.size);
-        let skip = Skipped {
-            path: change.path.clone(),
-            reason: format!(
-                "too big for any disc: {} bytes, but an empty disc has room for {} (the disc size, {}, less the catalogue of {} and the image's own structures); raise the disc size (dbackup-stage config disc_size) or split the file",
-                change.size,
-                room,
-                self.report.disc_size,
-                crate::output::bytes(self.db_base),
-            ),
-        };
-        (self.on_event)(Event::Skipped(&skip));
     }
 
     /// Takes one change from the walk: into the pending batch, or deferred
@@ -388,7 +390,7 @@ impl<'w, 'e> Stager<'w, 'e> {
         self.deferred_cost = 0;
         for change in deferred {
             if self.too_big(&change) {
-                self.report_too_big(&change);
+                self.to_split.push(change);
             } else {
                 self.deferred_cost += cost(&change);
                 self.deferred.push(change);
@@ -432,7 +434,7 @@ impl<'w, 'e> Stager<'w, 'e> {
         self.deferred_cost = 0;
         for change in deferred {
             if self.too_big(&change) {
-                self.report_too_big(&change);
+                self.to_split.push(change);
                 continue;
             }
             let c = cost(&change);

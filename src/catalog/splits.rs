@@ -75,7 +75,7 @@ impl SplitInProgress {
 
 impl Catalog {
     /// Whether the split tables exist (made with the first split version).
-    pub(super) fn has_split_tables(&self) -> Result<bool> {
+    pub fn has_split_tables(&self) -> Result<bool> {
         self.conn
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN ('splits', 'parts')",

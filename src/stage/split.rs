@@ -41,6 +41,10 @@ use crate::scan::{Change, Skipped};
 /// next (on small discs, half an empty disc's room, whichever is less).
 const MIN_PART: u64 = 1 << 20;
 
+/// What the split tables add to an empty catalogue (tables, index, autoindex
+/// of 4 KiB pages).
+const SPLIT_TABLE_PAGES: u64 = 4 * 4096;
+
 /// Bytes read, hashed and written at a time.
 const BUFFER: usize = 1 << 20;
 
@@ -164,11 +168,21 @@ impl Stager<'_, '_> {
         }
         let key = crate::catalog::name_key(&change.name);
         let earlier = self.in_progress.remove(&key);
-        if self.empty_part_room(&change.name) < disc::SECTOR {
+        // The set's first split file makes two tables and an index: pages
+        // every later disc's catalogue carries.
+        let tables = if self.opts.dry_run || self.wd.catalog.has_split_tables()? {
+            0
+        } else {
+            SPLIT_TABLE_PAGES
+        };
+        // Parts are worth a disc each only when they fill a good share of
+        // one: an eighth of the disc at least (or 1 MiB).
+        let least = MIN_PART.min(self.report.disc_size / 8).max(disc::SECTOR);
+        if self.empty_part_room(&change.name) < least + tables {
             if let Some(e) = earlier {
                 self.in_progress.insert(key, e);
             }
-            self.report_too_big(&change);
+            self.report_no_room(&change);
             return Ok(ControlFlow::Continue(()));
         }
         if self.opts.dry_run {
@@ -236,6 +250,25 @@ impl Stager<'_, '_> {
             why,
         });
         Ok(())
+    }
+
+    /// Reports a file larger than a disc on discs too small to hold a part
+    /// of it besides the catalogue (once per run: it is then dropped).
+    fn report_no_room(&mut self, change: &Change) {
+        let room = self
+            .report
+            .disc_size
+            .saturating_sub(self.empty_usage() + super::cost(change) - change.size);
+        self.skip(
+            change,
+            format!(
+                "too big for any disc: {} bytes, but an empty disc has room for {} (the disc size, {}, less the catalogue of {} and the image's own structures), too little to split it into parts worth a disc each; raise the disc size (dbackup-stage config disc_size)",
+                change.size,
+                room,
+                self.report.disc_size,
+                crate::output::bytes(self.db_base),
+            ),
+        );
     }
 
     fn skip(&mut self, change: &Change, reason: String) {
@@ -319,6 +352,10 @@ impl Stager<'_, '_> {
                     desc: &change.desc,
                     timestamp: crate::catalog::now(),
                 })?;
+                // The catalogue the next discs carry has grown.
+                self.db_base = self.wd.catalog.db_size()?;
+                self.usage = disc::usage(&self.wd.catalog.disc_usage(self.disc)?, self.db_base)
+                    + CATALOG_SLACK;
                 (id, 1u32, 0u64, None)
             }
         };
@@ -348,13 +385,12 @@ impl Stager<'_, '_> {
                 continue;
             }
             if room < disc::SECTOR.min(remaining) {
-                // Cannot happen with the room an empty disc was checked to
-                // have; never loop on it.
-                return Err(Error::Invalid(format!(
-                    "disc {} has no room for a part of {}",
-                    self.disc,
-                    change.path.display()
-                )));
+                // Even an empty disc has no room left for a part (the
+                // catalogue grew past what the disc size leaves): never
+                // loop on it.
+                self.abandon(id, change, "the discs have no room left for its next part")?;
+                self.report_no_room(change);
+                return Ok(());
             }
             let size = remaining.min(room);
             let last = size == remaining;
