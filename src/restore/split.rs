@@ -33,7 +33,7 @@ use super::copy::{copy_loop, system_time, ChunkHasher, CHUNK};
 use super::execute::{fail, write_fail, Checked, Failure, Run};
 use super::plan::SplitFile;
 use super::report::{FailKind, NotRestored, Report};
-use super::target::{Dir, Scratch, Target};
+use super::target::{Dir, Existing, Scratch, Target};
 use super::Event;
 
 /// The first line of a journal: what it is, and its format's version.
@@ -193,6 +193,10 @@ pub(super) struct Kept {
     /// The name of the folder at the top of the target.
     pub(super) folder: CString,
     journal: Journal,
+    /// Whether its data is there: a run killed after the finished file
+    /// was renamed into place, before its journal was removed, leaves
+    /// the journal alone.
+    has_data: bool,
 }
 
 /// What earlier runs kept of split files in the target, found before the
@@ -219,10 +223,11 @@ impl Resumable {
                     continue;
                 };
                 let data = match dir.entry(&data_name(id)) {
-                    Ok(super::target::Existing::File { size }) => size,
+                    Ok(Existing::File { size }) => Some(size),
+                    Ok(Existing::Absent) => None,
                     _ => continue,
                 };
-                if journal.id != id || data < journal.done_bytes() {
+                if journal.id != id || data.is_some_and(|d| d < journal.done_bytes()) {
                     continue;
                 }
                 if kept
@@ -235,6 +240,7 @@ impl Resumable {
                     id,
                     Kept {
                         folder: folder.clone(),
+                        has_data: data.is_some(),
                         journal,
                     },
                 );
@@ -244,10 +250,15 @@ impl Resumable {
     }
 
     /// How many leading parts of split version `v` an earlier run kept.
+    /// A journal of every part without its data is of a file renamed into
+    /// place: all its parts count, and the run checks it is there.
     pub(super) fn parts_done(&self, v: &Version) -> usize {
         self.kept
             .get(&v.id)
-            .and_then(|k| k.journal.covers(v))
+            .and_then(|k| {
+                let n = k.journal.covers(v)?;
+                (k.has_data || n == v.parts.len()).then_some(n)
+            })
             .unwrap_or(0)
     }
 
@@ -419,11 +430,12 @@ impl Run<'_> {
                 s.parts_done > 0
                     && s.restorable()
                     && resumable.kept(s.id).is_some_and(|k| {
-                        target.adopt(
-                            &k.folder,
-                            &[data_name(s.id), journal_name(s.id)],
-                            self.scratch,
-                        )
+                        let names = if k.has_data {
+                            vec![data_name(s.id), journal_name(s.id)]
+                        } else {
+                            vec![journal_name(s.id)]
+                        };
+                        target.adopt(&k.folder, &names, self.scratch)
                     })
             })
             .collect()
@@ -445,7 +457,30 @@ impl Run<'_> {
                 continue;
             }
             let first_disc = s.part_rows[0].disc;
-            let checked = if taken.get(si).copied().unwrap_or(false) {
+            let taken = taken.get(si).copied().unwrap_or(false);
+            if taken && self.scratch.dir().entry(&data_name(s.id)).ok() == Some(Existing::Absent) {
+                // Finished by a run killed before it removed the journal.
+                let there = match self.check_target(&s.item, target) {
+                    Ok(Checked::AlreadyThere) => Ok(()),
+                    Ok(Checked::Free { .. }) => Err(fail(
+                        FailKind::NotReached,
+                        "an earlier run put it together, but it is not in the target; run the same command again to read its parts from their discs",
+                    )),
+                    Err(f) => Err(f),
+                };
+                self.drop_split(s.id);
+                self.splits[si] = SplitState::Over;
+                match there {
+                    Ok(()) => report.skipped_existing.add(s.bytes),
+                    Err(f) => {
+                        let nr = split_failed(s, first_disc, f);
+                        on_event(Event::Failed(&nr));
+                        report.failed.push(nr);
+                    }
+                }
+                continue;
+            }
+            let checked = if taken {
                 self.check_kept(s)
             } else {
                 Err(fail(
