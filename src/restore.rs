@@ -199,6 +199,9 @@ pub fn restore(
         .iter()
         .filter_map(split::unreachable)
         .collect();
+    for nr in &unreachable {
+        on_event(Event::Failed(nr));
+    }
     report.failed.extend(unreachable);
     for d in &report.plan.discs {
         let (kind, why) = match d.state {

@@ -134,11 +134,18 @@ impl<'a> Run<'a> {
             return Ok(());
         };
         let dp = &report.plan.discs[di];
+        // What is read: its whole files and the parts of files that can be
+        // restored (a dry run keeps no pieces, but reads no disc either).
+        let piece_bytes: u64 = dp
+            .pieces
+            .iter()
+            .map(|&(si, k)| report.plan.split[si].part_rows[k].size)
+            .sum();
         on_event(Event::DiscStarted {
             disc: dp.disc,
             files: dp.files,
-            parts: dp.parts,
-            bytes: dp.bytes,
+            parts: dp.pieces.len() as u64,
+            bytes: dp.whole_bytes.saturating_add(piece_bytes),
         });
         // Taken out of the report for the disc's time: the report is
         // written to while they are worked through.
