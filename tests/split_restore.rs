@@ -81,6 +81,12 @@ struct SplitSet {
 }
 
 fn split_set(parts: u64) -> SplitSet {
+    split_set_of(parts, false)
+}
+
+/// Like [`split_set`]; with `older`, the big file was first backed up
+/// small (a whole file on disc 1), then grew.
+fn split_set_of(parts: u64, older: bool) -> SplitSet {
     let env = TestEnv::new();
     env.write("small/a.txt", b"a small file before the big one");
     env.write("small/b.txt", b"another small file");
@@ -88,8 +94,13 @@ fn split_set(parts: u64) -> SplitSet {
     // the tail.
     let size = parts * 800_000 - 400_000;
     let big = env.watched.join("big/video.bin");
-    sparse(&big, size, 200_000, (1_600_000_000, 123_456_000));
     env.init(&["--disc-size", &DISC.to_string(), "--name", "Big"]);
+    if older {
+        sparse(&big, 5000, 1000, (1_500_000_000, 0));
+        let out = env.run(&["monitor"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    sparse(&big, size, 200_000, (1_600_000_000, 123_456_000));
     let out = env.run(&["monitor"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     env.write("small/after.txt", b"staged after the big file");
@@ -413,7 +424,7 @@ fn a_lost_disc_costs_the_split_file() {
 
 #[test]
 fn a_damaged_part_is_named_and_nothing_of_the_file_is_left() {
-    let s = split_set(3);
+    let s = split_set_of(3, true);
     let folders = s.folders();
     let id = s.id();
     let (part, disc) = s.parts()[1];
@@ -440,6 +451,12 @@ fn a_damaged_part_is_named_and_nothing_of_the_file_is_left() {
     let reason = big[0]["reason"].as_str().unwrap();
     assert!(
         reason.contains(&format!("part {part} of 3")) && reason.contains(&format!("disc {disc}")),
+        "{reason}"
+    );
+    // The older version (whole, on disc 1) is offered.
+    assert!(
+        reason.contains("an older version from")
+            && reason.contains("on disc 1 (restore it with --as-of)"),
         "{reason}"
     );
     assert!(!target.join("big/video.bin").exists());
@@ -605,6 +622,128 @@ fn ctrl_c_keeps_the_checked_parts_and_the_same_command_goes_on() {
     let report = json(&out);
     assert_eq!(report["parts_resumed"], kept as u64, "{report}");
     assert_eq!(report["parts_read"], 3 - kept as u64, "{report}");
+    assert_same_tree(&s.env.watched, &target);
+    no_temp_left(&target);
+}
+
+// --- One drive ----------------------------------------------------------------
+
+/// A pseudo-terminal: (master, slave). The child gets the slave as stdin,
+/// so it sees a terminal; the test answers by writing to the master.
+fn pty() -> (std::fs::File, std::fs::File) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain libc calls on descriptors we own; ptsname_r writes a
+    // NUL-terminated name into the buffer we pass.
+    unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(m >= 0, "posix_openpt");
+        assert_eq!(libc::grantpt(m), 0);
+        assert_eq!(libc::unlockpt(m), 0);
+        let mut buf = [0 as libc::c_char; 256];
+        assert_eq!(libc::ptsname_r(m, buf.as_mut_ptr(), buf.len()), 0);
+        let s = libc::open(
+            buf.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        assert!(s >= 0, "open the pty's slave");
+        (std::fs::File::from_raw_fd(m), std::fs::File::from_raw_fd(s))
+    }
+}
+
+/// Points the drive's mount point at `disc` (a folder), as if that disc
+/// had been inserted and mounted.
+fn insert(drive: &Path, disc: &Path) {
+    let tmp = drive.with_extension("swap");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(disc, &tmp).unwrap();
+    std::fs::rename(&tmp, drive).unwrap();
+}
+
+/// Waits until `needle` has appeared `n` times in what `stderr` collects.
+fn expect(stderr: &std::sync::Mutex<String>, needle: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = stderr.lock().unwrap().matches(needle).count();
+        if seen >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited for {needle:?} ({n}x); stderr so far:\n{}",
+            stderr.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// At one drive, each disc is asked for once, in ascending order, and a
+/// split file's parts are taken as its discs come.
+#[test]
+fn one_drive_asks_for_each_disc_once_and_takes_the_parts_as_they_come() {
+    use std::io::Read;
+    let s = split_set(3);
+    let folders = s.folders();
+    let drive = s.env.dir.path().join("drive");
+    insert(&drive, folders.last().unwrap());
+    let target = s.target();
+    let (mut master, slave) = pty();
+    let mut child = restore_cmd()
+        .args(args(&[&drive], &target, &["--drive"]))
+        .arg(&drive)
+        .stdin(Stdio::from(slave))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut err = child.stderr.take().unwrap();
+    let sink = stderr.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    for folder in &folders {
+        let n = disc_of(folder);
+        expect(&stderr, &format!("Insert disc {n} of set \"Big\""), 1);
+        insert(&drive, folder);
+        master.write_all(b"\n").unwrap();
+        expect(&stderr, &format!("Done with disc {n}"), 1);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "{}", stderr.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(master);
+    let stderr = stderr.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    for folder in &folders {
+        let n = disc_of(folder);
+        assert_eq!(
+            stderr.matches(&format!("Insert disc {n} of set")).count(),
+            1,
+            "{stderr}"
+        );
+        assert_eq!(
+            stderr.matches(&format!("reading disc {n}:")).count(),
+            1,
+            "{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("1 part of a split file"),
+        "the discs' lines count the parts: {stderr}"
+    );
     assert_same_tree(&s.env.watched, &target);
     no_temp_left(&target);
 }
