@@ -295,7 +295,11 @@ pub(super) struct Assembly {
     /// The index of the next part to append.
     next: usize,
     written: u64,
+    /// Parts checked and appended, the journal's on disc up to the last
+    /// one made durable.
     journal: Journal,
+    /// Bytes appended since the journal was last written.
+    unjournaled: u64,
     /// Whether its place in the target was checked in this run.
     target_checked: bool,
 }
@@ -561,6 +565,7 @@ impl Run<'_> {
             next: journal.parts.len(),
             written: done,
             journal,
+            unjournaled: 0,
             target_checked: false,
         })
     }
@@ -600,7 +605,13 @@ impl Run<'_> {
             }
             Err(f) if f.kind == FailKind::NotReached || f.no_space => {
                 // Interrupted, or the target is full: the parts checked so
-                // far stay for the next run; the run stops.
+                // far stay for the next run (what the part in hand had
+                // appended is cut off); the run stops.
+                if let SplitState::Active(a) = &mut self.splits[si] {
+                    if a.unjournaled > 0 && a.file.set_len(a.written).is_ok() {
+                        let _ = record(a, self.scratch.dir());
+                    }
+                }
                 self.splits[si] = SplitState::Kept;
                 let _ = self
                     .scratch
@@ -657,6 +668,7 @@ impl Run<'_> {
                 next: 0,
                 written: 0,
                 journal: Journal::new(s),
+                unjournaled: 0,
                 target_checked: true,
             });
         }
@@ -748,18 +760,24 @@ impl Run<'_> {
                 ),
             ));
         }
-        // The part is durable before the journal says it is done.
-        asm.file.sync_data().map_err(|e| write_fail("fsync", e))?;
         asm.written += total;
         asm.next += 1;
+        asm.unjournaled += total;
         asm.journal.parts.push(JournalPart {
             part: row.part,
             offset: row.offset,
             size: row.size,
             md5: row.md5.clone(),
         });
-        write_journal(self.scratch.dir(), &asm.journal)
-            .map_err(|e| write_fail("writing its journal", e))?;
+        // Recorded when the disc is done with (a part per disc, as staged:
+        // after every part), and every so many bytes: a crafted manifest
+        // of a million tiny parts on one disc costs one journal, not a
+        // million rewrites of a growing one. The part is durable before
+        // the journal says it is done.
+        let disc_done = s.part_rows.get(asm.next).is_none_or(|p| p.disc != row.disc);
+        if disc_done || asm.unjournaled >= JOURNAL_EVERY {
+            record(asm, self.scratch.dir()).map_err(|e| write_fail("writing its journal", e))?;
+        }
         Ok(if asm.next == n {
             Appended::Last
         } else {
@@ -875,10 +893,15 @@ impl Run<'_> {
                 SplitState::Over => continue,
                 SplitState::Waiting if !s.restorable() => continue,
                 SplitState::Waiting => (s.parts_done, false),
-                SplitState::Active(a) => {
-                    let n = a.next;
+                SplitState::Active(mut a) => {
+                    // What is appended and checked is recorded, then kept.
+                    let recorded = !stopped
+                        || a.unjournaled == 0
+                        || record(&mut a, self.scratch.dir()).is_ok();
                     drop(a);
-                    (n, stopped)
+                    let n = read_journal(self.scratch.dir(), &journal_name(s.id))
+                        .map_or(0, |j| j.parts.len());
+                    (n, stopped && recorded)
                 }
                 SplitState::Kept => (
                     read_journal(self.scratch.dir(), &journal_name(s.id))
@@ -917,6 +940,21 @@ enum Appended {
     Part,
     Last,
     AlreadyThere,
+}
+
+/// Bytes appended at most between two journals (when parts are small and
+/// many on one disc).
+const JOURNAL_EVERY: u64 = 256 << 20;
+
+/// Makes what is appended durable, then the journal that says so.
+fn record(asm: &mut Assembly, dir: &Dir) -> std::io::Result<()> {
+    match crate::fault::injected("restore::sync") {
+        Some(e) => Err(e),
+        None => asm.file.sync_data(),
+    }?;
+    write_journal(dir, &asm.journal)?;
+    asm.unjournaled = 0;
+    Ok(())
 }
 
 /// Writes the journal beside the old one, makes it durable, renames it
