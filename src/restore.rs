@@ -332,7 +332,7 @@ pub fn restore(
         }
     }
     let stopped = report.stopped.is_some();
-    let keep = run.end_splits(&mut report, stopped);
+    let keep = run.end_splits(&mut report, stopped, on_event);
     drop(run);
     scratch.remove(target.root(), &|n| keep.iter().any(|k| k.as_c_str() == n));
     progress.finish();

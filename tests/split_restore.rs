@@ -587,14 +587,11 @@ fn killed_again_and_again_it_finishes_without_reading_checked_parts_again() {
     no_temp_left(&target);
 }
 
-/// Ctrl-C while a split file is put together: exit 130, nothing under
-/// its name, the checked parts kept; the same command goes on from them.
+/// Starts a restore of every disc of `s` from `folders`, slowed at each
+/// part, and interrupts it (SIGINT) once a part is kept; returns its
+/// output.
 #[cfg(feature = "failpoints")]
-#[test]
-fn ctrl_c_keeps_the_checked_parts_and_the_same_command_goes_on() {
-    let s = split_set(3);
-    let folders = s.folders();
-    let id = s.id();
+fn interrupted(s: &SplitSet, folders: &[PathBuf]) -> Output {
     let target = s.target();
     let refs: Vec<&Path> = folders.iter().map(|p| p.as_path()).collect();
     let child = restore_cmd()
@@ -606,22 +603,89 @@ fn ctrl_c_keeps_the_checked_parts_and_the_same_command_goes_on() {
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while kept_parts(&target, id) == 0 && start.elapsed() < Duration::from_secs(30) {
+    while kept_parts(&target, s.id()) == 0 && start.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(10));
     }
     // SAFETY: kill(2) on our own child with a constant signal.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Ctrl-C while a split file is put together: exit 130, nothing under
+/// its name, the checked parts kept; the same command goes on from them.
+#[cfg(feature = "failpoints")]
+#[test]
+fn ctrl_c_keeps_the_checked_parts_and_the_same_command_goes_on() {
+    let s = split_set(3);
+    let folders = s.folders();
+    let target = s.target();
+    let out = interrupted(&s, &folders);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(!target.join("big/video.bin").exists());
-    let kept = kept_parts(&target, id);
+    let kept = kept_parts(&target, s.id());
     assert!(kept >= 1, "{stderr}");
+    assert!(
+        stderr.contains("kept in the target's private folder"),
+        "{stderr}"
+    );
+    let refs: Vec<&Path> = folders.iter().map(|p| p.as_path()).collect();
+    // The plan knows: the kept parts' discs hold nothing more to read.
+    let out = restore(&args(&refs, &target, &["--dry-run", "--json"]));
+    let plan = json(&out)["plan"].clone();
+    assert_eq!(plan["split"][0]["parts_done"], kept as u64, "{plan}");
     let out = restore(&args(&refs, &target, &["--json"]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let report = json(&out);
     assert_eq!(report["parts_resumed"], kept as u64, "{report}");
     assert_eq!(report["parts_read"], 3 - kept as u64, "{report}");
+    assert_same_tree(&s.env.watched, &target);
+    no_temp_left(&target);
+}
+
+/// Kept parts that changed in the target before the next run (a bad disk,
+/// a hand) are found out by reading them again locally: the file is not
+/// restored and the kept parts are dropped; the run after reads them
+/// from their discs.
+#[cfg(feature = "failpoints")]
+#[test]
+fn kept_parts_that_changed_are_found_out_and_read_again_next_time() {
+    let s = split_set(3);
+    let folders = s.folders();
+    let target = s.target();
+    let out = interrupted(&s, &folders);
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    let data = private_folders(&target)
+        .iter()
+        .map(|f| f.join(format!("split-{}.data", s.id())))
+        .find(|p| p.exists())
+        .expect("the kept data");
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&data, &bytes).unwrap();
+    let refs: Vec<&Path> = folders.iter().map(|p| p.as_path()).collect();
+    let out = restore(&args(&refs, &target, &["--json"]));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report = json(&out);
+    let big = report["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "/big/video.bin")
+        .cloned()
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        big["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no longer matches its MD5"),
+        "{big}"
+    );
+    assert!(!target.join("big/video.bin").exists());
+    no_temp_left(&target);
+    let out = restore(&args(&refs, &target, &["--json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(json(&out)["parts_read"], 3);
     assert_same_tree(&s.env.watched, &target);
     no_temp_left(&target);
 }

@@ -882,7 +882,12 @@ impl Run<'_> {
     /// restored; with the run `stopped`, what it has checked stays for the
     /// next run (returned: the names to keep in the private folder), else
     /// it is removed.
-    pub(super) fn end_splits(&mut self, report: &mut Report, stopped: bool) -> Vec<CString> {
+    pub(super) fn end_splits(
+        &mut self,
+        report: &mut Report,
+        stopped: bool,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Vec<CString> {
         let mut keep = Vec::new();
         // Bounded by the plan's split files.
         for si in 0..report.plan.split.len() {
@@ -920,7 +925,7 @@ impl Run<'_> {
                 self.drop_split(s.id);
                 format!("the run stopped before disc {}", next_disc(done))
             };
-            report.failed.push(NotRestored {
+            let nr = NotRestored {
                 name: s.name.clone(),
                 raw_name: s.raw_name.clone(),
                 disc: Some(next_disc(done)),
@@ -929,7 +934,10 @@ impl Run<'_> {
                 kind: FailKind::NotReached,
                 reason,
                 needs: Vec::new(),
-            });
+            };
+            // Few (each larger than a disc): each is named.
+            on_event(Event::Failed(&nr));
+            report.failed.push(nr);
         }
         keep
     }
@@ -1027,6 +1035,67 @@ mod tests {
             format!("{text}\n"),
         ] {
             assert_eq!(Journal::parse(&bad), None, "{bad}");
+        }
+    }
+
+    fn arb_journal() -> impl proptest::strategy::Strategy<Value = Journal> {
+        use proptest::prelude::*;
+        let md5 = "[0-9a-f]{32}";
+        (
+            0..i64::MAX,
+            any::<u64>(),
+            md5,
+            proptest::collection::vec((0..u64::MAX / 64, md5), 0..40),
+        )
+            .prop_map(|(id, size, md5, parts)| {
+                let mut offset = 0;
+                let parts = parts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (size, md5))| {
+                        let p = JournalPart {
+                            part: i as u32 + 1,
+                            offset,
+                            size,
+                            md5,
+                        };
+                        offset += size;
+                        p
+                    })
+                    .collect();
+                Journal {
+                    id,
+                    size,
+                    md5,
+                    parts,
+                }
+            })
+    }
+
+    proptest::proptest! {
+        /// Every journal reads back as written; no cut of it reads as a
+        /// journal at all (a torn write is never taken for fewer parts
+        /// done, or more).
+        #[test]
+        fn journals_read_back_whole_or_not_at_all(j in arb_journal(), cut in 0usize..4000) {
+            let text = j.text();
+            proptest::prop_assert_eq!(Journal::parse(&text), Some(j));
+            let cut = cut.min(text.len().saturating_sub(1));
+            proptest::prop_assert_eq!(Journal::parse(&text[..cut]), None);
+        }
+
+        /// Any text at all is parsed without a panic, and what is taken
+        /// is of our form: parts numbered from 1, contiguous.
+        #[test]
+        fn any_text_is_refused_or_taken_sound(text in ".{0,300}") {
+            if let Some(j) = Journal::parse(&text) {
+                let mut offset = 0;
+                for (i, p) in j.parts.iter().enumerate() {
+                    proptest::prop_assert_eq!(p.part as usize, i + 1);
+                    proptest::prop_assert_eq!(p.offset, offset);
+                    offset += p.size;
+                }
+            }
         }
     }
 
