@@ -690,6 +690,70 @@ fn kept_parts_that_changed_are_found_out_and_read_again_next_time() {
     no_temp_left(&target);
 }
 
+/// Every restore fault point (a disc read, a write in the target, a
+/// flush, a rename) fails, or kills the run, at its first, second, ...
+/// use while a split file is put together: never a wrong file under its
+/// name, an exit code that says so, and the next run finishes the set
+/// byte for byte.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_fault_at_any_step_of_a_split_restore_is_repaired_by_the_next_run() {
+    let s = split_set(3);
+    let folders = s.folders();
+    let refs: Vec<&Path> = folders.iter().map(|p| p.as_path()).collect();
+    let final_name = s.target().join("big/video.bin");
+    let want = md5_file(&s.big);
+    let mut faulted = 0;
+    for (point, kinds) in [
+        ("restore::read", &["eio", "kill"][..]),
+        ("restore::write", &["enospc", "eio", "kill"][..]),
+        ("restore::sync", &["eio", "kill"][..]),
+        ("restore::rename", &["enospc", "kill"][..]),
+    ] {
+        for kind in kinds {
+            for skip in [0, 1, 2, 5] {
+                let target = s.target();
+                let _ = std::fs::remove_dir_all(&target);
+                let fault = format!("{point}={skip}*off->1*return({kind})");
+                let out = restore_cmd()
+                    .args(args(&refs, &target, &["--json"]))
+                    .env("FAILPOINTS", &fault)
+                    .stdin(Stdio::null())
+                    .output()
+                    .unwrap();
+                let code = out.status.code();
+                if code == Some(0) {
+                    // The point was not reached that often.
+                    continue;
+                }
+                faulted += 1;
+                let expected: &[Option<i32>] = match *kind {
+                    "kill" => &[None],
+                    _ => &[Some(1), Some(2)],
+                };
+                assert!(
+                    expected.contains(&code),
+                    "{fault}: {code:?}\n{}",
+                    text(&out.stderr)
+                );
+                if final_name.exists() {
+                    assert_eq!(md5_file(&final_name), want, "{fault}");
+                }
+                let out = restore(&args(&refs, &target, &["--json"]));
+                assert_eq!(
+                    out.status.code(),
+                    Some(0),
+                    "{fault}, then: {}",
+                    text(&out.stderr)
+                );
+                assert_same_tree(&s.env.watched, &target);
+                no_temp_left(&target);
+            }
+        }
+    }
+    assert!(faulted >= 20, "faults injected: {faulted}");
+}
+
 // --- One drive ----------------------------------------------------------------
 
 /// A pseudo-terminal: (master, slave). The child gets the slave as stdin,
