@@ -324,6 +324,13 @@ fn a_run_cut_short_is_resumed_by_the_next_without_copying_recorded_parts_again()
     let before = parts(&env, s[0].0);
     assert_eq!(before.len(), 2);
     let image1 = md5_file(&env.workdir.join("isos/disc-1.iso"));
+    // Status says the file is on its way, not backed up.
+    let st: serde_json::Value =
+        serde_json::from_slice(&env.run(&["status", "--json"]).stdout).unwrap();
+    let progress = &st["Split_files_in_progress"][0];
+    assert_eq!(progress["filename"], "/v.bin");
+    assert_eq!(progress["discs"], serde_json::json!([1, 2]));
+    assert_eq!(st["Files_backed_up"], 0);
     // The next run repairs, checks the two recorded parts against the file
     // and goes on from the third.
     let out = env.run(&["monitor"]);
