@@ -218,6 +218,29 @@ impl Medium {
         }
     }
 
+    /// Part `part` of split file `id`, if the disc has it
+    /// (`files/<id div 256>/<id>.<part>`). Its place in the reading order
+    /// is taken as the whole file's would be: near enough on an image, and
+    /// a split file has one part on most discs.
+    pub fn stored_part(&self, id: i64, part: u32) -> Option<Stored> {
+        let rel = disc::part_path(id, part).to_string_lossy().into_owned();
+        match &self.content {
+            Content::Image(r) => r.find(&rel).map(|f| Stored {
+                rel,
+                size: f.size,
+                order: u128::from(f.extents.first().map(|e| e.0).unwrap_or(0)),
+            }),
+            Content::Folder(root) => {
+                let meta = std::fs::symlink_metadata(root.join(&rel)).ok()?;
+                meta.is_file().then(|| Stored {
+                    order: folder_order(id),
+                    rel,
+                    size: meta.len(),
+                })
+            }
+        }
+    }
+
     /// Every file under `files/` on the disc (to find those the manifest
     /// does not know).
     pub fn stored_files(&self) -> Result<Vec<Stored>> {

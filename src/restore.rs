@@ -22,6 +22,7 @@ mod drive;
 mod execute;
 mod plan;
 mod report;
+mod split;
 mod target;
 
 use std::path::PathBuf;
@@ -35,14 +36,15 @@ use crate::progress::Progress;
 pub use drive::{Prompt, TerminalPrompt};
 pub use plan::{
     name_parts, plan, DamagedFile, DiscPlan, DiscState, LostDisc, LostFile, MissingDisc,
-    OlderVersion, Plan, SetInfo, UnusableDisc,
+    OlderVersion, Plan, SetInfo, SplitFile, UnusableDisc,
 };
 pub use report::{FailKind, NotRestored, Report, Stopped, Tally};
 
 use drive::ask_for_disc;
 use execute::Run;
-use plan::is_at;
+use plan::{is_at, plan_resuming};
 use report::{not_restored, stop_before};
+use split::Resumable;
 use target::Target;
 
 /// Why a restore could not run at all.
@@ -114,7 +116,12 @@ pub enum Event<'a> {
     /// The plan is made (before anything is written).
     Planned(&'a Plan),
     /// A disc is about to be read.
-    DiscStarted { disc: i64, files: u64, bytes: u64 },
+    DiscStarted {
+        disc: i64,
+        files: u64,
+        parts: u64,
+        bytes: u64,
+    },
     /// A file could not be restored (files of missing or lost discs are
     /// in the plan instead).
     Failed(&'a NotRestored),
@@ -138,7 +145,10 @@ pub fn restore(
     // A disc that cannot be opened is left out like one not given, so the
     // others are still restored; the plan names it.
     let (set, unusable) = DiscSet::open_lenient(&opts.discs)?;
-    let mut plan = plan(opts, &set)?;
+    // What earlier runs kept of split files is read first: the parts
+    // they checked are not read again, nor their discs needed.
+    let resumable = Resumable::scan(&opts.target);
+    let mut plan = plan_resuming(opts, &set, &resumable)?;
     plan.unusable = unusable
         .into_iter()
         .map(|u| UnusableDisc {
@@ -152,6 +162,8 @@ pub fn restore(
         restored: Tally::default(),
         skipped_existing: Tally::default(),
         failed: plan.refused.clone(),
+        parts_read: 0,
+        parts_resumed: 0,
         unlisted: Vec::new(),
         stopped: None,
         plan,
@@ -176,8 +188,21 @@ pub fn restore(
                 crate::output::time(d.recorded),
                 d.disc
             ),
+            needs: Vec::new(),
         });
     }
+    // Split files with a disc missing or lost: few (each larger than a
+    // disc), always listed, with the discs they need.
+    let unreachable: Vec<NotRestored> = report
+        .plan
+        .split
+        .iter()
+        .filter_map(split::unreachable)
+        .collect();
+    for nr in &unreachable {
+        on_event(Event::Failed(nr));
+    }
+    report.failed.extend(unreachable);
     for d in &report.plan.discs {
         let (kind, why) = match d.state {
             DiscState::Missing => (
@@ -194,13 +219,13 @@ pub fn restore(
             match report.unlisted.iter_mut().find(|(k, _)| *k == kind) {
                 Some((_, t)) => {
                     t.files += d.files;
-                    t.bytes = t.bytes.saturating_add(d.bytes);
+                    t.bytes = t.bytes.saturating_add(d.whole_bytes);
                 }
                 None => report.unlisted.push((
                     kind,
                     Tally {
                         files: d.files,
-                        bytes: d.bytes,
+                        bytes: d.whole_bytes,
                     },
                 )),
             }
@@ -220,7 +245,7 @@ pub fn restore(
         .plan
         .discs
         .iter()
-        .any(|d| d.state == DiscState::Drive);
+        .any(|d| d.state == DiscState::Drive && d.needed);
     if needs_drive && !opts.interactive {
         stop_before(
             &mut report,
@@ -245,8 +270,6 @@ pub fn restore(
             None => true,
         })
         .collect();
-    // Leftovers of earlier runs go first: a name on the disc may be theirs.
-    let _ = target.clean_leftovers();
     let scratch = target
         .scratch(&|name| {
             report
@@ -254,16 +277,28 @@ pub fn restore(
                 .discs
                 .iter()
                 .any(|d| d.items.iter().any(|it| top_level(&it.name) == name))
+                || report
+                    .plan
+                    .split
+                    .iter()
+                    .any(|s| top_level(&s.raw_name) == name)
         })
         .map_err(|source| RestoreError::Target {
             path: opts.target.clone(),
             source,
         })?;
-    let mut run = Run::new(opts, progress, &scratch);
+    let mut run = Run::new(opts, progress, &scratch, report.plan.split.len());
+    // What earlier runs kept of split files moves into this run's folder;
+    // then their leftovers go, before anything is written (a name on the
+    // disc may be theirs).
+    let taken = run.adopt_kept(&report, &resumable, &target);
+    let _ = target.clean_leftovers();
+    run.resume_splits(&mut report, &taken, &mut target, on_event);
     let discs: Vec<(i64, DiscState)> = report
         .plan
         .discs
         .iter()
+        .filter(|d| d.needed)
         .map(|d| (d.disc, d.state))
         .collect();
     for (disc, state) in discs {
@@ -296,8 +331,10 @@ pub fn restore(
             break;
         }
     }
+    let stopped = report.stopped.is_some();
+    let keep = run.end_splits(&mut report, stopped, on_event);
     drop(run);
-    scratch.remove(target.root());
+    scratch.remove(target.root(), &|n| keep.iter().any(|k| k.as_c_str() == n));
     progress.finish();
     Ok(report)
 }

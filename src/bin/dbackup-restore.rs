@@ -65,10 +65,22 @@ fn run() -> Result<i32> {
                 let _ = progress.suspend(|| out.write_all(text.as_bytes()));
             }
         }
-        Event::DiscStarted { disc, files, bytes } => {
+        Event::DiscStarted {
+            disc,
+            files,
+            parts,
+            bytes,
+        } => {
             if !quiet && !args.json {
+                let parts = match parts {
+                    0 => String::new(),
+                    n => format!(
+                        " and {}",
+                        output::count(n, "part of a split file", "parts of split files")
+                    ),
+                };
                 progress.println(&format!(
-                    "dbackup-restore: reading disc {disc}: {}, {}",
+                    "dbackup-restore: reading disc {disc}: {}{parts}, {}",
                     output::count(files, "file", "files"),
                     output::bytes(bytes)
                 ));
@@ -141,6 +153,7 @@ fn plan_text(plan: &Plan, tty: bool) -> String {
             output::count(plan.deleted_left_out, "file", "files")
         ));
     }
+    let with_parts = !plan.split.is_empty();
     let rows: Vec<Vec<String>> = plan
         .discs
         .iter()
@@ -152,24 +165,67 @@ fn plan_text(plan: &Plan, tty: bool) -> String {
                 DiscState::Missing => "missing: not given".to_string(),
                 DiscState::Lost => "lost: marked lost".to_string(),
             };
-            vec![
-                d.disc.to_string(),
-                d.files.to_string(),
+            let state = if d.needed {
+                state
+            } else {
+                format!("{state}; not read (only parts of files that cannot be restored)")
+            };
+            let mut row = vec![d.disc.to_string(), d.files.to_string()];
+            if with_parts {
+                row.push(d.parts.to_string());
+            }
+            row.extend([
                 bytes(d.bytes, tty),
                 state,
                 d.source
                     .as_ref()
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
-            ]
+            ]);
+            row
         })
         .collect();
-    s.push_str(&output::render(
-        &["disc", "files", "bytes", "state", "source"],
-        &rows,
-        &[0, 1, 2],
-        tty,
-    ));
+    if with_parts {
+        s.push_str(&output::render(
+            &["disc", "files", "parts", "bytes", "state", "source"],
+            &rows,
+            &[0, 1, 2, 3],
+            tty,
+        ));
+    } else {
+        s.push_str(&output::render(
+            &["disc", "files", "bytes", "state", "source"],
+            &rows,
+            &[0, 1, 2],
+            tty,
+        ));
+    }
+    if with_parts {
+        s.push_str(&format!(
+            "{} in parts across discs (counted once among the files, each part in its disc's bytes):\n",
+            output::count(plan.split.len() as u64, "file is stored", "files are stored")
+        ));
+        for f in &plan.split {
+            let discs: Vec<String> = f.discs.iter().map(|d| d.to_string()).collect();
+            let done = match f.parts_done {
+                0 => String::new(),
+                n => format!(", {n} already checked by an earlier run"),
+            };
+            let needs = if f.restorable() {
+                String::new()
+            } else {
+                let n: Vec<String> = f.needs.iter().map(|d| d.to_string()).collect();
+                format!("; cannot be restored without disc(s) {}", n.join(", "))
+            };
+            // Escaped even when piped: one name per line, whatever it holds.
+            s.push_str(&format!(
+                "  {}: {} parts on discs {}{done}{needs}\n",
+                names::display(&f.raw_name, true),
+                f.parts,
+                discs.join(", ")
+            ));
+        }
+    }
     for m in &plan.missing {
         s.push_str(&format!(
             "Disc {} is needed but not given: {}, {} cannot be restored without it.\n",
@@ -217,11 +273,16 @@ fn plan_text(plan: &Plan, tty: bool) -> String {
             plan.refused.len()
         ));
     }
-    if plan.drive.is_some() && plan.discs.iter().any(|d| d.state == DiscState::Drive) {
+    if plan.drive.is_some()
+        && plan
+            .discs
+            .iter()
+            .any(|d| d.state == DiscState::Drive && d.needed)
+    {
         let wanted: Vec<String> = plan
             .discs
             .iter()
-            .filter(|d| d.state == DiscState::Drive)
+            .filter(|d| d.state == DiscState::Drive && d.needed)
             .map(|d| d.disc.to_string())
             .collect();
         s.push_str(&format!(

@@ -27,7 +27,7 @@ const PARALLEL_HASH_MIN: u64 = 4 << 20;
 pub(super) const CHUNK: usize = 1 << 20;
 
 /// Where the copy loop sends what it read, to be hashed.
-trait ChunkHasher {
+pub(super) trait ChunkHasher {
     /// A buffer to read the next chunk into.
     fn buffer(&mut self) -> Vec<u8>;
     /// Hashes a chunk (its length is what was read); false if hashing
@@ -123,7 +123,7 @@ pub(super) fn copy_checked(
             md5: Md5::new(),
             buf,
         };
-        let copied = copy_loop(&mut *r, out, &mut inline, progress, &read_fail);
+        let copied = copy_loop(&mut *r, out, 0, &mut inline, progress, &read_fail);
         let digest = inline.md5.finalize();
         // After a failed read or write the buffer was not handed back:
         // the caller reads into it again.
@@ -151,7 +151,7 @@ pub(super) fn copy_checked(
                 pool,
                 made,
             };
-            let copied = copy_loop(&mut *r, out, &mut threaded, progress, &read_fail);
+            let copied = copy_loop(&mut *r, out, 0, &mut threaded, progress, &read_fail);
             let Threaded {
                 chunks,
                 spare,
@@ -186,11 +186,13 @@ pub(super) fn copy_checked(
     Ok(())
 }
 
-/// Reads `r` to its end in chunks, writing each to `out` and handing it to
-/// `hasher`; returns how many bytes were copied.
-fn copy_loop(
+/// Reads `r` to its end in chunks, writing each to `out` (from its offset
+/// `base`, where it stands) and handing it to `hasher`; returns how many
+/// bytes were copied.
+pub(super) fn copy_loop(
     r: &mut dyn Read,
     out: &mut std::fs::File,
+    base: u64,
     hasher: &mut dyn ChunkHasher,
     progress: &Progress,
     read_fail: &dyn Fn(std::io::Error) -> Failure,
@@ -229,14 +231,14 @@ fn copy_loop(
         // Every few MiB, start writing what came so far: the disk writes
         // while we read and hash, and the fsync below has little left.
         if total - flushed >= WRITEBACK_CHUNK {
-            crate::fsutil::start_writeback(out, flushed, total - flushed);
+            crate::fsutil::start_writeback(out, base + flushed, total - flushed);
             flushed = total;
         }
     }
 }
 
 /// Unix seconds (REAL with a fraction, or whole) as a time to set.
-fn system_time(secs: f64) -> std::time::SystemTime {
+pub(super) fn system_time(secs: f64) -> std::time::SystemTime {
     use std::time::{Duration, UNIX_EPOCH};
     if !secs.is_finite() {
         return UNIX_EPOCH;

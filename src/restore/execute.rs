@@ -16,6 +16,7 @@ use crate::progress::Progress;
 use super::copy::{copy_checked, CHUNK};
 use super::plan::{name_parts, Item};
 use super::report::{not_restored, FailKind, NotRestored, Report, Stopped, Tally};
+use super::split::SplitState;
 use super::target::{self, Blocked, Existing, Scratch, Target};
 use super::{Event, RestoreOptions};
 
@@ -24,6 +25,19 @@ enum Placed<'i> {
     /// Written and verified under its temp name, waiting for its batch.
     Written(Pending<'i>),
     AlreadyThere,
+}
+
+/// What is at a file's place in the target.
+pub(super) enum Checked {
+    /// The same file (size and MD5): nothing to do.
+    AlreadyThere,
+    /// Free to take: its folder, its name there, and whether a different
+    /// file there is replaced (`--overwrite`).
+    Free {
+        dir: target::Dir,
+        leaf: CString,
+        replace: bool,
+    },
 }
 
 /// A verified temp file (closed) waiting to be made durable and renamed
@@ -49,10 +63,10 @@ const BATCH_BYTES: u64 = 256 << 20;
 const BATCH_FILES: usize = 256;
 
 pub(super) struct Failure {
-    kind: FailKind,
-    reason: String,
+    pub(super) kind: FailKind,
+    pub(super) reason: String,
     /// The target's filesystem is full: stop the run.
-    no_space: bool,
+    pub(super) no_space: bool,
 }
 
 pub(super) fn fail(kind: FailKind, reason: impl Into<String>) -> Failure {
@@ -73,12 +87,21 @@ pub(super) fn write_fail(what: &str, e: std::io::Error) -> Failure {
 
 pub(super) struct Run<'a> {
     opts: &'a RestoreOptions,
-    buf: Vec<u8>,
+    pub(super) buf: Vec<u8>,
     /// Buffers for chunks hashed on another thread, kept between files.
     pool: Vec<Vec<u8>>,
-    progress: &'a Progress,
+    pub(super) progress: &'a Progress,
     /// Where files are written before they are renamed into place.
-    scratch: &'a Scratch,
+    pub(super) scratch: &'a Scratch,
+    /// Each of the plan's split files, as far as this run got with it.
+    pub(super) splits: Vec<SplitState>,
+}
+
+/// One thing to do on a disc: a whole file, or a part of a split file
+/// (index in the plan's `split`, index in its parts).
+enum Work<'i> {
+    Whole(Option<Stored>, &'i Item),
+    Piece(usize, usize),
 }
 
 impl<'a> Run<'a> {
@@ -86,6 +109,7 @@ impl<'a> Run<'a> {
         opts: &'a RestoreOptions,
         progress: &'a Progress,
         scratch: &'a Scratch,
+        splits: usize,
     ) -> Run<'a> {
         Run {
             opts,
@@ -93,6 +117,7 @@ impl<'a> Run<'a> {
             buf: vec![0; CHUNK],
             pool: Vec::new(),
             progress,
+            splits: (0..splits).map(|_| SplitState::Waiting).collect(),
         }
     }
 
@@ -105,20 +130,72 @@ impl<'a> Run<'a> {
         target: &mut Target,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> std::result::Result<(), Stopped> {
-        let Some(dp) = report.plan.discs.iter().find(|d| d.disc == medium.disc) else {
+        let Some(di) = report.plan.discs.iter().position(|d| d.disc == medium.disc) else {
             return Ok(());
         };
+        let dp = &report.plan.discs[di];
+        // What is read: its whole files and the parts of files that can be
+        // restored (a dry run keeps no pieces, but reads no disc either).
+        let piece_bytes: u64 = dp
+            .pieces
+            .iter()
+            .map(|&(si, k)| report.plan.split[si].part_rows[k].size)
+            .sum();
         on_event(Event::DiscStarted {
             disc: dp.disc,
             files: dp.files,
-            bytes: dp.bytes,
+            parts: dp.pieces.len() as u64,
+            bytes: dp.whole_bytes.saturating_add(piece_bytes),
         });
-        let mut work: Vec<(Option<Stored>, &Item)> = dp
-            .items
+        // Taken out of the report for the disc's time: the report is
+        // written to while they are worked through.
+        let items = std::mem::take(&mut report.plan.discs[di].items);
+        let pieces = std::mem::take(&mut report.plan.discs[di].pieces);
+        let outcome = self.disc_work(medium, &items, &pieces, report, target, on_event);
+        report.plan.discs[di].items = items;
+        report.plan.discs[di].pieces = pieces;
+        outcome
+    }
+
+    fn disc_work(
+        &mut self,
+        medium: &Medium,
+        items: &[Item],
+        pieces: &[(usize, usize)],
+        report: &mut Report,
+        target: &mut Target,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> std::result::Result<(), Stopped> {
+        let mut work: Vec<(u128, i64, usize, Work<'_>)> = items
             .iter()
-            .map(|it| (medium.stored(it.id), it))
+            .map(|it| {
+                let stored = medium.stored(it.id);
+                let order = stored.as_ref().map_or(u128::MAX, |s| s.order);
+                (order, it.id, 0, Work::Whole(stored, it))
+            })
             .collect();
-        work.sort_by_key(|(s, it)| (s.as_ref().map_or(u128::MAX, |s| s.order), it.id));
+        for &(si, k) in pieces {
+            let s = &report.plan.split[si];
+            let order = medium
+                .stored_part(s.id, s.part_rows[k].part)
+                .map_or(u128::MAX, |st| st.order);
+            work.push((order, s.id, k, Work::Piece(si, k)));
+        }
+        // A split file's parts on one disc go in part order, whatever
+        // their names' order on the disc.
+        let mut first: std::collections::HashMap<i64, u128> = std::collections::HashMap::new();
+        for (order, id, _, w) in &work {
+            if let Work::Piece(..) = w {
+                let e = first.entry(*id).or_insert(*order);
+                *e = (*e).min(*order);
+            }
+        }
+        for (order, id, _, w) in &mut work {
+            if let Work::Piece(..) = w {
+                *order = first[id];
+            }
+        }
+        work.sort_by_key(|(order, id, k, _)| (*order, *id, *k));
         let mut failed = Vec::new();
         let mut pending: Vec<Pending<'_>> = Vec::new();
         let mut pending_bytes = 0u64;
@@ -127,9 +204,28 @@ impl<'a> Run<'a> {
         let mut interrupted = false;
         while next < work.len() && !full && !interrupted {
             fail::fail_point!("restore::pause");
-            let (stored, item) = &work[next];
+            let (stored, item) = match &work[next].3 {
+                Work::Whole(stored, item) => (stored, *item),
+                Work::Piece(si, k) => {
+                    next += 1;
+                    full |= self.split_piece(medium, *si, *k, report, target, on_event);
+                    interrupted = crate::interrupt::requested();
+                    if (next == work.len() || full || interrupted) && !pending.is_empty() {
+                        full |= finish_batch(
+                            self.scratch,
+                            &mut pending,
+                            medium.disc,
+                            &mut report.restored,
+                            &mut failed,
+                            on_event,
+                        );
+                        pending_bytes = 0;
+                    }
+                    continue;
+                }
+            };
             next += 1;
-            let v = *item;
+            let v = item;
             self.progress.message(format!(
                 "disc {}: {}",
                 medium.disc,
@@ -180,7 +276,7 @@ impl<'a> Run<'a> {
                 error: false,
                 interrupted: true,
             });
-            for (_, rest) in &work[next..] {
+            for rest in work[next..].iter().filter_map(whole_item) {
                 failed.push(not_restored(
                     rest,
                     medium.disc,
@@ -197,7 +293,7 @@ impl<'a> Run<'a> {
                 error: true,
                 interrupted: false,
             });
-            for (_, rest) in &work[next..] {
+            for rest in work[next..].iter().filter_map(whole_item) {
                 failed.push(not_restored(
                     rest,
                     medium.disc,
@@ -218,6 +314,7 @@ impl<'a> Run<'a> {
                 bytes: 0,
                 kind: FailKind::Write,
                 reason: format!("flushing the target's filesystem failed: {e}"),
+                needs: Vec::new(),
             };
             on_event(Event::Failed(&nr));
             report.failed.push(nr);
@@ -249,6 +346,48 @@ impl<'a> Run<'a> {
                 ),
             ));
         }
+        let (dir, leaf, replace) = match self.check_target(item, target)? {
+            Checked::AlreadyThere => return Ok(Placed::AlreadyThere),
+            Checked::Free { dir, leaf, replace } => (dir, leaf, replace),
+        };
+        let scratch = self.scratch.dir();
+        let tmp = self.scratch.temp_name();
+        let mut file = scratch
+            .create_new(&tmp)
+            .map_err(|e| write_fail("creating a temp file", e))?;
+        let copied = copy_checked(
+            medium,
+            stored,
+            v,
+            &mut file,
+            &mut self.buf,
+            &mut self.pool,
+            self.progress,
+        );
+        drop(file);
+        if let Err(f) = copied {
+            let _ = scratch.remove(&tmp);
+            return Err(f);
+        }
+        Ok(Placed::Written(Pending {
+            item,
+            dir,
+            tmp,
+            leaf,
+            replace,
+        }))
+    }
+
+    /// Where `item` goes in the target, checked: its folder (created, never
+    /// through a link, on the scratch folder's filesystem), and what is at
+    /// its name (the same file already, a different one that `--overwrite`
+    /// replaces, or nothing).
+    pub(super) fn check_target(
+        &mut self,
+        item: &Item,
+        target: &mut Target,
+    ) -> std::result::Result<Checked, Failure> {
+        let v = item;
         let parts = name_parts(&item.name)
             .map_err(|why| fail(FailKind::RefusedName, format!("name refused: {why}")))?;
         let Some((leaf, parents)) = parts.split_last() else {
@@ -284,7 +423,7 @@ impl<'a> Run<'a> {
                         .and_then(|f| hash(f, &mut self.buf, self.progress).ok())
                         .is_some_and(|md5| md5 == crate::mkiso::hex(&v.md5));
                 if same {
-                    return Ok(Placed::AlreadyThere);
+                    return Ok(Checked::AlreadyThere);
                 }
                 if !self.opts.overwrite {
                     return Err(fail(
@@ -315,32 +454,20 @@ impl<'a> Run<'a> {
         let dir = dir
             .try_clone()
             .map_err(|e| write_fail("opening its folder", e))?;
-        let scratch = self.scratch.dir();
-        let tmp = self.scratch.temp_name();
-        let mut file = scratch
-            .create_new(&tmp)
-            .map_err(|e| write_fail("creating a temp file", e))?;
-        let copied = copy_checked(
-            medium,
-            stored,
-            v,
-            &mut file,
-            &mut self.buf,
-            &mut self.pool,
-            self.progress,
-        );
-        drop(file);
-        if let Err(f) = copied {
-            let _ = scratch.remove(&tmp);
-            return Err(f);
-        }
-        Ok(Placed::Written(Pending {
-            item,
+        Ok(Checked::Free {
             dir,
-            tmp,
             leaf: leaf.clone(),
             replace,
-        }))
+        })
+    }
+}
+
+/// The whole file of a piece of work, if it is one (split files left
+/// unfinished are reported at the end of the run).
+fn whole_item<'i>(w: &(u128, i64, usize, Work<'i>)) -> Option<&'i Item> {
+    match &w.3 {
+        Work::Whole(_, item) => Some(item),
+        Work::Piece(..) => None,
     }
 }
 

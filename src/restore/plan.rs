@@ -12,11 +12,13 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::catalog::manifest::{SetIdentity, Version};
+use crate::catalog::PartRow;
 use crate::history::{self, FileState};
 use crate::medium::DiscSet;
 use crate::names;
 
 use super::report::{FailKind, NotRestored};
+use super::split::Resumable;
 use super::target;
 use super::{RestoreOptions, Result};
 
@@ -74,8 +76,17 @@ fn md5_bytes(hex: &str) -> [u8; 16] {
 #[derive(Debug, Clone, Serialize)]
 pub struct DiscPlan {
     pub disc: i64,
+    /// Whole files on it.
     pub files: u64,
+    /// Its bytes to read: its whole files and its parts of split files.
     pub bytes: u64,
+    /// Parts of split files on it still to read (parts an earlier run
+    /// checked are not counted: they are not read again).
+    pub parts: u64,
+    /// Whether the run reads it: false when all it holds for this restore
+    /// are parts of split files that cannot be restored anyway (another
+    /// of their discs missing or lost); such a disc is not asked for.
+    pub needed: bool,
     pub state: DiscState,
     /// What was given for it (`Given` only).
     pub source: Option<PathBuf>,
@@ -86,6 +97,63 @@ pub struct DiscPlan {
     /// or to list them as not restorable.
     #[serde(skip)]
     pub(super) items: Vec<Item>,
+    /// Its parts of split files that can be restored, when the run needs
+    /// them: (index in [`Plan::split`], index in that file's parts).
+    #[serde(skip)]
+    pub(super) pieces: Vec<(usize, usize)>,
+    /// The bytes of its whole files.
+    #[serde(skip)]
+    pub(super) whole_bytes: u64,
+    /// Split files with a part on it (counted once each).
+    #[serde(skip)]
+    pub(super) split_files: u64,
+    #[serde(skip)]
+    last_split: Option<usize>,
+}
+
+impl DiscPlan {
+    /// Files it costs (whole, and split with a part on it) and their
+    /// bytes on it.
+    fn cost(&self) -> (u64, u64) {
+        (self.files + self.split_files, self.bytes)
+    }
+}
+
+/// A file stored in parts on several discs: counted once in the plan, its
+/// parts on the discs that hold them.
+#[derive(Debug, Clone, Serialize)]
+pub struct SplitFile {
+    pub name: String,
+    #[serde(skip)]
+    pub raw_name: Vec<u8>,
+    pub id: i64,
+    pub bytes: u64,
+    /// Every disc holding a part, ascending.
+    pub discs: Vec<i64>,
+    pub parts: usize,
+    /// Parts an earlier run checked and kept (killed or stopped): not read
+    /// again.
+    pub parts_done: usize,
+    /// Discs of the parts still to read that are not at hand: missing
+    /// (not given) or marked lost. Not empty: the file cannot be restored.
+    pub needs: Vec<i64>,
+    /// Of `needs`, those marked lost.
+    pub lost: Vec<i64>,
+    /// An older version, on discs none of which is marked lost (restore it
+    /// with `--as-of` if this one cannot be).
+    pub older_version: Option<OlderVersion>,
+    #[serde(skip)]
+    pub(super) item: Item,
+    #[serde(skip)]
+    pub(super) part_rows: Vec<PartRow>,
+}
+
+impl SplitFile {
+    /// Whether the discs at hand (or the drive) hold every part still to
+    /// read.
+    pub fn restorable(&self) -> bool {
+        self.needs.is_empty()
+    }
 }
 
 /// An older version of a file, on a disc not marked lost.
@@ -178,6 +246,9 @@ pub struct Plan {
     pub invalid_rows: u64,
     /// Every needed disc, in order.
     pub discs: Vec<DiscPlan>,
+    /// Files stored in parts on several discs, in name order: each counted
+    /// once in `files`, its parts in the `parts` and `bytes` of its discs.
+    pub split: Vec<SplitFile>,
     pub missing: Vec<MissingDisc>,
     pub lost: Vec<LostDisc>,
     /// Files whose newest version was recorded damaged, in name order: the
@@ -254,17 +325,28 @@ const SAME_PATH: &str = "another name in the manifest leads to the same path";
 /// Makes the plan from the newest manifest of the discs given, reading it
 /// one file at a time and keeping of each only what the run needs.
 pub fn plan(opts: &RestoreOptions, set: &DiscSet) -> Result<Plan> {
+    plan_resuming(opts, set, &Resumable::default())
+}
+
+/// Like [`plan`], with the parts of split files that earlier runs checked
+/// and kept in the target (`resumable`): those are not read again, and
+/// their discs are not needed for them.
+pub(super) fn plan_resuming(
+    opts: &RestoreOptions,
+    set: &DiscSet,
+    resumable: &Resumable,
+) -> Result<Plan> {
     // Only a crafted manifest has two names for one path (`a/b` and
     // `/a/b`): the second would replace the first. Paths are told apart
     // by a 128-bit hash, not kept; when two hashes meet, the plan is made
     // again with the names of those hashes set aside and compared exactly,
     // in name order, so a chance collision refuses nothing and the name
     // refused does not depend on the manifest's order.
-    let (plan, collided) = plan_with(opts, set, &HashSet::new())?;
+    let (plan, collided) = plan_with(opts, set, &HashSet::new(), resumable)?;
     if collided.is_empty() {
         return Ok(plan);
     }
-    Ok(plan_with(opts, set, &collided)?.0)
+    Ok(plan_with(opts, set, &collided, resumable)?.0)
 }
 
 /// One planning pass; the names whose path hash is in `aside` are decided
@@ -273,6 +355,7 @@ fn plan_with(
     opts: &RestoreOptions,
     set: &DiscSet,
     aside: &HashSet<u128>,
+    resumable: &Resumable,
 ) -> Result<(Plan, HashSet<u128>)> {
     let history = set.history();
     let lost: BTreeSet<i64> = history
@@ -300,6 +383,7 @@ fn plan_with(
     let mut planner = Planner {
         opts,
         set,
+        resumable,
         lost,
         plan: Plan {
             set: SetInfo {
@@ -316,6 +400,7 @@ fn plan_with(
             deleted_left_out: 0,
             invalid_rows: 0,
             discs: Vec::new(),
+            split: Vec::new(),
             missing: Vec::new(),
             lost: Vec::new(),
             damaged: Vec::new(),
@@ -381,6 +466,7 @@ fn plan_with(
 struct Planner<'a> {
     opts: &'a RestoreOptions,
     set: &'a DiscSet,
+    resumable: &'a Resumable,
     lost: BTreeSet<i64>,
     plan: Plan,
     discs: BTreeMap<i64, DiscPlan>,
@@ -429,39 +515,20 @@ impl Planner<'_> {
                 bytes: v.size,
                 kind: FailKind::RefusedName,
                 reason: format!("name refused: {why}"),
+                needs: Vec::new(),
             });
             return;
         }
-        let (opts, set, lost) = (self.opts, self.set, &self.lost);
-        let d = self.discs.entry(v.disc).or_insert_with(|| {
-            let source = set
-                .medium(v.disc)
-                .filter(|m| match &opts.drive {
-                    Some(drive) => !is_at(&m.source, drive),
-                    None => true,
-                })
-                .map(|m| m.source.clone());
-            let state = if source.is_some() {
-                DiscState::Given
-            } else if lost.contains(&v.disc) {
-                DiscState::Lost
-            } else if opts.drive.is_some() {
-                DiscState::Drive
-            } else {
-                DiscState::Missing
-            };
-            DiscPlan {
-                disc: v.disc,
-                files: 0,
-                bytes: 0,
-                state,
-                source,
-                marked_lost: lost.contains(&v.disc),
-                items: Vec::new(),
-            }
-        });
+        if v.is_split() {
+            self.add_split(file);
+            return;
+        }
+        let opts = self.opts;
+        let d = self.disc_entry(v.disc);
         d.files += 1;
         d.bytes = d.bytes.saturating_add(v.size);
+        d.whole_bytes = d.whole_bytes.saturating_add(v.size);
+        d.needed = true;
         let keep = match d.state {
             DiscState::Given | DiscState::Drive => {
                 self.plan.restorable_files += 1;
@@ -470,16 +537,7 @@ impl Planner<'_> {
             }
             DiscState::Missing => opts.list_failed,
             DiscState::Lost => {
-                let older = file
-                    .versions
-                    .iter()
-                    .rev()
-                    .skip(1)
-                    .find(|o| !lost.contains(&o.disc))
-                    .map(|o| OlderVersion {
-                        disc: o.disc,
-                        recorded: o.timestamp,
-                    });
+                let older = self.older_version(file);
                 self.lost_files.entry(v.disc).or_default().push(LostFile {
                     name: names::display(&v.name, false),
                     raw_name: v.name.clone(),
@@ -490,8 +548,124 @@ impl Planner<'_> {
             }
         };
         if keep {
-            d.items.push(Item::of(v));
+            // `disc_entry` made it above.
+            if let Some(d) = self.discs.get_mut(&v.disc) {
+                d.items.push(Item::of(v));
+            }
         }
+    }
+
+    /// The newest version before the current one whose discs are none of
+    /// them marked lost.
+    fn older_version(&self, file: &FileState) -> Option<OlderVersion> {
+        file.versions
+            .iter()
+            .rev()
+            .skip(1)
+            .find(|o| o.discs().iter().all(|d| !self.lost.contains(d)))
+            .map(|o| OlderVersion {
+                disc: o.disc,
+                recorded: o.timestamp,
+            })
+    }
+
+    /// The plan of disc `disc`, made when first needed.
+    fn disc_entry(&mut self, disc: i64) -> &mut DiscPlan {
+        let (opts, set, lost) = (self.opts, self.set, &self.lost);
+        self.discs.entry(disc).or_insert_with(|| {
+            let source = set
+                .medium(disc)
+                .filter(|m| match &opts.drive {
+                    Some(drive) => !is_at(&m.source, drive),
+                    None => true,
+                })
+                .map(|m| m.source.clone());
+            let state = if source.is_some() {
+                DiscState::Given
+            } else if lost.contains(&disc) {
+                DiscState::Lost
+            } else if opts.drive.is_some() {
+                DiscState::Drive
+            } else {
+                DiscState::Missing
+            };
+            DiscPlan {
+                disc,
+                files: 0,
+                bytes: 0,
+                parts: 0,
+                needed: false,
+                state,
+                source,
+                marked_lost: lost.contains(&disc),
+                items: Vec::new(),
+                pieces: Vec::new(),
+                whole_bytes: 0,
+                split_files: 0,
+                last_split: None,
+            }
+        })
+    }
+
+    /// Adds a split file: counted once, each part still to read on its
+    /// disc; restorable only when every one of those discs is at hand.
+    fn add_split(&mut self, file: &FileState) {
+        let v = file.current();
+        let done = self.resumable.parts_done(v);
+        let index = self.plan.split.len();
+        let mut needs = Vec::new();
+        let mut lost = Vec::new();
+        for p in &v.parts[done..] {
+            let d = self.disc_entry(p.disc);
+            d.parts += 1;
+            d.bytes = d.bytes.saturating_add(p.size);
+            if d.last_split != Some(index) {
+                d.last_split = Some(index);
+                d.split_files += 1;
+            }
+            let state = d.state;
+            if matches!(state, DiscState::Missing | DiscState::Lost) && !needs.contains(&p.disc) {
+                needs.push(p.disc);
+                if state == DiscState::Lost {
+                    lost.push(p.disc);
+                }
+            }
+        }
+        let older = self.older_version(file);
+        for &disc in &lost {
+            self.lost_files.entry(disc).or_default().push(LostFile {
+                name: names::display(&v.name, false),
+                raw_name: v.name.clone(),
+                bytes: v.size,
+                older_version: older.clone(),
+            });
+        }
+        if needs.is_empty() {
+            self.plan.restorable_files += 1;
+            self.plan.restorable_bytes = self.plan.restorable_bytes.saturating_add(v.size);
+            for (k, p) in v.parts.iter().enumerate().skip(done) {
+                let keep = !self.opts.dry_run;
+                let d = self.disc_entry(p.disc);
+                d.needed = true;
+                if keep {
+                    d.pieces.push((index, k));
+                }
+            }
+        }
+        self.plan.split.push(SplitFile {
+            name: names::display(&v.name, false),
+            raw_name: v.name.clone(),
+            id: v.id,
+            bytes: v.size,
+            discs: v.discs(),
+            parts: v.parts.len(),
+            parts_done: done,
+            needs,
+            lost,
+            older_version: older,
+            item: Item::of(v),
+            part_rows: v.parts.clone(),
+        });
     }
 
     /// The plan, its lists in name order whatever order the manifest
@@ -501,18 +675,22 @@ impl Planner<'_> {
         for d in self.discs.values_mut() {
             d.items.sort_by(|a, b| a.name.cmp(&b.name));
             match d.state {
-                DiscState::Missing => plan.missing.push(MissingDisc {
-                    disc: d.disc,
-                    files: d.files,
-                    bytes: d.bytes,
-                }),
+                DiscState::Missing => {
+                    let (files, bytes) = d.cost();
+                    plan.missing.push(MissingDisc {
+                        disc: d.disc,
+                        files,
+                        bytes,
+                    })
+                }
                 DiscState::Lost => {
                     let mut costs = self.lost_files.remove(&d.disc).unwrap_or_default();
                     costs.sort_by(|a, b| a.raw_name.cmp(&b.raw_name));
+                    let (files, bytes) = d.cost();
                     plan.lost.push(LostDisc {
                         disc: d.disc,
-                        files: d.files,
-                        bytes: d.bytes,
+                        files,
+                        bytes,
                         costs,
                     });
                 }
@@ -520,6 +698,21 @@ impl Planner<'_> {
             }
         }
         plan.refused.sort_by(|a, b| a.raw_name.cmp(&b.raw_name));
+        // Pieces point into `split` by index: sorted here, before any
+        // disc is read, and the indices mapped along.
+        let mut order: Vec<usize> = (0..plan.split.len()).collect();
+        order.sort_by(|&a, &b| plan.split[a].raw_name.cmp(&plan.split[b].raw_name));
+        let mut new_index = vec![0; order.len()];
+        for (new, &old) in order.iter().enumerate() {
+            new_index[old] = new;
+        }
+        let mut split: Vec<Option<SplitFile>> = plan.split.drain(..).map(Some).collect();
+        plan.split = order.iter().filter_map(|&i| split[i].take()).collect();
+        for d in self.discs.values_mut() {
+            for piece in &mut d.pieces {
+                piece.0 = new_index[piece.0];
+            }
+        }
         plan.damaged
             .sort_by(|a, b| a.raw_name.cmp(&b.raw_name).then(a.id.cmp(&b.id)));
         plan.discs = self.discs.into_values().collect();

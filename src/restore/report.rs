@@ -69,6 +69,10 @@ pub struct NotRestored {
     pub bytes: u64,
     pub kind: FailKind,
     pub reason: String,
+    /// The discs it needs that are not at hand (a split file: every
+    /// missing or lost disc holding a part still to read).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<i64>,
 }
 
 /// Files and bytes.
@@ -104,6 +108,11 @@ pub struct Report {
     pub dry_run: bool,
     pub restored: Tally,
     pub skipped_existing: Tally,
+    /// Parts of split files read from the discs in this run, and parts
+    /// an earlier run had checked and kept, taken over without reading
+    /// them again.
+    pub parts_read: u64,
+    pub parts_resumed: u64,
     /// Everything chosen and not restored (in a dry run: what the plan
     /// already knows cannot be), but for what `unlisted` counts.
     pub failed: Vec<NotRestored>,
@@ -185,6 +194,7 @@ pub(super) fn not_restored(item: &Item, disc: i64, kind: FailKind, reason: Strin
         bytes: item.size,
         kind,
         reason,
+        needs: Vec::new(),
     }
 }
 

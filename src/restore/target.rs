@@ -151,6 +151,22 @@ impl Dir {
         )?))
     }
 
+    /// Opens the regular file `name` for reading and writing, never
+    /// through a link.
+    pub fn open_rw(&self, name: &CStr) -> io::Result<File> {
+        let f = File::from(self.at(name, libc::O_RDWR | libc::O_NONBLOCK, 0)?);
+        if !f.metadata()?.is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        Ok(f)
+    }
+
+    /// Makes this folder's entries durable (fsync of the folder).
+    pub fn sync(&self) -> io::Result<()> {
+        // SAFETY: fsync on a descriptor `self` owns.
+        check(unsafe { libc::fsync(self.fd.as_raw_fd()) }).map(|_| ())
+    }
+
     /// Removes the entry `name` (a link itself, never what it points to).
     pub fn remove(&self, name: &CStr) -> io::Result<()> {
         // SAFETY: `name` is valid; unlinkat removes only the entry.
@@ -219,7 +235,7 @@ impl Dir {
     }
 
     /// The names in this folder (without `.` and `..`), at most `limit`.
-    fn names(&self, limit: usize) -> io::Result<Vec<CString>> {
+    pub fn names(&self, limit: usize) -> io::Result<Vec<CString>> {
         // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor that fdopendir
         // takes over (closedir closes it); readdir's entries are read
         // before the next call; errno is reset before each readdir so its
@@ -359,6 +375,22 @@ impl Target {
             }
         }
         Ok(removed)
+    }
+
+    /// Moves the files `names` of the earlier run's private folder `from`
+    /// (a leftover: see [`Scratch`]) into this run's, under the same
+    /// names; whether all of them were moved. A folder that is not a
+    /// leftover (a run still holding it, a copy restored from a disc, one
+    /// made by hand) gives nothing.
+    pub fn adopt(&self, from: &CStr, names: &[CString], into: &Scratch) -> bool {
+        let Some((dir, _lock)) = Scratch::open_leftover(&self.root, from) else {
+            return false;
+        };
+        let mut all = true;
+        for n in names {
+            all &= dir.rename_new(n, &into.dir, n).is_ok();
+        }
+        all && into.dir.sync().is_ok()
     }
 
     /// Makes this run's private temp folder at the top of the target, with
@@ -515,11 +547,63 @@ impl Scratch {
         CString::new(format!("{n}.tmp")).unwrap_or_default()
     }
 
-    /// Removes the folder at the end of the run, with anything left in it.
-    pub fn remove(self, root: &Dir) {
+    /// Removes the folder at the end of the run, with anything left in it;
+    /// with `keep` true (a split file partly put together, to resume) only
+    /// its temp files go, and the folder stays with its marker for the
+    /// next run to find (`keep` says which of its names stay).
+    pub fn remove(self, root: &Dir, keep: &dyn Fn(&CStr) -> bool) {
         let Scratch { dir, name, .. } = self;
+        let marker = CString::new(MARKER).unwrap_or_default();
+        let names = dir.names(usize::MAX).unwrap_or_default();
+        if names.iter().any(|n| *n != marker && keep(n)) {
+            // Bounded by the folder's entries.
+            for n in names.iter().filter(|n| **n != marker && !keep(n)) {
+                let _ = dir.remove(n);
+            }
+            let _ = dir.sync();
+            return;
+        }
         Scratch::empty(&dir);
         let _ = root.remove_dir(&name);
+    }
+
+    /// The earlier runs' private folders that are leftovers (their whole
+    /// marker naming the very folder, and no run holding them), by name,
+    /// each open: read-only, for a plan to see what they kept. Missing
+    /// target: none.
+    pub fn leftovers(target: &Path) -> Vec<(CString, Dir)> {
+        let Ok(root) = Dir::open(target) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        // Bounded by the entries of the target's top folder.
+        for name in root.names(usize::MAX).unwrap_or_default() {
+            if !name.to_bytes().starts_with(SCRATCH_PREFIX.as_bytes())
+                || root.entry(&name).ok() != Some(Existing::Folder)
+            {
+                continue;
+            }
+            if let Some((dir, _lock)) = Scratch::open_leftover(&root, &name) {
+                out.push((name, dir));
+            }
+        }
+        out
+    }
+
+    /// The folder `name` in `root` when it is a leftover of a run that is
+    /// over, with its marker locked.
+    fn open_leftover(root: &Dir, name: &CStr) -> Option<(Dir, File)> {
+        let dir = root.subdir(name, false).ok()?;
+        let id = dir.id().ok()?;
+        let marker = CString::new(MARKER).unwrap_or_default();
+        let mut f = dir.open_file(&marker).ok()?;
+        let expected = marker_text(id);
+        let mut text = Vec::new();
+        let read = std::io::Read::read_to_end(
+            &mut std::io::Read::take(&mut f, expected.len() as u64 + 1),
+            &mut text,
+        );
+        (read.is_ok() && text == expected.as_bytes() && lock(&f, false)).then_some((dir, f))
     }
 
     /// Removes every file in `dir`, the marker last.
