@@ -140,6 +140,7 @@ fn image(out: &Path, n: i64, manifest: &Path) -> Res<()> {
         disc: n,
         closed: CLOSED,
         files: files.len() as u64,
+        parts: 0,
         bytes: files.iter().map(|f| f.1.len() as u64).sum(),
     };
     let manifest = std::fs::read(manifest)?;
@@ -147,7 +148,8 @@ fn image(out: &Path, n: i64, manifest: &Path) -> Res<()> {
     let md5sums = disc::md5sums(
         &md5_hex(&manifest),
         &texts,
-        md5s.iter().map(|(id, m)| (disc::file_path(*id), m.as_str())),
+        md5s.iter()
+            .map(|(id, m)| (disc::file_path(*id), m.as_str())),
     );
     let mut entries = vec![Entry {
         path: disc::MANIFEST.into(),
