@@ -268,3 +268,368 @@ fn recover_py_joins_sound_parts_and_refuses_unsound_ones() {
         b"the older version"
     );
 }
+
+/// The disc size of the split sets: small, so sets of 20 parts stay small.
+const DISC: u64 = 1_000_000;
+/// The split file's name in the watched folder (a space and a letter that
+/// is not ASCII, as a user's are).
+const BIG: &str = "video/Holiday 2012 \u{e9}t\u{e9}.mp4";
+/// Its mtime, with a fraction.
+const MTIME: f64 = 1_341_234_567.25;
+
+/// A sparse file of `size` bytes at `path`: distinct blocks every 64 KiB
+/// and at its end, holes between, so that parts joined in a wrong order
+/// never match.
+fn sparse(path: &Path, size: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut f = std::fs::File::create(path).unwrap();
+    f.set_len(size).unwrap();
+    let mut at = 0;
+    while at + 4096 <= size {
+        // bounded by size / 64 KiB
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(&content(at + 1, 4096)).unwrap();
+        at += 65_536;
+    }
+    f.seek(SeekFrom::Start(size - 100)).unwrap();
+    f.write_all(&content(size, 100)).unwrap();
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(MTIME);
+    f.set_modified(t).unwrap();
+}
+
+/// (part, disc, size) of the latest version of `name` in a catalogue.
+fn parts_of(db: &Path, name: &str) -> Vec<(i64, i64, i64)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT part, disc_id, size FROM parts WHERE file_id =
+               (SELECT max(id) FROM files WHERE filename=?1) ORDER BY part",
+        )
+        .unwrap();
+    stmt.query_map([format!("/{name}")], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+    .unwrap()
+    .map(|r| r.unwrap())
+    .collect()
+}
+
+/// What a part of a whole empty disc holds at this disc size, measured once
+/// by staging a file of about one and a half discs alone: its first part
+/// fills the empty first disc.
+fn room() -> u64 {
+    static ROOM: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *ROOM.get_or_init(|| {
+        let env = TestEnv::new();
+        sparse(&env.watched.join(BIG), DISC * 3 / 2);
+        env.init(&["--disc-size", &DISC.to_string()]);
+        let out = env.run(&["monitor"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let parts = parts_of(&env.workdir.join("manifest.db"), BIG);
+        assert!(parts.len() >= 2, "a file of 1.5 discs is split: {parts:?}");
+        parts[0].2 as u64
+    })
+}
+
+/// A set on discs of `DISC` bytes: a few whole files, and `BIG`, sparse,
+/// split in `n` parts; every image extracted with bsdtar into `root/<disc>`.
+struct SplitSet {
+    env: TestEnv,
+    /// The extracted discs, in disc order (disc `k` is `discs[k - 1]`).
+    discs: Vec<PathBuf>,
+    /// The images, in disc order.
+    isos: Vec<PathBuf>,
+    source_md5: String,
+}
+
+fn split_set(n: u64, root: &Path) -> SplitSet {
+    let r = room();
+    let env = TestEnv::new();
+    env.write("a.txt", b"a small file");
+    env.write("photos/b.jpg", &content(2, 30_000));
+    env.write("zz/last.txt", b"after the big one");
+    // n-1 whole parts and a quarter: whatever the smaller files take of the
+    // first disc and the catalogue's growth over the discs, n parts.
+    sparse(&env.watched.join(BIG), (n - 1) * r + r / 4);
+    env.init(&["--disc-size", &DISC.to_string(), "--name", "Split"]);
+    let out = env.run(&["monitor"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = env.run(&["close"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let parts = parts_of(&env.workdir.join("manifest.db"), BIG);
+    assert_eq!(parts.len() as u64, n, "{parts:?}");
+    let source_md5 = md5_file(&env.watched.join(BIG));
+    let mut isos: Vec<(i64, PathBuf)> = std::fs::read_dir(env.workdir.join("isos"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "iso"))
+        .map(|p| {
+            let stem = p.file_stem().unwrap().to_str().unwrap();
+            (stem["disc-".len()..].parse().unwrap(), p)
+        })
+        .collect();
+    isos.sort();
+    let numbers: Vec<i64> = isos.iter().map(|(k, _)| *k).collect();
+    assert_eq!(numbers, (1..=isos.len() as i64).collect::<Vec<_>>());
+    assert!(isos.len() as u64 >= n, "{numbers:?}");
+    let discs = isos
+        .iter()
+        .map(|(k, iso)| {
+            let dest = root.join(k.to_string());
+            std::fs::create_dir_all(&dest).unwrap();
+            bsdtar_extract(iso, &dest);
+            dest
+        })
+        .collect();
+    SplitSet {
+        env,
+        discs,
+        isos: isos.into_iter().map(|(_, p)| p).collect(),
+        source_md5,
+    }
+}
+
+/// One row of README.TXT's parts query.
+#[derive(Debug)]
+struct PartLine {
+    id: i64,
+    part: i64,
+    disc: i64,
+    path: String,
+    size: u64,
+    part_md5: String,
+    whole_md5: String,
+    mtime: f64,
+}
+
+/// README.TXT's sqlite3 query for the parts of a file, as printed there,
+/// run with sh on the newest disc for `BIG`.
+fn readme_parts_query(newest: &Path) -> Vec<PartLine> {
+    let readme = std::fs::read_to_string(newest.join("README.TXT")).unwrap();
+    let start = readme
+        .find("     sqlite3 -header 'file:")
+        .expect("README.TXT prints the parts query");
+    let rest = &readme[start..];
+    // The command ends at the closing double quote of its SQL.
+    let open = rest.find('"').unwrap();
+    let close = open + 1 + rest[open + 1..].find('"').unwrap();
+    let cmd = rest[..=close]
+        .replace("\\\n", " ")
+        .replace("/media/cdrom", newest.to_str().unwrap())
+        .replace("holiday.mp4", "Holiday 2012 \u{e9}t\u{e9}.mp4");
+    let out = Command::new("sh").arg("-c").arg(&cmd).output().unwrap();
+    assert!(out.status.success(), "{cmd}: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let mut lines = stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some("id|part|disc_id|path|size|part_md5|whole_md5|mtime"),
+        "{cmd}"
+    );
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            assert_eq!(f.len(), 8, "{l}");
+            PartLine {
+                id: f[0].parse().unwrap(),
+                part: f[1].parse().unwrap(),
+                disc: f[2].parse().unwrap(),
+                path: f[3].to_string(),
+                size: f[4].parse().unwrap(),
+                part_md5: f[5].to_string(),
+                whole_md5: f[6].to_string(),
+                mtime: f[7].parse().unwrap(),
+            }
+        })
+        .collect()
+}
+
+fn md5sum(path: &Path) -> String {
+    let out = Command::new("md5sum").arg(path).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Every path listed by `bsdtar -tf` and by `7z l` in an image.
+fn listings(iso: &Path) -> (Vec<String>, Vec<String>) {
+    let out = Command::new("bsdtar").arg("-tf").arg(iso).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bsdtar = text(&out.stdout)
+        .lines()
+        .map(|l| l.trim_start_matches("./").to_string())
+        .collect();
+    let out = Command::new("7z")
+        .args(["l", "-slt"])
+        .arg(iso)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let seven = text(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("Path = "))
+        .map(str::to_string)
+        .collect();
+    (bsdtar, seven)
+}
+
+fn check_split_set(n: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let set = split_set(n, &dir.path().join("discs"));
+    let newest = set.discs.last().unwrap();
+
+    // The query of README.TXT, run as printed: the parts in order, on
+    // non-decreasing discs, where and as the catalogue says.
+    let rows = readme_parts_query(newest);
+    assert_eq!(rows.len() as u64, n, "{rows:?}");
+    let id = rows[0].id;
+    for (k, row) in rows.iter().enumerate() {
+        assert_eq!((row.id, row.part), (id, k as i64 + 1), "{rows:?}");
+        assert_eq!(
+            row.path,
+            dbackup::disc::part_path(id, row.part as u32)
+                .to_string_lossy()
+                .into_owned()
+        );
+        assert!(k == 0 || rows[k - 1].disc <= row.disc, "{rows:?}");
+        assert_eq!(row.whole_md5, set.source_md5);
+        assert!((row.mtime - MTIME).abs() < 1e-6, "{}", row.mtime);
+    }
+    let total: u64 = rows.iter().map(|r| r.size).sum();
+    assert_eq!(
+        total,
+        std::fs::metadata(set.env.watched.join(BIG)).unwrap().len()
+    );
+
+    // Every image: bsdtar and 7z list every part it holds, 7z extracts it
+    // without error and with the same bytes; md5sum -c passes on each disc.
+    for (k, (iso, disc)) in set.isos.iter().zip(&set.discs).enumerate() {
+        let number = k as i64 + 1;
+        let (bsdtar, seven) = listings(iso);
+        let here: Vec<&PartLine> = rows.iter().filter(|r| r.disc == number).collect();
+        for row in &here {
+            assert!(
+                bsdtar.contains(&row.path),
+                "bsdtar, disc {number}: {bsdtar:?}"
+            );
+            assert!(seven.contains(&row.path), "7z, disc {number}: {seven:?}");
+        }
+        let out7 = dir.path().join(format!("7z-{number}"));
+        let out = Command::new("7z")
+            .arg("x")
+            .arg("-y")
+            .arg(format!("-o{}", out7.display()))
+            .arg(iso)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "7z x: {}", text(&out.stdout));
+        for row in &here {
+            assert_eq!(md5sum(&out7.join(&row.path)), row.part_md5, "7z");
+        }
+        std::fs::remove_dir_all(&out7).unwrap();
+        let out = Command::new("md5sum")
+            .args(["-c", "--quiet", "MD5SUMS"])
+            .current_dir(disc)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "disc {number}: {}", text(&out.stdout));
+        let sums = std::fs::read_to_string(disc.join("MD5SUMS")).unwrap();
+        for row in &here {
+            let line = format!("{}  {}", row.part_md5, row.path);
+            assert!(sums.lines().any(|l| l == line), "{line} in {sums}");
+        }
+    }
+
+    // Each part, extracted by bsdtar, has its MD5; cat of the parts in the
+    // query's order is the file.
+    let mut cat = Command::new("cat");
+    for row in &rows {
+        let part = set.discs[row.disc as usize - 1].join(&row.path);
+        assert_eq!(md5sum(&part), row.part_md5, "part {}", row.part);
+        cat.arg(part);
+    }
+    let joined = dir.path().join("joined");
+    let out = cat
+        .stdout(std::fs::File::create(&joined).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(md5sum(&joined), set.source_md5);
+    std::fs::remove_file(&joined).unwrap();
+
+    // RECOVER.PY on every disc: the file back, byte for byte, with its mtime.
+    let script = newest.join("RECOVER.PY");
+    let all: Vec<&Path> = set.discs.iter().map(|d| d.as_path()).collect();
+    let target = dir.path().join("recovered");
+    let out = recover(&script, &target, &all);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(md5_file(&target.join(BIG)), set.source_md5);
+    assert_eq!(
+        mtime_ns(&target.join(BIG)),
+        mtime_ns(&set.env.watched.join(BIG))
+    );
+    assert_eq!(
+        entries(&target),
+        [
+            "a.txt",
+            "photos",
+            "photos/b.jpg",
+            "video",
+            BIG,
+            "zz",
+            "zz/last.txt"
+        ]
+    );
+
+    // With the disc of one part left out (the first, one in the middle, the
+    // last): listed as not recovered, exit 1, nothing under its name.
+    let mut left_out = vec![
+        rows[0].disc,
+        rows[rows.len() / 2].disc,
+        rows[rows.len() - 1].disc,
+    ];
+    left_out.dedup();
+    for gone in left_out {
+        let some: Vec<&Path> = set
+            .discs
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| *k as i64 + 1 != gone)
+            .map(|(_, d)| d.as_path())
+            .collect();
+        let target = dir.path().join(format!("without-{gone}"));
+        let script = some.last().unwrap().join("RECOVER.PY");
+        let out = recover(&script, &target, &some);
+        let report = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "without disc {gone}: {report}");
+        assert!(
+            report.contains(&format!("{BIG}: ")),
+            "without disc {gone}: {report}"
+        );
+        assert!(!target.join(BIG).exists(), "without disc {gone}");
+        assert!(
+            !entries(&target).iter().any(|e| e.contains("Holiday")),
+            "without disc {gone}: {:?}",
+            entries(&target)
+        );
+    }
+}
+
+#[test]
+fn a_file_in_3_parts_is_recovered_by_a_stranger() {
+    check_split_set(3);
+}
+
+#[test]
+fn a_file_in_6_parts_is_recovered_by_a_stranger() {
+    check_split_set(6);
+}
+
+#[test]
+fn a_file_in_20_parts_is_recovered_by_a_stranger() {
+    check_split_set(20);
+}
