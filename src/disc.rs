@@ -255,10 +255,9 @@ RECOVERING A FILE BY HAND
 
    Each row is one version; the last (highest id) is the newest. A row
    with an empty disc_id is a file split into parts: see FILES LARGER THAN
-   A DISC. Write
-   CAST(filename AS TEXT) LIKE, not filename LIKE: names that are not
-   UTF-8 are BLOBs, which a plain LIKE never matches in many builds of
-   sqlite3. hex(filename) shows a name's exact bytes.
+   A DISC. Write CAST(filename AS TEXT) LIKE, not filename LIKE: names that
+   are not UTF-8 are BLOBs, which a plain LIKE never matches in many builds
+   of sqlite3. hex(filename) shows a name's exact bytes.
    Without sqlite3, Python's built-in module does the same:
 
      python3 -c \"import sqlite3; c=sqlite3.connect('file:/media/cdrom/manifest.db?immutable=1', uri=True); c.text_factory=bytes; print(c.execute(\\\"SELECT id, disc_id, md5, mtime, filename FROM files WHERE CAST(filename AS TEXT) LIKE '%IMG_0001%' AND copied=1\\\").fetchall())\"
@@ -289,21 +288,23 @@ the query below finds nothing there). List the parts, in order:
 
      sqlite3 -header 'file:/media/cdrom/manifest.db?immutable=1' \\
        \"SELECT f.id, p.part, p.disc_id,
-               'files/' || (f.id / 256) || '/' || f.id || '.' || p.part AS path,
-               p.size, p.md5 AS part_md5, f.md5 AS whole_md5, f.mtime
-          FROM files f JOIN splits s ON s.file_id = f.id
-               JOIN parts p ON p.file_id = f.id
-          WHERE s.state = 'complete' AND f.copied = 1 AND p.copied = 1
-            AND CAST(f.filename AS TEXT) LIKE '%holiday.mp4%'
-          ORDER BY f.id, p.part\"
+          'files/' || (f.id / 256) || '/' || f.id || '.' || p.part AS path,
+          p.size, p.md5 AS part_md5, f.md5 AS whole_md5, f.mtime
+        FROM files f JOIN splits s ON s.file_id = f.id
+          JOIN parts p ON p.file_id = f.id
+        WHERE s.state = 'complete' AND f.copied = 1 AND p.copied = 1
+          AND CAST(f.filename AS TEXT) LIKE '%holiday.mp4%'
+        ORDER BY f.id, p.part\"
 
 Each row is one part; rows with the same id are one version, the highest id
 the newest. Say id 1234 has 3 parts, on discs 3, 4 and 5. Insert each disc
 in turn, copy its part and check it:
 
      mkdir -p ~/parts
-     cp /media/cdrom/files/4/1234.1 ~/parts/   # disc 3, then 1234.2 from disc 4, ...
+     cp /media/cdrom/files/4/1234.1 ~/parts/   # part 1, from disc 3
      md5sum ~/parts/1234.1                     # must print part_md5 of part 1
+
+and the same for files/4/1234.2 from disc 4 and files/4/1234.3 from disc 5.
 
 Then join them in part order (1, 2, 3, ... 10, 11: not `cat 1234.*`, which
 puts 1234.10 before 1234.2), check the whole and give back its mtime:
