@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::*;
+use proptest::prelude::*;
 
 fn recover(script: &Path, to: &Path, discs: &[&Path]) -> Output {
     Command::new("python3")
@@ -267,6 +268,130 @@ fn recover_py_joins_sound_parts_and_refuses_unsound_ones() {
         std::fs::read(target.join("big")).unwrap(),
         b"the older version"
     );
+}
+
+/// The discs of a set in which version `id` of `/big` (`data`) is split in
+/// parts of `sizes` bytes, part k on disc `on[k]` (non-decreasing, from 1):
+/// disc 1 is a copy of `disc` (with `/small`), each later disc holds the
+/// catalogue and its parts. Returns the disc folders, disc k at k - 1.
+fn split_over_discs(
+    disc: &Path,
+    into: &Path,
+    id: i64,
+    data: &[u8],
+    sizes: &[usize],
+    on: &[i64],
+) -> Vec<PathBuf> {
+    std::fs::create_dir_all(into).unwrap();
+    let first = as_split(disc, &into.join("1"), id, data, sizes, "");
+    let conn = rusqlite::Connection::open(first.join("manifest.db")).unwrap();
+    for (k, d) in on.iter().enumerate() {
+        conn.execute(
+            "UPDATE parts SET disc_id=?1 WHERE file_id=?2 AND part=?3",
+            rusqlite::params![d, id, k as i64 + 1],
+        )
+        .unwrap();
+    }
+    drop(conn);
+    let last = *on.iter().max().unwrap();
+    let mut roots = vec![first.clone()];
+    for d in 2..=last {
+        let root = into.join(d.to_string());
+        std::fs::create_dir_all(root.join(format!("files/{}", id / 256))).unwrap();
+        std::fs::copy(first.join("manifest.db"), root.join("manifest.db")).unwrap();
+        roots.push(root);
+    }
+    for (k, d) in on.iter().enumerate() {
+        let rel = format!("files/{}/{id}.{}", id / 256, k + 1);
+        if *d != 1 {
+            std::fs::rename(first.join(&rel), roots[*d as usize - 1].join(&rel)).unwrap();
+        }
+    }
+    roots
+}
+
+/// Whatever the parts' sizes and discs, which discs are given and which
+/// part rotted: RECOVER.PY names the file exactly when every part is there
+/// and good, with the right bytes and mtime; otherwise it lists it, exits 1
+/// and leaves nothing under its name.
+#[test]
+fn recover_py_names_a_split_file_only_when_every_part_is_good() {
+    use proptest::test_runner::{Config, TestRunner};
+    let base = tempfile::tempdir().unwrap();
+    let (env, disc, id, _) = one_disc_with_big(base.path());
+    let script = disc.join("RECOVER.PY");
+    let strategy = (
+        prop::collection::vec(1usize..6_000, 1..8),
+        prop::collection::vec(0i64..2, 8),
+        1u32..16,
+        prop::option::of(0usize..8),
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 24,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&strategy, |(sizes, steps, given_mask, rot)| {
+            let dir = tempfile::tempdir().unwrap();
+            let total: usize = sizes.iter().sum();
+            let data = content(total as u64, total);
+            // The parts' discs: 1, then each one the same or the next.
+            let mut on = vec![1i64];
+            for k in 1..sizes.len() {
+                on.push(on[k - 1] + steps[k]);
+            }
+            let roots = split_over_discs(&disc, &dir.path().join("discs"), id, &data, &sizes, &on);
+            // The version's size and MD5 become those of `data`.
+            for root in &roots {
+                let conn = rusqlite::Connection::open(root.join("manifest.db")).unwrap();
+                conn.execute(
+                    "UPDATE files SET size=?1, md5=?2 WHERE id=?3",
+                    rusqlite::params![total as i64, md5_bytes(&data), id],
+                )
+                .unwrap();
+            }
+            let rot = rot.filter(|k| *k < sizes.len());
+            if let Some(k) = rot {
+                let d = on[k] as usize - 1;
+                let part = roots[d].join(format!("files/{}/{id}.{}", id / 256, k + 1));
+                let mut bytes = std::fs::read(&part).unwrap();
+                bytes[0] ^= 0x40;
+                std::fs::write(&part, bytes).unwrap();
+            }
+            let given: Vec<&Path> = roots
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| given_mask & (1 << k) != 0)
+                .map(|(_, r)| r.as_path())
+                .collect();
+            if given.is_empty() {
+                return Ok(()); // nothing to give the script
+            }
+            let all_parts_given = on.iter().all(|d| given_mask & (1 << (d - 1)) != 0);
+            let target = dir.path().join("target");
+            let out = recover(&script, &target, &given);
+            let report = text(&out.stdout);
+            if all_parts_given && rot.is_none() {
+                prop_assert_eq!(std::fs::read(target.join("big")).unwrap(), data);
+                // At the precision the catalogue keeps (a REAL).
+                let drift = mtime_ns(&target.join("big")) - mtime_ns(&env.watched.join("big"));
+                prop_assert!(drift.abs() < 1_000, "{}", drift);
+                let small_given = given_mask & 1 != 0;
+                let want = if small_given { 0 } else { 1 };
+                prop_assert_eq!(out.status.code(), Some(want), "{}", report);
+            } else {
+                prop_assert_eq!(out.status.code(), Some(1), "{}", report);
+                prop_assert!(report.contains("/big: "), "{}", report);
+                prop_assert!(!target.join("big").exists());
+            }
+            // Never a temp folder or anything else beside the names.
+            for e in entries(&target) {
+                prop_assert!(e == "big" || e == "small", "{}", e);
+            }
+            Ok(())
+        })
+        .unwrap();
 }
 
 /// The disc size of the split sets: small, so sets of 20 parts stay small.
