@@ -28,6 +28,7 @@ use crate::scan::{self, Change, Excludes, Skipped};
 use crate::workdir::{Repairs, Workdir};
 
 mod copy;
+mod split;
 use copy::{copy_all, rename_copies, Outcome};
 
 /// Files per batch (one reservation and one commit transaction each).
@@ -37,7 +38,7 @@ const BATCH_BYTES: u64 = 1 << 30;
 /// What closing a disc may add to the catalogue (its `discs` rows).
 const CLOSE_GROWTH: u64 = 4096;
 /// Room kept free on the workdir's filesystem for the catalogue's own growth.
-const SPACE_MARGIN: u64 = 2 << 20;
+pub(super) const SPACE_MARGIN: u64 = 2 << 20;
 
 /// What happened, as it happens, for the binary to print.
 #[derive(Debug)]
@@ -58,6 +59,10 @@ pub enum Event<'a> {
     DiscClosed { disc: i64, files: u64, bytes: u64 },
     /// An interrupted earlier run was repaired.
     Repaired(&'a Repairs),
+    /// A split file's version still being staged will never be a backup
+    /// (the file changed or vanished before its last part); its parts stay
+    /// on their discs. The file, if still there, is taken again.
+    Abandoned { path: &'a Path, why: &'a str },
 }
 
 /// Options of `monitor`.
@@ -65,6 +70,9 @@ pub enum Event<'a> {
 pub struct MonitorOptions {
     /// Report what would be staged; write nothing.
     pub dry_run: bool,
+    /// Build the image of a disc a split file's part filled before staging
+    /// its next part (so the staging area needs about one disc of room).
+    pub images: bool,
 }
 
 /// What a `monitor` run did.
@@ -84,6 +92,9 @@ pub struct MonitorReport {
     /// Set when the run stopped because the workdir's filesystem is full.
     #[serde(skip)]
     pub no_space: Option<String>,
+    /// Images built during the run (between the parts of a split file).
+    #[serde(skip)]
+    pub images: Vec<crate::mkiso::ImageReport>,
 }
 
 impl MonitorReport {
@@ -97,18 +108,18 @@ impl MonitorReport {
 /// in the catalogue the disc carries. The name is in the row and in the
 /// `filenames` index, whose B-tree pages may be only half full after
 /// splits: four times the name, and the row's other columns, bound it.
-fn cost(change: &Change) -> u64 {
+pub(super) fn cost(change: &Change) -> u64 {
     disc::file_cost(change.size).saturating_add(4 * change.name.len() as u64 + ROW_COST)
 }
 
 /// The catalogue grows in whole pages: one more row can add a page to the
 /// `files` table and to each of its two indexes at once, beyond what the
 /// rows' costs average out to. Kept free on every disc.
-const CATALOG_SLACK: u64 = 3 * 4096;
+pub(super) const CATALOG_SLACK: u64 = 3 * 4096;
 
 /// A catalogue row's columns besides its name (md5, desc, numbers), as the
 /// B-tree stores them at worst.
-const ROW_COST: u64 = 256;
+pub(super) const ROW_COST: u64 = 256;
 
 struct Stager<'w, 'e> {
     wd: &'w mut Workdir,
@@ -129,6 +140,9 @@ struct Stager<'w, 'e> {
     report: MonitorReport,
     made_dirs: BTreeSet<PathBuf>,
     stop: Option<Error>,
+    /// Split versions an earlier run left with parts still to come, by
+    /// name key: resumed when their file comes by unchanged.
+    in_progress: std::collections::HashMap<u128, catalog::SplitInProgress>,
 }
 
 /// Walks the watched folder and stages every new or changed file; records
@@ -160,6 +174,7 @@ pub fn monitor(
     st.report.scanned_bytes = stats.bytes;
     if stats.complete && st.stop.is_none() {
         st.record_deletions(&live, &stats, &excludes)?;
+        st.abandon_unseen_splits()?;
     }
     if !opts.dry_run {
         st.wd.catalog.set_state_f64("last_run", catalog::now())?;
@@ -204,6 +219,12 @@ impl<'w, 'e> Stager<'w, 'e> {
         on_event: &'e mut dyn FnMut(Event<'_>),
     ) -> Result<Self> {
         let disc = wd.open_disc()?;
+        let wd_in_progress = wd
+            .catalog
+            .splits_in_progress()?
+            .into_iter()
+            .map(|s| (catalog::name_key(&s.name), s))
+            .collect();
         let db_base = wd.catalog.db_size()?;
         let staged = wd.catalog.disc_usage(disc)?;
         let usage = disc::usage(&staged, db_base) + CATALOG_SLACK;
@@ -234,6 +255,11 @@ impl<'w, 'e> Stager<'w, 'e> {
             },
             made_dirs: BTreeSet::new(),
             stop: None,
+            in_progress: if opts.dry_run {
+                Default::default()
+            } else {
+                wd_in_progress
+            },
         })
     }
 
@@ -320,8 +346,7 @@ impl<'w, 'e> Stager<'w, 'e> {
             return Ok(ControlFlow::Break(()));
         }
         if self.too_big(&change) {
-            self.report_too_big(&change);
-            return Ok(ControlFlow::Continue(()));
+            return self.split(change);
         }
         let c = cost(&change);
         if self.usage + c > self.report.disc_size {
@@ -603,6 +628,25 @@ impl<'w, 'e> Stager<'w, 'e> {
         self.usage = real + CATALOG_SLACK;
         if let Some(e) = fatal {
             return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Split versions left unfinished whose file the whole scan did not
+    /// bring (gone, excluded, or back to a version already backed up) can
+    /// never be finished: no backup.
+    fn abandon_unseen_splits(&mut self) -> Result<()> {
+        if self.opts.dry_run {
+            return Ok(());
+        }
+        let left: Vec<catalog::SplitInProgress> = std::mem::take(&mut self.in_progress)
+            .into_values()
+            .collect();
+        for s in left {
+            let why = "the file vanished or changed before its last part was staged";
+            self.wd.catalog.abandon_split(s.id, why)?;
+            let path = self.wd.settings.watched.join(names::to_relative(&s.name));
+            (self.on_event)(Event::Abandoned { path: &path, why });
         }
         Ok(())
     }

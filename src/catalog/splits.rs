@@ -184,6 +184,18 @@ impl Catalog {
         tx.commit().map_err(map)
     }
 
+    /// Drops the reservation of a part whose copy failed (its files are
+    /// already removed).
+    pub fn abandon_part(&self, id: i64, part: u32) -> Result<()> {
+        self.conn
+            .execute(
+                "DELETE FROM parts WHERE file_id=?1 AND part=?2 AND copied=0",
+                params![id, part],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     /// Marks a split version still being staged as no backup: its recorded
     /// parts stay on their discs (and are listed there), but no reader takes
     /// them for a backup. Drops its unfinished part reservations.
