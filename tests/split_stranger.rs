@@ -731,8 +731,16 @@ fn check_split_set(n: u64) {
         let out = recover(&script, &target, &some);
         let report = text(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "without disc {gone}: {report}");
+        let last = set.discs.len() as i64;
+        let why = if gone == last {
+            // The newest catalogue given was frozen before the last part.
+            "a newer version (id ".to_string()
+        } else {
+            let k = rows.iter().position(|r| r.disc == gone).unwrap() + 1;
+            format!("split in {n} parts; not given: part {k} on disc {gone}")
+        };
         assert!(
-            report.contains(&format!("{BIG}: ")),
+            report.contains(&format!("{BIG}: {why}")),
             "without disc {gone}: {report}"
         );
         assert!(!target.join(BIG).exists(), "without disc {gone}");
