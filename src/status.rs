@@ -42,6 +42,21 @@ pub struct Status {
     pub Last_run: Option<f64>,
     /// Versions whose staged copy rotted with no good copy left: no backup.
     pub Damaged_versions: Vec<DamagedVersion>,
+    /// Split files (larger than a disc) whose parts are still being staged:
+    /// no backup yet; the next monitor goes on with them.
+    pub Split_files_in_progress: Vec<SplitProgress>,
+}
+
+/// A split file still being staged.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SplitProgress {
+    pub filename: String,
+    pub id: i64,
+    pub size: u64,
+    /// Bytes in recorded parts.
+    pub staged: u64,
+    /// Discs holding its recorded parts.
+    pub discs: Vec<i64>,
 }
 
 /// A version recorded as damaged.
@@ -92,6 +107,17 @@ pub fn status(wd: &Workdir) -> Result<Status> {
             reason: d.reason,
         })
         .collect();
+    let splits = cat
+        .splits_in_progress()?
+        .into_iter()
+        .map(|s| SplitProgress {
+            filename: crate::names::display(&s.name, false),
+            id: s.id,
+            size: s.size,
+            staged: s.staged(),
+            discs: s.parts.iter().map(|p| p.disc).collect(),
+        })
+        .collect();
     let current_usage = crate::disc::usage(&usage, db);
     Ok(Status {
         Staging_dir: wd.layout.root.clone(),
@@ -119,5 +145,6 @@ pub fn status(wd: &Workdir) -> Result<Status> {
             .collect(),
         Last_run: cat.state_f64("last_run")?,
         Damaged_versions: damaged,
+        Split_files_in_progress: splits,
     })
 }

@@ -245,7 +245,7 @@ fn a_file_changed_between_parts_is_no_backup_and_is_taken_again() {
     let path = env.watched.join("v.bin");
     sparse(&path, 3_000_000, 4);
     env.init(&["--disc-size", DISC]);
-    let mut child = env
+    let child = env
         .stage()
         .env("FAILPOINTS", "split::part_recorded=1*sleep(3000)")
         .arg("monitor")
@@ -324,6 +324,13 @@ fn a_run_cut_short_is_resumed_by_the_next_without_copying_recorded_parts_again()
     let before = parts(&env, s[0].0);
     assert_eq!(before.len(), 2);
     let image1 = md5_file(&env.workdir.join("isos/disc-1.iso"));
+    // Status says the file is on its way, not backed up.
+    let st: serde_json::Value =
+        serde_json::from_slice(&env.run(&["status", "--json"]).stdout).unwrap();
+    let progress = &st["Split_files_in_progress"][0];
+    assert_eq!(progress["filename"], "/v.bin");
+    assert_eq!(progress["discs"], serde_json::json!([1, 2]));
+    assert_eq!(st["Files_backed_up"], 0);
     // The next run repairs, checks the two recorded parts against the file
     // and goes on from the third.
     let out = env.run(&["monitor"]);
