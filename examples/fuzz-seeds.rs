@@ -140,6 +140,7 @@ fn image(out: &Path, n: i64, manifest: &Path) -> Res<()> {
         disc: n,
         closed: CLOSED,
         files: files.len() as u64,
+        parts: 0,
         bytes: files.iter().map(|f| f.1.len() as u64).sum(),
     };
     let manifest = std::fs::read(manifest)?;

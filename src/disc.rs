@@ -88,7 +88,10 @@ pub struct DiscInfo<'a> {
     pub disc: i64,
     /// When the disc was closed (Unix seconds).
     pub closed: f64,
+    /// Whole files on the disc.
     pub files: u64,
+    /// Parts of split files on the disc.
+    pub parts: u64,
     pub bytes: u64,
 }
 
@@ -140,6 +143,17 @@ pub fn md5sums<'a>(
 /// manager.
 pub fn readme(info: &DiscInfo<'_>) -> String {
     let closed = crate::output::time_in(info.closed, &jiff::tz::TimeZone::UTC);
+    let holds = match info.parts {
+        0 => format!("{} backed-up files, {} bytes", info.files, info.bytes),
+        1 => format!(
+            "{} backed-up files and 1 part of a split file, {} bytes",
+            info.files, info.bytes
+        ),
+        parts => format!(
+            "{} backed-up files and {parts} parts of split files, {} bytes",
+            info.files, info.bytes
+        ),
+    };
     format!(
         "\
 THIS IS A BACKUP DISC MADE BY DBACKUP
@@ -149,7 +163,7 @@ Set name:   {name}
 Set UUID:   {uuid}
 Disc:       {disc}
 Closed:     {closed} (UTC)
-Holds:      {files} backed-up files, {bytes} bytes
+Holds:      {holds}
 
 dbackup keeps a folder (photos, music, documents) backed up onto write-once
 discs. Each disc holds the files that were new or changed while it was
@@ -163,7 +177,9 @@ WHAT IS ON THIS DISC
                 earlier discs.
   files/        The backed-up files, renamed to numbers: the file with id N
                 is files/<N div 256>/<N> (integer division; no extension).
-                Id 1 is files/0/1, id 1234 is files/4/1234.
+                Id 1 is files/0/1, id 1234 is files/4/1234. A file larger
+                than a disc is split: part K of id N is files/<N div 256>/<N>.K
+                (see FILES LARGER THAN A DISC).
   RECOVER.PY    A script that recovers this disc, or the whole set, with
                 names and modification times (needs only Python 3).
   MD5SUMS       The MD5 checksum of every file on this disc but itself.
@@ -188,9 +204,11 @@ or a folder holding them:
   python3 /media/cdrom/RECOVER.PY --to ~/recovered discs
 
 The newest catalogue among them is used. Every file is checked against its
-MD5 before it gets its name; files recorded as deleted are left out; files
-already in the target are kept; running it again with more discs fills in
-the rest. Exit status 0 means everything was recovered.
+MD5 before it gets its name (a file split into parts is joined from the
+discs of all its parts, each part and the whole checked); files recorded as
+deleted are left out; files already in the target are kept; running it
+again with more discs fills in the rest. Exit status 0 means everything was
+recovered.
 
 THE CATALOGUE (manifest.db)
 ---------------------------
@@ -203,7 +221,8 @@ Table files, one row per backed-up version of a file:
   md5       MD5 checksum of the content (lowercase hex)
   size      size in bytes
   mtime     the file's modification time (Unix time; may have a fraction)
-  disc_id   the number of the disc that holds the copy
+  disc_id   the number of the disc that holds the copy; empty (NULL) for
+            a file split into parts on several discs (table parts says where)
   desc      why the copy was made (New file, Size changed, ...)
   copied    1 for a finished copy. Rows with copied=0 are NOT backups: ignore
             them.
@@ -213,6 +232,15 @@ missing), file_id (its latest version then).
 Table damaged (if present): file ids whose copy was damaged before the disc
 was made, so no disc holds them.
 Table settings: key/value pairs, among them the set's name and uuid.
+Table splits (if present): file_id, state, why. One row per file split into
+  parts. Only state 'complete' is a backup. 'staging': its later parts were
+  still to come when this disc was made (a later disc completes it);
+  'abandoned': the file changed before its last part was written (why says
+  so). A version whose state is not 'complete' is NO BACKUP, even with parts
+  on discs.
+Table parts (if present): file_id, part (1, 2, ...), disc_id (the disc that
+  holds the part), offset and size (which bytes of the file it holds), md5
+  (of the part), copied (1 for a finished part).
 
 RECOVERING A FILE BY HAND
 -------------------------
@@ -225,10 +253,11 @@ RECOVERING A FILE BY HAND
           WHERE CAST(filename AS TEXT) LIKE '%IMG_0001%' AND copied=1
           ORDER BY id\"
 
-   Each row is one version; the last (highest id) is the newest. Write
-   CAST(filename AS TEXT) LIKE, not filename LIKE: names that are not
-   UTF-8 are BLOBs, which a plain LIKE never matches in many builds of
-   sqlite3. hex(filename) shows a name's exact bytes.
+   Each row is one version; the last (highest id) is the newest. A row
+   with an empty disc_id is a file split into parts: see FILES LARGER THAN
+   A DISC. Write CAST(filename AS TEXT) LIKE, not filename LIKE: names that
+   are not UTF-8 are BLOBs, which a plain LIKE never matches in many builds
+   of sqlite3. hex(filename) shows a name's exact bytes.
    Without sqlite3, Python's built-in module does the same:
 
      python3 -c \"import sqlite3; c=sqlite3.connect('file:/media/cdrom/manifest.db?immutable=1', uri=True); c.text_factory=bytes; print(c.execute(\\\"SELECT id, disc_id, md5, mtime, filename FROM files WHERE CAST(filename AS TEXT) LIKE '%IMG_0001%' AND copied=1\\\").fetchall())\"
@@ -245,6 +274,48 @@ RECOVERING A FILE BY HAND
 
      touch -d @1341234567.25 ~/IMG_0001.jpg
 
+FILES LARGER THAN A DISC
+------------------------
+A file too large for one disc is split into parts on consecutive discs:
+part 1 on one disc, part 2 on the next, and so on. Each part is a plain file
+(part K of id N is files/<N div 256>/<N>.K), listed in MD5SUMS. Joined in
+part order with cat, the parts are the file. RECOVER.PY does this when it is
+given all the discs of the parts.
+
+By hand: use the catalogue of the disc holding the last part, or of any
+later disc (an earlier disc's catalogue shows the file as 'staging', and
+the query below finds nothing there). List the parts, in order:
+
+     sqlite3 -header 'file:/media/cdrom/manifest.db?immutable=1' \\
+       \"SELECT f.id, p.part, p.disc_id,
+          'files/' || (f.id / 256) || '/' || f.id || '.' || p.part AS path,
+          p.size, p.md5 AS part_md5, f.md5 AS whole_md5, f.mtime
+        FROM files f JOIN splits s ON s.file_id = f.id
+          JOIN parts p ON p.file_id = f.id
+        WHERE s.state = 'complete' AND f.copied = 1 AND p.copied = 1
+          AND CAST(f.filename AS TEXT) LIKE '%holiday.mp4%'
+        ORDER BY f.id, p.part\"
+
+Each row is one part; rows with the same id are one version, the highest id
+the newest. Say id 1234 has 3 parts, on discs 3, 4 and 5. Insert each disc
+in turn, copy its part and check it:
+
+     mkdir -p ~/parts
+     cp /media/cdrom/files/4/1234.1 ~/parts/   # part 1, from disc 3
+     md5sum ~/parts/1234.1                     # must print part_md5 of part 1
+
+and the same for files/4/1234.2 from disc 4 and files/4/1234.3 from disc 5.
+
+Then join them in part order (1, 2, 3, ... 10, 11: not `cat 1234.*`, which
+puts 1234.10 before 1234.2), check the whole and give back its mtime:
+
+     cat ~/parts/1234.1 ~/parts/1234.2 ~/parts/1234.3 > ~/holiday.mp4
+     md5sum ~/holiday.mp4                      # must print whole_md5
+     touch -d @1341234567.25 ~/holiday.mp4     # the mtime column
+
+With many parts: for k in $(seq 1 20); do cat ~/parts/1234.$k; done > FILE
+On Windows: copy /b 1234.1+1234.2+1234.3 FILE, and certutil -hashfile FILE MD5.
+
 CHECKING THIS DISC
 ------------------
 From the root of this disc:  md5sum -c MD5SUMS
@@ -257,8 +328,7 @@ the disc's volume set id; discs of one set share it.
         uuid = info.set_uuid,
         disc = info.disc,
         closed = closed,
-        files = info.files,
-        bytes = info.bytes,
+        holds = holds,
     )
 }
 
@@ -279,5 +349,34 @@ mod md5sums_tests {
         let m = md5sums("x", &texts, [(file_path(1234), "y")]);
         assert!(m.ends_with("\ny  files/4/1234\n"), "{m}");
         assert!(!m.contains(MD5SUMS), "MD5SUMS cannot list itself");
+    }
+
+    #[test]
+    fn readme_counts_parts_apart_from_whole_files() {
+        let info = |files, parts| DiscInfo {
+            set_name: "s",
+            set_uuid: "u",
+            disc: 3,
+            closed: 0.0,
+            files,
+            parts,
+            bytes: 9,
+        };
+        let holds = |files, parts| {
+            let r = readme(&info(files, parts));
+            r.lines()
+                .find(|l| l.starts_with("Holds:"))
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(holds(5, 0), "Holds:      5 backed-up files, 9 bytes");
+        assert_eq!(
+            holds(0, 1),
+            "Holds:      0 backed-up files and 1 part of a split file, 9 bytes"
+        );
+        assert_eq!(
+            holds(2, 4),
+            "Holds:      2 backed-up files and 4 parts of split files, 9 bytes"
+        );
     }
 }

@@ -366,7 +366,8 @@ fn write_and_check(
         set_uuid: &wd.settings.uuid,
         disc: n,
         closed,
-        files: files.len() as u64,
+        files: files.iter().filter(|f| f.part.is_none()).count() as u64,
+        parts: files.iter().filter(|f| f.part.is_some()).count() as u64,
         bytes,
     };
     let texts = disc::texts(&info);
