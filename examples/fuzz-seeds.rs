@@ -147,7 +147,8 @@ fn image(out: &Path, n: i64, manifest: &Path) -> Res<()> {
     let md5sums = disc::md5sums(
         &md5_hex(&manifest),
         &texts,
-        md5s.iter().map(|(id, m)| (disc::file_path(*id), m.as_str())),
+        md5s.iter()
+            .map(|(id, m)| (disc::file_path(*id), m.as_str())),
     );
     let mut entries = vec![Entry {
         path: disc::MANIFEST.into(),
