@@ -3,6 +3,10 @@
 //! disc is lost survives only where its content still is: in the origin
 //! (same path, or another after a rename) or on another available disc.
 //!
+//! A version split over several discs is lost with any of them, counted
+//! once however many of its discs are lost, and held only while every one
+//! of its discs is.
+//!
 //! Each version on a lost disc falls into one category:
 //! - history only: a newer version of the file is on a disc still at hand
 //!   (available, not lost; the open disc counts): the loss is history;
@@ -64,7 +68,10 @@ pub struct Entry {
     pub id: i64,
     pub size: u64,
     pub md5: String,
+    /// The disc holding it; for a split version, its first part's.
     pub disc: i64,
+    /// Every disc holding some of it, ascending (one for a whole file).
+    pub discs: Vec<i64>,
     pub mtime: f64,
     /// Where the content is safe (renamed), or what superseded it (history).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -137,6 +144,7 @@ fn entry(v: &Version, note: Option<String>) -> Entry {
         size: v.size,
         md5: v.md5.clone(),
         disc: v.disc,
+        discs: v.discs(),
         mtime: v.mtime,
         note,
     }
@@ -267,6 +275,9 @@ fn analyse(
         .filter(|d| d.available && !lost.contains(&d.id))
         .map(|d| d.id)
         .collect();
+    // A version is held when every disc with some of it is (a split one
+    // needs all its parts).
+    let held = |v: &Version| v.discs().iter().all(|d| holders.contains(d));
     let mut report = LostReport {
         discs: named.to_vec(),
         lost_discs: {
@@ -282,34 +293,49 @@ fn analyse(
     named_sorted.sort_unstable();
     named_sorted.dedup();
     let mut on_named: Vec<Version> = Vec::new();
-    for d in named_sorted {
+    for &d in &named_sorted {
         let (versions, invalid) = manifest.disc_versions(d).map_err(err)?;
         report.invalid_rows += invalid;
         on_named.extend(versions);
     }
+    // Split versions with a part on a disc named, each once however many
+    // of its parts those discs hold (their `files` row names no disc).
+    let _other_invalid = manifest
+        .for_each_version(&mut |v| {
+            if v.is_split() && v.discs().iter().any(|d| named_sorted.contains(d)) {
+                on_named.push(v);
+            }
+        })
+        .map_err(err)?;
     // The newest version of each of these names on a disc at hand, in one
     // pass over the manifest (not one query per version: a manifest need
     // not have an index on names).
     let wanted_names: HashSet<&[u8]> = on_named.iter().map(|v| v.name.as_slice()).collect();
-    let mut newest_held: HashMap<Vec<u8>, (i64, i64)> = HashMap::new();
+    let mut newest_held: HashMap<Vec<u8>, (i64, Vec<i64>)> = HashMap::new();
     let _other_invalid = manifest
         .for_each_version(&mut |w| {
-            if !holders.contains(&w.disc) || !wanted_names.contains(w.name.as_slice()) {
+            if !held(&w) || !wanted_names.contains(w.name.as_slice()) {
                 return;
             }
-            let e = newest_held.entry(w.name).or_insert((w.id, w.disc));
+            let e = newest_held
+                .entry(w.name.clone())
+                .or_insert((w.id, w.discs()));
             if w.id > e.0 {
-                *e = (w.id, w.disc);
+                *e = (w.id, w.discs());
             }
         })
         .map_err(err)?;
     for v in on_named {
         // Only a disc that is still at hand holds a version: a newer
         // version on a lost disc supersedes nothing.
-        if let Some(&(id, disc)) = newest_held.get(&v.name).filter(|(id, _)| *id > v.id) {
+        if let Some((id, discs)) = newest_held.get(&v.name).filter(|(id, _)| *id > v.id) {
             report.history_only.push(entry(
                 &v,
-                Some(format!("superseded by version {id} on disc {disc}")),
+                Some(format!(
+                    "superseded by version {id} on disc{} {}",
+                    if discs.len() > 1 { "s" } else { "" },
+                    crate::output::discs(discs)
+                )),
             ));
             continue;
         }
@@ -338,13 +364,15 @@ fn analyse(
         // Malformed rows of other discs are not this report's business.
         let _other_invalid = manifest
             .for_each_version(&mut |v| {
-                if !holders.contains(&v.disc) || !wanted.contains(&(v.md5.as_str(), v.size)) {
+                if !held(&v) || !wanted.contains(&(v.md5.as_str(), v.size)) {
                     return;
                 }
+                let discs = v.discs();
                 found.entry((v.md5.clone(), v.size)).or_insert_with(|| {
                     format!(
-                        "same content on disc {} as {} (version {})",
-                        v.disc,
+                        "same content on disc{} {} as {} (version {})",
+                        if discs.len() > 1 { "s" } else { "" },
+                        crate::output::discs(&discs),
                         names::display(&v.name, false),
                         v.id
                     )
@@ -408,7 +436,7 @@ fn analyse(
     report.invalid_rows += invalid;
     report.damaged = damaged
         .iter()
-        .filter(|v| named.contains(&v.disc))
+        .filter(|v| v.discs().iter().any(|d| named.contains(d)))
         .map(|v| {
             entry(
                 v,
@@ -455,13 +483,24 @@ fn restage(
                 .push(format!("{}: vanished", path.display()));
             continue;
         };
+        let lost: Vec<i64> = e
+            .discs
+            .iter()
+            .copied()
+            .filter(|d| report.lost_discs.contains(d))
+            .collect();
+        // A file too large for an empty disc is split by staging, as any.
         changes.push(Change {
             path,
             name: e.filename.clone(),
             size: m.len(),
             mtime_secs: m.mtime(),
             mtime_nanos: m.mtime_nsec(),
-            desc: format!("Re-staged: disc {} lost", e.disc),
+            desc: format!(
+                "Re-staged: disc{} {} lost",
+                if lost.len() > 1 { "s" } else { "" },
+                crate::output::discs(&lost)
+            ),
         });
     }
     let mut problems = Vec::new();

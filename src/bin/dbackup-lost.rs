@@ -145,7 +145,7 @@ fn print(args: &LostArgs, report: &LostReport) -> std::io::Result<()> {
                 rows.push(vec![
                     names::display(&e.filename, true),
                     e.id.to_string(),
-                    e.disc.to_string(),
+                    output::discs(&e.discs),
                     e.size.to_string(),
                     e.md5.clone(),
                     names::display(e.note.as_deref().unwrap_or_default().as_bytes(), true),
