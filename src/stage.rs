@@ -15,14 +15,8 @@
 //! fsync round-trip per small file.
 
 use std::collections::BTreeSet;
-use std::fs::File;
-use std::io::{Read, Write};
 use std::ops::ControlFlow;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use md5::{Digest, Md5};
 
 use crate::catalog::{self, NewFile};
 use crate::disc;
@@ -33,6 +27,10 @@ use crate::progress::Progress;
 use crate::scan::{self, Change, Excludes, Skipped};
 use crate::workdir::{Repairs, Workdir};
 
+mod copy;
+mod split;
+use copy::{copy_all, rename_copies, Outcome};
+
 /// Files per batch (one reservation and one commit transaction each).
 const BATCH_FILES: usize = 2000;
 /// Bytes per batch: large, so big files pay for few filesystem flushes.
@@ -40,7 +38,7 @@ const BATCH_BYTES: u64 = 1 << 30;
 /// What closing a disc may add to the catalogue (its `discs` rows).
 const CLOSE_GROWTH: u64 = 4096;
 /// Room kept free on the workdir's filesystem for the catalogue's own growth.
-const SPACE_MARGIN: u64 = 2 << 20;
+pub(super) const SPACE_MARGIN: u64 = 2 << 20;
 
 /// What happened, as it happens, for the binary to print.
 #[derive(Debug)]
@@ -61,6 +59,10 @@ pub enum Event<'a> {
     DiscClosed { disc: i64, files: u64, bytes: u64 },
     /// An interrupted earlier run was repaired.
     Repaired(&'a Repairs),
+    /// A split file's version still being staged will never be a backup
+    /// (the file changed or vanished before its last part); its parts stay
+    /// on their discs. The file, if still there, is taken again.
+    Abandoned { path: &'a Path, why: &'a str },
 }
 
 /// Options of `monitor`.
@@ -68,6 +70,9 @@ pub enum Event<'a> {
 pub struct MonitorOptions {
     /// Report what would be staged; write nothing.
     pub dry_run: bool,
+    /// Build the image of a disc a split file's part filled before staging
+    /// its next part (so the staging area needs about one disc of room).
+    pub images: bool,
 }
 
 /// What a `monitor` run did.
@@ -87,6 +92,9 @@ pub struct MonitorReport {
     /// Set when the run stopped because the workdir's filesystem is full.
     #[serde(skip)]
     pub no_space: Option<String>,
+    /// Images built during the run (between the parts of a split file).
+    #[serde(skip)]
+    pub images: Vec<crate::mkiso::ImageReport>,
 }
 
 impl MonitorReport {
@@ -100,18 +108,18 @@ impl MonitorReport {
 /// in the catalogue the disc carries. The name is in the row and in the
 /// `filenames` index, whose B-tree pages may be only half full after
 /// splits: four times the name, and the row's other columns, bound it.
-fn cost(change: &Change) -> u64 {
+pub(super) fn cost(change: &Change) -> u64 {
     disc::file_cost(change.size).saturating_add(4 * change.name.len() as u64 + ROW_COST)
 }
 
 /// The catalogue grows in whole pages: one more row can add a page to the
 /// `files` table and to each of its two indexes at once, beyond what the
 /// rows' costs average out to. Kept free on every disc.
-const CATALOG_SLACK: u64 = 3 * 4096;
+pub(super) const CATALOG_SLACK: u64 = 3 * 4096;
 
 /// A catalogue row's columns besides its name (md5, desc, numbers), as the
 /// B-tree stores them at worst.
-const ROW_COST: u64 = 256;
+pub(super) const ROW_COST: u64 = 256;
 
 struct Stager<'w, 'e> {
     wd: &'w mut Workdir,
@@ -132,6 +140,9 @@ struct Stager<'w, 'e> {
     report: MonitorReport,
     made_dirs: BTreeSet<PathBuf>,
     stop: Option<Error>,
+    /// Split versions an earlier run left with parts still to come, by
+    /// name key: resumed when their file comes by unchanged.
+    in_progress: std::collections::HashMap<u128, catalog::SplitInProgress>,
 }
 
 /// Walks the watched folder and stages every new or changed file; records
@@ -163,6 +174,7 @@ pub fn monitor(
     st.report.scanned_bytes = stats.bytes;
     if stats.complete && st.stop.is_none() {
         st.record_deletions(&live, &stats, &excludes)?;
+        st.abandon_unseen_splits()?;
     }
     if !opts.dry_run {
         st.wd.catalog.set_state_f64("last_run", catalog::now())?;
@@ -207,6 +219,12 @@ impl<'w, 'e> Stager<'w, 'e> {
         on_event: &'e mut dyn FnMut(Event<'_>),
     ) -> Result<Self> {
         let disc = wd.open_disc()?;
+        let wd_in_progress = wd
+            .catalog
+            .splits_in_progress()?
+            .into_iter()
+            .map(|s| (catalog::name_key(&s.name), s))
+            .collect();
         let db_base = wd.catalog.db_size()?;
         let staged = wd.catalog.disc_usage(disc)?;
         let usage = disc::usage(&staged, db_base) + CATALOG_SLACK;
@@ -237,6 +255,11 @@ impl<'w, 'e> Stager<'w, 'e> {
             },
             made_dirs: BTreeSet::new(),
             stop: None,
+            in_progress: if opts.dry_run {
+                Default::default()
+            } else {
+                wd_in_progress
+            },
         })
     }
 
@@ -323,8 +346,7 @@ impl<'w, 'e> Stager<'w, 'e> {
             return Ok(ControlFlow::Break(()));
         }
         if self.too_big(&change) {
-            self.report_too_big(&change);
-            return Ok(ControlFlow::Continue(()));
+            return self.split(change);
         }
         let c = cost(&change);
         if self.usage + c > self.report.disc_size {
@@ -610,6 +632,25 @@ impl<'w, 'e> Stager<'w, 'e> {
         Ok(())
     }
 
+    /// Split versions left unfinished whose file the whole scan did not
+    /// bring (gone, excluded, or back to a version already backed up) can
+    /// never be finished: no backup.
+    fn abandon_unseen_splits(&mut self) -> Result<()> {
+        if self.opts.dry_run {
+            return Ok(());
+        }
+        let left: Vec<catalog::SplitInProgress> = std::mem::take(&mut self.in_progress)
+            .into_values()
+            .collect();
+        for s in left {
+            let why = "the file vanished or changed before its last part was staged";
+            self.wd.catalog.abandon_split(s.id, why)?;
+            let path = self.wd.settings.watched.join(names::to_relative(&s.name));
+            (self.on_event)(Event::Abandoned { path: &path, why });
+        }
+        Ok(())
+    }
+
     fn record_deletions(
         &mut self,
         live: &catalog::LiveIndex,
@@ -664,193 +705,6 @@ impl<'w, 'e> Stager<'w, 'e> {
         }
         Ok(())
     }
-}
-
-/// The result of copying one file.
-#[derive(Debug)]
-enum Outcome {
-    /// Copied; the MD5 in lowercase hex.
-    Copied(String),
-    /// The source could not be copied (unreadable, vanished, changed): skip it.
-    Source(String),
-    /// Writing the copy failed (ENOSPC, EIO on the workdir).
-    Target(std::io::Error),
-}
-
-/// Copies a batch with two workers (or as many cores as there are, up to
-/// four): each file is read once, hashed and written in the same pass.
-/// Renames finished copies into place, two threads at a time (a batch of
-/// small files spends much of its time in directory lookups). `None` for
-/// outcomes that are not copies.
-fn rename_copies(outcomes: &[Outcome], targets: &[PathBuf]) -> Vec<Option<std::io::Result<()>>> {
-    let rename = |i: usize| match outcomes[i] {
-        Outcome::Copied(_) => Some(match crate::fault::injected("stage::rename") {
-            Some(e) => Err(e),
-            None => std::fs::rename(fsutil::partial_path(&targets[i]), &targets[i]),
-        }),
-        _ => None,
-    };
-    let half = outcomes.len() / 2;
-    std::thread::scope(|s| {
-        let second = s.spawn(|| (half..outcomes.len()).map(rename).collect::<Vec<_>>());
-        let mut all: Vec<_> = (0..half).map(rename).collect();
-        match second.join() {
-            Ok(rest) => all.extend(rest),
-            // Not renamed: reported as failures, the reservation dropped.
-            Err(_) => all.extend(
-                (half..outcomes.len())
-                    .map(|_| Some(Err(std::io::Error::other("rename worker failed")))),
-            ),
-        }
-        all
-    })
-}
-
-/// Bytes read, hashed and written at a time.
-const COPY_BUFFER: usize = 256 << 10;
-
-/// Files a worker takes at a time.
-const CHUNK: usize = 16;
-
-fn copy_all(batch: &[Change], targets: &[PathBuf], progress: &Progress) -> Vec<Outcome> {
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .clamp(2, 4)
-        .min(batch.len());
-    let next = AtomicUsize::new(0);
-    let mut results: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| {
-                    // Small enough to stay in the core's cache between the
-                    // read, the hash and the write of each chunk.
-                    let mut buf = vec![0u8; COPY_BUFFER];
-                    let mut out = Vec::new();
-                    // Runs of neighbouring ids, so two workers seldom write
-                    // into the same folder at once.
-                    loop {
-                        let start = next.fetch_add(CHUNK, Ordering::Relaxed);
-                        if start >= batch.len() {
-                            break;
-                        }
-                        for i in start..(start + CHUNK).min(batch.len()) {
-                            let partial = fsutil::partial_path(&targets[i]);
-                            out.push((i, copy_one(&batch[i], &partial, &mut buf, progress)));
-                        }
-                    }
-                    out
-                })
-            })
-            .collect();
-        for h in handles {
-            // A worker that panicked leaves its files without an outcome;
-            // they are reported below and not staged.
-            if let Ok(out) = h.join() {
-                for (i, o) in out {
-                    results[i] = Some(o);
-                }
-            }
-        }
-    });
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Outcome::Source("copy worker failed".into())))
-        .collect()
-}
-
-fn open_source(path: &Path) -> std::io::Result<File> {
-    match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOATIME)
-        .open(path)
-    {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path),
-        other => other,
-    }
-}
-
-fn read_reason(e: &std::io::Error) -> String {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        "vanished before it could be copied".into()
-    } else {
-        format!("cannot read: {e}")
-    }
-}
-
-fn copy_one(change: &Change, partial: &Path, buf: &mut [u8], progress: &Progress) -> Outcome {
-    let mut src = match open_source(&change.path) {
-        Ok(f) => f,
-        Err(e) => return Outcome::Source(read_reason(&e)),
-    };
-    let unchanged = |m: &std::fs::Metadata| {
-        m.is_file()
-            && m.len() == change.size
-            && m.mtime() == change.mtime_secs
-            && m.mtime_nsec() == change.mtime_nanos
-    };
-    match src.metadata() {
-        Ok(m) if unchanged(&m) => {}
-        Ok(_) => {
-            return Outcome::Source(
-                "changed since the scan; it will be backed up on the next run".into(),
-            )
-        }
-        Err(e) => return Outcome::Source(read_reason(&e)),
-    }
-    let mut dst = match File::create(partial) {
-        Ok(f) => f,
-        Err(e) => return Outcome::Target(e),
-    };
-    let mut hasher = Md5::new();
-    let mut total = 0u64;
-    let mut first = true;
-    loop {
-        let read = match crate::fault::injected("stage::read") {
-            Some(e) => Err(e),
-            None => src.read(buf),
-        };
-        let n = match read {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Outcome::Source(read_reason(&e)),
-        };
-        hasher.update(&buf[..n]);
-        let written = match crate::fault::injected("stage::write") {
-            Some(e) => Err(e),
-            None => dst.write_all(&buf[..n]),
-        };
-        if let Err(e) = written {
-            return Outcome::Target(e);
-        }
-        total += n as u64;
-        progress.add_bytes(n as u64);
-        if first {
-            first = false;
-            fail::fail_point!("stage::mid_copy");
-        }
-    }
-    match src.metadata() {
-        Ok(m) if unchanged(&m) && total == change.size => {}
-        Ok(_) => {
-            return Outcome::Source(
-                "changed while being copied; the copy was discarded and it will be backed up on the next run"
-                    .into(),
-            )
-        }
-        Err(e) => return Outcome::Source(read_reason(&e)),
-    }
-    // Start writing the copy to disk now, so the batch's flush finds
-    // little left to do.
-    fsutil::start_writeback(&dst, 0, 0);
-    let digest = hasher.finalize();
-    let mut hex = String::with_capacity(32);
-    for b in digest.iter() {
-        hex.push_str(&format!("{b:02x}"));
-    }
-    Outcome::Copied(hex)
 }
 
 /// Closes the open disc now (for a user who wants to burn today) and opens

@@ -355,6 +355,32 @@ impl Workdir {
             self.catalog.drop_reservations(&ids)?;
             repairs.reservations = ids.len();
         }
+        // Parts of split files whose copy never finished, and split versions
+        // left with no recorded part (they begin again from nothing).
+        let parts = self.catalog.part_reservations()?;
+        let mut touched = std::collections::BTreeSet::new();
+        for &(id, part, disc_id) in &parts {
+            let path = self
+                .layout
+                .disc_dir(disc_id)
+                .join(disc::part_path(id, part));
+            for p in [fsutil::partial_path(&path), path] {
+                match std::fs::remove_file(&p) {
+                    Ok(()) => {
+                        if let Some(parent) = p.parent() {
+                            touched.insert(parent.to_path_buf());
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(&p, e)),
+                }
+            }
+        }
+        for dir in touched {
+            fsutil::sync_dir(&dir)?;
+        }
+        let dropped = self.catalog.drop_part_reservations()?;
+        repairs.reservations += parts.len().max(usize::from(dropped > 0));
         if self.catalog.open_disc()?.is_none() {
             if let Some(last) = self.catalog.last_disc()? {
                 self.finish_close(last)?;

@@ -25,7 +25,7 @@ use common::*;
 use dbackup::fault::{Kind, Point, POINTS};
 
 /// The phases the points belong to, by the prefix of their names.
-const PHASES: &[&str] = &["stage", "close", "mkiso", "restore", "verify"];
+const PHASES: &[&str] = &["stage", "split", "close", "mkiso", "restore", "verify"];
 
 fn points(phase: &str) -> Vec<&'static Point> {
     POINTS
@@ -129,6 +129,53 @@ fn staging_faults_are_repaired_by_the_next_run() {
         assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out.stderr));
         assert_eq!(env.check_invariants(), tree_md5s(&env.watched), "{what}");
         verify_images(&env.workdir, &what);
+    }
+}
+
+/// A file of several discs' worth is staged in parts through the same copy
+/// points: a fault at the first or the second part, or at recording one,
+/// is repaired by the next run, which finishes the split file.
+#[test]
+fn split_staging_faults_are_repaired_by_the_next_run() {
+    let copy_points = [
+        "stage::read",
+        "stage::write",
+        "stage::sync",
+        "stage::rename",
+    ];
+    let mut cases: Vec<(&Point, Kind)> = pairs("split");
+    cases.extend(
+        pairs("stage")
+            .into_iter()
+            .filter(|(p, _)| copy_points.contains(&p.name)),
+    );
+    for (point, kind) in cases {
+        for visit in [1, 2] {
+            let what = if visit == 1 {
+                spec(point, kind)
+            } else {
+                format!("{}=1*off->1*return({})", point.name, kind.name())
+            };
+            let env = TestEnv::new();
+            // Four parts on 1.5 MB discs; nothing else to copy, so the
+            // first visits of the copy points are the split file's.
+            let big: Vec<u8> = (0..5_000_000u32).map(|i| (i % 253) as u8).collect();
+            env.write("video.mp4", &big);
+            env.init(&["--disc-size", "1500000"]);
+            let out = env
+                .stage()
+                .env("FAILPOINTS", &what)
+                .arg("monitor")
+                .output()
+                .unwrap();
+            assert_failed_as(&out, point, kind, &what);
+            check_copied_rows(&env.workdir);
+            verify_images(&env.workdir, &what);
+            let out = env.run(&["monitor"]);
+            assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out.stderr));
+            assert_eq!(env.check_invariants(), tree_md5s(&env.watched), "{what}");
+            verify_images(&env.workdir, &what);
+        }
     }
 }
 

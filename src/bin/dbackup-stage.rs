@@ -136,9 +136,13 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
             let report = stage::monitor(
                 &mut wd,
                 &repairs,
-                &MonitorOptions { dry_run },
+                &MonitorOptions {
+                    dry_run,
+                    images: !no_iso && !dry_run,
+                },
                 &progress,
-                &mut |ev| match ev {
+                &mut |ev| {
+                    match ev {
                     // Names are escaped wherever they go: a newline or an
                     // escape sequence in a name must not reach a cron mail
                     // or a terminal as itself.
@@ -161,6 +165,13 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
                         ),
                         true,
                     ),
+                    Event::Abandoned { path, why } if !quiet => print(
+                        format!(
+                            "{}: its split copy begun earlier is no backup ({why}); its parts stay on their discs",
+                            show(path, true)
+                        ),
+                        false,
+                    ),
                     Event::Repaired(r) if !quiet => print(
                         format!(
                             "repaired an interrupted run: {} removed{}",
@@ -176,6 +187,7 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
                         false,
                     ),
                     _ => {}
+                }
                 },
             )?;
             if dry_run && report.changed() && !quiet {
@@ -189,7 +201,11 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
             // Images of every closed disc still waiting for one: those this
             // run closed, and any an interrupted run left. Not after a full
             // filesystem: an image needs room too.
-            let mut ready = Vec::new();
+            // Images built between the parts of a split file come first.
+            let mut ready = report.images.clone();
+            if !ready.is_empty() {
+                code = code.max(announce(&wd, &ready, json || cron, out)?);
+            }
             if report.no_space.is_none()
                 && !dry_run
                 && !no_iso
@@ -197,7 +213,7 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
             {
                 let (c, r) = images(&mut wd, &progress, json || cron, out)?;
                 code = code.max(c);
-                ready = r;
+                ready.extend(r);
             }
             if json {
                 serde_json::to_writer_pretty(&mut out, &report)?;
@@ -432,8 +448,20 @@ fn images(
     };
     let reports = dbackup::mkiso::mkiso(wd, &opts, progress, &mut |_| {})?;
     progress.finish();
+    let code = announce(wd, &reports, brief, out)?;
+    Ok((code, reports))
+}
+
+/// Tells the user of images built (and the on_disc_ready command); `brief`
+/// leaves the ready lines to the caller. Returns the exit code.
+fn announce(
+    wd: &Workdir,
+    reports: &[dbackup::mkiso::ImageReport],
+    brief: bool,
+    out: &mut impl Write,
+) -> Result<i32> {
     let mut code = exit::OK;
-    for r in &reports {
+    for r in reports {
         if !brief {
             writeln!(out, "{}", dbackup::mkiso::ready_line(r))?;
         }
@@ -449,7 +477,7 @@ fn images(
             code = exit::FINDING;
         }
     }
-    Ok((code, reports))
+    Ok(code)
 }
 
 /// What a closed disc waits for: its image comes next, unless left to

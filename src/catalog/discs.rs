@@ -160,20 +160,22 @@ impl Catalog {
     /// Files and bytes backed up on disc `id` (a part of a split version
     /// counts as a file).
     pub fn disc_usage(&self, id: i64) -> Result<DiscUsage> {
+        let sql = if self.has_split_tables()? {
+            "SELECT count(*), coalesce(sum(size),0), coalesce(sum((size+2047)/2048*2048),0)
+             FROM (SELECT size FROM files WHERE disc_id=?1 AND copied=1
+                   UNION ALL SELECT size FROM parts WHERE disc_id=?1 AND copied=1)"
+        } else {
+            "SELECT count(*), coalesce(sum(size),0), coalesce(sum((size+2047)/2048*2048),0)
+             FROM files WHERE disc_id=?1 AND copied=1"
+        };
         self.conn
-            .query_row(
-                "SELECT count(*), coalesce(sum(size),0), coalesce(sum((size+2047)/2048*2048),0)
-                 FROM (SELECT size FROM files WHERE disc_id=?1 AND copied=1
-                       UNION ALL SELECT size FROM parts WHERE disc_id=?1 AND copied=1)",
-                [id],
-                |r| {
-                    Ok(DiscUsage {
-                        files: r.get::<_, i64>(0)? as u64,
-                        bytes: r.get::<_, i64>(1)?.max(0) as u64,
-                        sector_bytes: r.get::<_, i64>(2)?.max(0) as u64,
-                    })
-                },
-            )
+            .query_row(sql, [id], |r| {
+                Ok(DiscUsage {
+                    files: r.get::<_, i64>(0)? as u64,
+                    bytes: r.get::<_, i64>(1)?.max(0) as u64,
+                    sector_bytes: r.get::<_, i64>(2)?.max(0) as u64,
+                })
+            })
             .map_err(|e| self.err(e))
     }
 
@@ -260,6 +262,9 @@ impl Catalog {
                 })
             },
         )?;
+        if !self.has_split_tables()? {
+            return Ok(out);
+        }
         out.extend(self.query_all(
             "SELECT p.file_id, f.filename, p.md5, p.size, p.part, p.offset FROM parts p
              JOIN files f ON f.id = p.file_id

@@ -33,12 +33,15 @@ impl Catalog {
     /// Reservations whose copy never finished: (id, disc_id). A split
     /// version's row (not copied until its last part) is not one.
     pub fn reservations(&self) -> Result<Vec<(i64, i64)>> {
-        self.query_all(
+        let sql = if self.has_split_tables()? {
             "SELECT id, disc_id FROM files WHERE (copied=0 OR copied IS NULL)
-             AND id NOT IN (SELECT file_id FROM splits)",
-            [],
-            |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))),
-        )
+             AND id NOT IN (SELECT file_id FROM splits)"
+        } else {
+            "SELECT id, disc_id FROM files WHERE copied=0 OR copied IS NULL"
+        };
+        self.query_all(sql, [], |r| {
+            Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0)))
+        })
     }
 
     /// Deletes reservation rows (never a `copied=1` row), in one transaction.
@@ -48,14 +51,15 @@ impl Catalog {
             path: path.clone(),
             source,
         };
+        let sql = if self.has_split_tables()? {
+            "DELETE FROM files WHERE id=?1 AND (copied=0 OR copied IS NULL)
+             AND id NOT IN (SELECT file_id FROM splits)"
+        } else {
+            "DELETE FROM files WHERE id=?1 AND (copied=0 OR copied IS NULL)"
+        };
         let tx = self.conn.transaction().map_err(map)?;
         {
-            let mut del = tx
-                .prepare(
-                    "DELETE FROM files WHERE id=?1 AND (copied=0 OR copied IS NULL)
-                     AND id NOT IN (SELECT file_id FROM splits)",
-                )
-                .map_err(map)?;
+            let mut del = tx.prepare(sql).map_err(map)?;
             for id in ids {
                 del.execute([id]).map_err(map)?;
             }

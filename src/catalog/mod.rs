@@ -12,9 +12,11 @@
 //! What the original lacked lives in added tables: `settings` (key/value),
 //! `deletions` (when a file was first seen missing) and `images` (disc
 //! images built and read back), `splits` and `parts` (files larger than a
-//! disc, stored in parts on several discs: see `splits`). `PRAGMA
-//! user_version` carries our schema version: 2 since split files (an older
-//! dbackup must not build an image that leaves their parts out).
+//! disc, stored in parts on several discs: see `splits`; made with the
+//! first such file, so a set without one keeps its catalogue as small as
+//! before). `PRAGMA user_version` carries our schema version: 2 once the
+//! split tables exist (an older dbackup must not build an image that leaves
+//! parts out), else 1.
 
 use std::path::{Path, PathBuf};
 
@@ -38,8 +40,11 @@ use settings::put_settings;
 pub use settings::Settings;
 pub use splits::{PartRecord, PartRow, SplitInProgress};
 
-/// Our schema version, in `PRAGMA user_version`.
+/// Our schema version, in `PRAGMA user_version`: 1, or 2 once the set has
+/// a split file (the tables `splits` and `parts` are made with the first).
 pub const SCHEMA_VERSION: i64 = 2;
+/// The schema version a new catalogue starts at.
+const NEW_SCHEMA_VERSION: i64 = 1;
 
 /// Our catalogue's schema (the original's two tables, then ours).
 pub const SCHEMA: &str = "
@@ -54,11 +59,6 @@ CREATE TABLE deletions(id INTEGER PRIMARY KEY, filename TEXT NOT NULL, deleted R
 CREATE INDEX deletions_filename ON deletions(filename);
 CREATE TABLE images(disc_id INTEGER PRIMARY KEY, size INTEGER NOT NULL, verified REAL NOT NULL,
                     ecc TEXT);
-CREATE TABLE splits(file_id INTEGER PRIMARY KEY, state TEXT NOT NULL, why TEXT);
-CREATE TABLE parts(file_id INTEGER NOT NULL, part INTEGER NOT NULL,
-                   disc_id INTEGER NOT NULL, offset INTEGER NOT NULL, size INTEGER NOT NULL,
-                   md5 TEXT, copied BOOLEAN NOT NULL, PRIMARY KEY(file_id, part));
-CREATE INDEX parts_disc ON parts(disc_id);
 ";
 
 /// What the original dBackup's catalogue lacks, added when a set of it is
@@ -106,7 +106,6 @@ pub fn upgrade_original(path: &Path, settings: &Settings) -> Result<()> {
         Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(map)?;
     let tx = conn.transaction().map_err(map)?;
     tx.execute_batch(UPGRADE_ORIGINAL).map_err(map)?;
-    tx.execute_batch(splits::SPLIT_TABLES).map_err(map)?;
     put_settings(&tx, settings).map_err(map)?;
     tx.execute(
         "INSERT OR REPLACE INTO settings(key, value) VALUES ('adopted', ?1)",
@@ -121,7 +120,7 @@ pub fn upgrade_original(path: &Path, settings: &Settings) -> Result<()> {
         params![settings::WHOLE_SECOND_MTIMES],
     )
     .map_err(map)?;
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+    tx.pragma_update(None, "user_version", NEW_SCHEMA_VERSION)
         .map_err(map)?;
     tx.commit().map_err(map)?;
     let _: String = conn
@@ -199,7 +198,7 @@ impl Catalog {
         })?;
         let res = (|| {
             tx.execute_batch(SCHEMA)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.pragma_update(None, "user_version", NEW_SCHEMA_VERSION)?;
             put_settings(&tx, settings)?;
             tx.execute(
                 "INSERT INTO discs(id, started, completed, available) VALUES (1, ?1, NULL, 1)",
@@ -229,13 +228,12 @@ impl Catalog {
                 source,
             },
         )?;
-        let mut cat = Catalog {
+        let cat = Catalog {
             conn,
             path: path.into(),
         };
         cat.check_schema()?;
         cat.tune()?;
-        cat.upgrade_schema()?;
         Ok(cat)
     }
 
@@ -286,28 +284,6 @@ impl Catalog {
             }
         }
         Ok(())
-    }
-
-    /// Brings a catalogue of an older schema of ours up to this one: version
-    /// 1 lacks the split tables. One transaction; nothing else changes.
-    fn upgrade_schema(&mut self) -> Result<()> {
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
-        if version >= SCHEMA_VERSION {
-            return Ok(());
-        }
-        let path = self.path.clone();
-        let map = |source| Error::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(map)?;
-        tx.execute_batch(splits::SPLIT_TABLES).map_err(map)?;
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(map)?;
-        tx.commit().map_err(map)
     }
 
     /// The catalogue's path.

@@ -74,6 +74,18 @@ impl SplitInProgress {
 }
 
 impl Catalog {
+    /// Whether the split tables exist (made with the first split version).
+    pub(super) fn has_split_tables(&self) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN ('splits', 'parts')",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n == 2)
+            .map_err(|e| self.err(e))
+    }
+
     /// Begins a split version: its `files` row (on no disc, not copied) and
     /// its `splits` row, in one transaction. Returns its id.
     pub fn begin_split(&mut self, f: &NewFile<'_>) -> Result<i64> {
@@ -83,6 +95,11 @@ impl Catalog {
             source,
         };
         let tx = self.conn.transaction().map_err(map)?;
+        // The first split version makes the tables, and the schema version
+        // that an older dbackup refuses, in the same transaction.
+        tx.execute_batch(SPLIT_TABLES).map_err(map)?;
+        tx.pragma_update(None, "user_version", super::SCHEMA_VERSION)
+            .map_err(map)?;
         tx.execute(
             "INSERT INTO files(filename, timestamp, md5, size, mtime, disc_id, desc, copied)
              VALUES (?1, ?2, NULL, ?3, ?4, NULL, ?5, 0)",
@@ -167,6 +184,18 @@ impl Catalog {
         tx.commit().map_err(map)
     }
 
+    /// Drops the reservation of a part whose copy failed (its files are
+    /// already removed).
+    pub fn abandon_part(&self, id: i64, part: u32) -> Result<()> {
+        self.conn
+            .execute(
+                "DELETE FROM parts WHERE file_id=?1 AND part=?2 AND copied=0",
+                params![id, part],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     /// Marks a split version still being staged as no backup: its recorded
     /// parts stay on their discs (and are listed there), but no reader takes
     /// them for a backup. Drops its unfinished part reservations.
@@ -189,6 +218,9 @@ impl Catalog {
 
     /// Split versions still being staged, with their recorded parts.
     pub fn splits_in_progress(&self) -> Result<Vec<SplitInProgress>> {
+        if !self.has_split_tables()? {
+            return Ok(Vec::new());
+        }
         let heads = self.query_all(
             "SELECT f.id, f.filename, f.size, f.mtime FROM files f
              JOIN splits s ON s.file_id = f.id WHERE s.state='staging' ORDER BY f.id",
@@ -232,6 +264,9 @@ impl Catalog {
     /// What a staged part must be, for a repair: the version's name, whole
     /// size and mtime, and the part's MD5, size and offset.
     pub fn part_record(&self, id: i64, part: u32) -> Result<Option<PartRecord>> {
+        if !self.has_split_tables()? {
+            return Ok(None);
+        }
         let whole_through = self.whole_second_mtimes_through()?;
         self.conn
             .query_row(
@@ -264,6 +299,9 @@ impl Catalog {
 
     /// The state of split version `id` (`None`: not a split version).
     pub fn split_state(&self, id: i64) -> Result<Option<String>> {
+        if !self.has_split_tables()? {
+            return Ok(None);
+        }
         self.conn
             .query_row("SELECT state FROM splits WHERE file_id=?1", [id], |r| {
                 r.get(0)
@@ -274,6 +312,9 @@ impl Catalog {
 
     /// Part reservations whose copy never finished: (file_id, part, disc).
     pub fn part_reservations(&self) -> Result<Vec<(i64, u32, i64)>> {
+        if !self.has_split_tables()? {
+            return Ok(Vec::new());
+        }
         self.query_all(
             "SELECT file_id, part, disc_id FROM parts WHERE copied=0 OR copied IS NULL",
             [],
@@ -285,6 +326,9 @@ impl Catalog {
     /// still being staged that has no recorded part left (it begins again
     /// from nothing), in one transaction. Returns how many rows went.
     pub fn drop_part_reservations(&mut self) -> Result<usize> {
+        if !self.has_split_tables()? {
+            return Ok(0);
+        }
         let path = self.path.clone();
         let map = |source| Error::Sqlite {
             path: path.clone(),

@@ -165,10 +165,19 @@ pub fn check_workdir_allowing(
     rotten: &BTreeSet<PathBuf>,
 ) -> BTreeMap<Vec<u8>, String> {
     let conn = rusqlite::Connection::open(workdir.join("manifest.db")).unwrap();
+    let splits = has_split_tables(&conn);
     let reservations: i64 = conn
-        .query_row("SELECT count(*) FROM files WHERE copied=0", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            if splits {
+                "SELECT (SELECT count(*) FROM files WHERE copied=0
+                         AND id NOT IN (SELECT file_id FROM splits))
+                      + (SELECT count(*) FROM parts WHERE copied=0)"
+            } else {
+                "SELECT count(*) FROM files WHERE copied=0"
+            },
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(reservations, 0, "reservations left behind");
     let open: i64 = conn
@@ -231,7 +240,25 @@ pub fn check_workdir_allowing(
         };
         let md5: String = r.get(2).unwrap();
         let size: i64 = r.get(3).unwrap();
-        let disc: i64 = r.get(4).unwrap();
+        let Some(disc) = r.get::<_, Option<i64>>(4).unwrap() else {
+            // A split version: its parts, put together, are the file.
+            assert!(splits, "row {id} is on no disc");
+            if damaged.contains(&id) {
+                continue;
+            }
+            let (whole, bytes) = check_parts(
+                workdir,
+                &conn,
+                id,
+                &verified_images,
+                &mut extracted,
+                &mut expected,
+            );
+            assert_eq!(bytes, size, "the parts of {id} hold its size");
+            assert_eq!(whole, md5, "the parts of {id} put together have its MD5");
+            latest.insert(name, md5);
+            continue;
+        };
         let path = staged_path(workdir, disc, id);
         if damaged.contains(&id) {
             // On no image; its rotten staged copy may wait to be freed.
@@ -275,6 +302,27 @@ pub fn check_workdir_allowing(
         expected.insert(path);
         latest.insert(name, md5);
     }
+    if splits {
+        // The parts of versions that are no backup (abandoned) or not yet
+        // (staging) are on their discs all the same.
+        let unfinished: Vec<i64> = conn
+            .prepare("SELECT file_id FROM splits WHERE state != 'complete'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        for id in unfinished {
+            check_parts(
+                workdir,
+                &conn,
+                id,
+                &verified_images,
+                &mut extracted,
+                &mut expected,
+            );
+        }
+    }
     for d in closed_discs {
         if verified_images.contains(&d) {
             let iso = workdir.join("isos").join(format!("disc-{d}.iso"));
@@ -307,6 +355,79 @@ pub fn check_workdir_allowing(
     latest
 }
 
+/// Whether the catalogue has the tables of split files.
+pub fn has_split_tables(conn: &rusqlite::Connection) -> bool {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN ('splits','parts')",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap()
+        == 2
+}
+
+/// Where part `part` of split file `id` is staged on disc `disc`.
+pub fn staged_part_path(workdir: &Path, disc: i64, id: i64, part: i64) -> PathBuf {
+    staged_path(workdir, disc, id).with_file_name(format!("{id}.{part}"))
+}
+
+/// Checks every recorded part of split version `id`: staged with its MD5,
+/// or in its disc's verified image (read by bsdtar) with it. Returns the
+/// MD5 and size of the parts put together, in order.
+fn check_parts(
+    workdir: &Path,
+    conn: &rusqlite::Connection,
+    id: i64,
+    verified_images: &BTreeSet<i64>,
+    extracted: &mut BTreeMap<i64, tempfile::TempDir>,
+    expected: &mut BTreeSet<PathBuf>,
+) -> (String, i64) {
+    let parts: Vec<(i64, i64, i64, String)> = conn
+        .prepare("SELECT part, disc_id, size, md5 FROM parts WHERE file_id=?1 AND copied=1 ORDER BY part")
+        .unwrap()
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let mut whole = Md5::new();
+    let mut bytes = 0;
+    for (part, disc, size, md5) in parts {
+        let staged = staged_part_path(workdir, disc, id, part);
+        let from = if staged.exists() {
+            expected.insert(staged.clone());
+            staged
+        } else {
+            assert!(
+                verified_images.contains(&disc),
+                "part {part} of {id} is neither staged nor in a verified image of disc {disc}"
+            );
+            let dir = extracted.entry(disc).or_insert_with(|| {
+                let iso = workdir.join("isos").join(format!("disc-{disc}.iso"));
+                let dir = tempfile::tempdir().unwrap();
+                bsdtar_extract(&iso, dir.path());
+                dir
+            });
+            dir.path()
+                .join("files")
+                .join((id / 256).to_string())
+                .join(format!("{id}.{part}"))
+        };
+        let data = std::fs::read(&from).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+        assert_eq!(data.len() as i64, size, "size of {}", from.display());
+        assert_eq!(md5_bytes(&data), md5, "md5 of {}", from.display());
+        whole.update(&data);
+        bytes += size;
+    }
+    (
+        whole
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        bytes,
+    )
+}
+
 /// Pre-repair invariant: whatever the state, every `copied=1` row has its
 /// staged file with the right MD5 (reservations and partial files may wait
 /// for the repair). A disc whose image is recorded verified may have had its
@@ -315,7 +436,7 @@ pub fn check_copied_rows(workdir: &Path) {
     let conn = rusqlite::Connection::open(workdir.join("manifest.db")).unwrap();
     let verified = verified_discs(&conn);
     let mut stmt = conn
-        .prepare("SELECT id, md5, disc_id FROM files WHERE copied=1")
+        .prepare("SELECT id, md5, disc_id FROM files WHERE copied=1 AND disc_id IS NOT NULL")
         .unwrap();
     let rows: Vec<(i64, String, i64)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -330,6 +451,28 @@ pub fn check_copied_rows(workdir: &Path) {
             continue;
         }
         assert_eq!(md5_file(&p), md5, "copied=1 row {id} wrong after a failure");
+    }
+    if has_split_tables(&conn) {
+        let parts: Vec<(i64, i64, i64, String)> = conn
+            .prepare("SELECT file_id, part, disc_id, md5 FROM parts WHERE copied=1")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        for (id, part, disc, md5) in parts {
+            let p = staged_part_path(workdir, disc, id, part);
+            if verified.contains(&disc) && !p.exists() {
+                let iso = workdir.join(format!("isos/disc-{disc}.iso"));
+                assert!(iso.is_file(), "disc {disc} verified but its image is gone");
+                continue;
+            }
+            assert_eq!(
+                md5_file(&p),
+                md5,
+                "recorded part {id}.{part} wrong after a failure"
+            );
+        }
     }
 }
 

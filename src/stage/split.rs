@@ -1,0 +1,651 @@
+//! Staging a file too large for an empty disc as a split version: parts that
+//! fill consecutive discs (see docs/split-files.md for the format).
+//!
+//! The source is read once, in order: each part's MD5 and the whole file's
+//! come from the same pass (the whole on a second thread, so both cores
+//! hash). Every part follows the crash-safe protocol of any staged file:
+//! reserve its row, copy to `<id>.<k>.partial` while hashing, fsync, rename,
+//! fsync the folder, record. When a part fills its disc, the disc is closed
+//! and (unless images are left to `dbackup-mkiso`) its image is built and
+//! read back before the next part is copied, which frees the staged copies:
+//! the staging area needs about one disc of room whatever the file's size.
+//!
+//! A run cut short leaves the version `staging` with its recorded parts. The
+//! next run resumes it when the file still has the size and mtime it began
+//! with and every recorded part's MD5, read again from the file, agrees;
+//! otherwise the version is abandoned (no backup) and the file taken again.
+//! The loop over parts is bounded by the file's size: every turn records a
+//! part of at least one sector or closes a disc that held something, and a
+//! disc is never closed twice.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::ops::ControlFlow;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use md5::{Digest, Md5};
+
+use super::copy::{open_source, read_reason};
+use super::{Event, Stager, CATALOG_SLACK, ROW_COST, SPACE_MARGIN};
+use crate::catalog::{NewFile, SplitInProgress};
+use crate::disc;
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::mkiso::{self, MkisoOptions};
+use crate::scan::{Change, Skipped};
+
+/// The smallest part worth leaving on a disc that already holds files:
+/// with less room than this the disc is closed and the part starts on the
+/// next (on small discs, half an empty disc's room, whichever is less).
+const MIN_PART: u64 = 1 << 20;
+
+/// Bytes read, hashed and written at a time.
+const BUFFER: usize = 1 << 20;
+
+/// How a part's copy ended.
+enum PartOutcome {
+    Copied(String),
+    /// The source changed, vanished or could not be read: no backup.
+    Source(String),
+    /// Writing the copy failed.
+    Target(Error),
+}
+
+/// The whole file's MD5, computed on a second thread from the buffers the
+/// copy hands over (and hands back, so two buffers go round).
+struct WholeHasher {
+    to: Option<mpsc::SyncSender<Vec<u8>>>,
+    back: mpsc::Receiver<Vec<u8>>,
+    worker: Option<std::thread::JoinHandle<String>>,
+    spare: Vec<Vec<u8>>,
+}
+
+impl WholeHasher {
+    fn new() -> WholeHasher {
+        let (to, from) = mpsc::sync_channel::<Vec<u8>>(2);
+        let (give_back, back) = mpsc::sync_channel::<Vec<u8>>(3);
+        let worker = std::thread::spawn(move || {
+            let mut h = Md5::new();
+            // Ends when the sender is dropped.
+            for buf in from {
+                h.update(&buf);
+                let _ = give_back.send(buf);
+            }
+            mkiso::hex(&h.finalize())
+        });
+        WholeHasher {
+            to: Some(to),
+            back,
+            worker: Some(worker),
+            spare: vec![vec![0; BUFFER], vec![0; BUFFER], vec![0; BUFFER]],
+        }
+    }
+
+    /// A buffer to read into (of `BUFFER` bytes).
+    fn buffer(&mut self) -> Vec<u8> {
+        let mut b = self
+            .spare
+            .pop()
+            .or_else(|| self.back.recv().ok())
+            .unwrap_or_default();
+        b.resize(BUFFER, 0);
+        b
+    }
+
+    /// Hands the first `n` bytes of `buf` to the hashing thread.
+    fn feed(&mut self, mut buf: Vec<u8>, n: usize) {
+        buf.truncate(n);
+        if let Some(to) = &self.to {
+            if to.send(buf).is_err() {
+                // The worker is gone; `finish` reports it.
+                self.to = None;
+            }
+        }
+    }
+
+    /// The whole MD5 (`None` if the hashing thread failed).
+    fn finish(mut self) -> Option<String> {
+        self.to = None;
+        self.worker.take()?.join().ok()
+    }
+}
+
+impl Drop for WholeHasher {
+    fn drop(&mut self) {
+        self.to = None;
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+fn unchanged(change: &Change, m: &std::fs::Metadata) -> bool {
+    m.is_file()
+        && m.len() == change.size
+        && m.mtime() == change.mtime_secs
+        && m.mtime_nsec() == change.mtime_nanos
+}
+
+impl Stager<'_, '_> {
+    /// What one more part adds to a disc besides its sectors: its directory
+    /// records and MD5SUMS line, its `parts` row; on a version's first disc
+    /// also its `files` row and name (counted for every part, to be safe).
+    fn part_overhead(name: &[u8]) -> u64 {
+        disc::PER_FILE_OVERHEAD + 2 * ROW_COST + 4 * name.len() as u64
+    }
+
+    /// The room (whole sectors) the open disc has for a part.
+    fn part_room(&self, name: &[u8]) -> u64 {
+        self.report
+            .disc_size
+            .saturating_sub(self.usage.saturating_add(Self::part_overhead(name)))
+            / disc::SECTOR
+            * disc::SECTOR
+    }
+
+    /// The room an empty disc has for a part.
+    fn empty_part_room(&self, name: &[u8]) -> u64 {
+        self.report
+            .disc_size
+            .saturating_sub(self.empty_usage().saturating_add(Self::part_overhead(name)))
+            / disc::SECTOR
+            * disc::SECTOR
+    }
+
+    /// Takes a file too large for an empty disc: stages it (or resumes its
+    /// staging) as a split version.
+    pub(super) fn split(&mut self, change: Change) -> Result<ControlFlow<()>> {
+        // What is pending goes first, on the open disc, so its room is known.
+        self.flush()?;
+        if self.stop.is_some() {
+            return Ok(ControlFlow::Break(()));
+        }
+        let key = crate::catalog::name_key(&change.name);
+        let earlier = self.in_progress.remove(&key);
+        if self.empty_part_room(&change.name) < disc::SECTOR {
+            if let Some(e) = earlier {
+                self.in_progress.insert(key, e);
+            }
+            self.report_too_big(&change);
+            return Ok(ControlFlow::Continue(()));
+        }
+        if self.opts.dry_run {
+            let parts = self.planned_parts(&change);
+            let desc = format!("{} (split into about {parts} parts)", change.desc);
+            self.report.staged_files += 1;
+            self.report.staged_bytes += change.size;
+            (self.on_event)(Event::Staged {
+                path: &change.path,
+                desc: &desc,
+                id: 0,
+                disc: self.disc,
+                size: change.size,
+            });
+            return Ok(ControlFlow::Continue(()));
+        }
+        let outcome = self.stage_split(&change, earlier);
+        self.replan_deferred();
+        outcome?;
+        if self.stop.is_some() {
+            return Ok(ControlFlow::Break(()));
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// How many parts a dry run says the file would take.
+    fn planned_parts(&self, change: &Change) -> u64 {
+        let room = self.part_room(&change.name);
+        let empty = self.empty_part_room(&change.name).max(disc::SECTOR);
+        let first = if room >= self.min_part(&change.name) {
+            room.min(change.size)
+        } else {
+            0
+        };
+        u64::from(first > 0) + (change.size - first).div_ceil(empty)
+    }
+
+    fn min_part(&self, name: &[u8]) -> u64 {
+        (MIN_PART.min(self.empty_part_room(name) / 2) / disc::SECTOR * disc::SECTOR)
+            .max(disc::SECTOR)
+    }
+
+    /// Deferred files that fit what is left of the open disc join the
+    /// pending batch.
+    fn replan_deferred(&mut self) {
+        let deferred = std::mem::take(&mut self.deferred);
+        self.deferred_cost = 0;
+        for c in deferred {
+            let cost = super::cost(&c);
+            if self.usage + cost <= self.report.disc_size {
+                self.usage += cost;
+                self.pending_bytes += c.size;
+                self.pending.push(c);
+            } else {
+                self.deferred_cost += cost;
+                self.deferred.push(c);
+            }
+        }
+    }
+
+    fn abandon(&mut self, id: i64, change: &Change, why: &str) -> Result<()> {
+        self.wd.catalog.abandon_split(id, why)?;
+        (self.on_event)(Event::Abandoned {
+            path: &change.path,
+            why,
+        });
+        Ok(())
+    }
+
+    fn skip(&mut self, change: &Change, reason: String) {
+        self.report.skipped_files += 1;
+        let skip = Skipped {
+            path: change.path.clone(),
+            reason,
+        };
+        (self.on_event)(Event::Skipped(&skip));
+    }
+
+    fn stage_split(&mut self, change: &Change, earlier: Option<SplitInProgress>) -> Result<()> {
+        let mut src = match open_source(&change.path) {
+            Ok(f) => f,
+            Err(e) => {
+                if let Some(old) = earlier {
+                    self.abandon(old.id, change, "the file could not be read again")?;
+                }
+                self.skip(change, read_reason(&e));
+                return Ok(());
+            }
+        };
+        match src.metadata() {
+            Ok(m) if unchanged(change, &m) => {}
+            Ok(_) => {
+                if let Some(old) = earlier {
+                    self.abandon(old.id, change, "the file changed before its last part")?;
+                }
+                self.skip(
+                    change,
+                    "changed since the scan; it will be backed up on the next run".into(),
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                self.skip(change, read_reason(&e));
+                return Ok(());
+            }
+        }
+        let mut whole = WholeHasher::new();
+        // Resume what an earlier run began, if the file is still that file.
+        let mut resumed = None;
+        if let Some(old) = earlier {
+            if old.size == change.size && old.mtime == change.mtime() {
+                match self.check_prefix(&mut src, &old, &mut whole) {
+                    Ok(true) => resumed = Some(old),
+                    Ok(false) => {
+                        self.abandon(old.id, change, "the file changed before its last part")?;
+                    }
+                    Err(reason) => {
+                        self.abandon(old.id, change, "the file could not be read again")?;
+                        self.skip(change, reason);
+                        return Ok(());
+                    }
+                }
+            } else {
+                self.abandon(old.id, change, "the file changed before its last part")?;
+            }
+        }
+        let (id, mut next_part, mut offset, mut last_disc) = match &resumed {
+            Some(old) => (
+                old.id,
+                old.parts.len() as u32 + 1,
+                old.staged(),
+                old.parts.last().map(|p| p.disc),
+            ),
+            None => {
+                // A fresh start reads from the beginning (a failed resume
+                // read some of it).
+                whole = WholeHasher::new();
+                use std::io::{Seek, SeekFrom};
+                if let Err(e) = src.seek(SeekFrom::Start(0)) {
+                    self.skip(change, read_reason(&e));
+                    return Ok(());
+                }
+                let id = self.wd.catalog.begin_split(&NewFile {
+                    name: &change.name,
+                    size: change.size,
+                    mtime: change.mtime(),
+                    disc_id: self.disc,
+                    desc: &change.desc,
+                    timestamp: crate::catalog::now(),
+                })?;
+                (id, 1u32, 0u64, None)
+            }
+        };
+        let mut first_disc = resumed
+            .as_ref()
+            .and_then(|o| o.parts.first().map(|p| p.disc));
+        // Bounded by the file's size: each turn records a part of at least
+        // one sector, or closes a disc that holds something (after which
+        // the open disc is empty and has room for a part).
+        loop {
+            let remaining = change.size - offset;
+            if remaining == 0 {
+                break;
+            }
+            if self.opts.images && !mkiso::pending(self.wd)?.is_empty() {
+                // An earlier disc still waits for its image: build it first,
+                // so the staging area never holds more than about one disc.
+                self.build_images()?;
+            }
+            let room = self.part_room(&change.name);
+            let must_close = last_disc == Some(self.disc)
+                || (room < self.min_part(&change.name).min(remaining) && self.on_disc > 0);
+            if must_close {
+                if !self.close_for_split()? {
+                    return Ok(());
+                }
+                continue;
+            }
+            if room < disc::SECTOR.min(remaining) {
+                // Cannot happen with the room an empty disc was checked to
+                // have; never loop on it.
+                return Err(Error::Invalid(format!(
+                    "disc {} has no room for a part of {}",
+                    self.disc,
+                    change.path.display()
+                )));
+            }
+            let size = remaining.min(room);
+            let last = size == remaining;
+            if size + SPACE_MARGIN > self.free {
+                self.stop = Some(Error::NoSpace {
+                    path: self.wd.layout.root.clone(),
+                    needed: size + SPACE_MARGIN,
+                    available: self.free,
+                });
+                return Ok(());
+            }
+            self.progress.message(format!(
+                "disc {}: part {next_part} of {}",
+                self.disc,
+                crate::names::display(&change.name, false)
+            ));
+            let md5 =
+                match self.copy_part(&mut src, change, id, next_part, offset, size, &mut whole)? {
+                    PartOutcome::Copied(md5) => md5,
+                    PartOutcome::Source(reason) => {
+                        self.abandon(id, change, "the file changed before its last part")?;
+                        self.skip(change, reason);
+                        return Ok(());
+                    }
+                    PartOutcome::Target(e) => {
+                        self.wd.catalog.abandon_part(id, next_part)?;
+                        match e {
+                            Error::Io { ref source, .. } if fsutil::is_no_space(source) => {
+                                self.stop = Some(e);
+                                return Ok(());
+                            }
+                            e => return Err(e),
+                        }
+                    }
+                };
+            let whole_md5 = if last {
+                // The file must still be the one read, to its last byte.
+                let still = src
+                    .metadata()
+                    .map(|m| unchanged(change, &m))
+                    .unwrap_or(false);
+                let mut probe = [0u8; 1];
+                let at_end = matches!(src.read(&mut probe), Ok(0));
+                if !still || !at_end {
+                    self.wd.catalog.abandon_part(id, next_part)?;
+                    self.abandon(id, change, "the file changed before its last part")?;
+                    self.skip(
+                        change,
+                        "changed while being copied; its parts are no backup and it will be backed up on the next run"
+                            .into(),
+                    );
+                    return Ok(());
+                }
+                let w = std::mem::replace(&mut whole, WholeHasher::new());
+                match w.finish() {
+                    Some(h) => Some(h),
+                    None => return Err(Error::Invalid("the hashing thread failed".into())),
+                }
+            } else {
+                None
+            };
+            self.wd
+                .catalog
+                .commit_part(id, next_part, &md5, whole_md5.as_deref())?;
+            fail::fail_point!("split::part_recorded");
+            self.on_disc += 1;
+            self.free = self.free.saturating_sub(size);
+            first_disc.get_or_insert(self.disc);
+            last_disc = Some(self.disc);
+            offset += size;
+            next_part += 1;
+            self.usage = disc::usage(
+                &self.wd.catalog.disc_usage(self.disc)?,
+                self.wd.catalog.db_size()?,
+            ) + CATALOG_SLACK;
+            if last {
+                self.report.staged_files += 1;
+                self.report.staged_bytes += change.size;
+                let discs = match (first_disc, last_disc) {
+                    (Some(a), Some(b)) if a != b => format!("discs {a}-{b}"),
+                    (_, Some(b)) => format!("disc {b}"),
+                    _ => String::new(),
+                };
+                let desc = format!(
+                    "{} (split into {} parts on {discs})",
+                    change.desc,
+                    next_part - 1
+                );
+                (self.on_event)(Event::Staged {
+                    path: &change.path,
+                    desc: &desc,
+                    id,
+                    disc: self.disc,
+                    size: change.size,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the recorded parts' bytes again from the file, feeding the
+    /// whole hash: `Ok(true)` when every part's MD5 agrees.
+    fn check_prefix(
+        &mut self,
+        src: &mut File,
+        old: &SplitInProgress,
+        whole: &mut WholeHasher,
+    ) -> std::result::Result<bool, String> {
+        self.progress
+            .message(format!("checking the staged parts of {}", change_name(old)));
+        for p in &old.parts {
+            let mut h = Md5::new();
+            let mut left = p.size;
+            // Bounded by the part's size.
+            while left > 0 {
+                let mut buf = whole.buffer();
+                let want = (buf.len() as u64).min(left) as usize;
+                let n = match src.read(&mut buf[..want]) {
+                    Ok(0) => return Ok(false),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(read_reason(&e)),
+                };
+                h.update(&buf[..n]);
+                whole.feed(buf, n);
+                left -= n as u64;
+                self.progress.add_bytes(n as u64);
+            }
+            if mkiso::hex(&h.finalize()) != p.md5 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Copies bytes `offset .. offset+size` (the file's read position) into
+    /// part `part` of version `id` on the open disc, crash-safe.
+    #[allow(clippy::too_many_arguments)]
+    fn copy_part(
+        &mut self,
+        src: &mut File,
+        change: &Change,
+        id: i64,
+        part: u32,
+        offset: u64,
+        size: u64,
+        whole: &mut WholeHasher,
+    ) -> Result<PartOutcome> {
+        self.wd
+            .catalog
+            .reserve_part(id, part, self.disc, offset, size)?;
+        let disc_dir = self.wd.layout.disc_dir(self.disc);
+        let target = disc_dir.join(disc::part_path(id, part));
+        let partial = fsutil::partial_path(&target);
+        let dir = target.parent().map(PathBuf::from).unwrap_or_default();
+        let new_dir = !dir.is_dir();
+        if new_dir {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        let outcome = (|| -> Result<PartOutcome> {
+            let mut dst = match File::create(&partial) {
+                Ok(f) => f,
+                Err(e) => return Ok(PartOutcome::Target(Error::io(&partial, e))),
+            };
+            let mut h = Md5::new();
+            let mut left = size;
+            let mut first = true;
+            // Bounded by the part's size.
+            while left > 0 {
+                let mut buf = whole.buffer();
+                let want = (buf.len() as u64).min(left) as usize;
+                let read = match crate::fault::injected("stage::read") {
+                    Some(e) => Err(e),
+                    None => src.read(&mut buf[..want]),
+                };
+                let n = match read {
+                    Ok(0) => {
+                        return Ok(PartOutcome::Source(
+                            "changed while being copied (it is shorter than it was); its parts are no backup and it will be backed up on the next run".into(),
+                        ))
+                    }
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Ok(PartOutcome::Source(read_reason(&e))),
+                };
+                h.update(&buf[..n]);
+                let written = match crate::fault::injected("stage::write") {
+                    Some(e) => Err(e),
+                    None => dst.write_all(&buf[..n]),
+                };
+                whole.feed(buf, n);
+                if let Err(e) = written {
+                    return Ok(PartOutcome::Target(Error::io(&partial, e)));
+                }
+                left -= n as u64;
+                self.progress.add_bytes(n as u64);
+                if first {
+                    first = false;
+                    fail::fail_point!("stage::mid_copy");
+                }
+            }
+            match src.metadata() {
+                Ok(m) if unchanged(change, &m) => {}
+                Ok(_) => {
+                    return Ok(PartOutcome::Source(
+                        "changed while being copied; its parts are no backup and it will be backed up on the next run".into(),
+                    ))
+                }
+                Err(e) => return Ok(PartOutcome::Source(read_reason(&e))),
+            }
+            if let Some(e) = crate::fault::injected("stage::sync") {
+                return Ok(PartOutcome::Target(Error::io(&partial, e)));
+            }
+            if let Err(e) = dst.sync_all() {
+                return Ok(PartOutcome::Target(Error::io(&partial, e)));
+            }
+            drop(dst);
+            let renamed = match crate::fault::injected("stage::rename") {
+                Some(e) => Err(e),
+                None => std::fs::rename(&partial, &target),
+            };
+            if let Err(e) = renamed {
+                return Ok(PartOutcome::Target(Error::io(&target, e)));
+            }
+            fsutil::sync_dir(&dir)?;
+            if new_dir {
+                fsutil::sync_dir(&disc_dir.join(disc::FILES_DIR))?;
+            }
+            Ok(PartOutcome::Copied(mkiso::hex(&h.finalize())))
+        })();
+        match &outcome {
+            Ok(PartOutcome::Copied(_)) => {}
+            _ => {
+                // Nothing is left under either name for a part not recorded.
+                let _ = std::fs::remove_file(&partial);
+                let _ = std::fs::remove_file(&target);
+            }
+        }
+        if outcome.is_err() {
+            self.wd.catalog.abandon_part(id, part)?;
+        }
+        outcome
+    }
+
+    /// Closes the open disc for the next part, and builds its image unless
+    /// images are left to `dbackup-mkiso`. `false` when the run must stop
+    /// (a full filesystem).
+    fn close_for_split(&mut self) -> Result<bool> {
+        let usage = self.wd.catalog.disc_usage(self.disc)?;
+        let closed = match self.wd.close_disc() {
+            Ok(id) => id,
+            Err(e @ Error::NoSpace { .. }) => {
+                self.stop = Some(e);
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        self.report.closed_discs.push(closed);
+        (self.on_event)(Event::DiscClosed {
+            disc: closed,
+            files: usage.files,
+            bytes: usage.bytes,
+        });
+        self.disc = self.wd.open_disc()?;
+        self.db_base = self.wd.catalog.db_size()?;
+        self.on_disc = 0;
+        self.usage = self.empty_usage();
+        if self.opts.images {
+            self.build_images()?;
+        }
+        Ok(true)
+    }
+
+    /// Builds and reads back the image of every closed disc still waiting
+    /// for one, freeing their staged copies; the reports go to the caller.
+    fn build_images(&mut self) -> Result<()> {
+        let opts = MkisoOptions {
+            ecc: self.wd.settings.ecc,
+            ..Default::default()
+        };
+        let mut built = Vec::new();
+        let res = mkiso::mkiso(self.wd, &opts, self.progress, &mut |r| {
+            built.push(r.clone())
+        });
+        self.report.images.extend(built);
+        res?;
+        self.free = fsutil::available_space(&self.wd.layout.root)?;
+        Ok(())
+    }
+}
+
+fn change_name(old: &SplitInProgress) -> String {
+    crate::names::display(&old.name, false)
+}
