@@ -245,7 +245,7 @@ fn a_file_changed_between_parts_is_no_backup_and_is_taken_again() {
     let path = env.watched.join("v.bin");
     sparse(&path, 3_000_000, 4);
     env.init(&["--disc-size", DISC]);
-    let mut child = env
+    let child = env
         .stage()
         .env("FAILPOINTS", "split::part_recorded=1*sleep(3000)")
         .arg("monitor")
