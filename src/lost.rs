@@ -116,6 +116,11 @@ pub struct LostReport {
     /// Versions the discs named were to hold but that were recorded
     /// damaged before reaching them: no backup, and not on the disc.
     pub damaged: Vec<Entry>,
+    /// Split files still being staged (no backup yet) with a part on a
+    /// disc named: abandoned (with `--what-if`: would be), so that the
+    /// next monitor takes the file again instead of finishing a version
+    /// that could never be restored. A workdir's only.
+    pub unfinished: Vec<Entry>,
     pub totals: Totals,
     /// Files staged again with --restage.
     pub restaged: u64,
@@ -186,7 +191,49 @@ pub fn lost(opts: &LostOptions, progress: &Progress) -> Result<LostReport> {
                     ..Default::default()
                 });
             }
+            // A split file still being staged with a part on a disc being
+            // lost must not be resumed onto it (it would become a backup
+            // that cannot be restored, and the file would look backed
+            // up): it is abandoned, and the next run takes the file again.
+            // Before the mark, so that a kill between the two leaves at
+            // worst a file taken again while its disc is still at hand.
+            let unfinished: Vec<Entry> = wd
+                .catalog
+                .splits_in_progress()?
+                .into_iter()
+                .filter(|s| s.parts.iter().any(|p| opts.discs.contains(&p.disc)))
+                .map(|s| {
+                    let mut discs: Vec<i64> = s.parts.iter().map(|p| p.disc).collect();
+                    discs.dedup();
+                    Entry {
+                        filename: s.name.clone(),
+                        id: s.id,
+                        size: s.size,
+                        md5: String::new(),
+                        disc: discs.first().copied().unwrap_or_default(),
+                        discs,
+                        mtime: s.mtime,
+                        note: Some(
+                            "unfinished split version with a part on a lost disc: abandoned, \
+                             the next monitor takes the file again"
+                                .into(),
+                        ),
+                    }
+                })
+                .collect();
             if !opts.what_if {
+                for u in &unfinished {
+                    let lost: Vec<i64> = u
+                        .discs
+                        .iter()
+                        .copied()
+                        .filter(|d| opts.discs.contains(d))
+                        .collect();
+                    wd.catalog.abandon_split(
+                        u.id,
+                        &format!("a part is on disc {}, lost", crate::output::discs(&lost)),
+                    )?;
+                }
                 wd.catalog.set_available(&opts.discs, false)?;
             }
             let origin = opts
@@ -196,6 +243,7 @@ pub fn lost(opts: &LostOptions, progress: &Progress) -> Result<LostReport> {
             let view = Manifest::open_live(&catalog).map_err(|e| Error::Invalid(e.to_string()))?;
             let mut report = analyse(&view, &opts.discs, &origin, progress)?;
             drop(view);
+            report.unfinished = unfinished;
             report.marked = !opts.what_if;
             if opts.restage && !report.reprotectable.is_empty() {
                 restage(&mut wd, &origin, &mut report, progress)?;

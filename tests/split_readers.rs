@@ -588,3 +588,56 @@ fn losing_a_middle_disc_loses_a_split_file_unless_the_origin_holds_it_and_restag
     }
     assert_eq!(md5_bytes(&whole), want);
 }
+
+#[test]
+fn a_split_file_unfinished_with_a_part_on_a_lost_disc_is_taken_again_not_resumed() {
+    let env = TestEnv::new();
+    let path = env.watched.join("v.bin");
+    sparse(&path, 2_400_000, 9);
+    let want = md5_file(&path);
+    env.init(&["--disc-size", DISC]);
+    // Killed as its second part is recorded: part 1 is on disc 1, closed.
+    let out = env
+        .stage()
+        .env("FAILPOINTS", "split::commit=1*off->1*return(kill)")
+        .arg("monitor")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(9), "{}", text(&out.stderr));
+    let s = splits_of(&env, "/v.bin");
+    assert_eq!(s, vec![(s[0].0, "staging".to_string())]);
+    let first = s[0].0;
+    assert_eq!(parts(&env, first)[0].1, 1);
+
+    // What if: named, nothing changed.
+    let (report, code) = lost(&env, &["1", "--what-if"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(ids(&report, "unfinished"), [first]);
+    assert_eq!(report["unfinished"][0]["discs"], serde_json::json!([1]));
+    assert_eq!(splits_of(&env, "/v.bin")[0].1, "staging");
+
+    // Disc 1 lost: the version is abandoned, and the next run takes the
+    // file again on discs at hand rather than finish it onto disc 1.
+    let (report, code) = lost(&env, &["1"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(ids(&report, "unfinished"), [first]);
+    assert_eq!(splits_of(&env, "/v.bin")[0].1, "abandoned");
+    let out = env.run(&["monitor"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = splits_of(&env, "/v.bin");
+    assert_eq!(s.len(), 2, "{s:?}");
+    assert_eq!(s[0].1, "abandoned");
+    assert_eq!(s[1].1, "complete");
+    let discs: Vec<i64> = parts(&env, s[1].0).iter().map(|p| p.1).collect();
+    assert!(discs.iter().all(|&d| d > 1), "{discs:?}");
+    let whole: String = env
+        .catalog()
+        .query_row("SELECT md5 FROM files WHERE id=?1", [s[1].0], |r| r.get(0))
+        .unwrap();
+    assert_eq!(whole, want);
+    // Losing disc 1 cost nothing: it held no backup.
+    let (report, code) = lost(&env, &["1", "--what-if"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["totals"]["unrecoverable"]["files"], 0);
+    assert_eq!(ids(&report, "unfinished"), Vec::<i64>::new());
+}

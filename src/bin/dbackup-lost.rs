@@ -162,6 +162,15 @@ fn print(args: &LostArgs, report: &LostReport) -> std::io::Result<()> {
             "Recorded damaged (no backup, never on the disc)",
             &report.damaged,
         )?;
+        list(
+            &mut out,
+            if report.marked {
+                "Unfinished split files abandoned (no backup yet; the next monitor takes them again)"
+            } else {
+                "Unfinished split files that would be abandoned (no backup yet)"
+            },
+            &report.unfinished,
+        )?;
         if args.restage {
             writeln!(
                 out,
