@@ -641,3 +641,321 @@ fn a_split_file_unfinished_with_a_part_on_a_lost_disc_is_taken_again_not_resumed
     assert_eq!(report["totals"]["unrecoverable"]["files"], 0);
     assert_eq!(ids(&report, "unfinished"), Vec::<i64>::new());
 }
+
+mod model {
+    //! Sets of mounted discs written by hand in our format, with split
+    //! versions complete, abandoned or unfinished, parts damaged, removed or
+    //! cut short, and any selection of discs given: verify's counts and
+    //! find's availability checked against a reference model.
+
+    use std::collections::BTreeSet;
+    use std::path::{Path, PathBuf};
+
+    use dbackup::find::{self, Availability, FindOptions};
+    use dbackup::progress::Progress;
+    use dbackup::verify::{self, VerifyOptions};
+    use proptest::prelude::*;
+
+    use super::common::md5_bytes;
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Fate {
+        /// All its parts recorded: complete on the disc of its last part.
+        Complete,
+        /// Abandoned on the disc of its last recorded part.
+        Abandoned,
+        /// Still being staged when the last disc was closed.
+        Unfinished,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Harm {
+        None,
+        Flip,
+        Remove,
+        Cut,
+    }
+
+    #[derive(Debug, Clone)]
+    struct Split {
+        first: usize,
+        /// Sizes of its recorded parts, on discs `first`, `first + 1`, ...
+        sizes: Vec<usize>,
+        fate: Fate,
+        seed: u8,
+    }
+
+    #[derive(Debug, Clone)]
+    struct Case {
+        discs: usize,
+        splits: Vec<Split>,
+        /// What befalls each part, in order of (version, part).
+        harm: Vec<Harm>,
+        given: Vec<bool>,
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        (2..5usize)
+            .prop_flat_map(|discs| {
+                (
+                    Just(discs),
+                    prop::collection::vec(
+                        (
+                            0..discs,
+                            prop::collection::vec(1..40usize, 1..5),
+                            prop::sample::select(vec![
+                                Fate::Complete,
+                                Fate::Complete,
+                                Fate::Abandoned,
+                                Fate::Unfinished,
+                            ]),
+                            any::<u8>(),
+                        ),
+                        1..4,
+                    ),
+                    prop::collection::vec(
+                        prop::sample::select(vec![
+                            Harm::None,
+                            Harm::None,
+                            Harm::None,
+                            Harm::Flip,
+                            Harm::Remove,
+                            Harm::Cut,
+                        ]),
+                        16,
+                    ),
+                    prop::collection::vec(any::<bool>(), discs),
+                )
+            })
+            .prop_map(|(discs, splits, harm, given)| Case {
+                splits: splits
+                    .into_iter()
+                    .map(|(first, mut sizes, fate, seed)| {
+                        sizes.truncate(discs - first);
+                        // A complete split has two parts at least.
+                        let fate = if sizes.len() < 2 && fate == Fate::Complete {
+                            Fate::Unfinished
+                        } else {
+                            fate
+                        };
+                        Split {
+                            first,
+                            sizes,
+                            fate,
+                            seed,
+                        }
+                    })
+                    .collect(),
+                harm,
+                given,
+                discs,
+            })
+    }
+
+    fn content(s: &Split) -> Vec<u8> {
+        let n: usize = s.sizes.iter().sum();
+        (0..n)
+            .map(|i| (i as u8).wrapping_mul(13) ^ s.seed)
+            .collect()
+    }
+
+    /// The version's state in the manifest frozen into disc `d` (0-based),
+    /// if that manifest knows it.
+    fn state_on(s: &Split, d: usize) -> Option<&'static str> {
+        if d < s.first {
+            return None;
+        }
+        let last = s.first + s.sizes.len() - 1;
+        Some(match s.fate {
+            Fate::Complete if d >= last => "complete",
+            Fate::Abandoned if d >= last => "abandoned",
+            _ => "staging",
+        })
+    }
+
+    /// One folder per disc, as if mounted: its parts (harmed as the case
+    /// says) and the manifest frozen when it was closed.
+    fn write_set(root: &Path, c: &Case) -> Vec<PathBuf> {
+        let mut folders = Vec::new();
+        for d in 0..c.discs {
+            let folder = root.join(format!("disc{}", d + 1));
+            std::fs::create_dir_all(folder.join("files/0")).unwrap();
+            let conn = rusqlite::Connection::open(folder.join("manifest.db")).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE discs(id INTEGER PRIMARY KEY, started INTEGER, completed INTEGER, available BOOLEAN);
+                 CREATE TABLE files(id INTEGER PRIMARY KEY, filename TEXT, timestamp INTEGER, md5 TEXT,
+                                    size INTEGER, mtime INTEGER, disc_id INTEGER, desc TEXT, copied BOOLEAN);
+                 CREATE TABLE splits(file_id INTEGER PRIMARY KEY, state TEXT NOT NULL, why TEXT);
+                 CREATE TABLE parts(file_id INTEGER NOT NULL, part INTEGER NOT NULL,
+                                    disc_id INTEGER NOT NULL, offset INTEGER NOT NULL, size INTEGER NOT NULL,
+                                    md5 TEXT, copied BOOLEAN NOT NULL, PRIMARY KEY(file_id, part));",
+            )
+            .unwrap();
+            for k in 0..=d + 1 {
+                conn.execute(
+                    "INSERT INTO discs VALUES (?1, 1700000000.0, ?2, 1)",
+                    rusqlite::params![k as i64 + 1, (k <= d).then_some(1_700_000_100.0 + k as f64)],
+                )
+                .unwrap();
+            }
+            let mut harm = c.harm.iter().cycle();
+            for (i, s) in c.splits.iter().enumerate() {
+                let id = i as i64 + 1;
+                let data = content(s);
+                let Some(state) = state_on(s, d) else {
+                    // Its parts' harms are used all the same, so each part
+                    // meets the same one on every disc's pass.
+                    for _ in &s.sizes {
+                        harm.next();
+                    }
+                    continue;
+                };
+                let complete = state == "complete";
+                conn.execute(
+                    "INSERT INTO files VALUES (?1, ?2, 1700000050.0, ?3, ?4, 1700000000, NULL, 'x', ?5)",
+                    rusqlite::params![
+                        id,
+                        format!("/v{id}"),
+                        complete.then(|| md5_bytes(&data)),
+                        data.len() as i64,
+                        complete as i64
+                    ],
+                )
+                .unwrap();
+                conn.execute(
+                    "INSERT INTO splits VALUES (?1, ?2, NULL)",
+                    rusqlite::params![id, state],
+                )
+                .unwrap();
+                let mut offset = 0;
+                for (k, &size) in s.sizes.iter().enumerate() {
+                    let h = *harm.next().unwrap();
+                    let on = s.first + k;
+                    let bytes = &data[offset..offset + size];
+                    if on <= d {
+                        conn.execute(
+                            "INSERT INTO parts VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)",
+                            rusqlite::params![
+                                id,
+                                k as i64 + 1,
+                                on as i64 + 1,
+                                offset as i64,
+                                size as i64,
+                                md5_bytes(bytes)
+                            ],
+                        )
+                        .unwrap();
+                    }
+                    if on == d {
+                        let path = folder.join(format!("files/0/{id}.{}", k + 1));
+                        let mut stored = bytes.to_vec();
+                        match h {
+                            Harm::None => {}
+                            Harm::Flip => stored[size / 2] ^= 0x10,
+                            Harm::Cut => {
+                                stored.pop();
+                            }
+                            Harm::Remove => continue,
+                        }
+                        std::fs::write(path, stored).unwrap();
+                    }
+                    offset += size;
+                }
+            }
+            folders.push(folder);
+        }
+        folders
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn verify_and_find_follow_the_model(c in case()) {
+            let given: Vec<usize> = (0..c.discs).filter(|&d| c.given[d]).collect();
+            prop_assume!(!given.is_empty());
+            let dir = tempfile::tempdir().unwrap();
+            let folders = write_set(dir.path(), &c);
+            let newest = *given.last().unwrap();
+
+            // The model: each part on a given disc, its standing by the
+            // newest disc given, and its harm.
+            let mut want = vec![(0u64, 0u64, 0u64, 0u64, 0u64); c.discs]; // files, ok, damaged, missing, not a backup
+            let mut harm = c.harm.iter().cycle();
+            for s in &c.splits {
+                for k in 0..s.sizes.len() {
+                    let h = *harm.next().unwrap();
+                    let on = s.first + k;
+                    let w = &mut want[on];
+                    match state_on(s, newest.max(on)) {
+                        Some("abandoned") => w.4 += 1,
+                        _ => {
+                            w.0 += 1;
+                            match h {
+                                Harm::None => w.1 += 1,
+                                Harm::Flip | Harm::Cut => w.2 += 1,
+                                Harm::Remove => w.3 += 1,
+                            }
+                        }
+                    }
+                }
+            }
+            let report = verify::verify(
+                &VerifyOptions {
+                    discs: given.iter().map(|&d| folders[d].clone()).collect(),
+                    origin: None,
+                },
+                &Progress::hidden(),
+                &mut |_, _| {},
+            )
+            .unwrap();
+            prop_assert_eq!(report.discs.len(), given.len());
+            for r in &report.discs {
+                let d = r.disc as usize - 1;
+                prop_assert!(r.manifest_ok, "{:?}", r.problems);
+                prop_assert_eq!(
+                    (r.files, r.ok, r.damaged, r.missing, r.not_a_backup),
+                    want[d],
+                    "disc {}: {:?}",
+                    r.disc,
+                    r.problems
+                );
+                prop_assert_eq!(r.unknown, 0);
+                prop_assert_eq!(r.clean(), want[d].2 == 0 && want[d].3 == 0);
+                // Every problem names its file and part.
+                for p in &r.problems {
+                    prop_assert!(p.id.is_some() && p.part.is_some(), "{:?}", p);
+                }
+            }
+
+            // Find: the versions complete in the newest manifest given, at
+            // hand only when every disc of theirs is given.
+            let found = find::find(&FindOptions {
+                discs: given.iter().map(|&d| folders[d].clone()).collect(),
+                ..Default::default()
+            })
+            .unwrap();
+            prop_assert_eq!(found.invalid_rows, 0);
+            let given_set: BTreeSet<usize> = given.iter().copied().collect();
+            let mut want_found = Vec::new();
+            for (i, s) in c.splits.iter().enumerate() {
+                if state_on(s, newest) != Some("complete") {
+                    continue;
+                }
+                let discs: Vec<i64> = (s.first..s.first + s.sizes.len()).map(|d| d as i64 + 1).collect();
+                let missing: Vec<i64> = (s.first..s.first + s.sizes.len())
+                    .filter(|d| !given_set.contains(d))
+                    .map(|d| d as i64 + 1)
+                    .collect();
+                let availability = if missing.is_empty() { Availability::Given } else { Availability::NotGiven };
+                want_found.push((i as i64 + 1, discs, missing, availability));
+            }
+            let got: Vec<_> = found
+                .found
+                .iter()
+                .map(|f| (f.id, f.discs.clone(), f.missing_discs.clone(), f.availability))
+                .collect();
+            prop_assert_eq!(got, want_found);
+        }
+    }
+}
