@@ -1,6 +1,8 @@
 //! `dbackup-find`: where is my file? Answers from the newest manifest among
 //! the discs given: each matching file with its versions, its latest backup
-//! and the disc that holds it, and whether that disc is at hand or lost.
+//! and the disc that holds it, and whether that disc is at hand or lost. A
+//! file split over several discs is one row with all its discs and parts,
+//! and is at hand only when every one of its discs is.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -40,6 +42,28 @@ impl Availability {
             Availability::Lost => "lost",
         }
     }
+
+    /// Of a version held by several discs: lost when any of them is lost,
+    /// given only when all are given (a split file needs every part).
+    pub fn of_all(each: impl IntoIterator<Item = Availability>) -> Availability {
+        each.into_iter()
+            .fold(Availability::Given, |acc, a| match (acc, a) {
+                (Availability::Lost, _) | (_, Availability::Lost) => Availability::Lost,
+                (Availability::NotGiven, _) | (_, Availability::NotGiven) => Availability::NotGiven,
+                _ => Availability::Given,
+            })
+    }
+}
+
+/// One part of a split version, where it is and whether its disc is at hand.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FoundPart {
+    pub part: u32,
+    pub disc: i64,
+    pub offset: u64,
+    pub size: u64,
+    pub md5: String,
+    pub availability: Availability,
 }
 
 /// One row: a file (its current version) or, with `all_versions`, a version.
@@ -48,7 +72,18 @@ pub struct Found {
     #[serde(serialize_with = "ser_name")]
     pub filename: Vec<u8>,
     pub id: i64,
+    /// The disc holding it; for a split version, its first part's.
     pub disc: i64,
+    /// Every disc holding some of it, ascending (one for a whole file).
+    pub discs: Vec<i64>,
+    /// A split version's parts in order; empty (and left out of JSON) for
+    /// a whole file.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<FoundPart>,
+    /// Its discs that are not among those given (lost ones included): all
+    /// of them are needed to restore it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_discs: Vec<i64>,
     pub md5: String,
     pub size: u64,
     pub mtime: f64,
@@ -57,6 +92,8 @@ pub struct Found {
     /// Versions of the file up to the time asked (all when not given).
     pub versions: usize,
     pub desc: String,
+    /// `given` only when every disc holding it is given; `lost` when any is
+    /// lost; otherwise `not_given`.
     pub availability: Availability,
     /// When the file was recorded deleted, if it was by then.
     pub deleted: Option<f64>,
@@ -125,17 +162,36 @@ pub fn find(opts: &FindOptions) -> Result<FindReport, FindError> {
             vec![f.current()]
         };
         for v in versions {
+            let discs = v.discs();
             found.push(Found {
                 filename: f.name.clone(),
                 id: v.id,
                 disc: v.disc,
+                parts: v
+                    .parts
+                    .iter()
+                    .map(|p| FoundPart {
+                        part: p.part,
+                        disc: p.disc,
+                        offset: p.offset,
+                        size: p.size,
+                        md5: p.md5.clone(),
+                        availability: availability(p.disc),
+                    })
+                    .collect(),
+                missing_discs: discs
+                    .iter()
+                    .copied()
+                    .filter(|d| !given.contains(d))
+                    .collect(),
+                availability: Availability::of_all(discs.iter().map(|&d| availability(d))),
+                discs,
                 md5: v.md5.clone(),
                 size: v.size,
                 mtime: v.mtime,
                 timestamp: v.timestamp,
                 versions: f.versions.len(),
                 desc: v.desc.clone(),
-                availability: availability(v.disc),
                 deleted: f.deleted,
             });
         }

@@ -3,6 +3,10 @@
 //! disc is lost survives only where its content still is: in the origin
 //! (same path, or another after a rename) or on another available disc.
 //!
+//! A version split over several discs is lost with any of them, counted
+//! once however many of its discs are lost, and held only while every one
+//! of its discs is.
+//!
 //! Each version on a lost disc falls into one category:
 //! - history only: a newer version of the file is on a disc still at hand
 //!   (available, not lost; the open disc counts): the loss is history;
@@ -64,7 +68,10 @@ pub struct Entry {
     pub id: i64,
     pub size: u64,
     pub md5: String,
+    /// The disc holding it; for a split version, its first part's.
     pub disc: i64,
+    /// Every disc holding some of it, ascending (one for a whole file).
+    pub discs: Vec<i64>,
     pub mtime: f64,
     /// Where the content is safe (renamed), or what superseded it (history).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,6 +116,11 @@ pub struct LostReport {
     /// Versions the discs named were to hold but that were recorded
     /// damaged before reaching them: no backup, and not on the disc.
     pub damaged: Vec<Entry>,
+    /// Split files still being staged (no backup yet) with a part on a
+    /// disc named: abandoned (with `--what-if`: would be), so that the
+    /// next monitor takes the file again instead of finishing a version
+    /// that could never be restored. A workdir's only.
+    pub unfinished: Vec<Entry>,
     pub totals: Totals,
     /// Files staged again with --restage.
     pub restaged: u64,
@@ -137,6 +149,7 @@ fn entry(v: &Version, note: Option<String>) -> Entry {
         size: v.size,
         md5: v.md5.clone(),
         disc: v.disc,
+        discs: v.discs(),
         mtime: v.mtime,
         note,
     }
@@ -178,7 +191,49 @@ pub fn lost(opts: &LostOptions, progress: &Progress) -> Result<LostReport> {
                     ..Default::default()
                 });
             }
+            // A split file still being staged with a part on a disc being
+            // lost must not be resumed onto it (it would become a backup
+            // that cannot be restored, and the file would look backed
+            // up): it is abandoned, and the next run takes the file again.
+            // Before the mark, so that a kill between the two leaves at
+            // worst a file taken again while its disc is still at hand.
+            let unfinished: Vec<Entry> = wd
+                .catalog
+                .splits_in_progress()?
+                .into_iter()
+                .filter(|s| s.parts.iter().any(|p| opts.discs.contains(&p.disc)))
+                .map(|s| {
+                    let mut discs: Vec<i64> = s.parts.iter().map(|p| p.disc).collect();
+                    discs.dedup();
+                    Entry {
+                        filename: s.name.clone(),
+                        id: s.id,
+                        size: s.size,
+                        md5: String::new(),
+                        disc: discs.first().copied().unwrap_or_default(),
+                        discs,
+                        mtime: s.mtime,
+                        note: Some(
+                            "unfinished split version with a part on a lost disc: abandoned, \
+                             the next monitor takes the file again"
+                                .into(),
+                        ),
+                    }
+                })
+                .collect();
             if !opts.what_if {
+                for u in &unfinished {
+                    let lost: Vec<i64> = u
+                        .discs
+                        .iter()
+                        .copied()
+                        .filter(|d| opts.discs.contains(d))
+                        .collect();
+                    wd.catalog.abandon_split(
+                        u.id,
+                        &format!("a part is on disc {}, lost", crate::output::discs(&lost)),
+                    )?;
+                }
                 wd.catalog.set_available(&opts.discs, false)?;
             }
             let origin = opts
@@ -188,6 +243,7 @@ pub fn lost(opts: &LostOptions, progress: &Progress) -> Result<LostReport> {
             let view = Manifest::open_live(&catalog).map_err(|e| Error::Invalid(e.to_string()))?;
             let mut report = analyse(&view, &opts.discs, &origin, progress)?;
             drop(view);
+            report.unfinished = unfinished;
             report.marked = !opts.what_if;
             if opts.restage && !report.reprotectable.is_empty() {
                 restage(&mut wd, &origin, &mut report, progress)?;
@@ -267,6 +323,9 @@ fn analyse(
         .filter(|d| d.available && !lost.contains(&d.id))
         .map(|d| d.id)
         .collect();
+    // A version is held when every disc with some of it is (a split one
+    // needs all its parts).
+    let held = |v: &Version| v.discs().iter().all(|d| holders.contains(d));
     let mut report = LostReport {
         discs: named.to_vec(),
         lost_discs: {
@@ -282,34 +341,49 @@ fn analyse(
     named_sorted.sort_unstable();
     named_sorted.dedup();
     let mut on_named: Vec<Version> = Vec::new();
-    for d in named_sorted {
+    for &d in &named_sorted {
         let (versions, invalid) = manifest.disc_versions(d).map_err(err)?;
         report.invalid_rows += invalid;
         on_named.extend(versions);
     }
+    // Split versions with a part on a disc named, each once however many
+    // of its parts those discs hold (their `files` row names no disc).
+    let _other_invalid = manifest
+        .for_each_version(&mut |v| {
+            if v.is_split() && v.discs().iter().any(|d| named_sorted.contains(d)) {
+                on_named.push(v);
+            }
+        })
+        .map_err(err)?;
     // The newest version of each of these names on a disc at hand, in one
     // pass over the manifest (not one query per version: a manifest need
     // not have an index on names).
     let wanted_names: HashSet<&[u8]> = on_named.iter().map(|v| v.name.as_slice()).collect();
-    let mut newest_held: HashMap<Vec<u8>, (i64, i64)> = HashMap::new();
+    let mut newest_held: HashMap<Vec<u8>, (i64, Vec<i64>)> = HashMap::new();
     let _other_invalid = manifest
         .for_each_version(&mut |w| {
-            if !holders.contains(&w.disc) || !wanted_names.contains(w.name.as_slice()) {
+            if !held(&w) || !wanted_names.contains(w.name.as_slice()) {
                 return;
             }
-            let e = newest_held.entry(w.name).or_insert((w.id, w.disc));
+            let e = newest_held
+                .entry(w.name.clone())
+                .or_insert((w.id, w.discs()));
             if w.id > e.0 {
-                *e = (w.id, w.disc);
+                *e = (w.id, w.discs());
             }
         })
         .map_err(err)?;
     for v in on_named {
         // Only a disc that is still at hand holds a version: a newer
         // version on a lost disc supersedes nothing.
-        if let Some(&(id, disc)) = newest_held.get(&v.name).filter(|(id, _)| *id > v.id) {
+        if let Some((id, discs)) = newest_held.get(&v.name).filter(|(id, _)| *id > v.id) {
             report.history_only.push(entry(
                 &v,
-                Some(format!("superseded by version {id} on disc {disc}")),
+                Some(format!(
+                    "superseded by version {id} on disc{} {}",
+                    if discs.len() > 1 { "s" } else { "" },
+                    crate::output::discs(discs)
+                )),
             ));
             continue;
         }
@@ -338,13 +412,15 @@ fn analyse(
         // Malformed rows of other discs are not this report's business.
         let _other_invalid = manifest
             .for_each_version(&mut |v| {
-                if !holders.contains(&v.disc) || !wanted.contains(&(v.md5.as_str(), v.size)) {
+                if !held(&v) || !wanted.contains(&(v.md5.as_str(), v.size)) {
                     return;
                 }
+                let discs = v.discs();
                 found.entry((v.md5.clone(), v.size)).or_insert_with(|| {
                     format!(
-                        "same content on disc {} as {} (version {})",
-                        v.disc,
+                        "same content on disc{} {} as {} (version {})",
+                        if discs.len() > 1 { "s" } else { "" },
+                        crate::output::discs(&discs),
                         names::display(&v.name, false),
                         v.id
                     )
@@ -408,7 +484,7 @@ fn analyse(
     report.invalid_rows += invalid;
     report.damaged = damaged
         .iter()
-        .filter(|v| named.contains(&v.disc))
+        .filter(|v| v.discs().iter().any(|d| named.contains(d)))
         .map(|v| {
             entry(
                 v,
@@ -455,13 +531,24 @@ fn restage(
                 .push(format!("{}: vanished", path.display()));
             continue;
         };
+        let lost: Vec<i64> = e
+            .discs
+            .iter()
+            .copied()
+            .filter(|d| report.lost_discs.contains(d))
+            .collect();
+        // A file too large for an empty disc is split by staging, as any.
         changes.push(Change {
             path,
             name: e.filename.clone(),
             size: m.len(),
             mtime_secs: m.mtime(),
             mtime_nanos: m.mtime_nsec(),
-            desc: format!("Re-staged: disc {} lost", e.disc),
+            desc: format!(
+                "Re-staged: disc{} {} lost",
+                if lost.len() > 1 { "s" } else { "" },
+                crate::output::discs(&lost)
+            ),
         });
     }
     let mut problems = Vec::new();

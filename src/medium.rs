@@ -201,29 +201,19 @@ impl Medium {
     /// The stored file with id `id`, if the disc has it.
     pub fn stored(&self, id: i64) -> Option<Stored> {
         let rel = disc::file_path(id).to_string_lossy().into_owned();
-        match &self.content {
-            Content::Image(r) => r.find(&rel).map(|f| Stored {
-                rel,
-                size: f.size,
-                order: u128::from(f.extents.first().map(|e| e.0).unwrap_or(0)),
-            }),
-            Content::Folder(root) => {
-                let meta = std::fs::symlink_metadata(root.join(&rel)).ok()?;
-                meta.is_file().then(|| Stored {
-                    order: folder_order(id),
-                    rel,
-                    size: meta.len(),
-                })
-            }
-        }
+        self.stored_at(rel, folder_order(id))
     }
 
-    /// Part `part` of split file `id`, if the disc has it
-    /// (`files/<id div 256>/<id>.<part>`). Its place in the reading order
-    /// is taken as the whole file's would be: near enough on an image, and
-    /// a split file has one part on most discs.
+    /// Part `part` of split file `id`, if the disc has it.
     pub fn stored_part(&self, id: i64, part: u32) -> Option<Stored> {
         let rel = disc::part_path(id, part).to_string_lossy().into_owned();
+        // `<id>.<k>` sorts right after `<id>` and before `<id>0`.
+        self.stored_at(rel, folder_order(id).saturating_add(u128::from(part)))
+    }
+
+    /// The regular file at `rel` on the disc; `order` is its place in a
+    /// folder's layout.
+    fn stored_at(&self, rel: String, order: u128) -> Option<Stored> {
         match &self.content {
             Content::Image(r) => r.find(&rel).map(|f| Stored {
                 rel,
@@ -232,8 +222,8 @@ impl Medium {
             }),
             Content::Folder(root) => {
                 let meta = std::fs::symlink_metadata(root.join(&rel)).ok()?;
-                meta.is_file().then(|| Stored {
-                    order: folder_order(id),
+                meta.is_file().then_some(Stored {
+                    order,
                     rel,
                     size: meta.len(),
                 })
@@ -282,8 +272,13 @@ impl Medium {
                     let order = entry
                         .file_name()
                         .to_str()
-                        .and_then(|n| n.parse::<i64>().ok())
-                        .map(folder_order)
+                        .and_then(|n| {
+                            let (id, part) = n.split_once('.').unwrap_or((n, "0"));
+                            Some(
+                                folder_order(id.parse::<i64>().ok()?)
+                                    .saturating_add(u128::from(part.parse::<u32>().ok()?)),
+                            )
+                        })
                         .unwrap_or(u128::MAX);
                     out.push(Stored { rel, size, order });
                 }
@@ -443,6 +438,53 @@ mod tests {
         });
         let mut by_key = ids.to_vec();
         by_key.sort_by_key(|&id| folder_order(id));
+        assert_eq!(by_key, by_extent);
+    }
+
+    /// A part (`<id>.<k>`, one per version on a disc) takes its place
+    /// between whole files the way the writer lays it out.
+    #[test]
+    fn parts_take_their_place_in_a_folders_order() {
+        use crate::iso::{write_image, Entry, Source, WriteOptions};
+        let items: [(i64, u32); 8] = [
+            (1, 0),
+            (1, 3),
+            (10, 0),
+            (10, 1),
+            (100, 0),
+            (11, 2),
+            (2, 1),
+            (256, 7),
+        ];
+        let rel = |(id, part): (i64, u32)| {
+            if part == 0 {
+                disc::file_path(id)
+            } else {
+                disc::part_path(id, part)
+            }
+            .to_string_lossy()
+            .into_owned()
+        };
+        let entries: Vec<Entry> = items
+            .iter()
+            .map(|&it| Entry {
+                path: rel(it),
+                source: Source::Bytes(vec![1; 10]),
+            })
+            .collect();
+        let opts = WriteOptions {
+            volume_id: "T".into(),
+            volume_set_id: "T".into(),
+            application_id: "T".into(),
+            timestamp: 0,
+        };
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        write_image(tmp.as_file(), &entries, &opts, &mut |_| {}).unwrap();
+        let reader = IsoReader::open(tmp.path()).unwrap();
+        let mut by_extent = items.to_vec();
+        by_extent.sort_by_key(|&it| reader.find(&rel(it)).unwrap().extents[0].0);
+        let mut by_key = items.to_vec();
+        by_key.sort_by_key(|&(id, part)| folder_order(id) + u128::from(part));
         assert_eq!(by_key, by_extent);
     }
 }

@@ -39,6 +39,37 @@ pub fn count(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// A list of discs for a table cell: runs of consecutive discs as a
+/// range, the rest joined by commas: `3`, `3-5`, `3,5`, `3-5,7`. The list
+/// is shown in the order given (a split file's discs ascend); a disc given
+/// twice in a row is shown once.
+pub fn discs(list: &[i64]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    // Bounded: each pass takes at least one disc of the list.
+    while i < list.len() {
+        let start = list[i];
+        let mut end = start;
+        let mut j = i + 1;
+        while j < list.len() && (list[j] == end || end.checked_add(1) == Some(list[j])) {
+            end = list[j];
+            j += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if end == start {
+            out.push_str(&start.to_string());
+        } else if end.checked_sub(1) == Some(start) {
+            out.push_str(&format!("{start},{end}"));
+        } else {
+            out.push_str(&format!("{start}-{end}"));
+        }
+        i = j;
+    }
+    out
+}
+
 /// Unix seconds as a local ISO 8601 time (`2026-11-26T08:22:18+01:00`).
 pub fn time(secs: f64) -> String {
     time_in(secs, &jiff::tz::TimeZone::system())
@@ -299,6 +330,21 @@ mod tests {
         assert_eq!(time_in(0.0, &utc), "1970-01-01T00:00:00+00:00");
         assert_eq!(time_in(1_795_678_938.5, &utc), "2026-11-26T07:42:18+00:00");
         assert_eq!(time_in(f64::NAN, &utc), "?");
+    }
+
+    #[test]
+    fn disc_lists() {
+        assert_eq!(discs(&[]), "");
+        assert_eq!(discs(&[4]), "4");
+        assert_eq!(discs(&[3, 4]), "3,4");
+        assert_eq!(discs(&[3, 4, 5]), "3-5");
+        assert_eq!(discs(&[3, 5]), "3,5");
+        assert_eq!(discs(&[3, 4, 5, 7, 9, 10, 11]), "3-5,7,9-11");
+        assert_eq!(discs(&[3, 3, 4, 5]), "3-5");
+        assert_eq!(
+            discs(&[i64::MAX - 1, i64::MAX]),
+            format!("{},{}", i64::MAX - 1, i64::MAX)
+        );
     }
 
     #[test]

@@ -12,17 +12,17 @@
 //! on-disc order so a drive reads front to back; a file that cannot be read
 //! is reported and the run goes on.
 
-use std::collections::HashSet;
-use std::io::{self, Read};
+mod hash;
+
+use std::collections::{HashMap, HashSet};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::time::Instant;
 
-use md5::{Digest, Md5};
+use hash::{hash_all, HASHERS};
 
-use crate::catalog::manifest::Version;
+use crate::catalog::manifest::{Manifest, Version};
 use crate::cli::VerifyArgs;
 use crate::history::{self, Matcher};
 use crate::medium::{Content, DiscSet, Medium, MediumError, Stored};
@@ -123,6 +123,13 @@ pub struct Problem {
     pub problem: Kind,
     /// The particulars (`MD5 … instead of …`, the read error).
     pub detail: String,
+    /// For a part of a split file: its number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part: Option<u32>,
+    /// The part of a version that is no backup (abandoned): listed, but
+    /// no backup is damaged by it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_a_backup: bool,
 }
 
 impl Problem {
@@ -133,6 +140,8 @@ impl Problem {
             path,
             problem,
             detail,
+            part: None,
+            not_a_backup: false,
         }
     }
 
@@ -143,8 +152,77 @@ impl Problem {
             path: path.into(),
             problem,
             detail,
+            part: None,
+            not_a_backup: false,
         }
     }
+}
+
+/// Where a part of a split file stands, by what the newest manifest given
+/// records of its version (this disc's own when it alone knows the part).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standing {
+    /// Its version is complete: a backup.
+    Backup,
+    /// Its version was still being staged when the newest disc given was
+    /// closed, as every part but the last is on its own disc: a later disc
+    /// may complete it, so it is checked, and its damage counted, as a
+    /// backup's.
+    Unfinished,
+    /// Its version was abandoned (or its state is not one we know): no
+    /// backup. Checked and listed, never counted as a damaged backup.
+    NotABackup,
+}
+
+impl Standing {
+    fn of(state: &str) -> Standing {
+        match state {
+            "complete" => Standing::Backup,
+            "staging" => Standing::Unfinished,
+            _ => Standing::NotABackup,
+        }
+    }
+}
+
+/// A part of a split file recorded on a disc, and what checking it showed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PartReport {
+    pub id: i64,
+    /// The file's name in the watched folder, bytes that are not UTF-8 as
+    /// `\xNN`.
+    pub filename: String,
+    pub part: u32,
+    /// Its path on the disc (`files/0/7.2`).
+    pub path: String,
+    pub offset: u64,
+    pub size: u64,
+    pub md5: String,
+    /// Its version's state: `complete`, `staging` or `abandoned`.
+    pub state: String,
+    pub standing: Standing,
+    /// Present, of its size and MD5.
+    pub ok: bool,
+    /// What is wrong with it, when something is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Kind>,
+}
+
+/// A file the disc must hold, as its manifest records it: a whole file,
+/// or a part.
+struct Expected {
+    id: i64,
+    name: String,
+    rel: String,
+    size: u64,
+    md5: String,
+    /// A part's number and its place in the report's `parts`.
+    part: Option<(u32, usize)>,
+    /// How a problem of it is introduced: `part 2`, and why it is or may
+    /// be no backup.
+    label: Option<String>,
+    /// Whether it is (or may be) a backup: its problems count as damage.
+    backup: bool,
 }
 
 /// What one disc showed.
@@ -155,7 +233,9 @@ pub struct DiscReport {
     pub source: String,
     /// `image` or `folder`.
     pub medium: &'static str,
-    /// Files its manifest says it holds.
+    /// Files its manifest says it holds as (maybe) backups: whole files,
+    /// and parts of split files that are or may be a backup; `ok`,
+    /// `damaged`, `missing` and `unreadable` count these.
     pub files: u64,
     pub ok: u64,
     pub damaged: u64,
@@ -169,6 +249,12 @@ pub struct DiscReport {
     pub bytes: u64,
     pub seconds: f64,
     pub problems: Vec<Problem>,
+    /// Every part of a split file its manifest records on it, whatever
+    /// its version's state, with what checking it showed.
+    pub parts: Vec<PartReport>,
+    /// Of those, parts of a version that is no backup (abandoned): checked
+    /// and listed, never counted in `files`, `damaged` or `missing`.
+    pub not_a_backup: u64,
 }
 
 impl DiscReport {
@@ -183,7 +269,49 @@ impl DiscReport {
         mb_per_s(self.bytes, self.seconds)
     }
 
+    /// Records what checking a file it must hold showed: fine (`None`),
+    /// or a problem.
+    fn checked(
+        &mut self,
+        e: &Expected,
+        problem: Option<(Kind, String)>,
+        on_problem: &mut dyn FnMut(&str, &Problem),
+    ) {
+        if let Some((_, i)) = e.part {
+            if let Some(p) = self.parts.get_mut(i) {
+                p.ok = problem.is_none();
+                p.problem = problem.as_ref().map(|(k, _)| *k);
+            }
+        }
+        let Some((kind, detail)) = problem else {
+            if e.backup {
+                self.ok += 1;
+            }
+            return;
+        };
+        self.add(
+            Problem {
+                id: Some(e.id),
+                filename: Some(e.name.clone()),
+                path: e.rel.clone(),
+                problem: kind,
+                detail: match &e.label {
+                    Some(label) => format!("{label}: {detail}"),
+                    None => detail,
+                },
+                part: e.part.map(|(k, _)| k),
+                not_a_backup: !e.backup,
+            },
+            on_problem,
+        );
+    }
+
     fn add(&mut self, p: Problem, on_problem: &mut dyn FnMut(&str, &Problem)) {
+        if p.not_a_backup {
+            on_problem(&format!("disc {} ({})", self.disc, self.source), &p);
+            self.problems.push(p);
+            return;
+        }
         match p.problem {
             Kind::Damaged => self.damaged += 1,
             Kind::Missing => self.missing += 1,
@@ -321,7 +449,9 @@ pub fn verify(
         report.unusable.push(u);
     }
     for m in media {
-        report.discs.push(verify_disc(m, progress, on_problem));
+        report
+            .discs
+            .push(verify_disc(m, set.history(), progress, on_problem));
     }
     if let Some(origin) = &opts.origin {
         report.origin = Some(verify_origin(&set, origin, progress, on_problem));
@@ -329,9 +459,11 @@ pub fn verify(
     Ok(report)
 }
 
-/// Verifies one disc against its own manifest.
+/// Verifies one disc against its own manifest (`history`, the newest
+/// manifest given, says only what became of a split version).
 fn verify_disc(
     m: &Medium,
+    history: &Manifest,
     progress: &Progress,
     on_problem: &mut dyn FnMut(&str, &Problem),
 ) -> DiscReport {
@@ -385,29 +517,47 @@ fn verify_disc(
             return r;
         }
     };
-    r.files = versions.len() as u64;
+    // What the disc must hold: its whole files, then every recorded part.
+    let mut expected: Vec<Expected> = versions
+        .iter()
+        .map(|v| Expected {
+            id: v.id,
+            name: names::display(&v.name, false),
+            rel: disc::file_path(v.id).to_string_lossy().into_owned(),
+            size: v.size,
+            md5: v.md5.clone(),
+            part: None,
+            label: None,
+            backup: true,
+        })
+        .collect();
+    r.files = expected.len() as u64;
+    expected.extend(disc_parts(m, history, &mut r, on_problem));
 
-    let mut known = HashSet::with_capacity(versions.len());
-    let mut jobs: Vec<(Stored, &Version)> = Vec::with_capacity(versions.len());
-    for v in &versions {
-        let rel = disc::file_path(v.id).to_string_lossy().into_owned();
-        match m.stored(v.id) {
-            None => r.add(
-                Problem::of(v, rel.clone(), Kind::Missing, "not on the disc".into()),
+    let mut known = HashSet::with_capacity(expected.len());
+    let mut jobs: Vec<(Stored, &Expected)> = Vec::with_capacity(expected.len());
+    for e in &expected {
+        let stored = match e.part {
+            None => m.stored(e.id),
+            Some((k, _)) => m.stored_part(e.id, k),
+        };
+        match stored {
+            None => r.checked(
+                e,
+                Some((Kind::Missing, "not on the disc".into())),
                 on_problem,
             ),
-            Some(s) if s.size != v.size => r.add(
-                Problem::of(
-                    v,
-                    rel.clone(),
+            Some(s) if s.size != e.size => r.checked(
+                e,
+                Some((
                     Kind::Damaged,
-                    format!("{} bytes instead of {}", s.size, v.size),
-                ),
+                    format!("{} bytes instead of {}", s.size, e.size),
+                )),
                 on_problem,
             ),
-            Some(s) => jobs.push((s, v)),
+            Some(s) => jobs.push((s, e)),
         }
-        known.insert(rel);
+        known.insert(e.rel.clone());
     }
     jobs.sort_by_key(|(s, _)| s.order);
 
@@ -419,28 +569,23 @@ fn verify_disc(
         |(s, _)| content.open(s),
         |(s, _)| s.rel.as_str(),
         progress,
-        |(s, v), outcome| {
+        |(_, e), outcome| {
             r.bytes += outcome.bytes;
             let problem = match outcome.result {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    Some((Kind::Missing, format!("vanished while verifying: {e}")))
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                    Some((Kind::Missing, format!("vanished while verifying: {err}")))
                 }
-                Err(e) => Some((Kind::Unreadable, e.to_string())),
-                Ok(_) if outcome.bytes != v.size => Some((
+                Err(err) => Some((Kind::Unreadable, err.to_string())),
+                Ok(_) if outcome.bytes != e.size => Some((
                     Kind::Damaged,
-                    format!("{} bytes read instead of {}", outcome.bytes, v.size),
+                    format!("{} bytes read instead of {}", outcome.bytes, e.size),
                 )),
-                Ok(md5) if md5 != v.md5 => {
-                    Some((Kind::Damaged, format!("MD5 {md5} instead of {}", v.md5)))
+                Ok(md5) if md5 != e.md5 => {
+                    Some((Kind::Damaged, format!("MD5 {md5} instead of {}", e.md5)))
                 }
                 Ok(_) => None,
             };
-            match problem {
-                Some((kind, detail)) => {
-                    r.add(Problem::of(v, s.rel.clone(), kind, detail), on_problem)
-                }
-                None => r.ok += 1,
-            }
+            r.checked(e, problem, on_problem);
         },
     );
 
@@ -448,14 +593,21 @@ fn verify_disc(
         Ok(mut all) => {
             all.sort_by_key(|s| s.order);
             for s in all.into_iter().filter(|s| !known.contains(&s.rel)) {
-                let id = s.rel.rsplit('/').next().and_then(|n| n.parse::<i64>().ok());
+                // `files/0/7` or, for a part, `files/0/7.2`.
+                let base = s.rel.rsplit('/').next().unwrap_or_default();
+                let (id, part) = match base.split_once('.') {
+                    Some((id, k)) => (id, k.parse::<u32>().ok()),
+                    None => (base, None),
+                };
                 r.add(
                     Problem {
-                        id,
+                        id: id.parse::<i64>().ok(),
                         filename: None,
-                        path: s.rel,
+                        part,
+                        not_a_backup: false,
                         problem: Kind::Unknown,
                         detail: format!("{} bytes, not in this disc's manifest", s.size),
+                        path: s.rel,
                     },
                     on_problem,
                 );
@@ -474,6 +626,112 @@ fn verify_disc(
         .sort_by_key(|p| (p.id.is_some(), p.id, p.path.clone()));
     r.seconds = started.elapsed().as_secs_f64();
     r
+}
+
+/// Every part of a split file that the disc's manifest records on it,
+/// whatever its version's state, entered in the report's `parts`, as files
+/// to check. A part's standing comes from the newest manifest given when it
+/// knows the part (a disc closed before the version's last part calls it
+/// `staging` for ever), else from the disc's own.
+fn disc_parts(
+    m: &Medium,
+    history: &Manifest,
+    r: &mut DiscReport,
+    on_problem: &mut dyn FnMut(&str, &Problem),
+) -> Vec<Expected> {
+    let own = match m.manifest.disc_parts(m.disc) {
+        Ok((parts, invalid)) => {
+            if invalid > 0 {
+                r.add(
+                    Problem::at(
+                        disc::MANIFEST,
+                        Kind::Manifest,
+                        format!("{invalid} part rows of this disc are unusable; their parts cannot be checked"),
+                    ),
+                    on_problem,
+                );
+            }
+            parts
+        }
+        Err(e) => {
+            r.add(
+                Problem::at(
+                    disc::MANIFEST,
+                    Kind::Manifest,
+                    format!("cannot list this disc's parts of split files: {e}"),
+                ),
+                on_problem,
+            );
+            return Vec::new();
+        }
+    };
+    if own.is_empty() {
+        return Vec::new();
+    }
+    // A newer manifest that cannot be read leaves each part its own disc's
+    // state; that manifest's own disc says what is wrong with it.
+    let newer: HashMap<(i64, u32), String> = if std::ptr::eq(history, &m.manifest) {
+        HashMap::new()
+    } else {
+        history
+            .disc_parts(m.disc)
+            .map(|(parts, _)| parts)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| ((p.file_id, p.part.part), p.state))
+            .collect()
+    };
+    let mut out = Vec::with_capacity(own.len());
+    for p in own {
+        let state = newer
+            .get(&(p.file_id, p.part.part))
+            .cloned()
+            .unwrap_or(p.state);
+        let standing = Standing::of(&state);
+        let k = p.part.part;
+        let name = names::display(&p.name, false);
+        let rel = disc::part_path(p.file_id, k).to_string_lossy().into_owned();
+        let label = match standing {
+            Standing::Backup => format!("part {k}"),
+            Standing::Unfinished => format!(
+                "part {k} (its version was unfinished when the newest disc given was closed)"
+            ),
+            Standing::NotABackup => format!(
+                "part {k}, not a backup (its version is {})",
+                names::display(state.as_bytes(), false)
+            ),
+        };
+        let backup = standing != Standing::NotABackup;
+        if backup {
+            r.files += 1;
+        } else {
+            r.not_a_backup += 1;
+        }
+        out.push(Expected {
+            id: p.file_id,
+            name: name.clone(),
+            rel: rel.clone(),
+            size: p.part.size,
+            md5: p.part.md5.clone(),
+            part: Some((k, r.parts.len())),
+            label: Some(label),
+            backup,
+        });
+        r.parts.push(PartReport {
+            id: p.file_id,
+            filename: name,
+            part: k,
+            path: rel,
+            offset: p.part.offset,
+            size: p.part.size,
+            md5: p.part.md5,
+            state,
+            standing,
+            ok: false,
+            problem: None,
+        });
+    }
+    out
 }
 
 /// Checks the live folder against the newest manifest.
@@ -612,245 +870,9 @@ fn is_gone(e: &io::Error) -> bool {
     )
 }
 
-/// What reading one file gave.
-struct Outcome {
-    /// Bytes read (up to the error, if any).
-    bytes: u64,
-    /// The MD5 in lowercase hex, or the error that stopped the read.
-    result: io::Result<String>,
-}
-
-/// Threads computing MD5s: one reader feeds them.
-const HASHERS: usize = 2;
-/// Bytes per read.
-const BUFFER: usize = 1 << 20;
-/// Buffers in flight between the reader and the hashers: enough to hold a
-/// typical photo or song for each hasher while the reader runs ahead.
-const BUFFERS: usize = 32;
-
-/// What the reader hands a hasher.
-enum Chunk {
-    /// Item `i` begins.
-    Start(usize),
-    /// Its next bytes: the first `n` of the buffer.
-    Data(Vec<u8>, usize),
-    /// It ended.
-    End,
-    /// Reading it failed.
-    Failed(io::Error),
-}
-
-/// Reads `items` one after the other in the order given, with one reader
-/// (so a drive reads front to back and never seeks between files), while
-/// `hashers` threads compute the MD5s, each file going whole to the least
-/// busy one. `done` runs on the calling thread for each item as it finishes.
-fn hash_all<T, R>(
-    items: &[T],
-    hashers: usize,
-    open: impl Fn(&T) -> io::Result<R> + Send,
-    label: impl Fn(&T) -> &str + Send,
-    progress: &Progress,
-    mut done: impl FnMut(&T, Outcome),
-) where
-    T: Sync,
-    R: Read,
-{
-    let hashers = hashers.max(1);
-    let queued: Vec<AtomicUsize> = (0..hashers).map(|_| AtomicUsize::new(0)).collect();
-    std::thread::scope(|s| {
-        let (results, finished) = mpsc::channel();
-        let (give_back, pool) = mpsc::channel();
-        let mut queues = Vec::with_capacity(hashers);
-        for queued in &queued {
-            let (tx, rx) = mpsc::channel();
-            queues.push(tx);
-            let (results, give_back) = (results.clone(), give_back.clone());
-            s.spawn(move || hash_chunks(rx, queued, give_back, results));
-        }
-        drop((results, give_back));
-        let queued = &queued;
-        s.spawn(move || {
-            let mut buffers = Buffers {
-                pool,
-                made: 0,
-                spare: None,
-            };
-            for (i, item) in items.iter().enumerate() {
-                let h = (0..hashers)
-                    .min_by_key(|&h| queued[h].load(Ordering::Relaxed))
-                    .unwrap_or(0);
-                let send = |c: Chunk| {
-                    if matches!(c, Chunk::Data(..)) {
-                        queued[h].fetch_add(1, Ordering::Relaxed);
-                    }
-                    queues[h].send(c).is_ok()
-                };
-                if !send(Chunk::Start(i)) {
-                    return;
-                }
-                let last = match open(item) {
-                    Ok(mut reader) => {
-                        read_chunks(&mut reader, &mut buffers, label(item), progress, &send)
-                    }
-                    Err(e) => Some(Chunk::Failed(e)),
-                };
-                if !last.is_some_and(send) {
-                    return;
-                }
-            }
-        });
-        for (i, outcome) in finished {
-            done(&items[i], outcome);
-        }
-    });
-}
-
-/// The reader's buffers: at most [`BUFFERS`], handed back by the hashers.
-struct Buffers {
-    pool: mpsc::Receiver<Vec<u8>>,
-    made: usize,
-    spare: Option<Vec<u8>>,
-}
-
-impl Buffers {
-    /// A free buffer, waiting for one when all are in use; `None` when the
-    /// hashers are gone.
-    fn take(&mut self) -> Option<Vec<u8>> {
-        if let Some(b) = self.spare.take() {
-            return Some(b);
-        }
-        if let Ok(b) = self.pool.try_recv() {
-            return Some(b);
-        }
-        if self.made < BUFFERS {
-            self.made += 1;
-            return Some(vec![0u8; BUFFER]);
-        }
-        self.pool.recv().ok()
-    }
-}
-
-/// Reads one file, sending its bytes on; returns how it ended (`End` or
-/// `Failed`), or `None` when the hashers are gone.
-fn read_chunks(
-    reader: &mut impl Read,
-    buffers: &mut Buffers,
-    label: &str,
-    progress: &Progress,
-    send: &impl Fn(Chunk) -> bool,
-) -> Option<Chunk> {
-    loop {
-        if let Some(e) = injected_read_error(label) {
-            return Some(Chunk::Failed(e));
-        }
-        let mut buf = buffers.take()?;
-        match reader.read(&mut buf) {
-            Ok(0) => {
-                buffers.spare = Some(buf);
-                return Some(Chunk::End);
-            }
-            Ok(n) => {
-                progress.add_bytes(n as u64);
-                if !send(Chunk::Data(buf, n)) {
-                    return None;
-                }
-            }
-            Err(e) => {
-                buffers.spare = Some(buf);
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Some(Chunk::Failed(e));
-                }
-            }
-        }
-    }
-}
-
-/// One hasher: MD5s of the files the reader sends it, one after the other.
-fn hash_chunks(
-    chunks: mpsc::Receiver<Chunk>,
-    queued: &AtomicUsize,
-    give_back: mpsc::Sender<Vec<u8>>,
-    results: mpsc::Sender<(usize, Outcome)>,
-) {
-    let mut current: Option<(usize, Md5, u64)> = None;
-    for chunk in chunks {
-        let finished = match chunk {
-            Chunk::Start(i) => {
-                current = Some((i, Md5::new(), 0));
-                None
-            }
-            Chunk::Data(buf, n) => {
-                queued.fetch_sub(1, Ordering::Relaxed);
-                if let Some((_, h, bytes)) = &mut current {
-                    h.update(&buf[..n]);
-                    *bytes += n as u64;
-                }
-                let _ = give_back.send(buf);
-                None
-            }
-            Chunk::End => current.take().map(|(i, h, bytes)| {
-                let md5 = crate::mkiso::hex(&h.finalize());
-                (
-                    i,
-                    Outcome {
-                        bytes,
-                        result: Ok(md5),
-                    },
-                )
-            }),
-            Chunk::Failed(e) => current.take().map(|(i, _, bytes)| {
-                (
-                    i,
-                    Outcome {
-                        bytes,
-                        result: Err(e),
-                    },
-                )
-            }),
-        };
-        if let Some(f) = finished {
-            if results.send(f).is_err() {
-                return;
-            }
-        }
-    }
-}
-
-/// For tests: `FAILPOINTS=verify::read=return(eio:files/0/3)` makes reading
-/// that file fail with EIO (`return(eio)`: every file).
-fn injected_read_error(label: &str) -> Option<io::Error> {
-    crate::fault::injected_for("verify::read", label)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hashing_reads_every_item_once_in_any_worker_count() {
-        let items: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; i as usize * 1000]).collect();
-        for hashers in [1, 2, 3] {
-            let mut seen = vec![None; items.len()];
-            hash_all(
-                &items,
-                hashers,
-                |d| Ok(std::io::Cursor::new(d.clone())),
-                |_| "",
-                &Progress::hidden(),
-                |d, o| {
-                    let i = d.first().copied().unwrap_or(0) as usize;
-                    assert_eq!(o.bytes, d.len() as u64);
-                    seen[i] = Some(o.result.unwrap());
-                },
-            );
-            for (i, d) in items.iter().enumerate() {
-                assert_eq!(
-                    seen[i].as_deref(),
-                    Some(crate::mkiso::hex(&Md5::digest(d)).as_str())
-                );
-            }
-        }
-    }
 
     #[test]
     fn a_clean_report_has_no_bad_files_and_a_sound_manifest() {

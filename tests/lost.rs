@@ -241,8 +241,9 @@ fn a_newer_version_on_a_lost_disc_does_not_make_history_only() {
 }
 
 mod model {
-    //! Small catalogues where versions sit on available, lost and open
-    //! discs, checked against a reference model of the four categories.
+    //! Small catalogues where versions, whole or split over consecutive
+    //! discs, sit on available, lost and open discs, checked against a
+    //! reference model of the four categories.
 
     use std::collections::BTreeSet;
     use std::path::Path;
@@ -264,33 +265,70 @@ mod model {
         Open,
     }
 
+    #[derive(Debug, Clone, Copy)]
+    struct V {
+        name: usize,
+        /// The disc of a whole file, or of a split one's first part.
+        disc: usize,
+        content: usize,
+        /// 1: a whole file; more: parts on `disc`, `disc + 1`, ...
+        parts: usize,
+        /// A split version abandoned before its last part: no backup.
+        abandoned: bool,
+    }
+
+    impl V {
+        fn discs(&self) -> std::ops::Range<usize> {
+            self.disc..self.disc + self.parts
+        }
+    }
+
     #[derive(Debug, Clone)]
     struct Case {
         discs: Vec<State>,
-        /// (name, disc index, content), in id order.
-        versions: Vec<(usize, usize, usize)>,
+        /// In id order.
+        versions: Vec<V>,
         /// What the origin holds at each name, and at `/elsewhere`.
         origin: Vec<Option<usize>>,
         elsewhere: Option<usize>,
-        /// Which closed disc is lost now.
-        named: prop::sample::Index,
+        /// Which closed discs are lost now (one or two).
+        named: Vec<prop::sample::Index>,
     }
 
     fn case() -> impl Strategy<Value = Case> {
         (
             prop::collection::vec(
                 prop::sample::select(vec![State::Available, State::Lost, State::Open]),
-                1..5,
+                1..6,
             ),
-            prop::collection::vec((0..NAMES.len(), 0..8usize, 0..CONTENTS.len()), 0..10),
+            prop::collection::vec(
+                (
+                    0..NAMES.len(),
+                    0..8usize,
+                    0..CONTENTS.len(),
+                    prop::sample::select(vec![1usize, 1, 2, 3]),
+                    prop::bool::weighted(0.2),
+                ),
+                0..10,
+            ),
             prop::collection::vec(prop::option::of(0..CONTENTS.len()), NAMES.len()),
             prop::option::of(0..CONTENTS.len()),
-            any::<prop::sample::Index>(),
+            prop::collection::vec(any::<prop::sample::Index>(), 1..3),
         )
             .prop_map(|(discs, versions, origin, elsewhere, named)| Case {
                 versions: versions
                     .into_iter()
-                    .map(|(n, d, c)| (n, d % discs.len(), c))
+                    .map(|(name, d, content, parts, abandoned)| {
+                        let disc = d % discs.len();
+                        let parts = parts.min(discs.len() - disc);
+                        V {
+                            name,
+                            disc,
+                            content,
+                            parts,
+                            abandoned: abandoned && parts > 1,
+                        }
+                    })
                     .collect(),
                 discs,
                 origin,
@@ -304,7 +342,11 @@ mod model {
         conn.execute_batch(
             "CREATE TABLE discs(id INTEGER PRIMARY KEY, started INTEGER, completed INTEGER, available BOOLEAN);
              CREATE TABLE files(id INTEGER PRIMARY KEY, filename TEXT, timestamp INTEGER, md5 TEXT,
-                                size INTEGER, mtime INTEGER, disc_id INTEGER, desc TEXT, copied BOOLEAN);",
+                                size INTEGER, mtime INTEGER, disc_id INTEGER, desc TEXT, copied BOOLEAN);
+             CREATE TABLE splits(file_id INTEGER PRIMARY KEY, state TEXT NOT NULL, why TEXT);
+             CREATE TABLE parts(file_id INTEGER NOT NULL, part INTEGER NOT NULL,
+                                disc_id INTEGER NOT NULL, offset INTEGER NOT NULL, size INTEGER NOT NULL,
+                                md5 TEXT, copied BOOLEAN NOT NULL, PRIMARY KEY(file_id, part));",
         )
         .unwrap();
         for (i, s) in c.discs.iter().enumerate() {
@@ -315,19 +357,54 @@ mod model {
             )
             .unwrap();
         }
-        for (id, (n, d, content)) in c.versions.iter().enumerate() {
+        for (id, v) in c.versions.iter().enumerate() {
+            let id = id as i64 + 1;
+            let data = CONTENTS[v.content];
+            let split = v.parts > 1;
+            let copied = !v.abandoned;
             conn.execute(
-                "INSERT INTO files VALUES (?1, ?2, 1700000050.0, ?3, ?4, ?5, ?6, 'x', 1)",
+                "INSERT INTO files VALUES (?1, ?2, 1700000050.0, ?3, ?4, ?5, ?6, 'x', ?7)",
                 rusqlite::params![
-                    id as i64 + 1,
-                    NAMES[*n],
-                    md5_bytes(CONTENTS[*content]),
-                    CONTENTS[*content].len() as i64,
+                    id,
+                    NAMES[v.name],
+                    copied.then(|| md5_bytes(data)),
+                    data.len() as i64,
                     MTIME,
-                    *d as i64 + 1
+                    (!split).then_some(v.disc as i64 + 1),
+                    copied as i64,
                 ],
             )
             .unwrap();
+            if !split {
+                continue;
+            }
+            conn.execute(
+                "INSERT INTO splits VALUES (?1, ?2, NULL)",
+                rusqlite::params![id, if v.abandoned { "abandoned" } else { "complete" }],
+            )
+            .unwrap();
+            // Parts as even as the bytes allow, the last holding the tail.
+            let each = data.len() / v.parts;
+            for k in 0..v.parts {
+                let from = k * each;
+                let to = if k + 1 == v.parts {
+                    data.len()
+                } else {
+                    from + each
+                };
+                conn.execute(
+                    "INSERT INTO parts VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)",
+                    rusqlite::params![
+                        id,
+                        k as i64 + 1,
+                        (v.disc + k) as i64 + 1,
+                        from as i64,
+                        (to - from) as i64,
+                        md5_bytes(&data[from..to])
+                    ],
+                )
+                .unwrap();
+            }
         }
     }
 
@@ -354,26 +431,26 @@ mod model {
         }
     }
 
-    /// The categories as the README defines them, by (name, id).
-    fn expected(c: &Case, named: usize) -> [BTreeSet<(String, i64)>; 4] {
-        let lost = |d: usize| d == named || c.discs[d] == State::Lost;
+    /// The categories as the README defines them, by (name, id): a version
+    /// is on the discs named when any of its discs is, held when none of
+    /// its discs is lost; an abandoned split version is no backup at all.
+    fn expected(c: &Case, named: &[usize]) -> [BTreeSet<(String, i64)>; 4] {
+        let lost = |d: usize| named.contains(&d) || c.discs[d] == State::Lost;
+        let held = |v: &V| !v.abandoned && !v.discs().any(lost);
         let mut out: [BTreeSet<(String, i64)>; 4] = Default::default();
-        for (i, &(n, d, content)) in c.versions.iter().enumerate() {
-            if d != named {
+        for (i, v) in c.versions.iter().enumerate() {
+            if v.abandoned || !v.discs().any(|d| named.contains(&d)) {
                 continue;
             }
-            let key = (NAMES[n].to_string(), i as i64 + 1);
+            let key = (NAMES[v.name].to_string(), i as i64 + 1);
             let newer_held = c.versions[i + 1..]
                 .iter()
-                .any(|&(n2, d2, _)| n2 == n && !lost(d2));
-            let same_content_held = c
-                .versions
-                .iter()
-                .any(|&(_, d2, c2)| c2 == content && !lost(d2));
-            let in_origin = c.origin.contains(&Some(content)) || c.elsewhere == Some(content);
+                .any(|w| w.name == v.name && held(w));
+            let same_content_held = c.versions.iter().any(|w| w.content == v.content && held(w));
+            let in_origin = c.origin.contains(&Some(v.content)) || c.elsewhere == Some(v.content);
             let category = if newer_held {
                 3
-            } else if c.origin[n] == Some(content) {
+            } else if c.origin[v.name] == Some(v.content) {
                 2
             } else if same_content_held || in_origin {
                 1
@@ -394,7 +471,10 @@ mod model {
                 .filter(|&d| c.discs[d] != State::Open)
                 .collect();
             prop_assume!(!closed.is_empty());
-            let named = closed[c.named.index(closed.len())];
+            let mut named: Vec<usize> =
+                c.named.iter().map(|i| closed[i.index(closed.len())]).collect();
+            named.sort_unstable();
+            named.dedup();
             let dir = tempfile::tempdir().unwrap();
             let manifest = dir.path().join("manifest.db");
             let origin = dir.path().join("origin");
@@ -404,7 +484,7 @@ mod model {
             let report = lost::lost(
                 &LostOptions {
                     source: Source::Manifest(manifest),
-                    discs: vec![named as i64 + 1],
+                    discs: named.iter().map(|&d| d as i64 + 1).collect(),
                     origin: Some(origin),
                     what_if: false,
                     restage: false,
@@ -413,17 +493,31 @@ mod model {
                 &Progress::hidden(),
             )
             .unwrap();
+            prop_assert_eq!(report.invalid_rows, 0);
             let got = |entries: &[lost::Entry]| -> BTreeSet<(String, i64)> {
                 entries
                     .iter()
                     .map(|e| (String::from_utf8_lossy(&e.filename).into_owned(), e.id))
                     .collect()
             };
-            let want = expected(&c, named);
+            // Each version once, in one category, whatever number of its
+            // discs is named.
+            let all: Vec<i64> = [&report.unrecoverable, &report.renamed, &report.reprotectable, &report.history_only]
+                .iter()
+                .flat_map(|l| l.iter().map(|e| e.id))
+                .collect();
+            let distinct: BTreeSet<i64> = all.iter().copied().collect();
+            prop_assert_eq!(all.len(), distinct.len(), "a version listed twice");
+            let want = expected(&c, &named);
             prop_assert_eq!(got(&report.unrecoverable), want[0].clone(), "unrecoverable");
             prop_assert_eq!(got(&report.renamed), want[1].clone(), "renamed");
             prop_assert_eq!(got(&report.reprotectable), want[2].clone(), "reprotectable");
             prop_assert_eq!(got(&report.history_only), want[3].clone(), "history only");
+            for e in report.unrecoverable.iter().chain(&report.history_only) {
+                let v = c.versions[e.id as usize - 1];
+                let discs: Vec<i64> = v.discs().map(|d| d as i64 + 1).collect();
+                prop_assert_eq!(&e.discs, &discs);
+            }
         }
     }
 }

@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use anyhow::Result;
 use clap::Parser;
 use dbackup::cli::FindArgs;
-use dbackup::find::{self, FindOptions, FindReport};
+use dbackup::find::{self, Availability, FindOptions, FindReport, Found};
 use dbackup::{exit, names, output};
 
 fn main() {
@@ -109,8 +109,8 @@ fn print(args: &FindArgs, report: &FindReport) -> std::io::Result<()> {
                 f.id.to_string(),
                 time(f.timestamp),
                 size,
-                f.disc.to_string(),
-                f.availability.as_str().into(),
+                output::discs(&f.discs),
+                availability(f),
                 f.md5.clone(),
                 names::display(f.desc.as_bytes(), true),
             ]
@@ -121,8 +121,8 @@ fn print(args: &FindArgs, report: &FindReport) -> std::io::Result<()> {
                 f.versions.to_string(),
                 time(f.timestamp),
                 size,
-                f.disc.to_string(),
-                f.availability.as_str().into(),
+                output::discs(&f.discs),
+                availability(f),
             ]
         } else {
             vec![
@@ -130,8 +130,8 @@ fn print(args: &FindArgs, report: &FindReport) -> std::io::Result<()> {
                 f.versions.to_string(),
                 time(f.timestamp),
                 size,
-                f.disc.to_string(),
-                f.availability.as_str().into(),
+                output::discs(&f.discs),
+                availability(f),
             ]
         };
         rows.push(row);
@@ -140,4 +140,27 @@ fn print(args: &FindArgs, report: &FindReport) -> std::io::Result<()> {
         rows.write(&mut out, terminal)?;
     }
     Ok(())
+}
+
+/// The "disc is" cell: for a whole file, where its disc is; for a split
+/// file, which of its discs are lost or not given (`lost: 4; not given: 6`),
+/// since every one is needed.
+fn availability(f: &Found) -> String {
+    if f.parts.is_empty() || f.availability == Availability::Given {
+        return f.availability.as_str().into();
+    }
+    let mut said = Vec::new();
+    for kind in [Availability::Lost, Availability::NotGiven] {
+        let mut discs: Vec<i64> = f
+            .parts
+            .iter()
+            .filter(|p| p.availability == kind)
+            .map(|p| p.disc)
+            .collect();
+        discs.dedup();
+        if !discs.is_empty() {
+            said.push(format!("{}: {}", kind.as_str(), output::discs(&discs)));
+        }
+    }
+    said.join("; ")
 }

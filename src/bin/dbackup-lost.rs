@@ -145,7 +145,7 @@ fn print(args: &LostArgs, report: &LostReport) -> std::io::Result<()> {
                 rows.push(vec![
                     names::display(&e.filename, true),
                     e.id.to_string(),
-                    e.disc.to_string(),
+                    output::discs(&e.discs),
                     e.size.to_string(),
                     e.md5.clone(),
                     names::display(e.note.as_deref().unwrap_or_default().as_bytes(), true),
@@ -161,6 +161,15 @@ fn print(args: &LostArgs, report: &LostReport) -> std::io::Result<()> {
             &mut out,
             "Recorded damaged (no backup, never on the disc)",
             &report.damaged,
+        )?;
+        list(
+            &mut out,
+            if report.marked {
+                "Unfinished split files abandoned (no backup yet; the next monitor takes them again)"
+            } else {
+                "Unfinished split files that would be abandoned (no backup yet)"
+            },
+            &report.unfinished,
         )?;
         if args.restage {
             writeln!(
