@@ -12,7 +12,7 @@
 # /usr/bin/time -v. Run by hand: bench/run-split.sh (BENCH_QUICK=1 for a
 # smoke run).
 #
-# Environment: SPLIT_MB=10240, SPLIT_DISC_MB=2048, RUNS=3,
+# Environment: SPLIT_MB=10240, SPLIT_DISC_MB=2048, RUNS=3, WARMUP=1,
 # BENCH_DIR=target/bench, KEEP=1 (keep the data), CARGO_TARGET_DIR.
 # Disk: about 4.5 times SPLIT_MB (source, images, two restores).
 set -euo pipefail
@@ -26,6 +26,7 @@ fi
 SPLIT_MB=${SPLIT_MB:-10240}
 SPLIT_DISC_MB=${SPLIT_DISC_MB:-2048}
 RUNS=${RUNS:-3}
+WARMUP=${WARMUP:-1}
 
 need_tools hyperfine python3 xorriso bsdtar md5sum
 build_release
@@ -47,7 +48,7 @@ stage="$B/dbackup-stage -w $RUN/work --no-progress"
 
 say "1. Staging it onto ${SPLIT_DISC_MB} MiB discs: dbackup-stage vs md5sum + xorriso"
 check_idle
-hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$RUN/stage.json" \
+hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$RUN/stage.json" \
     --prepare "sh -c 'rm -rf $RUN/work $RUN/x.iso && $stage init $RUN/src --disc-size $disc >/dev/null'" \
     "sh -c '$stage monitor >/dev/null && $stage close >/dev/null'" \
     "sh -c 'md5sum $RUN/src/video.mp4 >/dev/null && xorriso -as mkisofs -quiet -r -J -iso-level 3 -o $RUN/x.iso $RUN/src'"
@@ -73,7 +74,7 @@ ls $RUN/r2/files/*/* | sort -t. -k2 -n | xargs cat > $RUN/r2/video.mp4
 md5sum $RUN/r2/video.mp4 >/dev/null
 REF
 check_idle
-hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$RUN/restore.json" \
+hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$RUN/restore.json" \
     --prepare "rm -rf $RUN/r1 $RUN/r2" \
     "$B/dbackup-restore --no-progress -q $discs --to $RUN/r1" \
     "sh $RUN/ref-restore.sh"

@@ -790,16 +790,21 @@ impl Manifest {
     /// `size`, on ascending discs. Anything else is no backup (`None`). The
     /// lookup runs within the work budget of the statement reading the row.
     fn split_parts(&self, id: i64, size: u64) -> Option<Vec<PartRow>> {
+        // Exactly one `splits` row, `complete` (a crafted manifest may have
+        // two, where our catalogue's key allows one).
         let state: Option<Vec<u8>> = self
             .conn
-            .query_row("SELECT state FROM splits WHERE file_id=?1", [id], |r| {
-                Ok(match r.get_ref(0)? {
-                    ValueRef::Text(t) => Some(t.to_vec()),
-                    _ => None,
-                })
-            })
-            .optional()
-            .ok()??;
+            .query_row(
+                "SELECT count(*), max(state) FROM splits WHERE file_id=?1",
+                [id],
+                |r| {
+                    Ok(match (r.get_ref(0)?, r.get_ref(1)?) {
+                        (ValueRef::Integer(1), ValueRef::Text(t)) => Some(t.to_vec()),
+                        _ => None,
+                    })
+                },
+            )
+            .ok()?;
         if state.as_deref() != Some(b"complete".as_slice()) {
             return None;
         }
@@ -995,6 +1000,54 @@ mod tests {
         let e = m.err(endless).to_string();
         assert!(e.contains("crafted or damaged"), "{e}");
         assert_eq!(m.discs().unwrap().len(), 1);
+    }
+
+    /// A split version is read only with exactly one `complete` row in
+    /// `splits` and sound parts; a crafted second row makes it no backup.
+    #[test]
+    fn a_split_version_needs_one_complete_state_and_sound_parts() {
+        let versions = |extra: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("manifest.db");
+            let md5 = "0123456789abcdef0123456789abcdef";
+            Connection::open(&path)
+                .unwrap()
+                .execute_batch(&format!(
+                    "CREATE TABLE discs(id INTEGER PRIMARY KEY, started, completed, available);
+                     CREATE TABLE files(id INTEGER PRIMARY KEY, filename, timestamp, md5, size,
+                                        mtime, disc_id, desc, copied);
+                     CREATE TABLE splits(file_id, state, why);
+                     CREATE TABLE parts(file_id, part, disc_id, offset, size, md5, copied);
+                     INSERT INTO discs VALUES (1, 1.0, 2.0, 1), (2, 3.0, 4.0, 1);
+                     INSERT INTO files VALUES (7, '/v', 1.0, '{md5}', 10, 1.0, NULL, 'New file', 1);
+                     INSERT INTO splits VALUES (7, 'complete', NULL);
+                     INSERT INTO parts VALUES (7, 1, 1, 0, 6, '{md5}', 1), (7, 2, 2, 6, 4, '{md5}', 1);
+                     {extra}"
+                ))
+                .unwrap();
+            let m = Manifest::open(&path).unwrap();
+            let mut out = Vec::new();
+            let invalid = m.for_each_version(&mut |v| out.push(v)).unwrap();
+            (out, invalid)
+        };
+        let (sound, invalid) = versions("");
+        assert_eq!(invalid, 0);
+        assert_eq!(sound.len(), 1);
+        assert_eq!(sound[0].discs(), vec![1, 2]);
+        for crafted in [
+            "INSERT INTO splits VALUES (7, 'abandoned', NULL);",
+            "INSERT INTO splits VALUES (7, 'complete', NULL);",
+            "UPDATE parts SET offset=5 WHERE part=2;",
+            "UPDATE parts SET disc_id=0 WHERE part=2;",
+            "UPDATE parts SET part=3 WHERE part=2;",
+            "UPDATE parts SET size=5 WHERE part=2;",
+            "INSERT INTO parts VALUES (7, 3, 2, 10, 1, '0123456789abcdef0123456789abcdef', 1);",
+            "UPDATE splits SET state='staging';",
+        ] {
+            let (out, invalid) = versions(crafted);
+            assert!(out.is_empty(), "{crafted}");
+            assert_eq!(invalid, 1, "{crafted}");
+        }
     }
 
     #[test]
