@@ -62,7 +62,7 @@ record "stage a ${SPLIT_MB} MiB file in ${parts} parts on ${SPLIT_DISC_MB} MiB d
     "md5sum + xorriso" rate ">=0.9" "$rss" "$bytes"
 
 say "2. Restoring it from its ${parts} images: dbackup-restore vs bsdtar -xf + cat + md5sum"
-isos=$(ls "$RUN"/work/isos/disc-*.iso | sort -V)
+isos=$(ls "$RUN"/work/isos/disc-*.iso | sort -V | tr '\n' ' ')
 discs=$(for i in $isos; do printf -- '-d %s ' "$i"; done)
 # The reference: every image extracted, the parts put together in order,
 # the result hashed.
@@ -70,7 +70,7 @@ cat >"$RUN/ref-restore.sh" <<REF
 set -e
 mkdir -p $RUN/r2
 for i in $isos; do bsdtar -xf \$i -C $RUN/r2 files; done
-ls $RUN/r2/files/*/* | sort -t. -k2 -n | xargs cat > $RUN/r2/video.mp4
+find $RUN/r2/files -type f -name '*.*' | awk -F. '{ print \$NF, \$0 }' | sort -n | cut -d' ' -f2- | xargs cat > $RUN/r2/video.mp4
 md5sum $RUN/r2/video.mp4 >/dev/null
 REF
 check_idle

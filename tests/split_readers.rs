@@ -21,31 +21,6 @@ const DISC: &str = "1000000";
 /// A file of three discs' worth: parts on discs 1, 2 and 3.
 const BIG: u64 = 2_000_000;
 
-/// A sparse file of `size` bytes with a block of data (`seed`) every
-/// 300 kB, so every part holds something of its own.
-fn sparse(path: &Path, size: u64, seed: u8) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut f = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .unwrap();
-    f.set_len(size).unwrap();
-    let mut at = 0u64;
-    let mut i = 0u8;
-    while at < size {
-        f.seek(SeekFrom::Start(at)).unwrap();
-        let block: Vec<u8> = (0..4096u32)
-            .map(|k| (k as u8).wrapping_mul(31) ^ seed ^ i)
-            .collect();
-        let n = block.len().min((size - at) as usize);
-        f.write_all(&block[..n]).unwrap();
-        at += 300_001;
-        i = i.wrapping_add(1);
-    }
-}
-
 /// (part, disc, size, md5) of every recorded part of `id`, from the
 /// workdir's catalogue.
 fn parts(env: &TestEnv, id: i64) -> Vec<(i64, i64, i64, String)> {

@@ -8,38 +8,12 @@ mod common;
 use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
 use std::time::Duration;
 
 use common::*;
 
 /// A disc of 1 MB: about 800 kB of room for a part.
 const DISC: &str = "1000000";
-
-/// A sparse file of `size` bytes with a few blocks of data (`seed`) spread
-/// over it, so every part holds something of its own.
-fn sparse(path: &Path, size: u64, seed: u8) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut f = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .unwrap();
-    f.set_len(size).unwrap();
-    let mut at = 0u64;
-    let mut i = 0u8;
-    while at < size {
-        f.seek(SeekFrom::Start(at)).unwrap();
-        let block: Vec<u8> = (0..4096u32)
-            .map(|k| (k as u8).wrapping_mul(31) ^ seed ^ i)
-            .collect();
-        let n = block.len().min((size - at) as usize);
-        f.write_all(&block[..n]).unwrap();
-        at += 300_001;
-        i = i.wrapping_add(1);
-    }
-}
 
 /// (part, disc, offset, size, md5) of every recorded part of `id`.
 fn parts(env: &TestEnv, id: i64) -> Vec<(i64, i64, i64, i64, String)> {

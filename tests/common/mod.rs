@@ -600,3 +600,28 @@ pub fn with_closed_output(mut cmd: Command, close_stderr: bool) -> (Option<i32>,
         (out.status.code(), text(&out.stderr))
     }
 }
+
+/// A sparse file of `size` bytes with a few blocks of data (`seed`) spread
+/// over it, so every part holds something of its own.
+pub fn sparse(path: &Path, size: u64, seed: u8) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .unwrap();
+    f.set_len(size).unwrap();
+    let mut at = 0u64;
+    let mut i = 0u8;
+    while at < size {
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(at)).unwrap();
+        let block: Vec<u8> = (0..4096u32)
+            .map(|k| (k as u8).wrapping_mul(31) ^ seed ^ i)
+            .collect();
+        let n = block.len().min((size - at) as usize);
+        std::io::Write::write_all(&mut f, &block[..n]).unwrap();
+        at += 300_001;
+        i = i.wrapping_add(1);
+    }
+}
