@@ -414,6 +414,16 @@ fn a_part_of_an_abandoned_version_is_checked_but_is_no_backup() {
     assert_eq!(d1["parts"][0]["state"], "abandoned");
     assert_eq!(d1["parts"][0]["standing"], "not_a_backup");
     assert_eq!(d1["parts"][0]["ok"], true);
+    // The table (TSV off a terminal) says so too, in its parts column.
+    let table = text(&tool("dbackup-verify", &[&isos], &[]).stdout);
+    let head: Vec<&str> = table.lines().next().unwrap().split('\t').collect();
+    let col = head
+        .iter()
+        .position(|h| *h == "parts")
+        .expect("a parts column");
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split('\t').collect();
+    assert_eq!(row[0], "1");
+    assert_eq!(row[col], "1/1 ok, 1 no backup", "{table}");
 
     // Damaged, it is listed as not a backup and counts as no damage.
     let dir = tempfile::tempdir().unwrap();

@@ -70,6 +70,20 @@ fn describe(p: &Problem, escape: bool) -> String {
     format!("{what}: {}: {}", p.problem.describe(), show(&p.detail))
 }
 
+/// A disc's parts of split files: `ok/checked`, and how many are of a
+/// version that is no backup; `-` with none.
+fn parts(d: &dbackup::verify::DiscReport) -> String {
+    if d.parts.is_empty() {
+        return "-".into();
+    }
+    let ok = d.parts.iter().filter(|p| p.ok).count();
+    let mut cell = format!("{ok}/{} ok", d.parts.len());
+    if d.not_a_backup > 0 {
+        cell.push_str(&format!(", {} no backup", d.not_a_backup));
+    }
+    cell
+}
+
 /// The summary: one row per disc, and one for the origin. On a terminal,
 /// sizes for people; otherwise plain numbers for scripts.
 fn summary(report: &VerifyReport, tty: bool) -> (Vec<&'static str>, Vec<Vec<String>>) {
@@ -86,6 +100,7 @@ fn summary(report: &VerifyReport, tty: bool) -> (Vec<&'static str>, Vec<Vec<Stri
         "manifest",
         "bytes",
         "MB/s",
+        "parts",
     ];
     let bytes = |n: u64| {
         if tty {
@@ -99,7 +114,7 @@ fn summary(report: &VerifyReport, tty: bool) -> (Vec<&'static str>, Vec<Vec<Stri
     for u in &report.unusable {
         let mut row = vec!["?".to_string(), names::display(u.source.as_bytes(), true)];
         row.extend(std::iter::repeat_n("-".to_string(), 7));
-        row.extend(["unusable".to_string(), "-".into(), "-".into()]);
+        row.extend(["unusable".to_string(), "-".into(), "-".into(), "-".into()]);
         rows.push(row);
     }
     for d in &report.discs {
@@ -116,6 +131,7 @@ fn summary(report: &VerifyReport, tty: bool) -> (Vec<&'static str>, Vec<Vec<Stri
             sound(d.manifest_ok),
             bytes(d.bytes),
             format!("{:.1}", d.mb_per_s()),
+            parts(d),
         ]);
     }
     if let Some(o) = &report.origin {
@@ -132,6 +148,7 @@ fn summary(report: &VerifyReport, tty: bool) -> (Vec<&'static str>, Vec<Vec<Stri
             sound(o.manifest_ok),
             bytes(o.bytes),
             format!("{:.1}", o.mb_per_s()),
+            "-".into(),
         ]);
     }
     (header, rows)
