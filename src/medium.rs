@@ -408,9 +408,23 @@ impl DiscSet {
 mod tests {
     use super::*;
 
+    /// An image of `entries` by our writer, read back.
+    fn image_of(entries: &[crate::iso::Entry]) -> (tempfile::NamedTempFile, IsoReader) {
+        let opts = crate::iso::WriteOptions {
+            volume_id: "T".into(),
+            volume_set_id: "T".into(),
+            application_id: "T".into(),
+            timestamp: 0,
+        };
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        crate::iso::write_image(tmp.as_file(), entries, &opts, &mut |_| {}).unwrap();
+        let reader = IsoReader::open(tmp.path()).unwrap();
+        (tmp, reader)
+    }
+
     #[test]
     fn folder_order_is_the_order_our_writer_lays_files_out() {
-        use crate::iso::{write_image, Entry, Source, WriteOptions};
+        use crate::iso::{Entry, Source};
         let ids = [1i64, 2, 10, 11, 100, 255, 256, 300, 1234, 2560, 70000];
         let entries: Vec<Entry> = ids
             .iter()
@@ -419,15 +433,7 @@ mod tests {
                 source: Source::Bytes(vec![1; 10]),
             })
             .collect();
-        let opts = WriteOptions {
-            volume_id: "T".into(),
-            volume_set_id: "T".into(),
-            application_id: "T".into(),
-            timestamp: 0,
-        };
-        let tmp = tempfile::NamedTempFile::new().unwrap();
-        write_image(tmp.as_file(), &entries, &opts, &mut |_| {}).unwrap();
-        let reader = IsoReader::open(tmp.path()).unwrap();
+        let (_tmp, reader) = image_of(&entries);
         let mut by_extent = ids.to_vec();
         by_extent.sort_by_key(|&id| {
             reader
@@ -445,7 +451,7 @@ mod tests {
     /// between whole files the way the writer lays it out.
     #[test]
     fn parts_take_their_place_in_a_folders_order() {
-        use crate::iso::{write_image, Entry, Source, WriteOptions};
+        use crate::iso::{Entry, Source};
         let items: [(i64, u32); 8] = [
             (1, 0),
             (1, 3),
@@ -472,15 +478,7 @@ mod tests {
                 source: Source::Bytes(vec![1; 10]),
             })
             .collect();
-        let opts = WriteOptions {
-            volume_id: "T".into(),
-            volume_set_id: "T".into(),
-            application_id: "T".into(),
-            timestamp: 0,
-        };
-        let tmp = tempfile::NamedTempFile::new().unwrap();
-        write_image(tmp.as_file(), &entries, &opts, &mut |_| {}).unwrap();
-        let reader = IsoReader::open(tmp.path()).unwrap();
+        let (_tmp, reader) = image_of(&entries);
         let mut by_extent = items.to_vec();
         by_extent.sort_by_key(|&it| reader.find(&rel(it)).unwrap().extents[0].0);
         let mut by_key = items.to_vec();

@@ -111,6 +111,15 @@ pub(super) fn copy_all(batch: &[Change], targets: &[PathBuf], progress: &Progres
         .collect()
 }
 
+/// Whether the file is still what the scan saw: a regular file of the same
+/// size and mtime (to the nanosecond).
+pub(super) fn unchanged(change: &Change, m: &std::fs::Metadata) -> bool {
+    m.is_file()
+        && m.len() == change.size
+        && m.mtime() == change.mtime_secs
+        && m.mtime_nsec() == change.mtime_nanos
+}
+
 pub(super) fn open_source(path: &Path) -> std::io::Result<File> {
     match std::fs::OpenOptions::new()
         .read(true)
@@ -135,12 +144,7 @@ fn copy_one(change: &Change, partial: &Path, buf: &mut [u8], progress: &Progress
         Ok(f) => f,
         Err(e) => return Outcome::Source(read_reason(&e)),
     };
-    let unchanged = |m: &std::fs::Metadata| {
-        m.is_file()
-            && m.len() == change.size
-            && m.mtime() == change.mtime_secs
-            && m.mtime_nsec() == change.mtime_nanos
-    };
+    let unchanged = |m: &std::fs::Metadata| unchanged(change, m);
     match src.metadata() {
         Ok(m) if unchanged(&m) => {}
         Ok(_) => {

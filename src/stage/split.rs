@@ -21,13 +21,12 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::ops::ControlFlow;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::mpsc;
 
 use md5::{Digest, Md5};
 
-use super::copy::{open_source, read_reason};
+use super::copy::{open_source, read_reason, unchanged};
 use super::{Event, Stager, CATALOG_SLACK, ROW_COST, SPACE_MARGIN};
 use crate::catalog::{NewFile, SplitInProgress};
 use crate::disc;
@@ -123,13 +122,6 @@ impl Drop for WholeHasher {
             let _ = w.join();
         }
     }
-}
-
-fn unchanged(change: &Change, m: &std::fs::Metadata) -> bool {
-    m.is_file()
-        && m.len() == change.size
-        && m.mtime() == change.mtime_secs
-        && m.mtime_nsec() == change.mtime_nanos
 }
 
 impl Stager<'_, '_> {
