@@ -427,3 +427,36 @@ fn a_terabyte_file_is_planned_in_parts_on_a_dvd_and_on_a_bd() {
         );
     }
 }
+
+/// A staged part that rots before its image is taken again from the
+/// origin's bytes at its offset; with the origin changed as well, the
+/// version is recorded damaged and counts as no backup.
+#[test]
+fn a_rotten_staged_part_is_taken_again_from_the_origin_or_recorded_damaged() {
+    for origin_changed in [false, true] {
+        let env = TestEnv::new();
+        let path = env.watched.join("v.bin");
+        sparse(&path, 2_000_000, 11);
+        env.init(&["--disc-size", DISC]);
+        assert_eq!(env.run(&["monitor", "--no-iso"]).status.code(), Some(0));
+        let (id, _) = splits(&env).pop().unwrap();
+        let rotten = staged_part_path(&env.workdir, 2, id, 2);
+        let mut data = std::fs::read(&rotten).unwrap();
+        data[5] ^= 0xff;
+        std::fs::write(&rotten, &data).unwrap();
+        if origin_changed {
+            sparse(&path, 2_000_000, 12);
+        }
+        let out = env.mkiso(&[]);
+        let stderr = text(&out.stderr);
+        if origin_changed {
+            assert_eq!(out.status.code(), Some(1), "{stderr}");
+            let damaged = damaged_versions(&env.catalog());
+            assert!(damaged.contains(&id), "{stderr}");
+        } else {
+            assert_eq!(out.status.code(), Some(0), "{stderr}");
+            assert!(stderr.contains("copied again from"), "{stderr}");
+            assert_eq!(env.check_invariants(), tree_md5s(&env.watched));
+        }
+    }
+}
