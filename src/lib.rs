@@ -31,6 +31,7 @@ pub mod medium;
 pub mod mkiso;
 pub mod names;
 pub mod output;
+pub mod parity;
 pub mod progress;
 pub mod restore;
 pub mod scan;

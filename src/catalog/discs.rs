@@ -129,14 +129,18 @@ impl Catalog {
     }
 
     /// Marks disc `id` closed now.
+    ///
+    /// With parity on, the disc joins its parity group in the same
+    /// transaction.
     pub fn complete_disc(&self, id: i64) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE discs SET completed=?2 WHERE id=?1 AND completed IS NULL",
-                params![id, now()],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        tx.execute(
+            "UPDATE discs SET completed=?2 WHERE id=?1 AND completed IS NULL",
+            params![id, now()],
+        )
+        .and_then(|_| super::parity::join_group(&tx, id))
+        .and_then(|_| tx.commit())
+        .map_err(|e| self.err(e))
     }
 
     /// Marks discs lost (`available=0`) or found again, in one transaction.

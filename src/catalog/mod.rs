@@ -16,7 +16,9 @@
 //! first such file, so a set without one keeps its catalogue as small as
 //! before). `PRAGMA user_version` carries our schema version: 2 once the
 //! split tables exist (an older dbackup must not build an image that leaves
-//! parts out), else 1.
+//! parts out), 3 once the parity tables do (`parity_groups`,
+//! `parity_members`, `parity_discs`: see `parity` and docs/parity.md),
+//! else 1.
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +31,7 @@ mod discs;
 mod files;
 mod live;
 pub mod manifest;
+pub mod parity;
 mod settings;
 mod splits;
 
@@ -40,9 +43,11 @@ use settings::put_settings;
 pub use settings::Settings;
 pub use splits::{PartRecord, PartRow, SplitInProgress};
 
-/// Our schema version, in `PRAGMA user_version`: 1, or 2 once the set has
-/// a split file (the tables `splits` and `parts` are made with the first).
-pub const SCHEMA_VERSION: i64 = 2;
+/// Our schema version, in `PRAGMA user_version`: 1, 2 once the set has
+/// a split file (the tables `splits` and `parts` are made with the first),
+/// 3 once parity was turned on (the parity tables, see `parity`). Each is
+/// the newest feature the set uses, so a dbackup that lacks it refuses it.
+pub const SCHEMA_VERSION: i64 = parity::PARITY_SCHEMA_VERSION;
 /// The schema version a new catalogue starts at.
 const NEW_SCHEMA_VERSION: i64 = 1;
 

@@ -98,7 +98,10 @@ impl Catalog {
         // The first split version makes the tables, and the schema version
         // that an older dbackup refuses, in the same transaction.
         tx.execute_batch(SPLIT_TABLES).map_err(map)?;
-        tx.pragma_update(None, "user_version", super::SCHEMA_VERSION)
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(map)?;
+        tx.pragma_update(None, "user_version", version.max(2))
             .map_err(map)?;
         tx.execute(
             "INSERT INTO files(filename, timestamp, md5, size, mtime, disc_id, desc, copied)

@@ -1,0 +1,257 @@
+//! Running the stock `par2` tool (par2cmdline) and reading what it wrote.
+//!
+//! We call the tool rather than write PAR2 ourselves: the discs promise a
+//! stranger that `par2 repair` rebuilds a lost disc, and data made by that
+//! very tool keeps the promise by construction. Its absence is a clear
+//! error before anything is made (as with dvdisaster). The index's
+//! FileDesc packets are parsed here (a few lines of a public format, with
+//! no crate for it) to learn each member's size and MD5 as PAR2 hashed it;
+//! a packet is believed only if its own MD5 checks, since a parity disc's
+//! files are hostile until checked.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use md5::{Digest, Md5};
+
+/// Why running par2 failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Par2Error {
+    #[error("parity needs the par2 tool (par2cmdline), which is not installed (e.g. apt-get install par2)")]
+    Missing,
+    #[error("par2 could not be run: {0}")]
+    Spawn(std::io::Error),
+    #[error("par2 {action} failed ({code}): {reason}")]
+    Failed {
+        action: &'static str,
+        code: String,
+        reason: String,
+    },
+}
+
+/// The par2 binary on PATH, or [`Par2Error::Missing`].
+pub fn tool() -> Result<PathBuf, Par2Error> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("par2"))
+        .find(|c| c.is_file())
+        .ok_or(Par2Error::Missing)
+}
+
+/// What `par2 verify` or `par2 repair` concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every source file is whole (verify), or was rebuilt (repair).
+    Whole,
+    /// Some are damaged or missing and the recovery data suffices.
+    Repairable,
+    /// Too little is left to rebuild what is missing.
+    NotRepairable,
+}
+
+fn run(action: &'static str, dir: &Path, args: &[String]) -> Result<i32, Par2Error> {
+    let out = Command::new(tool()?)
+        .arg(action)
+        .args(["-q", "-q"])
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(Par2Error::Spawn)?;
+    let code = out.status.code().unwrap_or(-1);
+    if code == 0 || (action != "create" && (code == 1 || code == 2)) {
+        return Ok(code);
+    }
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let reason = text
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or("par2 gave no reason")
+        .to_string();
+    Err(Par2Error::Failed {
+        action,
+        code: match out.status.code() {
+            Some(c) => format!("exit {c}"),
+            None => "killed by a signal".into(),
+        },
+        reason,
+    })
+}
+
+/// `par2 create` in `dir`: the index `index` and `files` recovery files of
+/// `recovery / files` blocks each, of the `members` (names in `dir`),
+/// blocks of `block_size` bytes, numbered from 0.
+pub fn create(
+    dir: &Path,
+    index: &str,
+    members: &[String],
+    block_size: u64,
+    recovery: u64,
+    files: u32,
+) -> Result<(), Par2Error> {
+    let mut args = vec![
+        format!("-s{block_size}"),
+        format!("-c{recovery}"),
+        "-f0".into(),
+        format!("-n{files}"),
+        "-u".into(),
+        "--".into(),
+        index.into(),
+    ];
+    args.extend(members.iter().cloned());
+    run("create", dir, &args).map(|_| ())
+}
+
+/// `par2 verify` of the set `index` in `dir` (its files are found there).
+pub fn verify(dir: &Path, index: &str) -> Result<Outcome, Par2Error> {
+    outcome(run("verify", dir, &["--".into(), index.into()])?)
+}
+
+/// `par2 repair` of the set `index` in `dir`: rebuilds missing or damaged
+/// source files there (a damaged one is first renamed `NAME.1`).
+pub fn repair(dir: &Path, index: &str) -> Result<Outcome, Par2Error> {
+    outcome(run("repair", dir, &["--".into(), index.into()])?)
+}
+
+fn outcome(code: i32) -> Result<Outcome, Par2Error> {
+    Ok(match code {
+        0 => Outcome::Whole,
+        1 => Outcome::Repairable,
+        _ => Outcome::NotRepairable,
+    })
+}
+
+/// A source file as a PAR2 FileDesc packet describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDesc {
+    pub name: String,
+    pub size: u64,
+    /// MD5 of the whole file, lower-case hex.
+    pub md5: String,
+}
+
+const MAGIC: &[u8; 8] = b"PAR2\0PKT";
+const FILE_DESC: &[u8; 16] = b"PAR 2.0\0FileDesc";
+/// The most an index may weigh: ours are a few KiB.
+pub const MAX_INDEX: u64 = 16 << 20;
+
+/// The source files a PAR2 file describes, from its FileDesc packets whose
+/// MD5 checks (others are skipped), each once, sorted by name.
+pub fn file_descs(data: &[u8]) -> Vec<FileDesc> {
+    let mut out: Vec<FileDesc> = Vec::new();
+    let mut at = 0usize;
+    // Bounded: each step moves on by at least 4 bytes.
+    while at + 64 <= data.len() {
+        if &data[at..at + 8] != MAGIC {
+            at += 4;
+            continue;
+        }
+        let len = u64::from_le_bytes(data[at + 8..at + 16].try_into().unwrap_or([0; 8]));
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| at.checked_add(l))
+            .filter(|&e| len >= 64 && len.is_multiple_of(4) && e <= data.len());
+        let Some(end) = end else {
+            at += 4;
+            continue;
+        };
+        let packet = &data[at..end];
+        if Md5::digest(&packet[32..]).as_slice() != &packet[16..32] {
+            at += 4;
+            continue;
+        }
+        if &packet[48..64] == FILE_DESC && packet.len() >= 64 + 56 {
+            let body = &packet[64..];
+            let md5 = crate::mkiso::hex(&body[16..32]);
+            let size = u64::from_le_bytes(body[48..56].try_into().unwrap_or([0; 8]));
+            let name_bytes = &body[56..];
+            let name_end = name_bytes
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(name_bytes.len());
+            let name = String::from_utf8_lossy(&name_bytes[..name_end]).into_owned();
+            if !out.iter().any(|f| f.name == name) {
+                out.push(FileDesc { name, size, md5 });
+            }
+        }
+        at = end;
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// Reads `path` (at most [`MAX_INDEX`] bytes) and lists its FileDesc packets.
+pub fn read_file_descs(path: &Path) -> std::io::Result<Vec<FileDesc>> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_INDEX)
+        .read_to_end(&mut data)?;
+    Ok(file_descs(&data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(kind: &[u8; 16], body: &[u8]) -> Vec<u8> {
+        let mut p = Vec::new();
+        p.extend_from_slice(MAGIC);
+        p.extend_from_slice(&((64 + body.len()) as u64).to_le_bytes());
+        p.extend_from_slice(&[0; 16]);
+        p.extend_from_slice(&[7; 16]);
+        p.extend_from_slice(kind);
+        p.extend_from_slice(body);
+        let h = Md5::digest(&p[32..]);
+        p[16..32].copy_from_slice(&h);
+        p
+    }
+
+    fn desc(name: &str, size: u64, md5: u8) -> Vec<u8> {
+        let mut b = vec![1u8; 16];
+        b.extend_from_slice(&[md5; 16]);
+        b.extend_from_slice(&[0; 16]);
+        b.extend_from_slice(&size.to_le_bytes());
+        b.extend_from_slice(name.as_bytes());
+        while !b.len().is_multiple_of(4) {
+            b.push(0);
+        }
+        b
+    }
+
+    #[test]
+    fn file_descs_are_read_and_a_forged_packet_is_not() {
+        let mut data = b"junk".to_vec();
+        data.extend(packet(FILE_DESC, &desc("disc-2.iso", 4096, 0xab)));
+        data.extend(packet(FILE_DESC, &desc("disc-1.iso", 2048, 0xcd)));
+        data.extend(packet(FILE_DESC, &desc("disc-1.iso", 2048, 0xcd)));
+        let mut forged = packet(FILE_DESC, &desc("disc-3.iso", 1, 0));
+        forged[64 + 50] ^= 1;
+        data.extend(forged);
+        // A length that runs past the end.
+        let mut long = packet(FILE_DESC, &desc("disc-4.iso", 1, 0));
+        long[8] = 0xfc;
+        data.extend(long);
+        let got = file_descs(&data);
+        assert_eq!(
+            got,
+            vec![
+                FileDesc {
+                    name: "disc-1.iso".into(),
+                    size: 2048,
+                    md5: "cd".repeat(16)
+                },
+                FileDesc {
+                    name: "disc-2.iso".into(),
+                    size: 4096,
+                    md5: "ab".repeat(16)
+                },
+            ]
+        );
+        assert!(file_descs(&[]).is_empty());
+        assert!(file_descs(&[0xff; 100]).is_empty());
+    }
+}

@@ -1,0 +1,1 @@
+//! Rebuilding lost data disc images from the survivors and parity discs.
