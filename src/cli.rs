@@ -67,6 +67,10 @@ pub enum StageCommand {
         /// DBACKUP_ISO, DBACKUP_SET and DBACKUP_UUID in its environment.
         #[arg(long, value_name = "COMMAND")]
         on_disc_ready: Option<String>,
+        /// Parity discs: for every K data discs, M parity discs (PAR2, needs
+        /// par2), so any M discs of a group can be lost: e.g. 4+1 or 8+2.
+        #[arg(long, value_name = "K+M", value_parser = parse_scheme)]
+        parity: Option<crate::parity::Scheme>,
     },
     /// Show the state of the workdir.
     Status {
@@ -94,6 +98,11 @@ pub enum StageCommand {
         /// A JSON report on stdout.
         #[arg(long)]
         json: bool,
+        /// Also end the open parity group now and build its parity discs, so
+        /// the newest discs need not wait for a full group (the open disc is
+        /// closed only if it holds anything).
+        #[arg(long)]
+        parity: bool,
         /// Do not build the image now (leave it to dbackup-mkiso).
         #[arg(long)]
         no_iso: bool,
@@ -111,16 +120,17 @@ pub enum StageCommand {
     },
     /// Show every setting of the set, or show or change one: `disc_size`
     /// (of the discs not yet closed), `excludes`, `ecc` (on/off),
-    /// `on_disc_ready` (a command). `watched`, `name` and `uuid` are shown
-    /// but fixed.
+    /// `on_disc_ready` (a command), `parity` (K+M or off, for groups not yet
+    /// started). `watched`, `name` and `uuid` are shown but fixed.
     Config {
         /// The setting to show or change.
-        #[arg(value_parser = ["disc_size", "excludes", "ecc", "on_disc_ready", "watched", "name", "uuid"])]
+        #[arg(value_parser = ["disc_size", "excludes", "ecc", "on_disc_ready", "parity", "watched", "name", "uuid"])]
         key: Option<String>,
         /// The new value. disc_size: a size as for init (refused below 192 KiB,
         /// or below what the open disc already holds: close it first).
         /// excludes: the whole new list of globs, replacing the old ('' for
         /// none). ecc: on or off. on_disc_ready: a command ('' to clear).
+        /// parity: K+M (e.g. 4+1) or off.
         #[arg(value_name = "VALUE")]
         values: Vec<String>,
     },
@@ -316,6 +326,10 @@ pub struct LostArgs {
 
 fn parse_when(s: &str) -> Result<f64, String> {
     crate::units::parse_when(s)
+}
+
+fn parse_scheme(s: &str) -> Result<crate::parity::Scheme, String> {
+    crate::parity::Scheme::parse(s)
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {

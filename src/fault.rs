@@ -144,6 +144,26 @@ pub const POINTS: &[Point] = &[
         kinds: WRITE,
     },
     Point {
+        name: "parity::par2",
+        step: "parity: par2 computing a group's recovery data",
+        kinds: SYNC,
+    },
+    Point {
+        name: "parity::write",
+        step: "parity: writing the .partial parity image",
+        kinds: WRITE,
+    },
+    Point {
+        name: "parity::rename",
+        step: "parity: renaming the parity image into place",
+        kinds: WRITE,
+    },
+    Point {
+        name: "parity::record",
+        step: "parity: read back, not yet recorded",
+        kinds: WRITE,
+    },
+    Point {
         name: "restore::read",
         step: "restore: reading a file from a disc",
         kinds: READ,

@@ -25,10 +25,12 @@ use crate::progress::Progress;
 use crate::workdir::Workdir;
 
 mod ecc;
+pub mod parity;
 mod repair;
 
 pub use ecc::ecc_codec;
 use ecc::{add_ecc, ecc_tool};
+pub use parity::{build_parity, ParityPass, ParityReport};
 use repair::repair_staged;
 pub use repair::Repair;
 
@@ -733,11 +735,52 @@ fn shell_quoted(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
 }
 
+/// Whether a parity group waits for its parity discs.
+pub fn parity_due(wd: &Workdir) -> Result<bool> {
+    Ok(wd
+        .catalog
+        .parity_groups()?
+        .iter()
+        .any(|g| g.state == crate::catalog::parity::GroupState::Full))
+}
+
+/// The line that tells the user a parity disc is ready to burn.
+pub fn parity_ready_line(r: &ParityReport) -> String {
+    let discs = match (r.discs.first(), r.discs.last()) {
+        (Some(a), Some(b)) if a != b => format!("discs {a}-{b}"),
+        (Some(a), _) => format!("disc {a}"),
+        _ => "no disc".into(),
+    };
+    format!(
+        "Parity disc {}-{} ready: {} ({}, protects {discs}, read back and verified{}). Burn it with: xorriso -as cdrecord -v dev=/dev/sr0 -dao {}",
+        r.group,
+        r.j,
+        r.path.display(),
+        crate::output::bytes(r.size),
+        r.ecc
+            .as_deref()
+            .map(|c| format!(", with dvdisaster {c} error correction"))
+            .unwrap_or_default(),
+        shell_quoted(&r.path),
+    )
+}
+
+/// Runs the `on_disc_ready` command for a parity image: `DBACKUP_DISC` is
+/// `parity-G-J`, and `DBACKUP_PARITY` is `G-J`.
+pub fn run_parity_hook(wd: &Workdir, r: &ParityReport) -> Result<Option<String>> {
+    let g = format!("{}-{}", r.group, r.j);
+    hook(wd, &format!("parity-{g}"), &r.path, Some(&g))
+}
+
 /// Runs the set's `on_disc_ready` command, if any, with the disc number and
 /// image path in its environment (`DBACKUP_DISC`, `DBACKUP_ISO`,
 /// `DBACKUP_SET`, `DBACKUP_UUID`). Its output goes to our stderr. Returns
 /// an error message when it failed.
 pub fn run_hook(wd: &Workdir, r: &ImageReport) -> Result<Option<String>> {
+    hook(wd, &r.disc.to_string(), &r.path, None)
+}
+
+fn hook(wd: &Workdir, disc: &str, path: &Path, parity: Option<&str>) -> Result<Option<String>> {
     let Some(cmd) = wd.catalog.setting_text("on_disc_ready")? else {
         return Ok(None);
     };
@@ -750,11 +793,15 @@ pub fn run_hook(wd: &Workdir, r: &ImageReport) -> Result<Option<String>> {
     // it fail: what it prints is dropped, what it does is done.
     let (mut reader, writer) = std::io::pipe().map_err(|e| Error::io("/bin/sh", e))?;
     let writer2 = writer.try_clone().map_err(|e| Error::io("/bin/sh", e))?;
-    let mut child = std::process::Command::new("/bin/sh")
+    let mut command = std::process::Command::new("/bin/sh");
+    if let Some(p) = parity {
+        command.env("DBACKUP_PARITY", p);
+    }
+    let mut child = command
         .arg("-c")
         .arg(&cmd)
-        .env("DBACKUP_DISC", r.disc.to_string())
-        .env("DBACKUP_ISO", &r.path)
+        .env("DBACKUP_DISC", disc)
+        .env("DBACKUP_ISO", path)
         .env("DBACKUP_SET", &wd.settings.name)
         .env("DBACKUP_UUID", &wd.settings.uuid)
         .env("DBACKUP_WORKDIR", &wd.layout.root)

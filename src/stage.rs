@@ -714,6 +714,12 @@ impl<'w, 'e> Stager<'w, 'e> {
 /// deletions recorded since it was opened. A disc with deletions only still
 /// carries them in its catalogue; without it they would reach no disc, and a
 /// restore from the discs would bring back files deleted since.
+/// Whether the open disc holds nothing to close (no file, no deletion).
+pub fn open_disc_is_empty(wd: &Workdir) -> Result<bool> {
+    let disc = wd.open_disc()?;
+    Ok(wd.catalog.disc_usage(disc)?.files == 0 && wd.catalog.deletions_during(disc)? == 0)
+}
+
 pub fn close(wd: &mut Workdir) -> Result<(i64, catalog::DiscUsage)> {
     let disc = wd.open_disc()?;
     let usage = wd.catalog.disc_usage(disc)?;

@@ -126,6 +126,8 @@ pub struct InitOptions {
     pub name: Option<String>,
     pub ecc: bool,
     pub on_disc_ready: Option<String>,
+    /// Parity discs for every group of data discs (`--parity K+M`).
+    pub parity: Option<crate::parity::Scheme>,
 }
 
 /// What `init` made.
@@ -222,7 +224,10 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
     // half-made workdir that looks real.
     let tmp = fsutil::partial_path(&layout.catalog());
     let _ = std::fs::remove_file(&tmp);
-    let cat = Catalog::create(&tmp, &settings)?;
+    let mut cat = Catalog::create(&tmp, &settings)?;
+    if opts.parity.is_some() {
+        cat.set_parity(opts.parity)?;
+    }
     if let Some(cmd) = &opts.on_disc_ready {
         cat.set_setting_text("on_disc_ready", cmd)?;
     }

@@ -25,7 +25,9 @@ use common::*;
 use dbackup::fault::{Kind, Point, POINTS};
 
 /// The phases the points belong to, by the prefix of their names.
-const PHASES: &[&str] = &["stage", "split", "close", "mkiso", "restore", "verify"];
+const PHASES: &[&str] = &[
+    "stage", "split", "close", "mkiso", "parity", "restore", "verify",
+];
 
 fn points(phase: &str) -> Vec<&'static Point> {
     POINTS
@@ -252,6 +254,79 @@ fn image_faults_never_free_unverified_copies_and_are_completed_next_run() {
         assert_eq!(verified_discs(&env.catalog()), vec![1], "{what}");
         assert_eq!(env.check_invariants(), tree_md5s(&env.watched), "{what}");
         verify_images(&env.workdir, &what);
+    }
+}
+
+/// A fault while a group's parity image is built leaves the data images
+/// verified and their group waiting; the next run builds the parity image
+/// from scratch, and stock `par2` accepts it.
+#[test]
+fn parity_faults_leave_the_group_waiting_and_are_completed_next_run() {
+    for (point, kind) in pairs("parity") {
+        let what = spec(point, kind);
+        let env = TestEnv::new();
+        for i in 0..3 {
+            env.write(format!("f{i}"), &vec![i as u8 + 1; 600_000]);
+        }
+        env.init(&["--disc-size", "1000000", "--parity", "2+1"]);
+        let out = env
+            .stage()
+            .env("FAILPOINTS", &what)
+            .arg("monitor")
+            .output()
+            .unwrap();
+        assert_failed_as(&out, point, kind, &what);
+        check_copied_rows(&env.workdir);
+        verify_images(&env.workdir, &what);
+        let isos = env.workdir.join("isos");
+        let recorded: i64 = env
+            .catalog()
+            .query_row("SELECT count(*) FROM parity_discs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(recorded, 0, "{what}: no parity disc recorded");
+        if kind != Kind::Kill && point.name != "parity::record" {
+            assert!(!isos.join("parity-1-1.iso").exists(), "{what}");
+        }
+        let out = env.run(&["monitor"]);
+        assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out.stderr));
+        assert_eq!(env.check_invariants(), tree_md5s(&env.watched), "{what}");
+        verify_images(&env.workdir, &what);
+        let leftovers: Vec<String> = std::fs::read_dir(&isos)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.') || n.ends_with(".partial"))
+            .collect();
+        assert!(leftovers.is_empty(), "{what}: {leftovers:?}");
+        let recorded: i64 = env
+            .catalog()
+            .query_row("SELECT count(*) FROM parity_discs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(recorded, 1, "{what}: the parity disc is recorded once");
+        // A stranger's check: the parity disc's own files, with the data
+        // images, pass `par2 verify`.
+        let dir = env.dir.path().join("check");
+        std::fs::create_dir_all(&dir).unwrap();
+        let st = Command::new("bsdtar")
+            .arg("-xf")
+            .arg(isos.join("parity-1-1.iso"))
+            .arg("-C")
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{what}");
+        for d in [1, 2] {
+            std::fs::copy(
+                isos.join(format!("disc-{d}.iso")),
+                dir.join(format!("disc-{d}.iso")),
+            )
+            .unwrap();
+        }
+        let out = Command::new("par2")
+            .args(["verify", "parity-1.par2"])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{what}: {}", text(&out.stdout));
     }
 }
 

@@ -354,9 +354,11 @@ fn kill_9_at_any_moment_of_a_split_staging_is_repaired() {
     sparse(&env.watched.join("v.bin"), 5_500_000, 9);
     env.write("small.txt", b"small");
     env.init(&["--disc-size", DISC]);
-    let mut delay = 15u64;
+    let mut delay = 2u64;
     let mut kills = 0;
-    // Bounded: 40 runs, each killed a little later than the last.
+    // Bounded: 40 runs, each killed a little later than the last. The
+    // delay starts small and grows slowly, so that a fast machine, whose
+    // whole run takes a few tens of milliseconds, is still killed often.
     for _ in 0..40 {
         let mut child = env
             .stage()
@@ -373,7 +375,7 @@ fn kill_9_at_any_moment_of_a_split_staging_is_repaired() {
             break;
         }
         kills += 1;
-        delay = delay * 5 / 4 + 5;
+        delay += 2 + delay / 10;
     }
     let out = env.run(&["monitor"]);
     assert!(

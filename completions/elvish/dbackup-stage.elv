@@ -32,7 +32,7 @@ set edit:completion:arg-completer[dbackup-stage] = {|@words|
             cand monitor 'Stage what changed in the watched folder (run it from cron)'
             cand close 'Close the open disc now, open the next, and build the closed disc''s image'
             cand adopt 'Continue a set made by the original dBackup: adopt its working directory (settings.yaml, manifest.db, staging/, isos/), keeping every row and id; it is backed up first'
-            cand config 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command). `watched`, `name` and `uuid` are shown but fixed'
+            cand config 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command), `parity` (K+M or off, for groups not yet started). `watched`, `name` and `uuid` are shown but fixed'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'dbackup-stage;init'= {
@@ -40,6 +40,7 @@ set edit:completion:arg-completer[dbackup-stage] = {|@words|
             cand --exclude 'Leave out files and folders matching GLOB (repeatable). Without a `/` it matches a name at any depth; with one, the path from the watched folder'
             cand --name 'A human name for the set, written on every disc (default: the watched folder''s name)'
             cand --on-disc-ready 'A shell command run when a disc image is ready, with DBACKUP_DISC, DBACKUP_ISO, DBACKUP_SET and DBACKUP_UUID in its environment'
+            cand --parity 'Parity discs: for every K data discs, M parity discs (PAR2, needs par2), so any M discs of a group can be lost: e.g. 4+1 or 8+2'
             cand -w 'The workdir (catalogue, staging area, images). Default: the current folder'
             cand --workdir 'The workdir (catalogue, staging area, images). Default: the current folder'
             cand --ecc 'Add dvdisaster error-correction data to every image (needs dvdisaster)'
@@ -77,6 +78,7 @@ set edit:completion:arg-completer[dbackup-stage] = {|@words|
             cand -w 'The workdir (catalogue, staging area, images). Default: the current folder'
             cand --workdir 'The workdir (catalogue, staging area, images). Default: the current folder'
             cand --json 'A JSON report on stdout'
+            cand --parity 'Also end the open parity group now and build its parity discs, so the newest discs need not wait for a full group (the open disc is closed only if it holds anything)'
             cand --no-iso 'Do not build the image now (leave it to dbackup-mkiso)'
             cand --no-progress 'Never draw progress bars (they appear only on a terminal anyway)'
             cand -q 'Print only errors and results'
@@ -110,7 +112,7 @@ set edit:completion:arg-completer[dbackup-stage] = {|@words|
             cand monitor 'Stage what changed in the watched folder (run it from cron)'
             cand close 'Close the open disc now, open the next, and build the closed disc''s image'
             cand adopt 'Continue a set made by the original dBackup: adopt its working directory (settings.yaml, manifest.db, staging/, isos/), keeping every row and id; it is backed up first'
-            cand config 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command). `watched`, `name` and `uuid` are shown but fixed'
+            cand config 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command), `parity` (K+M or off, for groups not yet started). `watched`, `name` and `uuid` are shown but fixed'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'dbackup-stage;help;init'= {

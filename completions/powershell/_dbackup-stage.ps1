@@ -35,7 +35,7 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
             [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Stage what changed in the watched folder (run it from cron)')
             [CompletionResult]::new('close', 'close', [CompletionResultType]::ParameterValue, 'Close the open disc now, open the next, and build the closed disc''s image')
             [CompletionResult]::new('adopt', 'adopt', [CompletionResultType]::ParameterValue, 'Continue a set made by the original dBackup: adopt its working directory (settings.yaml, manifest.db, staging/, isos/), keeping every row and id; it is backed up first')
-            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command). `watched`, `name` and `uuid` are shown but fixed')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command), `parity` (K+M or off, for groups not yet started). `watched`, `name` and `uuid` are shown but fixed')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -44,6 +44,7 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
             [CompletionResult]::new('--exclude', '--exclude', [CompletionResultType]::ParameterName, 'Leave out files and folders matching GLOB (repeatable). Without a `/` it matches a name at any depth; with one, the path from the watched folder')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'A human name for the set, written on every disc (default: the watched folder''s name)')
             [CompletionResult]::new('--on-disc-ready', '--on-disc-ready', [CompletionResultType]::ParameterName, 'A shell command run when a disc image is ready, with DBACKUP_DISC, DBACKUP_ISO, DBACKUP_SET and DBACKUP_UUID in its environment')
+            [CompletionResult]::new('--parity', '--parity', [CompletionResultType]::ParameterName, 'Parity discs: for every K data discs, M parity discs (PAR2, needs par2), so any M discs of a group can be lost: e.g. 4+1 or 8+2')
             [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
             [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
             [CompletionResult]::new('--ecc', '--ecc', [CompletionResultType]::ParameterName, 'Add dvdisaster error-correction data to every image (needs dvdisaster)')
@@ -84,6 +85,7 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
             [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
             [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'A JSON report on stdout')
+            [CompletionResult]::new('--parity', '--parity', [CompletionResultType]::ParameterName, 'Also end the open parity group now and build its parity discs, so the newest discs need not wait for a full group (the open disc is closed only if it holds anything)')
             [CompletionResult]::new('--no-iso', '--no-iso', [CompletionResultType]::ParameterName, 'Do not build the image now (leave it to dbackup-mkiso)')
             [CompletionResult]::new('--no-progress', '--no-progress', [CompletionResultType]::ParameterName, 'Never draw progress bars (they appear only on a terminal anyway)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and results')
@@ -120,7 +122,7 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
             [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Stage what changed in the watched folder (run it from cron)')
             [CompletionResult]::new('close', 'close', [CompletionResultType]::ParameterValue, 'Close the open disc now, open the next, and build the closed disc''s image')
             [CompletionResult]::new('adopt', 'adopt', [CompletionResultType]::ParameterValue, 'Continue a set made by the original dBackup: adopt its working directory (settings.yaml, manifest.db, staging/, isos/), keeping every row and id; it is backed up first')
-            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command). `watched`, `name` and `uuid` are shown but fixed')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command), `parity` (K+M or off, for groups not yet started). `watched`, `name` and `uuid` are shown but fixed')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }

@@ -39,11 +39,20 @@ fn run() -> Result<i32> {
     };
     let mut out = dbackup::output::stdout();
     let reports = mkiso::mkiso(&mut wd, &opts, &progress, &mut |_| {})?;
+    let parity = if args.dry_run {
+        Default::default()
+    } else {
+        mkiso::build_parity(&mut wd, &progress)?
+    };
     progress.finish();
     let mut code = exit::OK;
     if args.json {
         serde_json::to_writer_pretty(&mut out, &reports)?;
         writeln!(out)?;
+        if !parity.built.is_empty() {
+            serde_json::to_writer_pretty(&mut out, &parity.built)?;
+            writeln!(out)?;
+        }
     }
     for r in &reports {
         if args.dry_run {
@@ -73,6 +82,23 @@ fn run() -> Result<i32> {
             dbackup::say!("dbackup-mkiso: {failure}");
             code = exit::FINDING;
         }
+    }
+    for r in &parity.built {
+        if !args.json {
+            writeln!(out, "{}", mkiso::parity_ready_line(r))?;
+        }
+        if let Some(failure) = mkiso::run_parity_hook(&wd, r)? {
+            dbackup::say!("dbackup-mkiso: {failure}");
+            code = exit::FINDING;
+        }
+    }
+    for w in &parity.waiting {
+        dbackup::say!(
+            "dbackup-mkiso: warning: parity group {} cannot be protected yet: {}",
+            w.group,
+            w.why
+        );
+        code = exit::FINDING;
     }
     Ok(code)
 }

@@ -57,7 +57,12 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
             name,
             ecc,
             on_disc_ready,
+            parity,
         } => {
+            if parity.is_some() {
+                dbackup::parity::par2::tool()
+                    .map_err(|e| anyhow::anyhow!("{e}; no workdir was made"))?;
+            }
             let report = workdir::init(&workdir::InitOptions {
                 workdir: root,
                 watched,
@@ -66,6 +71,7 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
                 name,
                 ecc,
                 on_disc_ready,
+                parity,
             })?;
             writeln!(out, "Staging directory created:")?;
             writeln!(out, "Staging dir: {}", report.workdir.display())?;
@@ -78,6 +84,14 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
                 report.disc_size,
                 output::bytes(report.disc_size)
             )?;
+            if let Some(s) = parity {
+                writeln!(
+                    out,
+                    "Parity: {s} (groups of {} data discs, each with {})",
+                    s.k,
+                    output::count(u64::from(s.m), "parity disc", "parity discs")
+                )?;
+            }
             Ok(exit::OK)
         }
         StageCommand::Status { json } => {
@@ -209,7 +223,7 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
             if report.no_space.is_none()
                 && !dry_run
                 && !no_iso
-                && !dbackup::mkiso::pending(&wd)?.is_empty()
+                && (!dbackup::mkiso::pending(&wd)?.is_empty() || dbackup::mkiso::parity_due(&wd)?)
             {
                 let (c, r) = images(&mut wd, &progress, json || cron, out)?;
                 code = code.max(c);
@@ -228,7 +242,11 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
             }
             Ok(code)
         }
-        StageCommand::Close { json, no_iso } => {
+        StageCommand::Close {
+            json,
+            no_iso,
+            parity,
+        } => {
             let (mut wd, repairs) = Workdir::open_write(&root)?;
             if !repairs.is_empty() && !args.common.quiet {
                 dbackup::say!(
@@ -240,21 +258,55 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
                     )
                 );
             }
-            let (disc, usage) = stage::close(&mut wd)?;
+            // With --parity an empty open disc is left open: the group
+            // ends with the discs it has.
+            let closed = if parity && stage::open_disc_is_empty(&wd)? {
+                None
+            } else {
+                Some(stage::close(&mut wd)?)
+            };
+            let group = if parity {
+                let g = wd.catalog.end_open_group()?;
+                if g.is_none() && closed.is_none() {
+                    anyhow::bail!(
+                        "there is no open parity group to end and the open disc is empty; nothing to close"
+                    );
+                }
+                g
+            } else {
+                None
+            };
             if json {
+                let (disc, files, bytes) = closed
+                    .as_ref()
+                    .map(|(d, u)| (Some(*d), u.files, u.bytes))
+                    .unwrap_or((None, 0, 0));
                 serde_json::to_writer_pretty(
                     &mut out,
-                    &serde_json::json!({"closed": disc, "files": usage.files, "bytes": usage.bytes, "open_disc": wd.open_disc()?}),
+                    &serde_json::json!({"closed": disc, "files": files, "bytes": bytes, "open_disc": wd.open_disc()?, "parity_group_ended": group}),
                 )?;
                 writeln!(out)?;
             } else {
-                writeln!(
-                    out,
-                    "Disc {disc} closed: {}, {}{}",
-                    output::count(usage.files, "file", "files"),
-                    output::bytes(usage.bytes),
-                    waits(no_iso)
-                )?;
+                if let Some((disc, usage)) = &closed {
+                    writeln!(
+                        out,
+                        "Disc {disc} closed: {}, {}{}",
+                        output::count(usage.files, "file", "files"),
+                        output::bytes(usage.bytes),
+                        waits(no_iso)
+                    )?;
+                }
+                if let Some(g) = group {
+                    writeln!(
+                        out,
+                        "Parity group {g} ended{}",
+                        if no_iso {
+                            "; its parity discs wait for dbackup-mkiso"
+                        } else {
+                            "; building its parity discs"
+                        }
+                    )?;
+                }
                 writeln!(out, "Current Disc: {}", wd.open_disc()?)?;
             }
             if no_iso {
@@ -366,6 +418,14 @@ fn config(
         "on_disc_ready" => wd
             .catalog
             .set_setting_text("on_disc_ready", &one(&values)?)?,
+        "parity" => {
+            let scheme = dbackup::parity::Scheme::parse_setting(&one(&values)?)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if scheme.is_some() {
+                dbackup::parity::par2::tool()?;
+            }
+            wd.catalog.set_parity(scheme)?;
+        }
         other => anyhow::bail!("{other} is fixed when the set is created and cannot be changed"),
     }
     Ok(exit::OK)
@@ -384,6 +444,12 @@ fn settings_shown(wd: &Workdir) -> Result<Vec<(&'static str, String)>> {
         ),
         ("excludes", serde_json::to_string(&s.excludes)?),
         ("ecc", (if s.ecc { "on" } else { "off" }).to_string()),
+        (
+            "parity",
+            wd.catalog
+                .parity_scheme()?
+                .map_or_else(|| "off".to_string(), |s| s.to_string()),
+        ),
         (
             "on_disc_ready",
             names::display(
@@ -447,8 +513,10 @@ fn images(
         ..Default::default()
     };
     let reports = dbackup::mkiso::mkiso(wd, &opts, progress, &mut |_| {})?;
+    let mut code = announce(wd, &reports, brief, out)?;
+    let pass = dbackup::mkiso::build_parity(wd, progress)?;
     progress.finish();
-    let code = announce(wd, &reports, brief, out)?;
+    code = code.max(announce_parity(wd, &pass, brief, out)?);
     Ok((code, reports))
 }
 
@@ -476,6 +544,34 @@ fn announce(
             dbackup::say!("dbackup-stage: {failure}");
             code = exit::FINDING;
         }
+    }
+    Ok(code)
+}
+
+/// Tells the user of parity images built (and the on_disc_ready command).
+fn announce_parity(
+    wd: &Workdir,
+    pass: &dbackup::mkiso::ParityPass,
+    brief: bool,
+    out: &mut impl Write,
+) -> Result<i32> {
+    let mut code = exit::OK;
+    for r in &pass.built {
+        if !brief {
+            writeln!(out, "{}", dbackup::mkiso::parity_ready_line(r))?;
+        }
+        if let Some(failure) = dbackup::mkiso::run_parity_hook(wd, r)? {
+            dbackup::say!("dbackup-stage: {failure}");
+            code = exit::FINDING;
+        }
+    }
+    for w in &pass.waiting {
+        dbackup::say!(
+            "dbackup-stage: warning: parity group {} cannot be protected yet: {}",
+            w.group,
+            w.why
+        );
+        code = exit::FINDING;
     }
     Ok(code)
 }
