@@ -14,6 +14,10 @@
 //!   (size, mtime and an MD5 read now agree): `--restage` stages it again;
 //! - renamed, safe: the same content (size and MD5) is on an available disc
 //!   or in the origin under another path;
+//! - recoverable from parity: every lost disc holding it is one its parity
+//!   group can rebuild (no more of the group's data discs lost than it has
+//!   parity discs built); the note names the discs needed. Taken before
+//!   the origin: a rebuilt disc gives back the exact disc, at no new disc;
 //! - unrecoverable: none of these; the data is gone for good.
 //!
 //! A version recorded damaged (its staged copy rotted before any image
@@ -93,6 +97,7 @@ pub struct Count {
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct Totals {
     pub unrecoverable: Count,
+    pub recoverable_from_parity: Count,
     pub renamed: Count,
     pub reprotectable: Count,
     pub history_only: Count,
@@ -110,6 +115,9 @@ pub struct LostReport {
     pub marked: bool,
     pub found: bool,
     pub unrecoverable: Vec<Entry>,
+    /// Versions whose lost discs their parity groups can rebuild: the note
+    /// names the discs and parity discs needed.
+    pub recoverable_from_parity: Vec<Entry>,
     pub renamed: Vec<Entry>,
     pub reprotectable: Vec<Entry>,
     pub history_only: Vec<Entry>,
@@ -326,6 +334,44 @@ fn analyse(
     // A version is held when every disc with some of it is (a split one
     // needs all its parts).
     let held = |v: &Version| v.discs().iter().all(|d| holders.contains(d));
+    // The lost discs their parity groups can rebuild: a group with B
+    // parity discs built rebuilds up to B lost data discs (parity discs
+    // are never marked lost: each is a disc the user keeps with the set).
+    let (groups, invalid_groups) = manifest.parity_groups().map_err(err)?;
+    let mut rebuildable: HashMap<i64, String> = HashMap::new();
+    // Bounded by the set's groups and their members.
+    for g in groups.iter().filter(|g| !g.built.is_empty()) {
+        let lost_members: Vec<i64> = g
+            .members
+            .iter()
+            .map(|m| m.disc)
+            .filter(|d| lost.contains(d))
+            .collect();
+        if lost_members.is_empty() || lost_members.len() > g.built.len() {
+            continue;
+        }
+        let survivors: Vec<i64> = g
+            .members
+            .iter()
+            .map(|m| m.disc)
+            .filter(|d| !lost.contains(d))
+            .collect();
+        let parity: Vec<String> = g.built.iter().map(|j| format!("{}-{j}", g.id)).collect();
+        for &d in &lost_members {
+            rebuildable.insert(
+                d,
+                format!(
+                    "disc {d} can be rebuilt from {} and parity disc {} (dbackup-lost {d} --rebuild -d IMAGES... --to disc-{d}.iso, or give them to dbackup-restore)",
+                    if survivors.is_empty() {
+                        "no other data disc".to_string()
+                    } else {
+                        format!("the images of discs {}", crate::output::discs(&survivors))
+                    },
+                    parity.join(", ")
+                ),
+            );
+        }
+    }
     let mut report = LostReport {
         discs: named.to_vec(),
         lost_discs: {
@@ -373,6 +419,7 @@ fn analyse(
             }
         })
         .map_err(err)?;
+    report.invalid_rows += invalid_groups;
     for v in on_named {
         // Only a disc that is still at hand holds a version: a newer
         // version on a lost disc supersedes nothing.
@@ -385,6 +432,22 @@ fn analyse(
                     crate::output::discs(discs)
                 )),
             ));
+            continue;
+        }
+        let discs = v.discs();
+        if discs.iter().any(|d| rebuildable.contains_key(d))
+            && discs
+                .iter()
+                .all(|d| holders.contains(d) || rebuildable.contains_key(d))
+        {
+            let mut notes: Vec<&str> = discs
+                .iter()
+                .filter_map(|d| rebuildable.get(d).map(String::as_str))
+                .collect();
+            notes.dedup();
+            report
+                .recoverable_from_parity
+                .push(entry(&v, Some(notes.join("; "))));
             continue;
         }
         let here = origin_path(origin, &v.name).and_then(|p| {
@@ -497,6 +560,7 @@ fn analyse(
     for list in [
         &mut report.damaged,
         &mut report.unrecoverable,
+        &mut report.recoverable_from_parity,
         &mut report.renamed,
         &mut report.reprotectable,
         &mut report.history_only,
@@ -505,6 +569,7 @@ fn analyse(
     }
     report.totals = Totals {
         unrecoverable: count(&report.unrecoverable),
+        recoverable_from_parity: count(&report.recoverable_from_parity),
         renamed: count(&report.renamed),
         reprotectable: count(&report.reprotectable),
         history_only: count(&report.history_only),

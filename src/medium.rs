@@ -90,8 +90,11 @@ pub struct Medium {
     pub content: Content,
     /// The disc's own manifest.
     pub manifest: Manifest,
-    /// Which disc of the set this is (the highest completed disc of its manifest).
+    /// Which disc of the set this is (the highest completed disc of its
+    /// manifest); for a parity disc, the newest data disc its manifest knows.
     pub disc: i64,
+    /// For a parity disc: its group and its number in the group (`G-J`).
+    pub parity: Option<(i64, i64)>,
     pub identity: SetIdentity,
     /// Keeps an image's extracted manifest alive as long as we use it.
     _manifest_copy: Option<tempfile::TempPath>,
@@ -188,11 +191,23 @@ impl Medium {
             why: "its manifest has no completed disc".into(),
         })?;
         let identity = manifest.identity();
+        let parity = match manifest.setting(crate::parity::THIS_PARITY_DISC) {
+            None => None,
+            Some(v) => Some(crate::parity::parse_this(&v).ok_or_else(|| {
+                MediumError::NotADisc {
+                    path: source.clone(),
+                    why: format!(
+                        "its manifest names it parity disc {v:?}, which is no parity disc's name"
+                    ),
+                }
+            })?),
+        };
         Ok(Medium {
             source,
             content,
             manifest,
             disc,
+            parity,
             identity,
             _manifest_copy: copy,
         })
@@ -292,9 +307,51 @@ impl Medium {
         self.content.open(stored)
     }
 
-    /// A short label for messages: `disc 3 (/media/cdrom)`.
+    /// A short label for messages: `disc 3 (/media/cdrom)`, or
+    /// `parity disc 1-1 (...)`.
     pub fn label(&self) -> String {
-        format!("disc {} ({})", self.disc, self.source.display())
+        match self.parity {
+            Some((g, j)) => format!("parity disc {g}-{j} ({})", self.source.display()),
+            None => format!("disc {} ({})", self.disc, self.source.display()),
+        }
+    }
+
+    /// The name users know the disc by: `disc 3` or `parity disc 1-2`.
+    pub fn name(&self) -> String {
+        match self.parity {
+            Some((g, j)) => format!("parity disc {g}-{j}"),
+            None => format!("disc {}", self.disc),
+        }
+    }
+
+    /// The file its manifest is read from (for an image, a temp copy).
+    pub fn manifest_path(&self) -> &Path {
+        self.manifest.path()
+    }
+
+    /// A regular file at `rel` on the disc (e.g. `parity-1.par2`).
+    pub fn file(&self, rel: &str) -> Option<Stored> {
+        self.stored_at(rel.to_string(), 0)
+    }
+
+    /// The names of the regular files at the disc's root.
+    pub fn root_files(&self) -> Vec<String> {
+        match &self.content {
+            Content::Image(r) => r
+                .files()
+                .iter()
+                .filter(|f| !f.path.contains('/'))
+                .map(|f| f.path.clone())
+                .collect(),
+            Content::Folder(root) => std::fs::read_dir(root)
+                .map(|rd| {
+                    rd.flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
     }
 }
 
@@ -324,6 +381,8 @@ pub struct DiscSet {
     pub newest: usize,
     /// Discs given twice (same number): their sources, left out.
     pub duplicates: Vec<PathBuf>,
+    /// Parity discs given, by group then number (duplicates left out).
+    pub parity: Vec<Medium>,
 }
 
 impl DiscSet {
@@ -357,16 +416,24 @@ impl DiscSet {
         Ok((DiscSet::from_media(media)?, unusable))
     }
 
-    fn from_media(mut media: Vec<Medium>) -> Result<DiscSet> {
+    fn from_media(media: Vec<Medium>) -> Result<DiscSet> {
+        let (mut parity, mut media): (Vec<Medium>, Vec<Medium>) =
+            media.into_iter().partition(|m| m.parity.is_some());
         if media.is_empty() {
-            return Err(MediumError::NoDiscs);
+            if parity.is_empty() {
+                return Err(MediumError::NoDiscs);
+            }
+            return Err(MediumError::NotADisc {
+                path: parity[0].source.clone(),
+                why: "it is a parity disc, and no data disc of its set was given (give the surviving data discs' images with it)".into(),
+            });
         }
         media.sort_by_key(|m| m.disc);
         // Every disc must belong to the set of the newest one, checked
         // before duplicates are dropped: a disc 1 of another set is not a
         // copy of ours.
         let ours = media[media.len() - 1].identity.clone();
-        for m in &media {
+        for m in media.iter().chain(&parity) {
             if !m.identity.same_set(&ours) {
                 return Err(MediumError::OtherSet {
                     path: m.source.clone(),
@@ -385,12 +452,34 @@ impl DiscSet {
                 unique.push(m);
             }
         }
+        parity.sort_by_key(|m| m.parity);
+        let mut parity_unique: Vec<Medium> = Vec::with_capacity(parity.len());
+        for m in parity {
+            if parity_unique.last().is_some_and(|u| u.parity == m.parity) {
+                duplicates.push(m.source);
+            } else {
+                parity_unique.push(m);
+            }
+        }
         let newest = unique.len() - 1;
         Ok(DiscSet {
             media: unique,
             newest,
             duplicates,
+            parity: parity_unique,
         })
+    }
+
+    /// Adds a data disc found later (an image rebuilt from parity); when it
+    /// is the newest, its manifest becomes the history. One already given
+    /// is kept.
+    pub fn add(&mut self, m: Medium) {
+        let at = self.media.partition_point(|x| x.disc < m.disc);
+        if self.media.get(at).is_some_and(|x| x.disc == m.disc) {
+            return;
+        }
+        self.media.insert(at, m);
+        self.newest = self.media.len() - 1;
     }
 
     /// The manifest holding the set's history: the newest disc's.

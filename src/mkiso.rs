@@ -731,7 +731,7 @@ pub fn ready_line(r: &ImageReport) -> String {
 
 /// A path as one word for `sh`, so the burn command can be pasted as it is
 /// whatever the workdir's name (a `'` in it included).
-fn shell_quoted(path: &Path) -> String {
+pub fn shell_quoted(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
 }
 

@@ -14,6 +14,9 @@ fn main() {
 
 fn run() -> Result<i32> {
     let args = LostArgs::parse();
+    if args.rebuild {
+        return rebuild(&args);
+    }
     let source = match &args.manifest {
         Some(m) => Source::Manifest(m.clone()),
         None => Source::Workdir(match &args.workdir {
@@ -106,6 +109,11 @@ fn print(args: &LostArgs, report: &LostReport) -> std::io::Result<()> {
                 t.unrecoverable,
                 "gone for good: no copy anywhere",
             ),
+            (
+                "recoverable from parity",
+                t.recoverable_from_parity,
+                "its disc can be rebuilt from its group's other discs and parity disc",
+            ),
             ("renamed, safe", t.renamed, "the same content is elsewhere"),
             (
                 "re-protectable",
@@ -154,6 +162,11 @@ fn print(args: &LostArgs, report: &LostReport) -> std::io::Result<()> {
             rows.write(out, terminal)
         };
         list(&mut out, "Unrecoverable", &report.unrecoverable)?;
+        list(
+            &mut out,
+            "Recoverable from parity",
+            &report.recoverable_from_parity,
+        )?;
         list(&mut out, "Renamed or moved, safe", &report.renamed)?;
         list(&mut out, "Re-protectable", &report.reprotectable)?;
         list(&mut out, "History only", &report.history_only)?;
@@ -181,4 +194,51 @@ fn print(args: &LostArgs, report: &LostReport) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--rebuild`: one lost data disc's image written again from its group's
+/// survivors and parity discs.
+fn rebuild(args: &LostArgs) -> Result<i32> {
+    let [disc] = args.discs[..] else {
+        anyhow::bail!("--rebuild rebuilds one disc at a time; name one DISC");
+    };
+    let Some(to) = &args.to else {
+        anyhow::bail!("--rebuild needs --to FILE");
+    };
+    let progress = Progress::bar(!args.common.no_progress && !args.json);
+    progress.message(format!("rebuilding disc {disc} with par2"));
+    let (set, unusable) = dbackup::medium::DiscSet::open_lenient(&args.disc)?;
+    for u in &unusable {
+        dbackup::say!(
+            "dbackup-lost: warning: {} left out: {}",
+            u.source.display(),
+            u.error
+        );
+    }
+    let rebuilt = dbackup::parity::rebuild::rebuild_to(&set, disc, to);
+    progress.finish();
+    let rebuilt = rebuilt?;
+    let mut out = dbackup::output::stdout();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &rebuilt)?;
+        writeln!(out)?;
+    } else if !args.common.quiet {
+        writeln!(
+            out,
+            "Disc {} rebuilt: {} ({}, MD5 {}, read back and checked), from discs {} and parity disc {}. Burn it with: xorriso -as cdrecord -v dev=/dev/sr0 -dao {}",
+            rebuilt.disc,
+            rebuilt.path.display(),
+            output::bytes(rebuilt.size),
+            rebuilt.md5,
+            output::discs(&rebuilt.from_discs),
+            rebuilt
+                .from_parity
+                .iter()
+                .map(|j| format!("{}-{j}", rebuilt.group))
+                .collect::<Vec<_>>()
+                .join(", "),
+            dbackup::mkiso::shell_quoted(&rebuilt.path)
+        )?;
+    }
+    Ok(exit::OK)
 }

@@ -536,6 +536,15 @@ impl Manifest {
     }
 
     /// A text setting of ours (absent on the original's discs).
+    /// The parity groups it records with a layout, each checked, and how
+    /// many failed a check (see [`crate::catalog::parity::read_groups`]).
+    pub fn parity_groups(&self) -> Result<(Vec<crate::catalog::parity::GroupInfo>, u64)> {
+        crate::catalog::parity::groups_of(self.conn()).map_err(|source| ManifestError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
     pub fn setting(&self, key: &str) -> Option<String> {
         if !self.has_settings {
             return None;

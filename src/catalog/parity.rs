@@ -269,11 +269,14 @@ impl Catalog {
 
 fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
     conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='parity_groups'",
+        "SELECT count(*) FROM sqlite_master WHERE type='table'
+         AND name IN ('parity_groups', 'parity_members', 'parity_discs')",
         [],
         |r| r.get::<_, i64>(0),
     )
-    .map(|n| n == 1)
+    // All three must be tables: a view (hostile, from a disc) could run
+    // any query, never ending, on our behalf.
+    .map(|n| n == 3)
 }
 
 fn end_open(conn: &Connection) -> rusqlite::Result<Option<i64>> {
@@ -375,8 +378,12 @@ impl GroupInfo {
 /// each checked (docs/parity.md); a group that fails a check is left out
 /// and counted. A manifest without the tables has none.
 pub fn read_groups(path: &Path) -> std::result::Result<(Vec<GroupInfo>, u64), rusqlite::Error> {
-    let conn = super::manifest::open_immutable(path)?;
-    if !has_tables(&conn)? {
+    groups_of(&super::manifest::open_immutable(path)?)
+}
+
+/// Like [`read_groups`], on an open manifest or catalogue.
+pub fn groups_of(conn: &Connection) -> std::result::Result<(Vec<GroupInfo>, u64), rusqlite::Error> {
+    if !has_tables(conn)? {
         return Ok((Vec::new(), 0));
     }
     let mut stmt = conn.prepare(
@@ -400,7 +407,7 @@ pub fn read_groups(path: &Path) -> std::result::Result<(Vec<GroupInfo>, u64), ru
             invalid += 1;
             continue;
         };
-        match check_group(&conn, id, k, m, bs)? {
+        match check_group(conn, id, k, m, bs)? {
             Some(g) => groups.push(g),
             None => invalid += 1,
         }

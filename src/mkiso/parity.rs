@@ -287,10 +287,35 @@ fn build_disc(
     std::fs::copy(snapshot, &manifest).map_err(|e| Error::io(&manifest, e))?;
     (|| -> rusqlite::Result<()> {
         let c = rusqlite::Connection::open(&manifest)?;
-        c.execute(
+        let tx = c.unchecked_transaction()?;
+        tx.execute(
             "INSERT OR REPLACE INTO settings(key, value) VALUES (?1, ?2)",
             [parity::THIS_PARITY_DISC, &format!("{}-{j}", g.id)],
         )?;
+        // As of its making means the discs completed by then: the open
+        // disc's rows (files being staged, reservations) are on no disc yet,
+        // and a reader must not look for them.
+        let completed = "SELECT id FROM discs WHERE completed IS NOT NULL";
+        tx.execute(
+            &format!("DELETE FROM files WHERE disc_id NOT IN ({completed})"),
+            [],
+        )?;
+        let has_parts: bool = tx.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type='table' AND name='parts'",
+            [],
+            |r| r.get(0),
+        )?;
+        if has_parts {
+            tx.execute(
+                &format!("DELETE FROM parts WHERE disc_id NOT IN ({completed})"),
+                [],
+            )?;
+        }
+        tx.execute("DELETE FROM discs WHERE completed IS NULL", [])?;
+        tx.commit()?;
+        drop(c);
+        let c = rusqlite::Connection::open(&manifest)?;
+        c.execute_batch("VACUUM")?;
         Ok(())
     })()
     .map_err(|source| Error::Sqlite {
