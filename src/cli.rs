@@ -268,6 +268,12 @@ pub struct RestoreArgs {
     /// this mount point.
     #[arg(long, value_name = "MOUNTPOINT")]
     pub drive: Option<PathBuf>,
+    /// Where the image of a disc not given is rebuilt from its parity
+    /// group's survivors and parity discs, one disc at a time (needs room
+    /// for one image and its group's recovery files). Default: $TMPDIR or
+    /// /tmp.
+    #[arg(long, value_name = "DIR")]
+    pub rebuild_in: Option<PathBuf>,
     /// A JSON report on stdout.
     #[arg(long)]
     pub json: bool,
@@ -317,6 +323,22 @@ pub struct LostArgs {
     /// The live folder to check (default: the set's watched folder).
     #[arg(long, value_name = "DIR")]
     pub origin: Option<PathBuf>,
+    /// Rebuild the lost data disc's image (one DISC) from its parity
+    /// group's surviving images and parity discs (--disc), into --to FILE;
+    /// reads only the discs given, marks nothing.
+    #[arg(
+        long,
+        requires_all = ["disc", "to"],
+        conflicts_with_all = ["found", "restage", "what_if", "manifest", "workdir", "origin"]
+    )]
+    pub rebuild: bool,
+    /// With --rebuild: a surviving data disc's image, a parity disc (mounted
+    /// or an image), or a folder of images; repeat for each.
+    #[arg(short, long = "disc", value_name = "PATH", requires = "rebuild")]
+    pub disc: Vec<PathBuf>,
+    /// With --rebuild: the image file to write (must not exist).
+    #[arg(long, value_name = "FILE", requires = "rebuild")]
+    pub to: Option<PathBuf>,
     /// A JSON report on stdout.
     #[arg(long)]
     pub json: bool,

@@ -91,6 +91,9 @@ pub struct RestoreOptions {
     /// only counted in [`Report::unlisted`], and a dry run keeps nothing
     /// per file (a plan can cover millions).
     pub list_failed: bool,
+    /// Where an image rebuilt from parity is written for the run (default:
+    /// the system's temp folder).
+    pub rebuild_in: Option<PathBuf>,
 }
 
 impl RestoreOptions {
@@ -107,6 +110,7 @@ impl RestoreOptions {
             drive: args.drive.clone(),
             interactive,
             list_failed: args.json,
+            rebuild_in: args.rebuild_in.clone(),
         })
     }
 }
@@ -125,6 +129,8 @@ pub enum Event<'a> {
     /// A file could not be restored (files of missing or lost discs are
     /// in the plan instead).
     Failed(&'a NotRestored),
+    /// A disc not given was rebuilt from parity, checked, and is read next.
+    Rebuilt(&'a crate::parity::rebuild::Rebuilt),
 }
 
 /// Plans, tells the plan, and (unless a dry run) restores: the whole run.
@@ -144,7 +150,7 @@ pub fn restore(
     }
     // A disc that cannot be opened is left out like one not given, so the
     // others are still restored; the plan names it.
-    let (set, unusable) = DiscSet::open_lenient(&opts.discs)?;
+    let (mut set, unusable) = DiscSet::open_lenient(&opts.discs)?;
     // What earlier runs kept of split files is read first: the parts
     // they checked are not read again, nor their discs needed.
     let resumable = Resumable::scan(&opts.target);
@@ -262,14 +268,12 @@ pub fn restore(
     })?;
     // Discs at the drive's mount point are let go: holding their manifest
     // open would keep the disc from being ejected.
-    let media: Vec<Medium> = set
-        .media
-        .into_iter()
-        .filter(|m| match &opts.drive {
-            Some(drive) => !is_at(&m.source, drive),
-            None => true,
-        })
-        .collect();
+    set.media.retain(|m| match &opts.drive {
+        Some(drive) => !is_at(&m.source, drive),
+        None => true,
+    });
+    set.newest = set.media.len().saturating_sub(1);
+    let set = set;
     let scratch = target
         .scratch(&|name| {
             report
@@ -303,10 +307,23 @@ pub fn restore(
         .collect();
     for (disc, state) in discs {
         let held;
+        let rebuilt;
         let medium = match state {
-            DiscState::Given => match media.iter().find(|m| m.disc == disc) {
+            DiscState::Given => match set.medium(disc) {
                 Some(m) => m,
                 None => continue,
+            },
+            DiscState::Parity => match rebuild(opts, &set, disc, progress) {
+                Ok((scratch, m)) => {
+                    rebuilt = scratch;
+                    held = m;
+                    on_event(Event::Rebuilt(&rebuilt.rebuilt));
+                    &held
+                }
+                Err(why) => {
+                    not_rebuilt(&mut report, disc, &why, on_event);
+                    continue;
+                }
             },
             DiscState::Drive => match ask_for_disc(&report.plan, disc, prompt, progress) {
                 Ok(m) => {
@@ -337,6 +354,37 @@ pub fn restore(
     scratch.remove(target.root(), &|n| keep.iter().any(|k| k.as_c_str() == n));
     progress.finish();
     Ok(report)
+}
+
+/// Rebuilds disc `disc` from parity into a temp folder and opens it.
+fn rebuild(
+    opts: &RestoreOptions,
+    set: &DiscSet,
+    disc: i64,
+    progress: &Progress,
+) -> std::result::Result<(crate::parity::rebuild::Scratch, Medium), String> {
+    progress.message(format!("disc {disc}: rebuilding its image from parity"));
+    let dir = opts.rebuild_in.clone().unwrap_or_else(std::env::temp_dir);
+    let scratch = crate::parity::rebuild::rebuild_in(set, disc, &dir).map_err(|e| e.to_string())?;
+    let m = Medium::open_image(&scratch.rebuilt.path).map_err(|e| e.to_string())?;
+    Ok((scratch, m))
+}
+
+/// A disc that parity could not rebuild: its files are not restored.
+fn not_rebuilt(report: &mut Report, disc: i64, why: &str, on_event: &mut dyn FnMut(Event<'_>)) {
+    let reason = format!("disc {disc} is not given and could not be rebuilt from parity: {why}");
+    let Some(d) = report.plan.discs.iter().find(|d| d.disc == disc) else {
+        return;
+    };
+    let failed: Vec<NotRestored> = d
+        .items
+        .iter()
+        .map(|it| not_restored(it, disc, FailKind::MissingDisc, reason.clone()))
+        .collect();
+    for nr in &failed {
+        on_event(Event::Failed(nr));
+    }
+    report.failed.extend(failed);
 }
 
 /// The first component of a name from a manifest (what it is called at

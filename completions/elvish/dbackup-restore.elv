@@ -23,6 +23,7 @@ set edit:completion:arg-completer[dbackup-restore] = {|@words|
             cand --to 'Where to restore to (created if missing). Nothing is written outside it'
             cand --as-of 'The state as of WHEN: a date (2024-05-01, meaning its end), a date-time (2024-05-01T12:00, local time unless it names a zone) or Unix seconds'
             cand --drive 'One drive and a pile of discs: ask for each needed disc in turn at this mount point'
+            cand --rebuild-in 'Where the image of a disc not given is rebuilt from its parity group''s survivors and parity discs, one disc at a time (needs room for one image and its group''s recovery files). Default: $TMPDIR or /tmp'
             cand -i 'Match patterns case-insensitively'
             cand --ignore-case 'Match patterns case-insensitively'
             cand --dry-run 'Print the plan (discs needed, files, bytes); restore nothing'

@@ -26,6 +26,7 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-restore' -ScriptBlock {
             [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Where to restore to (created if missing). Nothing is written outside it')
             [CompletionResult]::new('--as-of', '--as-of', [CompletionResultType]::ParameterName, 'The state as of WHEN: a date (2024-05-01, meaning its end), a date-time (2024-05-01T12:00, local time unless it names a zone) or Unix seconds')
             [CompletionResult]::new('--drive', '--drive', [CompletionResultType]::ParameterName, 'One drive and a pile of discs: ask for each needed disc in turn at this mount point')
+            [CompletionResult]::new('--rebuild-in', '--rebuild-in', [CompletionResultType]::ParameterName, 'Where the image of a disc not given is rebuilt from its parity group''s survivors and parity discs, one disc at a time (needs room for one image and its group''s recovery files). Default: $TMPDIR or /tmp')
             [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'Match patterns case-insensitively')
             [CompletionResult]::new('--ignore-case', '--ignore-case', [CompletionResultType]::ParameterName, 'Match patterns case-insensitively')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the plan (discs needed, files, bytes); restore nothing')

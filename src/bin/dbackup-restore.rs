@@ -65,6 +65,22 @@ fn run() -> Result<i32> {
                 let _ = progress.suspend(|| out.write_all(text.as_bytes()));
             }
         }
+        Event::Rebuilt(r) => {
+            if !quiet && !args.json {
+                dbackup::say!(
+                    "dbackup-restore: disc {} rebuilt from parity (discs {}, parity disc {}): {} bytes, MD5 {} as recorded",
+                    r.disc,
+                    output::discs(&r.from_discs),
+                    r.from_parity
+                        .iter()
+                        .map(|j| format!("{}-{j}", r.group))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    r.size,
+                    r.md5
+                );
+            }
+        }
         Event::DiscStarted {
             disc,
             files,
@@ -164,6 +180,15 @@ fn plan_text(plan: &Plan, tty: bool) -> String {
                 DiscState::Drive => "to insert in the drive".to_string(),
                 DiscState::Missing => "missing: not given".to_string(),
                 DiscState::Lost => "lost: marked lost".to_string(),
+                DiscState::Parity => format!(
+                    "{}: rebuilt from {}",
+                    if d.marked_lost {
+                        "marked lost"
+                    } else {
+                        "not given"
+                    },
+                    d.rebuilt_from.as_deref().unwrap_or("parity")
+                ),
             };
             let state = if d.needed {
                 state

@@ -34,6 +34,10 @@ pub enum DiscState {
     Missing,
     /// Marked lost in the newest manifest: never asked for.
     Lost,
+    /// Not given (or marked lost), and its parity group's survivors and
+    /// parity discs are given: its image is rebuilt with par2 into a temp
+    /// file when its turn comes, then read like a given disc.
+    Parity,
 }
 
 /// One file to restore: what writing it needs of its version, kept small
@@ -93,6 +97,10 @@ pub struct DiscPlan {
     /// Marked lost in the newest manifest (and given all the same: found
     /// again, or its image kept).
     pub marked_lost: bool,
+    /// For a disc rebuilt from parity: from what (`the images of discs 1,
+    /// 3 and parity disc 1-1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebuilt_from: Option<String>,
     /// Its files, in name order, when the run needs them: to write them,
     /// or to list them as not restorable.
     #[serde(skip)]
@@ -380,11 +388,13 @@ fn plan_with(
             }
         }
     }
+    let rebuildable = rebuildable(set, opts);
     let mut planner = Planner {
         opts,
         set,
         resumable,
         lost,
+        rebuildable,
         plan: Plan {
             set: SetInfo {
                 name: identity.name.clone(),
@@ -462,12 +472,40 @@ fn plan_with(
     Ok((planner.finish(), collided))
 }
 
+/// The data discs not given (as an image or a folder, or at the drive's
+/// mount point) whose parity group can rebuild them from what is given, with
+/// what from. A disc given at the drive is not rebuilt: it is read there.
+fn rebuildable(set: &DiscSet, opts: &RestoreOptions) -> BTreeMap<i64, String> {
+    let mut out = BTreeMap::new();
+    if set.parity.is_empty() {
+        return out;
+    }
+    // Bounded by the groups the given discs describe.
+    for c in crate::parity::rebuild::coverage(set) {
+        if !c.can_rebuild() {
+            continue;
+        }
+        for &d in &c.missing {
+            let given = set.medium(d).is_some_and(|m| match &opts.drive {
+                Some(drive) => !is_at(&m.source, drive),
+                None => true,
+            });
+            if !given {
+                out.insert(d, c.needs());
+            }
+        }
+    }
+    out
+}
+
 /// The plan as it is being made.
 struct Planner<'a> {
     opts: &'a RestoreOptions,
     set: &'a DiscSet,
     resumable: &'a Resumable,
     lost: BTreeSet<i64>,
+    /// Discs not given that parity can rebuild, with what from.
+    rebuildable: BTreeMap<i64, String>,
     plan: Plan,
     discs: BTreeMap<i64, DiscPlan>,
     lost_files: BTreeMap<i64, Vec<LostFile>>,
@@ -530,7 +568,7 @@ impl Planner<'_> {
         d.whole_bytes = d.whole_bytes.saturating_add(v.size);
         d.needed = true;
         let keep = match d.state {
-            DiscState::Given | DiscState::Drive => {
+            DiscState::Given | DiscState::Drive | DiscState::Parity => {
                 self.plan.restorable_files += 1;
                 self.plan.restorable_bytes = self.plan.restorable_bytes.saturating_add(v.size);
                 !opts.dry_run
@@ -571,7 +609,7 @@ impl Planner<'_> {
 
     /// The plan of disc `disc`, made when first needed.
     fn disc_entry(&mut self, disc: i64) -> &mut DiscPlan {
-        let (opts, set, lost) = (self.opts, self.set, &self.lost);
+        let (opts, set, lost, rebuildable) = (self.opts, self.set, &self.lost, &self.rebuildable);
         self.discs.entry(disc).or_insert_with(|| {
             let source = set
                 .medium(disc)
@@ -582,6 +620,8 @@ impl Planner<'_> {
                 .map(|m| m.source.clone());
             let state = if source.is_some() {
                 DiscState::Given
+            } else if rebuildable.contains_key(&disc) {
+                DiscState::Parity
             } else if lost.contains(&disc) {
                 DiscState::Lost
             } else if opts.drive.is_some() {
@@ -598,6 +638,7 @@ impl Planner<'_> {
                 state,
                 source,
                 marked_lost: lost.contains(&disc),
+                rebuilt_from: rebuildable.get(&disc).cloned(),
                 items: Vec::new(),
                 pieces: Vec::new(),
                 whole_bytes: 0,

@@ -215,7 +215,12 @@ pub(super) fn stop_before(report: &mut Report, from: i64, reason: String, keep_r
         .map(|s| s.reason.clone())
         .unwrap_or_default();
     for d in &report.plan.discs {
-        if d.disc < from || !matches!(d.state, DiscState::Given | DiscState::Drive) {
+        if d.disc < from
+            || !matches!(
+                d.state,
+                DiscState::Given | DiscState::Drive | DiscState::Parity
+            )
+        {
             continue;
         }
         for it in &d.items {
