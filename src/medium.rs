@@ -193,14 +193,16 @@ impl Medium {
         let identity = manifest.identity();
         let parity = match manifest.setting(crate::parity::THIS_PARITY_DISC) {
             None => None,
-            Some(v) => Some(crate::parity::parse_this(&v).ok_or_else(|| {
-                MediumError::NotADisc {
-                    path: source.clone(),
-                    why: format!(
+            Some(v) => {
+                Some(
+                    crate::parity::parse_this(&v).ok_or_else(|| MediumError::NotADisc {
+                        path: source.clone(),
+                        why: format!(
                         "its manifest names it parity disc {v:?}, which is no parity disc's name"
                     ),
-                }
-            })?),
+                    })?,
+                )
+            }
         };
         Ok(Medium {
             source,
@@ -383,6 +385,8 @@ pub struct DiscSet {
     pub duplicates: Vec<PathBuf>,
     /// Parity discs given, by group then number (duplicates left out).
     pub parity: Vec<Medium>,
+    /// The set's identity, as the history's disc told it when opened.
+    ours: SetIdentity,
 }
 
 impl DiscSet {
@@ -419,20 +423,19 @@ impl DiscSet {
     fn from_media(media: Vec<Medium>) -> Result<DiscSet> {
         let (mut parity, mut media): (Vec<Medium>, Vec<Medium>) =
             media.into_iter().partition(|m| m.parity.is_some());
-        if media.is_empty() {
-            if parity.is_empty() {
-                return Err(MediumError::NoDiscs);
-            }
-            return Err(MediumError::NotADisc {
-                path: parity[0].source.clone(),
-                why: "it is a parity disc, and no data disc of its set was given (give the surviving data discs' images with it)".into(),
-            });
+        if media.is_empty() && parity.is_empty() {
+            return Err(MediumError::NoDiscs);
         }
         media.sort_by_key(|m| m.disc);
+        parity.sort_by_key(|m| (m.parity, std::cmp::Reverse(m.disc)));
         // Every disc must belong to the set of the newest one, checked
         // before duplicates are dropped: a disc 1 of another set is not a
-        // copy of ours.
-        let ours = media[media.len() - 1].identity.clone();
+        // copy of ours. With parity discs alone, the first's set.
+        let ours = media
+            .last()
+            .or(parity.first())
+            .map(|m| m.identity.clone())
+            .ok_or(MediumError::NoDiscs)?;
         for m in media.iter().chain(&parity) {
             if !m.identity.same_set(&ours) {
                 return Err(MediumError::OtherSet {
@@ -452,7 +455,6 @@ impl DiscSet {
                 unique.push(m);
             }
         }
-        parity.sort_by_key(|m| m.parity);
         let mut parity_unique: Vec<Medium> = Vec::with_capacity(parity.len());
         for m in parity {
             if parity_unique.last().is_some_and(|u| u.parity == m.parity) {
@@ -461,12 +463,13 @@ impl DiscSet {
                 parity_unique.push(m);
             }
         }
-        let newest = unique.len() - 1;
+        let newest = unique.len().saturating_sub(1);
         Ok(DiscSet {
             media: unique,
             newest,
             duplicates,
             parity: parity_unique,
+            ours,
         })
     }
 
@@ -482,9 +485,26 @@ impl DiscSet {
         self.newest = self.media.len() - 1;
     }
 
-    /// The manifest holding the set's history: the newest disc's.
+    /// The disc whose manifest is the set's history: the newest data disc
+    /// given, or with parity discs alone, the first of them. A set holds at
+    /// least one disc (restore lets go of the discs at its drive only after
+    /// planning, and asks for no history after).
+    pub fn history_medium(&self) -> &Medium {
+        match self.media.get(self.newest) {
+            Some(m) => m,
+            // `from_media` keeps at least one disc, data or parity.
+            None => &self.parity[0],
+        }
+    }
+
+    /// The manifest holding the set's history (see [`Self::history_medium`]).
     pub fn history(&self) -> &Manifest {
-        &self.media[self.newest].manifest
+        &self.history_medium().manifest
+    }
+
+    /// The set's identity, as the history's disc told it.
+    pub fn identity(&self) -> &SetIdentity {
+        &self.ours
     }
 
     /// The given disc with number `disc`.

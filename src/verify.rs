@@ -13,6 +13,7 @@
 //! is reported and the run goes on.
 
 mod hash;
+mod parity;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -229,6 +230,13 @@ struct Expected {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct DiscReport {
     pub disc: i64,
+    /// For a parity disc: its name `G-J` (and `disc` is the newest data
+    /// disc its manifest knows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parity: Option<String>,
+    /// For a parity disc: what `par2 verify` said of its group's images.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub par2: Option<String>,
     /// The mounted disc, or image, it was read from.
     pub source: String,
     /// `image` or `folder`.
@@ -308,7 +316,7 @@ impl DiscReport {
 
     fn add(&mut self, p: Problem, on_problem: &mut dyn FnMut(&str, &Problem)) {
         if p.not_a_backup {
-            on_problem(&format!("disc {} ({})", self.disc, self.source), &p);
+            on_problem(&self.label(), &p);
             self.problems.push(p);
             return;
         }
@@ -320,8 +328,16 @@ impl DiscReport {
             Kind::Manifest | Kind::Unusable => self.manifest_ok = false,
             Kind::SilentCorruption => {}
         }
-        on_problem(&format!("disc {} ({})", self.disc, self.source), &p);
+        on_problem(&self.label(), &p);
         self.problems.push(p);
+    }
+
+    /// Where a problem was found: `disc 3 (/media/cdrom)`, `parity disc 1-1 (...)`.
+    fn label(&self) -> String {
+        match &self.parity {
+            Some(p) => format!("parity disc {p} ({})", self.source),
+            None => format!("disc {} ({})", self.disc, self.source),
+        }
     }
 }
 
@@ -417,7 +433,7 @@ pub fn verify(
     let (set, unusable) = DiscSet::open_lenient(&opts.discs)?;
     // Two copies of one disc may differ, so a disc given twice is verified
     // each time; the copy must belong to the set like the others.
-    let ours = &set.media[set.newest].identity;
+    let ours = set.identity();
     let mut copies = Vec::new();
     for source in &set.duplicates {
         for m in Medium::open_all(source)? {
@@ -452,6 +468,11 @@ pub fn verify(
         report
             .discs
             .push(verify_disc(m, set.history(), progress, on_problem));
+    }
+    for m in &set.parity {
+        report
+            .discs
+            .push(parity::verify_parity_disc(m, &set, progress, on_problem));
     }
     if let Some(origin) = &opts.origin {
         report.origin = Some(verify_origin(&set, origin, progress, on_problem));

@@ -54,6 +54,11 @@ fn print(args: &VerifyArgs, report: &VerifyReport) -> std::io::Result<()> {
         } else {
             write!(out, "{}", output::tsv(&header, &rows))?;
         }
+        for d in &report.discs {
+            if let (Some(p), Some(verdict)) = (&d.parity, &d.par2) {
+                writeln!(out, "parity disc {p}: {verdict}")?;
+            }
+        }
     }
     Ok(())
 }
@@ -119,7 +124,10 @@ fn summary(report: &VerifyReport, tty: bool) -> (Vec<&'static str>, Vec<Vec<Stri
     }
     for d in &report.discs {
         rows.push(vec![
-            d.disc.to_string(),
+            match &d.parity {
+                Some(p) => format!("P{p}"),
+                None => d.disc.to_string(),
+            },
             names::display(d.source.as_bytes(), true),
             d.files.to_string(),
             d.ok.to_string(),

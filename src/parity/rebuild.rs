@@ -413,12 +413,7 @@ fn check_is_disc(path: &Path, disc: i64, set: &DiscSet) -> Result<()> {
             "the rebuilt image of disc {disc} cannot be read: {e}"
         ))
     })?;
-    let ours = set
-        .media
-        .get(set.newest)
-        .or(set.parity.first())
-        .map(|o| &o.identity);
-    if m.disc != disc || m.parity.is_some() || ours.is_some_and(|o| !m.identity.same_set(o)) {
+    if m.disc != disc || m.parity.is_some() || !m.identity.same_set(set.identity()) {
         return Err(RebuildError::Invalid(format!(
             "the rebuilt image is not disc {disc} of this set (its manifest says {})",
             m.label()
