@@ -32,6 +32,11 @@ pub enum Availability {
     NotGiven,
     /// Marked lost in the set's history.
     Lost,
+    /// Not given or marked lost, but its parity group can rebuild it: from
+    /// the discs given (as `dbackup-restore` would), or, for a disc marked
+    /// lost, from the group's other discs and its parity disc(s), which the
+    /// history records as made.
+    Parity,
 }
 
 impl Availability {
@@ -40,6 +45,7 @@ impl Availability {
             Availability::Given => "given",
             Availability::NotGiven => "not given",
             Availability::Lost => "lost",
+            Availability::Parity => "recoverable from parity",
         }
     }
 
@@ -50,6 +56,7 @@ impl Availability {
             .fold(Availability::Given, |acc, a| match (acc, a) {
                 (Availability::Lost, _) | (_, Availability::Lost) => Availability::Lost,
                 (Availability::NotGiven, _) | (_, Availability::NotGiven) => Availability::NotGiven,
+                (Availability::Parity, _) | (_, Availability::Parity) => Availability::Parity,
                 _ => Availability::Given,
             })
     }
@@ -141,8 +148,31 @@ pub fn find(opts: &FindOptions) -> Result<FindReport, FindError> {
         .filter(|d| !d.available)
         .map(|d| d.id)
         .collect();
+    // Discs the given ones can rebuild, and lost discs whose group, as the
+    // history records it, has enough parity discs made to rebuild them.
+    let mut rebuildable: HashSet<i64> = crate::parity::rebuild::coverage(&set)
+        .into_iter()
+        .filter(|c| c.can_rebuild())
+        .flat_map(|c| c.missing)
+        .filter(|d| !given.contains(d))
+        .collect();
+    let (groups, _invalid) = manifest.parity_groups()?;
+    // Bounded by the set's groups.
+    for g in groups.iter().filter(|g| !g.built.is_empty()) {
+        let lost_here: Vec<i64> = g
+            .members
+            .iter()
+            .map(|m| m.disc)
+            .filter(|d| lost.contains(d) && !given.contains(d))
+            .collect();
+        if lost_here.len() <= g.built.len() {
+            rebuildable.extend(lost_here);
+        }
+    }
     let availability = |disc: i64| {
-        if lost.contains(&disc) {
+        if rebuildable.contains(&disc) {
+            Availability::Parity
+        } else if lost.contains(&disc) {
             Availability::Lost
         } else if given.contains(&disc) {
             Availability::Given
@@ -199,7 +229,7 @@ pub fn find(opts: &FindOptions) -> Result<FindReport, FindError> {
     Ok(FindReport {
         found,
         invalid_rows: selection.invalid_rows,
-        history_disc: set.media[set.newest].disc,
+        history_disc: set.history_medium().disc,
         duplicates: set.duplicates.clone(),
         damaged: manifest
             .damaged()?

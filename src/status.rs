@@ -45,6 +45,20 @@ pub struct Status {
     /// Split files (larger than a disc) whose parts are still being staged:
     /// no backup yet; the next monitor goes on with them.
     pub Split_files_in_progress: Vec<SplitProgress>,
+    /// The parity scheme for new groups (`4+1`), or `off`.
+    pub Parity: String,
+    /// Closed data discs whose group's parity discs are all made (ranges,
+    /// `1-8, 10`), or `none`.
+    pub Protected_discs: String,
+    /// Closed data discs not protected yet: their group is still open or
+    /// waits for its parity discs, or they are in no group (ranges), or
+    /// `none`.
+    pub Unprotected_discs: String,
+    /// Parity discs made and read back (`1-1, 2-1`), each an image
+    /// `isos/parity-G-J.iso` to burn.
+    pub Parity_discs: Vec<String>,
+    /// Parity groups not complete yet, and what each waits for.
+    pub Parity_groups_waiting: Vec<String>,
 }
 
 /// A split file still being staged.
@@ -119,6 +133,49 @@ pub fn status(wd: &Workdir) -> Result<Status> {
         })
         .collect();
     let current_usage = crate::disc::usage(&usage, db);
+    let scheme = cat.parity_scheme()?;
+    let groups = if cat.has_parity_tables()? {
+        cat.parity_groups()?
+    } else {
+        Vec::new()
+    };
+    use crate::catalog::parity::GroupState;
+    let mut protected = Vec::new();
+    let mut parity_discs = Vec::new();
+    let mut waiting_groups = Vec::new();
+    // Bounded by the set's groups.
+    for g in &groups {
+        for &j in &g.built {
+            parity_discs.push(format!("{}-{j}", g.id));
+        }
+        let range = crate::output::discs(&g.discs);
+        match g.state {
+            GroupState::Complete => protected.extend(g.discs.iter().copied()),
+            GroupState::Full => waiting_groups.push(format!(
+                "group {} (discs {range}, {}): full, its parity discs are made once its images are verified",
+                g.id, g.scheme
+            )),
+            GroupState::Open => waiting_groups.push(format!(
+                "group {} (discs {range}, {}): {} of {} data discs",
+                g.id,
+                g.scheme,
+                g.discs.len(),
+                g.scheme.k
+            )),
+        }
+    }
+    let unprotected: Vec<i64> = discs
+        .iter()
+        .filter(|d| d.completed.is_some() && !protected.contains(&d.id))
+        .map(|d| d.id)
+        .collect();
+    let ranges = |v: &[i64]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            crate::output::discs(v)
+        }
+    };
     Ok(Status {
         Staging_dir: wd.layout.root.clone(),
         Watched_dir: wd.settings.watched.clone(),
@@ -146,5 +203,10 @@ pub fn status(wd: &Workdir) -> Result<Status> {
         Last_run: cat.state_f64("last_run")?,
         Damaged_versions: damaged,
         Split_files_in_progress: splits,
+        Parity: scheme.map_or_else(|| "off".to_string(), |s| s.to_string()),
+        Protected_discs: ranges(&protected),
+        Unprotected_discs: ranges(&unprotected),
+        Parity_discs: parity_discs,
+        Parity_groups_waiting: waiting_groups,
     })
 }

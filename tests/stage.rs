@@ -904,9 +904,11 @@ fn config_lists_every_setting_and_changes_excludes_and_the_disc_size() {
             "disc_size",
             "excludes",
             "ecc",
+            "parity",
             "on_disc_ready"
         ]
     );
+    assert!(listed.contains("parity: off"), "{listed}");
     assert!(listed.contains("excludes: [\"*.tmp\"]"), "{listed}");
     assert!(listed.contains("disc_size: 200000 ("), "{listed}");
     // The fifo and the too-big file are reported on every run...

@@ -150,7 +150,11 @@ fn availability(f: &Found) -> String {
         return f.availability.as_str().into();
     }
     let mut said = Vec::new();
-    for kind in [Availability::Lost, Availability::NotGiven] {
+    for kind in [
+        Availability::Lost,
+        Availability::NotGiven,
+        Availability::Parity,
+    ] {
         let mut discs: Vec<i64> = f
             .parts
             .iter()

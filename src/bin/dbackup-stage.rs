@@ -110,7 +110,10 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
                             serde_json::Value::Array(a) if a.is_empty() => "none".into(),
                             serde_json::Value::Array(a) => a
                                 .iter()
-                                .map(|x| x.to_string())
+                                .map(|x| match x {
+                                    serde_json::Value::String(s) => s.clone(),
+                                    other => other.to_string(),
+                                })
                                 .collect::<Vec<_>>()
                                 .join(", "),
                             other if k == "Last_run" => {
