@@ -220,6 +220,7 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
             // filesystem: an image needs room too.
             // Images built between the parts of a split file come first.
             let mut ready = report.images.clone();
+            let mut parity_ready = Vec::new();
             if !ready.is_empty() {
                 code = code.max(announce(&wd, &ready, json || cron, out)?);
             }
@@ -228,15 +229,20 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
                 && !no_iso
                 && (!dbackup::mkiso::pending(&wd)?.is_empty() || dbackup::mkiso::parity_due(&wd)?)
             {
-                let (c, r) = images(&mut wd, &progress, json || cron, out)?;
+                let (c, r, p) = images(&mut wd, &progress, json || cron, out)?;
                 code = code.max(c);
                 ready.extend(r);
+                parity_ready = p;
             }
             if json {
-                serde_json::to_writer_pretty(&mut out, &report)?;
+                let mut value = serde_json::to_value(&report)?;
+                if let Some(map) = value.as_object_mut() {
+                    map.insert("parity_images".into(), serde_json::to_value(&parity_ready)?);
+                }
+                serde_json::to_writer_pretty(&mut out, &value)?;
                 writeln!(out)?;
-            } else if cron && (report.changed() || !ready.is_empty()) {
-                writeln!(out, "{}", cron_line(&report, &ready))?;
+            } else if cron && (report.changed() || !ready.is_empty() || !parity_ready.is_empty()) {
+                writeln!(out, "{}", cron_line(&report, &ready, &parity_ready))?;
             }
             if let Some(msg) = &report.no_space {
                 dbackup::say!("dbackup-stage: error: {msg}");
@@ -467,7 +473,11 @@ fn settings_shown(wd: &Workdir) -> Result<Vec<(&'static str, String)>> {
 }
 
 /// The one line `monitor --cron` prints when something happened.
-fn cron_line(report: &stage::MonitorReport, ready: &[dbackup::mkiso::ImageReport]) -> String {
+fn cron_line(
+    report: &stage::MonitorReport,
+    ready: &[dbackup::mkiso::ImageReport],
+    parity: &[dbackup::mkiso::ParityReport],
+) -> String {
     let mut parts = vec![format!(
         "{} staged ({})",
         output::count(report.staged_files, "file", "files"),
@@ -494,6 +504,14 @@ fn cron_line(report: &stage::MonitorReport, ready: &[dbackup::mkiso::ImageReport
             show(&r.path, true)
         ));
     }
+    for r in parity {
+        parts.push(format!(
+            "parity disc {}-{} ready to burn: {}",
+            r.group,
+            r.j,
+            show(&r.path, true)
+        ));
+    }
     format!(
         "dbackup: {}; disc {} is {}% full",
         parts.join(", "),
@@ -510,7 +528,11 @@ fn images(
     progress: &Progress,
     brief: bool,
     out: &mut impl Write,
-) -> Result<(i32, Vec<dbackup::mkiso::ImageReport>)> {
+) -> Result<(
+    i32,
+    Vec<dbackup::mkiso::ImageReport>,
+    Vec<dbackup::mkiso::ParityReport>,
+)> {
     let opts = dbackup::mkiso::MkisoOptions {
         ecc: wd.settings.ecc,
         ..Default::default()
@@ -520,7 +542,7 @@ fn images(
     let pass = dbackup::mkiso::build_parity(wd, progress)?;
     progress.finish();
     code = code.max(announce_parity(wd, &pass, brief, out)?);
-    Ok((code, reports))
+    Ok((code, reports, pass.built))
 }
 
 /// Tells the user of images built (and the on_disc_ready command); `brief`
