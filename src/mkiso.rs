@@ -418,36 +418,14 @@ fn write_and_check(
         timestamp: closed.floor() as i64,
     };
     progress.message(format!("disc {n}: writing image"));
-    let written = (|| -> Result<u64> {
-        let file = File::create(&partial).map_err(|e| Error::io(&partial, e))?;
-        let mut out =
-            BufWriter::with_capacity(1 << 20, crate::fault::Writer::new(file, "mkiso::write"));
-        let size = iso::write_image(&mut out, &entries, &opts_iso, &mut |b| {
-            progress.add_bytes(b)
-        })
-        .map_err(|e| match e {
-            // A full or failing disk keeps its errno (and exit code).
-            iso::IsoError::Output(e) => Error::io(&partial, e),
-            iso::IsoError::SourceIo { path, source } => Error::io(path, source),
-            e => Error::Invalid(format!("writing {}: {e}", partial.display())),
-        })?;
-        let file = out
-            .into_inner()
-            .map_err(|e| Error::io(&partial, e.into_error()))?
-            .into_inner();
-        if let Some(e) = crate::fault::injected("mkiso::sync") {
-            return Err(Error::io(&partial, e));
-        }
-        file.sync_all().map_err(|e| Error::io(&partial, e))?;
-        Ok(size)
-    })();
-    let size = match written {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            return Err(e);
-        }
-    };
+    let size = write_partial(
+        &partial,
+        &entries,
+        &opts_iso,
+        &|f| crate::fault::Writer::new(f, "mkiso::write"),
+        &|| crate::fault::injected("mkiso::sync"),
+        progress,
+    )?;
     report.size = size;
 
     if opts.ecc {
@@ -727,6 +705,44 @@ pub fn ready_line(r: &ImageReport) -> String {
         shell_quoted(&r.path),
         shell_quoted(&r.path),
     )
+}
+
+/// Writes an image of `entries` to `partial` (through `open`, which makes
+/// the file's writer with its fault point) and makes it durable; on any
+/// failure the partial file is removed. `before_sync` is the fault point of
+/// the flush, if any.
+pub(crate) fn write_partial(
+    partial: &Path,
+    entries: &[Entry],
+    opts: &WriteOptions,
+    open: &dyn Fn(File) -> crate::fault::Writer<File>,
+    before_sync: &dyn Fn() -> Option<std::io::Error>,
+    progress: &Progress,
+) -> Result<u64> {
+    let written = (|| -> Result<u64> {
+        let file = File::create(partial).map_err(|e| Error::io(partial, e))?;
+        let mut out = BufWriter::with_capacity(1 << 20, open(file));
+        let size = iso::write_image(&mut out, entries, opts, &mut |b| progress.add_bytes(b))
+            .map_err(|e| match e {
+                // A full or failing disk keeps its errno (and exit code).
+                iso::IsoError::Output(e) => Error::io(partial, e),
+                iso::IsoError::SourceIo { path, source } => Error::io(path, source),
+                e => Error::Invalid(format!("writing {}: {e}", partial.display())),
+            })?;
+        let file = out
+            .into_inner()
+            .map_err(|e| Error::io(partial, e.into_error()))?
+            .into_inner();
+        if let Some(e) = before_sync() {
+            return Err(Error::io(partial, e));
+        }
+        file.sync_all().map_err(|e| Error::io(partial, e))?;
+        Ok(size)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(partial);
+    }
+    written
 }
 
 /// A path as one word for `sh`, so the burn command can be pasted as it is

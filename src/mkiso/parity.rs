@@ -12,7 +12,7 @@
 //! so the next run builds what is missing.
 
 use std::fs::File;
-use std::io::{BufWriter, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
@@ -399,30 +399,14 @@ fn build_disc(
         });
     }
     progress.message(format!("parity disc {}-{j}: writing image", g.id));
-    let written = (|| -> Result<u64> {
-        let file = File::create(&partial).map_err(|e| Error::io(&partial, e))?;
-        let mut out =
-            BufWriter::with_capacity(1 << 20, crate::fault::Writer::new(file, "parity::write"));
-        let size = iso::write_image(&mut out, &entries, &opts, &mut |b| progress.add_bytes(b))
-            .map_err(|e| match e {
-                iso::IsoError::Output(e) => Error::io(&partial, e),
-                iso::IsoError::SourceIo { path, source } => Error::io(path, source),
-                e => Error::Invalid(format!("writing {}: {e}", partial.display())),
-            })?;
-        let file = out
-            .into_inner()
-            .map_err(|e| Error::io(&partial, e.into_error()))?
-            .into_inner();
-        file.sync_all().map_err(|e| Error::io(&partial, e))?;
-        Ok(size)
-    })();
-    let mut size = match written {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            return Err(e);
-        }
-    };
+    let mut size = super::write_partial(
+        &partial,
+        &entries,
+        &opts,
+        &|f| crate::fault::Writer::new(f, "parity::write"),
+        &|| None,
+        progress,
+    )?;
     let mut codec = None;
     if wd.settings.ecc {
         progress.message(format!(
