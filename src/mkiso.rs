@@ -751,6 +751,39 @@ pub fn shell_quoted(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
 }
 
+/// Tells the user of the parity images a pass built (their ready lines on
+/// `out` unless `brief`; the on_disc_ready command for each) and of groups
+/// that cannot be built, on stderr as `tool: ...`. Returns whether anything
+/// calls for the user (exit code 1).
+pub fn announce_parity(
+    wd: &Workdir,
+    pass: &ParityPass,
+    brief: bool,
+    tool: &str,
+    out: &mut dyn std::io::Write,
+) -> Result<bool> {
+    let mut finding = false;
+    for r in &pass.built {
+        if !brief {
+            writeln!(out, "{}", parity_ready_line(r))
+                .map_err(|e| Error::io(Path::new("stdout"), e))?;
+        }
+        if let Some(failure) = run_parity_hook(wd, r)? {
+            crate::say!("{tool}: {failure}");
+            finding = true;
+        }
+    }
+    for w in &pass.waiting {
+        crate::say!(
+            "{tool}: warning: parity group {} cannot be protected yet: {}",
+            w.group,
+            w.why
+        );
+        finding = true;
+    }
+    Ok(finding)
+}
+
 /// Whether a parity group waits for its parity discs.
 pub fn parity_due(wd: &Workdir) -> Result<bool> {
     Ok(wd

@@ -332,6 +332,20 @@ impl DiscReport {
         self.problems.push(p);
     }
 
+    /// The disc's manifest must pass SQLite's integrity check.
+    fn check_manifest(&mut self, m: &Medium, on_problem: &mut dyn FnMut(&str, &Problem)) {
+        if let Err(why) = m.manifest.integrity_check() {
+            self.add(
+                Problem::at(
+                    disc::MANIFEST,
+                    Kind::Manifest,
+                    format!("fails its integrity check: {}", why.replace('\n', " ")),
+                ),
+                on_problem,
+            );
+        }
+    }
+
     /// Where a problem was found: `disc 3 (/media/cdrom)`, `parity disc 1-1 (...)`.
     fn label(&self) -> String {
         match &self.parity {
@@ -500,17 +514,7 @@ fn verify_disc(
         ..Default::default()
     };
     progress.message(format!("disc {}: verifying", m.disc));
-
-    if let Err(why) = m.manifest.integrity_check() {
-        r.add(
-            Problem::at(
-                disc::MANIFEST,
-                Kind::Manifest,
-                format!("fails its integrity check: {}", why.replace('\n', " ")),
-            ),
-            on_problem,
-        );
-    }
+    r.check_manifest(m, on_problem);
     let versions = match m.manifest.disc_versions(m.disc) {
         Ok((versions, invalid)) => {
             if invalid > 0 {

@@ -83,21 +83,7 @@ fn run() -> Result<i32> {
             code = exit::FINDING;
         }
     }
-    for r in &parity.built {
-        if !args.json {
-            writeln!(out, "{}", mkiso::parity_ready_line(r))?;
-        }
-        if let Some(failure) = mkiso::run_parity_hook(&wd, r)? {
-            dbackup::say!("dbackup-mkiso: {failure}");
-            code = exit::FINDING;
-        }
-    }
-    for w in &parity.waiting {
-        dbackup::say!(
-            "dbackup-mkiso: warning: parity group {} cannot be protected yet: {}",
-            w.group,
-            w.why
-        );
+    if mkiso::announce_parity(&wd, &parity, args.json, "dbackup-mkiso", &mut out)? {
         code = exit::FINDING;
     }
     Ok(code)

@@ -541,7 +541,9 @@ fn images(
     let mut code = announce(wd, &reports, brief, out)?;
     let pass = dbackup::mkiso::build_parity(wd, progress)?;
     progress.finish();
-    code = code.max(announce_parity(wd, &pass, brief, out)?);
+    if dbackup::mkiso::announce_parity(wd, &pass, brief, "dbackup-stage", out)? {
+        code = code.max(exit::FINDING);
+    }
     Ok((code, reports, pass.built))
 }
 
@@ -569,34 +571,6 @@ fn announce(
             dbackup::say!("dbackup-stage: {failure}");
             code = exit::FINDING;
         }
-    }
-    Ok(code)
-}
-
-/// Tells the user of parity images built (and the on_disc_ready command).
-fn announce_parity(
-    wd: &Workdir,
-    pass: &dbackup::mkiso::ParityPass,
-    brief: bool,
-    out: &mut impl Write,
-) -> Result<i32> {
-    let mut code = exit::OK;
-    for r in &pass.built {
-        if !brief {
-            writeln!(out, "{}", dbackup::mkiso::parity_ready_line(r))?;
-        }
-        if let Some(failure) = dbackup::mkiso::run_parity_hook(wd, r)? {
-            dbackup::say!("dbackup-stage: {failure}");
-            code = exit::FINDING;
-        }
-    }
-    for w in &pass.waiting {
-        dbackup::say!(
-            "dbackup-stage: warning: parity group {} cannot be protected yet: {}",
-            w.group,
-            w.why
-        );
-        code = exit::FINDING;
     }
     Ok(code)
 }

@@ -39,16 +39,7 @@ pub(super) fn verify_parity_disc(
         ..Default::default()
     };
     progress.message(format!("parity disc {g}-{j}: verifying"));
-    if let Err(why) = m.manifest.integrity_check() {
-        r.add(
-            Problem::at(
-                disc::MANIFEST,
-                Kind::Manifest,
-                format!("fails its integrity check: {}", why.replace('\n', " ")),
-            ),
-            on_problem,
-        );
-    }
+    r.check_manifest(m, on_problem);
     // Its files, as MD5SUMS lists them.
     let listed = match read_md5sums(m) {
         Ok(l) => l,
