@@ -66,6 +66,8 @@ pub enum RestoreError {
     TargetNotAFolder(PathBuf),
     #[error("--drive {}: not a folder; give the mount point where the drive's discs appear (e.g. /media/cdrom)", .0.display())]
     DriveNotAFolder(PathBuf),
+    #[error("--rebuild-in {} is inside the target: a rebuilt image must not land among the restored files; name a folder outside it", .0.display())]
+    RebuildInTarget(PathBuf),
 }
 
 type Result<T> = std::result::Result<T, RestoreError>;
@@ -146,6 +148,11 @@ pub fn restore(
     if let Some(drive) = &opts.drive {
         if !drive.is_dir() {
             return Err(RestoreError::DriveNotAFolder(drive.clone()));
+        }
+    }
+    if let (Some(dir), Ok(target)) = (&opts.rebuild_in, std::fs::canonicalize(&opts.target)) {
+        if std::fs::canonicalize(dir).is_ok_and(|d| d.starts_with(&target)) {
+            return Err(RestoreError::RebuildInTarget(dir.clone()));
         }
     }
     // A disc that cannot be opened is left out like one not given, so the

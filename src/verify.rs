@@ -237,6 +237,12 @@ pub struct DiscReport {
     /// For a parity disc: what `par2 verify` said of its group's images.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub par2: Option<String>,
+    /// For a parity disc whose group's images were all given: whether
+    /// `par2 verify` found them whole. A data image that is not is that
+    /// disc's damage, not this one's: it is not counted in `damaged`, but
+    /// the run is not clean.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub par2_whole: Option<bool>,
     /// The mounted disc, or image, it was read from.
     pub source: String,
     /// `image` or `folder`.
@@ -269,7 +275,11 @@ impl DiscReport {
     /// Nothing damaged, missing or unreadable, and the manifest is sound.
     /// (Unknown files are listed, but do not make a disc bad.)
     pub fn clean(&self) -> bool {
-        self.manifest_ok && self.damaged == 0 && self.missing == 0 && self.unreadable == 0
+        self.manifest_ok
+            && self.damaged == 0
+            && self.missing == 0
+            && self.unreadable == 0
+            && self.par2_whole != Some(false)
     }
 
     /// Read speed in MB/s (10^6 bytes).

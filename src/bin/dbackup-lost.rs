@@ -205,6 +205,8 @@ fn rebuild(args: &LostArgs) -> Result<i32> {
     let Some(to) = &args.to else {
         anyhow::bail!("--rebuild needs --to FILE");
     };
+    // Ctrl-C stops between steps, and the work folder is removed.
+    dbackup::interrupt::install("dbackup-lost");
     let progress = Progress::bar(!args.common.no_progress && !args.json);
     progress.message(format!("rebuilding disc {disc} with par2"));
     let (set, unusable) = dbackup::medium::DiscSet::open_lenient(&args.disc)?;
@@ -217,7 +219,13 @@ fn rebuild(args: &LostArgs) -> Result<i32> {
     }
     let rebuilt = dbackup::parity::rebuild::rebuild_to(&set, disc, to);
     progress.finish();
-    let rebuilt = rebuilt?;
+    let rebuilt = match rebuilt {
+        Err(dbackup::parity::rebuild::RebuildError::Interrupted) => {
+            dbackup::say!("dbackup-lost: interrupted; nothing was written");
+            return Ok(exit::INTERRUPTED);
+        }
+        r => r?,
+    };
     let mut out = dbackup::output::stdout();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &rebuilt)?;

@@ -31,7 +31,7 @@ pub enum RebuildError {
         #[source]
         source: std::io::Error,
     },
-    #[error("disc {0} is in no parity group that the given discs describe (give a parity disc of its group)")]
+    #[error("disc {0} is in no parity group that the given discs describe: give a parity disc of its group (none is made until the group is full, or ended with dbackup-stage close --parity)")]
     NoGroup(i64),
     #[error("{0}")]
     NotEnough(String),
@@ -41,6 +41,8 @@ pub enum RebuildError {
     Par2(#[from] par2::Par2Error),
     #[error("{} already exists; name a new file with --to", .0.display())]
     Exists(PathBuf),
+    #[error("interrupted; nothing was written")]
+    Interrupted,
 }
 
 type Result<T> = std::result::Result<T, RebuildError>;
@@ -97,6 +99,7 @@ impl Coverage {
             },
             parity.join(", ")
         )
+        .replace("discs (none) and ", "no other data disc and ")
     }
 }
 
@@ -192,7 +195,7 @@ pub fn rebuild_in(set: &DiscSet, disc: i64, scratch: &Path) -> Result<Scratch> {
         .ok_or(RebuildError::NoGroup(disc))?;
     if !cov.missing.contains(&disc) {
         return Err(RebuildError::Invalid(format!(
-            "disc {disc} is given as an image; there is nothing to rebuild"
+            "disc {disc} is given as an image, so there is nothing to rebuild; to rebuild it anyway (e.g. its image is damaged), leave it out of the discs given"
         )));
     }
     if !cov.can_rebuild() {
@@ -200,15 +203,15 @@ pub fn rebuild_in(set: &DiscSet, disc: i64, scratch: &Path) -> Result<Scratch> {
             String::new()
         } else {
             format!(
-                " (discs {} were given as folders: par2 needs their images, e.g. dd if=/dev/sr0 of=disc-N.iso bs=2048)",
+                " (given as a mounted folder: {}; par2 needs the image, e.g. dd if=/dev/sr0 of=disc-N.iso bs=2048)",
                 list(&cov.folders)
             )
         };
         return Err(RebuildError::NotEnough(format!(
-            "parity group {} cannot rebuild disc {disc}: {} of its data discs are not given as images ({}){folders}, and only {} of its {} parity discs are given; up to as many discs as parity discs can be rebuilt",
+            "parity group {} cannot rebuild disc {disc}: its data discs not given as images are {}{folders}, {} in all, and parity discs given are {} of its {}; a group rebuilds at most as many data discs as it has parity discs given",
             cov.group.id,
-            cov.missing.len(),
             list(&cov.missing),
+            cov.missing.len(),
             cov.parity.len(),
             cov.group.m
         )));
@@ -261,7 +264,11 @@ pub fn rebuild_in(set: &DiscSet, disc: i64, scratch: &Path) -> Result<Scratch> {
         let link = work.join(super::member_name(d));
         std::os::unix::fs::symlink(&src, &link).map_err(|e| io(&link, e))?;
     }
-    match par2::repair(work, &index)? {
+    let repaired = par2::repair(work, &index);
+    if crate::interrupt::requested() {
+        return Err(RebuildError::Interrupted);
+    }
+    match repaired? {
         Outcome::NotRepairable => {
             return Err(RebuildError::NotEnough(format!(
                 "par2 cannot rebuild disc {disc}: the survivors and parity discs given hold too little of group {} (a damaged survivor or parity disc costs blocks)",
@@ -316,6 +323,9 @@ pub fn rebuild_to(set: &DiscSet, disc: i64, to: &Path) -> Result<Rebuilt> {
     let mut buf = vec![0u8; 1 << 20];
     // Bounded by the image's size.
     loop {
+        if crate::interrupt::requested() {
+            return Err(RebuildError::Interrupted);
+        }
         let n = src.read(&mut buf).map_err(|e| io(from, e))?;
         if n == 0 {
             break;
@@ -329,6 +339,13 @@ pub fn rebuild_to(set: &DiscSet, disc: i64, to: &Path) -> Result<Rebuilt> {
         return Err(RebuildError::Invalid(format!(
             "disc {disc}'s rebuilt image changed while it was copied; nothing was written"
         )));
+    }
+    // An image to burn, readable like the workdir's (a temp file is 0600).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| io(to, e))?;
     }
     tmp.as_file().sync_all().map_err(|e| io(to, e))?;
     tmp.persist_noclobber(to).map_err(|e| {

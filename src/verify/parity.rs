@@ -28,7 +28,8 @@ pub(super) fn verify_parity_disc(
     let started = Instant::now();
     let (g, j) = m.parity.unwrap_or_default();
     let mut r = DiscReport {
-        disc: m.disc,
+        // No data disc: the parity disc is named by `parity`.
+        disc: 0,
         parity: Some(format!("{g}-{j}")),
         source: names::display(m.source.as_os_str().as_encoded_bytes(), false),
         medium: match m.content {
@@ -44,7 +45,12 @@ pub(super) fn verify_parity_disc(
     let listed = match read_md5sums(m) {
         Ok(l) => l,
         Err(why) => {
-            r.add(Problem::at(disc::MD5SUMS, Kind::Missing, why), on_problem);
+            let kind = if m.file(disc::MD5SUMS).is_some() {
+                Kind::Damaged
+            } else {
+                Kind::Missing
+            };
+            r.add(Problem::at(disc::MD5SUMS, kind, why), on_problem);
             Vec::new()
         }
     };
@@ -146,28 +152,31 @@ fn par2_verdict(
         par2::verify(dir.path(), &index).map_err(std::io::Error::other)
     };
     match run() {
-        Ok(Outcome::Whole) => format!(
-            "ok: par2 verify finds the images of discs {} whole",
-            crate::output::discs(&g.members.iter().map(|x| x.disc).collect::<Vec<_>>())
-        ),
+        Ok(Outcome::Whole) => {
+            r.par2_whole = Some(true);
+            format!(
+                "ok: par2 verify finds the images of discs {} whole",
+                crate::output::discs(&g.members.iter().map(|x| x.disc).collect::<Vec<_>>())
+            )
+        }
         Ok(outcome) => {
-            let repairable = outcome == Outcome::Repairable;
             let detail = format!(
-                "par2 verify: the group's data images are not all what this disc protects ({}); verify each data disc, and rebuild a damaged one with dbackup-lost N --rebuild",
-                if repairable {
-                    "they can be repaired"
+                "par2 verify: the group's data images are not all what this disc protects ({}); verify each data disc, and rebuild a damaged one with dbackup-lost N --rebuild, leaving its image out of the discs given",
+                if outcome == Outcome::Repairable {
+                    "parity can repair them"
                 } else {
-                    "too much differs to repair them"
+                    "too much differs for parity to repair them"
                 }
             );
-            r.add(
-                Problem::at(
-                    crate::parity::par2_index(g.id),
-                    Kind::Damaged,
-                    detail.clone(),
-                ),
-                on_problem,
+            // The damage is a data disc's: told, listed, not counted here.
+            r.par2_whole = Some(false);
+            let p = Problem::at(
+                format!("images of parity group {}", g.id),
+                Kind::Damaged,
+                detail.clone(),
             );
+            on_problem(&r.label(), &p);
+            r.problems.push(p);
             detail
         }
         Err(e) => {
