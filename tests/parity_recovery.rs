@@ -1,0 +1,474 @@
+//! Recovery with parity discs, end to end with the real binaries and the
+//! stock `par2`: a lost data disc's image rebuilt byte-identical by
+//! `dbackup-lost --rebuild`, restore rebuilding a missing disc on its own,
+//! lost, find, verify and status knowing what parity can and cannot do, and
+//! hostile parity discs refused without harm.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+/// Discs of 1 MB hold one file of 600 KB each: one file per disc.
+const DISC_SIZE: &str = "1000000";
+const FILE_SIZE: usize = 600_000;
+
+/// `len` pseudo-random bytes from `seed` (xorshift64*), the same every run.
+fn seeded(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A set with parity `scheme` and `files` files of 600 KB (`data/fNN.bin`),
+/// staged by one monitor run: `files - 1` discs closed, with their images
+/// and the parity discs of every full group. With `close`, the open disc is
+/// closed too and its group ended (`close --parity`), so every file is on
+/// a closed disc and every group has its parity discs.
+fn parity_set(scheme: &str, files: usize, close: bool) -> TestEnv {
+    let env = TestEnv::new();
+    env.init(&["--disc-size", DISC_SIZE, "--parity", scheme]);
+    for i in 1..=files {
+        env.write(
+            format!("data/f{i:02}.bin"),
+            &seeded(i as u64 * 7919, FILE_SIZE),
+        );
+    }
+    let out = env.run(&["monitor"]);
+    assert!(out.status.success(), "monitor: {}", text(&out.stderr));
+    if close {
+        let out = env.run(&["close", "--parity"]);
+        assert!(
+            out.status.success(),
+            "close --parity: {}",
+            text(&out.stderr)
+        );
+    }
+    env
+}
+
+/// An image in the workdir's `isos/`.
+fn iso(env: &TestEnv, name: &str) -> PathBuf {
+    let p = env.workdir.join("isos").join(name);
+    assert!(p.is_file(), "{} was not made", p.display());
+    p
+}
+
+/// `disc-N.iso`.
+fn disc_iso(env: &TestEnv, n: i64) -> PathBuf {
+    iso(env, &format!("disc-{n}.iso"))
+}
+
+/// A new folder `name` in the test's folder holding (linked, else copied)
+/// the given files under their own names, as a pile of images.
+fn gather(env: &TestEnv, name: &str, files: &[PathBuf]) -> PathBuf {
+    let dir = env.dir.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in files {
+        let to = dir.join(f.file_name().unwrap());
+        if std::fs::hard_link(f, &to).is_err() {
+            std::fs::copy(f, &to).unwrap();
+        }
+    }
+    dir
+}
+
+/// A new empty folder in the test's folder.
+fn empty_dir(env: &TestEnv, name: &str) -> PathBuf {
+    let dir = env.dir.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Every image in `isos/` but those named.
+fn isos_but(env: &TestEnv, left_out: &[&str]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(env.workdir.join("isos"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            name.ends_with(".iso") && !left_out.contains(&name)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A recovery tool, as a user runs it (no workdir).
+fn recovery(name: &str) -> Command {
+    let mut c = Command::new(bin(name));
+    c.arg("--no-progress");
+    c.env_remove("DBACKUP_WORKDIR").env_remove("FAILPOINTS");
+    c
+}
+
+/// The exit code; never a panic (101) or a signal.
+fn code(what: &str, out: &Output) -> i32 {
+    let c = out
+        .status
+        .code()
+        .unwrap_or_else(|| panic!("{what}: killed by a signal: {}", text(&out.stderr)));
+    assert_ne!(c, 101, "{what} panicked: {}", text(&out.stderr));
+    c
+}
+
+/// `dbackup-lost N --rebuild -d DISCS... --to TO`, with `TMPDIR` set.
+fn rebuild(n: i64, discs: &[&Path], to: &Path, tmpdir: &Path) -> Output {
+    let mut c = recovery("dbackup-lost");
+    c.arg(n.to_string()).arg("--rebuild");
+    for d in discs {
+        c.arg("-d").arg(d);
+    }
+    c.arg("--to").arg(to).env("TMPDIR", tmpdir);
+    c.output().expect("run dbackup-lost")
+}
+
+/// The catalogue names of the files on data disc `disc`.
+fn names_on(env: &TestEnv, disc: i64) -> Vec<String> {
+    let conn = env.catalog();
+    let mut stmt = conn
+        .prepare("SELECT filename FROM files WHERE disc_id=?1 AND copied=1 ORDER BY filename")
+        .unwrap();
+    let names: Vec<String> = stmt
+        .query_map([disc], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(!names.is_empty(), "disc {disc} holds no file");
+    names
+}
+
+/// The names of the entries of a folder.
+fn listing(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// A tool's stdout as JSON.
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    })
+}
+
+/// Flips `n` bytes of `data` from `at`.
+fn flip(data: &mut [u8], at: usize, n: usize) {
+    for b in &mut data[at..at + n] {
+        *b ^= 0xA5;
+    }
+}
+
+// dbackup-lost --rebuild: a lost disc's image written again -----------
+
+#[test]
+fn each_data_disc_of_a_group_is_rebuilt_byte_identical() {
+    let env = parity_set("4+1", 10, false);
+    let tmp = empty_dir(&env, "tmp");
+    let out_dir = empty_dir(&env, "out");
+    for n in 1..=4i64 {
+        let own = format!("disc-{n}.iso");
+        let given = isos_but(&env, &[own.as_str()]);
+        assert!(given.iter().any(|p| p.ends_with("parity-1-1.iso")));
+        let pile = gather(&env, &format!("pile-{n}"), &given);
+        let to = out_dir.join(format!("X{n}.iso"));
+        let out = rebuild(n, &[&pile], &to, &tmp);
+        assert_eq!(code("rebuild", &out), 0, "disc {n}: {}", text(&out.stderr));
+        assert_eq!(
+            md5_file(&to),
+            md5_file(&disc_iso(&env, n)),
+            "the rebuilt disc {n} is byte-identical"
+        );
+        assert!(
+            text(&out.stdout).contains(&format!("Disc {n} rebuilt")),
+            "{}",
+            text(&out.stdout)
+        );
+        // Nothing but the rebuilt images beside them, nothing in TMPDIR.
+        let expected: BTreeSet<String> = (1..=n).map(|k| format!("X{k}.iso")).collect();
+        assert_eq!(listing(&out_dir), expected, "temp files left beside --to");
+        assert!(
+            listing(&tmp).is_empty(),
+            "left in TMPDIR: {:?}",
+            listing(&tmp)
+        );
+        assert!(listing(&pile).iter().all(|f| f.ends_with(".iso")));
+    }
+
+    // --to an existing file: refused, the file untouched.
+    let pile = gather(&env, "pile-exists", &isos_but(&env, &["disc-1.iso"]));
+    let precious = out_dir.join("precious.iso");
+    std::fs::write(&precious, b"not to be overwritten").unwrap();
+    let out = rebuild(1, &[&pile], &precious, &tmp);
+    assert_eq!(code("rebuild", &out), 2, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("already exists"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&precious).unwrap(), b"not to be overwritten");
+    let mut expected: BTreeSet<String> = (1..=4).map(|k| format!("X{k}.iso")).collect();
+    expected.insert("precious.iso".into());
+    assert_eq!(listing(&out_dir), expected);
+    assert!(
+        listing(&tmp).is_empty(),
+        "left in TMPDIR: {:?}",
+        listing(&tmp)
+    );
+}
+
+// Two parity discs, and damaged survivors -----------------------------
+
+#[test]
+fn two_parity_discs_rebuild_any_two_lost_discs_of_their_group() {
+    let env = parity_set("3+2", 4, false);
+    let tmp = empty_dir(&env, "tmp");
+    let out_dir = empty_dir(&env, "out");
+    let p1 = iso(&env, "parity-1-1.iso");
+    let p2 = iso(&env, "parity-1-2.iso");
+
+    // Discs 1 and 2 lost: rebuilt one at a time from disc 3 and both
+    // parity discs.
+    let pile = gather(
+        &env,
+        "two-data",
+        &[disc_iso(&env, 3), p1.clone(), p2.clone()],
+    );
+    for n in [1i64, 2] {
+        let to = out_dir.join(format!("data-{n}.iso"));
+        let out = rebuild(n, &[&pile], &to, &tmp);
+        assert_eq!(code("rebuild", &out), 0, "disc {n}: {}", text(&out.stderr));
+        assert_eq!(md5_file(&to), md5_file(&disc_iso(&env, n)), "disc {n}");
+    }
+
+    // One data disc and one parity disc lost, each way round.
+    for (n, survivors, parity) in [
+        (1i64, [2i64, 3], p2.clone()),
+        (3, [1, 2], p1.clone()),
+        (2, [1, 3], p1.clone()),
+    ] {
+        let pile = gather(
+            &env,
+            &format!("data-{n}-and-a-parity"),
+            &[
+                disc_iso(&env, survivors[0]),
+                disc_iso(&env, survivors[1]),
+                parity.clone(),
+            ],
+        );
+        let to = out_dir.join(format!("mixed-{n}.iso"));
+        let out = rebuild(n, &[&pile], &to, &tmp);
+        assert_eq!(code("rebuild", &out), 0, "disc {n}: {}", text(&out.stderr));
+        assert_eq!(md5_file(&to), md5_file(&disc_iso(&env, n)), "disc {n}");
+    }
+    assert!(
+        listing(&tmp).is_empty(),
+        "left in TMPDIR: {:?}",
+        listing(&tmp)
+    );
+    assert!(listing(&out_dir).iter().all(|n| !n.starts_with('.')));
+}
+
+/// A damaged survivor costs only its damaged block: with two parity discs,
+/// disc 1 is rebuilt all the same, and the damaged image the user gave is
+/// left as it was (par2 repairs in its own folder, never through a link).
+#[test]
+fn a_damaged_survivor_is_repaired_around_and_left_untouched() {
+    let env = parity_set("3+2", 4, false);
+    let tmp = empty_dir(&env, "tmp");
+    let out_dir = empty_dir(&env, "out");
+    let pile = gather(
+        &env,
+        "pile",
+        &[
+            disc_iso(&env, 3),
+            iso(&env, "parity-1-1.iso"),
+            iso(&env, "parity-1-2.iso"),
+        ],
+    );
+    let mut two = std::fs::read(disc_iso(&env, 2)).unwrap();
+    let len = two.len();
+    flip(&mut two, len / 2, 512);
+    std::fs::write(pile.join("disc-2.iso"), &two).unwrap();
+    let to = out_dir.join("disc-1.iso");
+    let out = rebuild(1, &[&pile], &to, &tmp);
+    assert_eq!(code("rebuild", &out), 0, "{}", text(&out.stderr));
+    assert_eq!(md5_file(&to), md5_file(&disc_iso(&env, 1)));
+    assert_eq!(
+        std::fs::read(pile.join("disc-2.iso")).unwrap(),
+        two,
+        "the damaged survivor given was changed"
+    );
+    assert_eq!(
+        listing(&pile),
+        [
+            "disc-2.iso",
+            "disc-3.iso",
+            "parity-1-1.iso",
+            "parity-1-2.iso"
+        ]
+        .map(String::from)
+        .into(),
+        "files written beside the survivors"
+    );
+    assert!(listing(&tmp).is_empty());
+}
+
+// More discs lost than parity discs -----------------------------------
+
+#[test]
+fn more_lost_than_parity_is_refused_and_counted_unrecoverable() {
+    let env = parity_set("4+1", 10, false);
+    let tmp = empty_dir(&env, "tmp");
+    let out_dir = empty_dir(&env, "out");
+    let on_1 = names_on(&env, 1);
+    let on_2 = names_on(&env, 2);
+    // Their origin is gone too, so nothing but parity could save them.
+    for n in on_1.iter().chain(&on_2) {
+        std::fs::remove_file(env.watched.join(n.trim_start_matches('/'))).unwrap();
+    }
+
+    let pile = gather(
+        &env,
+        "pile",
+        &[
+            disc_iso(&env, 3),
+            disc_iso(&env, 4),
+            iso(&env, "parity-1-1.iso"),
+        ],
+    );
+    let to = out_dir.join("disc-1.iso");
+    let out = rebuild(1, &[&pile], &to, &tmp);
+    assert_eq!(code("rebuild", &out), 2, "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("parity group 1"), "names the group: {err}");
+    assert!(err.contains("1, 2"), "names the discs missing: {err}");
+    assert!(!to.exists(), "wrote {}", to.display());
+    assert!(listing(&out_dir).is_empty(), "{:?}", listing(&out_dir));
+    assert!(listing(&tmp).is_empty(), "{:?}", listing(&tmp));
+
+    // What losing both would cost: their files are gone for good.
+    let out = env
+        .tool("dbackup-lost")
+        .args(["1", "2", "--what-if", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(code("lost", &out), 1, "{}", text(&out.stderr));
+    let r = json(&out);
+    let unrecoverable: BTreeSet<&str> = r["unrecoverable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["filename"].as_str().unwrap())
+        .collect();
+    let lost_files: BTreeSet<&str> = on_1.iter().chain(&on_2).map(|s| s.as_str()).collect();
+    assert_eq!(unrecoverable, lost_files);
+    assert_eq!(r["recoverable_from_parity"], serde_json::json!([]));
+    assert_eq!(r["marked"], false);
+    // The table says the same.
+    let out = env
+        .tool("dbackup-lost")
+        .args(["1", "2", "--what-if"])
+        .output()
+        .unwrap();
+    assert_eq!(code("lost", &out), 1);
+    let table = text(&out.stdout);
+    let section = table
+        .split("\nUnrecoverable:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no Unrecoverable list: {table}"));
+    for n in &lost_files {
+        assert!(section.contains(n), "{n} not listed unrecoverable: {table}");
+    }
+    assert!(!table.contains("\nRecoverable from parity:"), "{table}");
+
+    // One disc lost: its parity group rebuilds it.
+    let out = env
+        .tool("dbackup-lost")
+        .args(["2", "--what-if", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(code("lost", &out), 0, "{}", text(&out.stderr));
+    let r = json(&out);
+    assert_eq!(r["unrecoverable"], serde_json::json!([]));
+    let entries = r["recoverable_from_parity"].as_array().unwrap();
+    let names: BTreeSet<&str> = entries
+        .iter()
+        .map(|e| e["filename"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, on_2.iter().map(|s| s.as_str()).collect());
+    for e in entries {
+        let note = e["note"].as_str().unwrap().replace(' ', "");
+        assert!(note.contains("discs1,3,4"), "survivors named: {note}");
+        assert!(note.contains("paritydisc1-1"), "parity disc named: {note}");
+    }
+    assert_eq!(r["totals"]["recoverable_from_parity"]["files"], on_2.len());
+    // Nothing was marked.
+    let lost: i64 = env
+        .catalog()
+        .query_row("SELECT count(*) FROM discs WHERE available=0", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(lost, 0);
+}
+
+// Mounted survivors ---------------------------------------------------
+
+#[test]
+fn a_mounted_survivor_is_refused_with_a_hint_to_give_its_image() {
+    let env = parity_set("4+1", 10, false);
+    let tmp = empty_dir(&env, "tmp");
+    let mounted = empty_dir(&env, "mounted-disc-2");
+    bsdtar_extract(&disc_iso(&env, 2), &mounted);
+    let to = env.dir.path().join("disc-1.iso");
+    let out = rebuild(
+        1,
+        &[
+            &mounted,
+            &disc_iso(&env, 3),
+            &disc_iso(&env, 4),
+            &iso(&env, "parity-1-1.iso"),
+        ],
+        &to,
+        &tmp,
+    );
+    assert_eq!(code("rebuild", &out), 2, "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("folder"), "{err}");
+    assert!(err.contains("dd "), "tells how to make the image: {err}");
+    assert!(!to.exists());
+    assert!(listing(&tmp).is_empty(), "{:?}", listing(&tmp));
+
+    // Given as an image, the same disc does it.
+    let image = env.dir.path().join("disc-2-read.iso");
+    std::fs::copy(disc_iso(&env, 2), &image).unwrap();
+    let out = rebuild(
+        1,
+        &[
+            &image,
+            &disc_iso(&env, 3),
+            &disc_iso(&env, 4),
+            &iso(&env, "parity-1-1.iso"),
+        ],
+        &to,
+        &tmp,
+    );
+    assert_eq!(code("rebuild", &out), 0, "{}", text(&out.stderr));
+    assert_eq!(md5_file(&to), md5_file(&disc_iso(&env, 1)));
+}
