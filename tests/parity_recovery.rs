@@ -167,6 +167,23 @@ fn json(out: &Output) -> serde_json::Value {
     })
 }
 
+/// The restored tree, by catalogue name.
+fn restored(target: &Path) -> std::collections::BTreeMap<Vec<u8>, String> {
+    if !target.exists() {
+        return Default::default();
+    }
+    tree_md5s(target)
+}
+
+/// A copy of the watched tree's MD5s without the files named.
+fn tree_without(env: &TestEnv, gone: &[String]) -> std::collections::BTreeMap<Vec<u8>, String> {
+    let mut t = tree_md5s(&env.watched);
+    for g in gone {
+        assert!(t.remove(g.as_bytes()).is_some(), "{g} is not in the tree");
+    }
+    t
+}
+
 /// Flips `n` bytes of `data` from `at`.
 fn flip(data: &mut [u8], at: usize, n: usize) {
     for b in &mut data[at..at + n] {
@@ -426,6 +443,209 @@ fn more_lost_than_parity_is_refused_and_counted_unrecoverable() {
         })
         .unwrap();
     assert_eq!(lost, 0);
+}
+
+// Restore rebuilds a disc not given -----------------------------------
+
+#[test]
+fn restore_rebuilds_a_disc_not_given_from_its_survivors_and_parity() {
+    let env = parity_set("4+1", 10, true);
+    let pile = gather(&env, "pile", &isos_but(&env, &["disc-2.iso"]));
+    let tmp = empty_dir(&env, "tmp");
+    let on_2 = names_on(&env, 2);
+
+    // The plan says how disc 2 comes back.
+    let target = env.dir.path().join("dry");
+    let out = recovery("dbackup-restore")
+        .arg("-d")
+        .arg(&pile)
+        .arg("--to")
+        .arg(&target)
+        .arg("--dry-run")
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    assert_eq!(code("restore --dry-run", &out), 0, "{}", text(&out.stderr));
+    let plan = text(&out.stdout);
+    let line = plan
+        .lines()
+        .find(|l| l.starts_with("2\t"))
+        .unwrap_or_else(|| panic!("no row for disc 2: {plan}"));
+    assert!(line.contains("rebuilt from"), "{line}");
+    assert!(line.contains("parity disc 1-1"), "{line}");
+    assert!(restored(&target).is_empty(), "a dry run restored files");
+
+    let out = recovery("dbackup-restore")
+        .arg("-d")
+        .arg(&pile)
+        .arg("--to")
+        .arg(&target)
+        .args(["--dry-run", "--json"])
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    assert_eq!(code("restore --dry-run --json", &out), 0);
+    let r = json(&out);
+    let discs = r["plan"]["discs"].as_array().unwrap();
+    let two = discs.iter().find(|d| d["disc"] == 2).unwrap();
+    assert_eq!(two["state"], "parity", "{two}");
+    let from = two["rebuilt_from"].as_str().expect("rebuilt_from");
+    assert!(from.contains("parity disc 1-1"), "{from}");
+    for d in discs.iter().filter(|d| d["disc"] != 2) {
+        assert_eq!(d["state"], "given", "{d}");
+        assert!(d.get("rebuilt_from").is_none(), "{d}");
+    }
+
+    // The restore itself, rebuilding in a folder of our choosing.
+    let rebuild_in = empty_dir(&env, "rebuild-here");
+    let target = env.dir.path().join("restored");
+    let out = recovery("dbackup-restore")
+        .arg("-d")
+        .arg(&pile)
+        .arg("--to")
+        .arg(&target)
+        .arg("--rebuild-in")
+        .arg(&rebuild_in)
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    assert_eq!(code("restore", &out), 0, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("disc 2 rebuilt from parity"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(restored(&target), tree_md5s(&env.watched));
+    assert!(
+        listing(&rebuild_in).is_empty(),
+        "{:?}",
+        listing(&rebuild_in)
+    );
+    assert!(listing(&tmp).is_empty(), "{:?}", listing(&tmp));
+    assert!(listing(&pile).iter().all(|n| n.ends_with(".iso")));
+
+    // --rebuild-in is where the image is made: a folder that is not there
+    // leaves disc 2's files unrestored, and only them.
+    let target = env.dir.path().join("restored-nowhere");
+    let out = recovery("dbackup-restore")
+        .arg("-d")
+        .arg(&pile)
+        .arg("--to")
+        .arg(&target)
+        .arg("--rebuild-in")
+        .arg(env.dir.path().join("no-such-folder"))
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    assert_eq!(code("restore", &out), 1, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no-such-folder"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(restored(&target), tree_without(&env, &on_2));
+    assert!(!env.dir.path().join("no-such-folder").exists());
+    assert!(listing(&tmp).is_empty(), "{:?}", listing(&tmp));
+}
+
+#[test]
+fn restore_rebuilds_a_disc_marked_lost() {
+    let env = parity_set("4+1", 10, true);
+    let out = env.tool("dbackup-lost").arg("2").output().unwrap();
+    assert_eq!(code("lost 2", &out), 0, "{}", text(&out.stderr));
+    // A disc closed after the mark carries it to the discs.
+    env.write("data/after.bin", &seeded(4242, FILE_SIZE));
+    let out = env.run(&["monitor"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = env.run(&["close", "--parity"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let pile = gather(&env, "pile", &isos_but(&env, &["disc-2.iso"]));
+    let tmp = empty_dir(&env, "tmp");
+    let target = env.dir.path().join("restored");
+    let out = recovery("dbackup-restore")
+        .arg("-d")
+        .arg(&pile)
+        .arg("--to")
+        .arg(&target)
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    assert_eq!(code("restore", &out), 0, "{}", text(&out.stderr));
+    let plan = text(&out.stdout);
+    let line = plan
+        .lines()
+        .find(|l| l.starts_with("2\t"))
+        .unwrap_or_else(|| panic!("no row for disc 2: {plan}"));
+    assert!(line.contains("marked lost"), "{line}");
+    assert!(line.contains("rebuilt from"), "{line}");
+    assert_eq!(restored(&target), tree_md5s(&env.watched));
+    assert!(listing(&tmp).is_empty(), "{:?}", listing(&tmp));
+}
+
+// Restore where parity cannot help ------------------------------------
+
+#[test]
+fn restore_where_parity_cannot_help_restores_the_rest_and_says_so() {
+    let env = parity_set("4+1", 10, true);
+    let on_1 = names_on(&env, 1);
+    let on_2 = names_on(&env, 2);
+    let pile = gather(&env, "pile", &isos_but(&env, &["disc-1.iso", "disc-2.iso"]));
+    let tmp = empty_dir(&env, "tmp");
+    let target = env.dir.path().join("restored");
+    let out = recovery("dbackup-restore")
+        .arg("-d")
+        .arg(&pile)
+        .arg("--to")
+        .arg(&target)
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    assert_eq!(code("restore", &out), 1, "a file not restored: exit 1");
+    let gone: Vec<String> = on_1.iter().chain(&on_2).cloned().collect();
+    assert_eq!(restored(&target), tree_without(&env, &gone));
+    let err = text(&out.stderr);
+    assert!(err.contains("2 files not restored"), "{err}");
+    let plan = text(&out.stdout);
+    for d in ["1\t", "2\t"] {
+        let line = plan.lines().find(|l| l.starts_with(d)).unwrap();
+        assert!(!line.contains("rebuilt"), "{line}");
+    }
+
+    let target = env.dir.path().join("restored-json");
+    let out = recovery("dbackup-restore")
+        .arg("-d")
+        .arg(&pile)
+        .arg("--to")
+        .arg(&target)
+        .arg("--json")
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    assert_eq!(code("restore --json", &out), 1);
+    let r = json(&out);
+    let failed: BTreeSet<(String, i64)> = r["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_string(),
+                f["disc"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, i64)> = on_1
+        .iter()
+        .map(|n| (n.clone(), 1))
+        .chain(on_2.iter().map(|n| (n.clone(), 2)))
+        .collect();
+    assert_eq!(failed, expected);
+    assert_eq!(
+        r["restored"]["files"].as_u64().unwrap() as usize,
+        tree_md5s(&env.watched).len() - gone.len()
+    );
+    assert!(listing(&tmp).is_empty(), "{:?}", listing(&tmp));
 }
 
 // Mounted survivors ---------------------------------------------------
