@@ -133,6 +133,17 @@ fn rebuild(n: i64, discs: &[&Path], to: &Path, tmpdir: &Path) -> Output {
     c.output().expect("run dbackup-lost")
 }
 
+/// The data disc holding catalogue name `name`.
+fn disc_of(env: &TestEnv, name: &str) -> i64 {
+    env.catalog()
+        .query_row(
+            "SELECT disc_id FROM files WHERE filename=?1 AND copied=1",
+            [name],
+            |r| r.get(0),
+        )
+        .unwrap_or_else(|e| panic!("{name} is on no disc: {e}"))
+}
+
 /// The catalogue names of the files on data disc `disc`.
 fn names_on(env: &TestEnv, disc: i64) -> Vec<String> {
     let conn = env.catalog();
@@ -189,6 +200,34 @@ fn flip(data: &mut [u8], at: usize, n: usize) {
     for b in &mut data[at..at + n] {
         *b ^= 0xA5;
     }
+}
+
+/// Where file `inner` (its bytes, as an independent reader extracts them)
+/// starts in `image`: the image holds a run of its middle bytes once.
+fn offset_in_image(image: &[u8], inner: &[u8]) -> usize {
+    assert!(inner.len() > 4096, "too small to find");
+    let mid = inner.len() / 2;
+    let window = &inner[mid..mid + 256];
+    let hits: Vec<usize> = image
+        .windows(window.len())
+        .enumerate()
+        .filter(|(_, w)| *w == window)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(hits.len(), 1, "the file's bytes are in the image once");
+    hits[0] - mid
+}
+
+/// A parity image extracted by bsdtar (a mounted parity disc), and the name
+/// of its recovery file.
+fn extract_parity(env: &TestEnv, image: &Path, name: &str) -> (PathBuf, String) {
+    let dir = empty_dir(env, name);
+    bsdtar_extract(image, &dir);
+    let vol = listing(&dir)
+        .into_iter()
+        .find(|n| n.contains(".vol") && n.ends_with(".par2"))
+        .expect("a recovery file on the parity disc");
+    (dir, vol)
 }
 
 // dbackup-lost --rebuild: a lost disc's image written again -----------
@@ -646,6 +685,338 @@ fn restore_where_parity_cannot_help_restores_the_rest_and_says_so() {
         tree_md5s(&env.watched).len() - gone.len()
     );
     assert!(listing(&tmp).is_empty(), "{:?}", listing(&tmp));
+}
+
+// Damaged parity discs and images -------------------------------------
+
+/// `parity-1-1.iso` with bytes flipped in the middle of its recovery file.
+fn damaged_parity_image(env: &TestEnv) -> (Vec<u8>, String) {
+    let image_path = iso(env, "parity-1-1.iso");
+    let (dir, vol) = extract_parity(env, &image_path, "parity-extracted");
+    let inner = std::fs::read(dir.join(&vol)).unwrap();
+    let mut image = std::fs::read(&image_path).unwrap();
+    let at = offset_in_image(&image, &inner);
+    flip(&mut image, at + inner.len() / 3, 300);
+    (image, vol)
+}
+
+#[test]
+fn a_damaged_parity_disc_is_reported_and_never_gives_a_wrong_image() {
+    let env = parity_set("4+1", 10, false);
+    let tmp = empty_dir(&env, "tmp");
+    let out_dir = empty_dir(&env, "out");
+    let (image, vol) = damaged_parity_image(&env);
+    let pile = gather(
+        &env,
+        "pile",
+        &[disc_iso(&env, 2), disc_iso(&env, 3), disc_iso(&env, 4)],
+    );
+    let bad = pile.join("parity-1-1.iso");
+    std::fs::write(&bad, &image).unwrap();
+
+    let out = recovery("dbackup-verify")
+        .arg("-d")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(code("verify", &out), 1, "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains(&vol) && err.contains("damaged"), "{err}");
+
+    // The same damage on a mounted parity disc (a folder).
+    let (folder, vol) = extract_parity(&env, &bad, "parity-mounted");
+    let out = recovery("dbackup-verify")
+        .arg("-d")
+        .arg(&folder)
+        .output()
+        .unwrap();
+    assert_eq!(code("verify folder", &out), 1, "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(&vol), "{}", text(&out.stderr));
+
+    for (how, parity) in [("image", &bad), ("folder", &folder)] {
+        let to = out_dir.join(format!("disc-1-{how}.iso"));
+        let out = rebuild(1, &[&pile, parity], &to, &tmp);
+        match code("rebuild", &out) {
+            0 => assert_eq!(md5_file(&to), md5_file(&disc_iso(&env, 1)), "{how}"),
+            2 => {
+                let err = text(&out.stderr);
+                assert!(err.contains("par2"), "{how}: a clear message: {err}");
+                assert!(
+                    !to.exists(),
+                    "{how}: a failed rebuild wrote {}",
+                    to.display()
+                );
+            }
+            c => panic!("{how}: exit {c}: {}", text(&out.stderr)),
+        }
+    }
+    assert!(listing(&out_dir).iter().all(|n| !n.starts_with('.')));
+    assert!(listing(&tmp).is_empty(), "{:?}", listing(&tmp));
+
+    // Restore given it: disc 1's files are not restored, and say why; the
+    // rest are.
+    let everything = gather(&env, "everything-but-1", &isos_but(&env, &["disc-1.iso"]));
+    std::fs::remove_file(everything.join("parity-1-1.iso")).unwrap();
+    std::fs::write(everything.join("parity-1-1.iso"), &image).unwrap();
+    let target = env.dir.path().join("restored");
+    let out = recovery("dbackup-restore")
+        .arg("-d")
+        .arg(&everything)
+        .arg("--to")
+        .arg(&target)
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    let on_1 = names_on(&env, 1);
+    let mut expected = tree_md5s(&env.watched);
+    // The open disc's file is on no disc yet.
+    expected.retain(|name, _| {
+        let name = String::from_utf8_lossy(name);
+        env.catalog()
+            .query_row(
+                "SELECT d.completed IS NOT NULL FROM files f JOIN discs d ON d.id=f.disc_id
+                 WHERE f.filename=?1",
+                [name.as_ref()],
+                |r| r.get::<_, bool>(0),
+            )
+            .unwrap()
+    });
+    match code("restore", &out) {
+        0 => assert_eq!(restored(&target), expected),
+        1 => {
+            let err = text(&out.stderr);
+            assert!(err.contains("could not be rebuilt from parity"), "{err}");
+            for n in &on_1 {
+                expected.remove(n.as_bytes());
+            }
+            assert_eq!(restored(&target), expected);
+        }
+        c => panic!("restore exit {c}: {}", text(&out.stderr)),
+    }
+    assert!(listing(&tmp).is_empty(), "{:?}", listing(&tmp));
+}
+
+/// With two parity discs, a damaged one costs only its damaged block: the
+/// other holds enough, and the lost disc comes back whole.
+#[test]
+fn a_damaged_parity_disc_with_a_good_one_beside_still_rebuilds() {
+    let env = parity_set("3+2", 4, false);
+    let tmp = empty_dir(&env, "tmp");
+    let (image, _) = damaged_parity_image(&env);
+    let pile = gather(
+        &env,
+        "pile",
+        &[
+            disc_iso(&env, 2),
+            disc_iso(&env, 3),
+            iso(&env, "parity-1-2.iso"),
+        ],
+    );
+    std::fs::write(pile.join("parity-1-1.iso"), &image).unwrap();
+    let to = env.dir.path().join("disc-1.iso");
+    let out = rebuild(1, &[&pile], &to, &tmp);
+    assert_eq!(code("rebuild", &out), 0, "{}", text(&out.stderr));
+    assert_eq!(md5_file(&to), md5_file(&disc_iso(&env, 1)));
+}
+
+/// A data image damaged: par2 verify, run on the parity disc with its
+/// group's images, says the group is not whole.
+#[test]
+fn verify_with_a_damaged_data_image_gives_the_par2_verdict_not_whole() {
+    let env = parity_set("4+1", 10, false);
+    let mut two = std::fs::read(disc_iso(&env, 2)).unwrap();
+    // Inside disc 2's file (its bytes are the watched file's).
+    let name = names_on(&env, 2).remove(0);
+    let content = std::fs::read(env.watched.join(name.trim_start_matches('/'))).unwrap();
+    let at = offset_in_image(&two, &content);
+    flip(&mut two, at + 1000, 64);
+    let pile = gather(
+        &env,
+        "pile",
+        &[
+            disc_iso(&env, 1),
+            disc_iso(&env, 3),
+            disc_iso(&env, 4),
+            iso(&env, "parity-1-1.iso"),
+        ],
+    );
+    std::fs::write(pile.join("disc-2.iso"), &two).unwrap();
+
+    let out = recovery("dbackup-verify")
+        .arg("-d")
+        .arg(&pile)
+        .output()
+        .unwrap();
+    assert_eq!(code("verify", &out), 1, "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    let verdict = report
+        .lines()
+        .find(|l| l.starts_with("parity disc 1-1:"))
+        .unwrap_or_else(|| panic!("no par2 verdict: {report}"));
+    assert!(verdict.contains("par2 verify"), "{verdict}");
+    assert!(!verdict.contains(": ok"), "{verdict}");
+
+    let out = recovery("dbackup-verify")
+        .arg("-d")
+        .arg(&pile)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(code("verify --json", &out), 1);
+    let r = json(&out);
+    let p = r["discs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["parity"] == "1-1")
+        .expect("the parity disc's entry");
+    let par2 = p["par2"].as_str().expect("a par2 verdict");
+    assert!(par2.contains("not all"), "{par2}");
+    let d2 = r["discs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["disc"] == 2 && d["parity"].is_null())
+        .unwrap();
+    assert_eq!(d2["damaged"], 1, "{d2}");
+}
+
+/// The parity disc itself is whole when only a data image is damaged: its
+/// own counts add up and name no file of its own damaged.
+#[test]
+fn verify_does_not_count_a_whole_parity_disc_damaged_for_a_damaged_data_image() {
+    let env = parity_set("4+1", 10, false);
+    let mut two = std::fs::read(disc_iso(&env, 2)).unwrap();
+    let name = names_on(&env, 2).remove(0);
+    let content = std::fs::read(env.watched.join(name.trim_start_matches('/'))).unwrap();
+    let at = offset_in_image(&two, &content);
+    flip(&mut two, at + 1000, 64);
+    let pile = gather(
+        &env,
+        "pile",
+        &[
+            disc_iso(&env, 1),
+            disc_iso(&env, 3),
+            disc_iso(&env, 4),
+            iso(&env, "parity-1-1.iso"),
+        ],
+    );
+    std::fs::write(pile.join("disc-2.iso"), &two).unwrap();
+    let out = recovery("dbackup-verify")
+        .arg("-d")
+        .arg(&pile)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(code("verify --json", &out), 1);
+    let r = json(&out);
+    let p = r["discs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["parity"] == "1-1")
+        .expect("the parity disc's entry");
+    let n = |k: &str| p[k].as_u64().unwrap();
+    assert!(
+        n("ok") + n("damaged") + n("missing") + n("unreadable") <= n("files"),
+        "counts of the parity disc do not add up: {p}"
+    );
+    assert_eq!(n("ok"), n("files"), "{p}");
+}
+
+// find ----------------------------------------------------------------
+
+#[test]
+fn find_shows_a_missing_discs_file_as_recoverable_from_parity() {
+    let env = parity_set("4+1", 10, false);
+    let pile = gather(&env, "pile", &isos_but(&env, &["disc-3.iso"]));
+    let name = names_on(&env, 3).remove(0);
+    let base = name.rsplit('/').next().unwrap().to_string();
+    let out = recovery("dbackup-find")
+        .arg("-d")
+        .arg(&pile)
+        .arg(&base)
+        .output()
+        .unwrap();
+    assert_eq!(code("find", &out), 0, "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&name))
+        .unwrap_or_else(|| panic!("{name} not found: {table}"));
+    assert!(row.ends_with("recoverable from parity"), "{row}");
+
+    let out = recovery("dbackup-find")
+        .arg("-d")
+        .arg(&pile)
+        .arg("--json")
+        .arg(&base)
+        .output()
+        .unwrap();
+    assert_eq!(code("find --json", &out), 0);
+    let r = json(&out);
+    let hit = r
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["filename"] == name.as_str())
+        .unwrap();
+    assert_eq!(hit["availability"], "parity", "{hit}");
+    assert_eq!(hit["disc"], 3);
+
+    // A file on a given disc is given; one of a group missing two discs
+    // is not recoverable from parity.
+    let pile2 = gather(
+        &env,
+        "pile2",
+        &isos_but(&env, &["disc-3.iso", "disc-4.iso"]),
+    );
+    let out = recovery("dbackup-find")
+        .arg("-d")
+        .arg(&pile2)
+        .arg("--json")
+        .arg("*.bin")
+        .output()
+        .unwrap();
+    assert_eq!(code("find --json", &out), 0);
+    for h in json(&out).as_array().unwrap() {
+        let disc = h["disc"].as_i64().unwrap();
+        let want = match disc {
+            3 | 4 => "not_given",
+            10 => h["availability"].as_str().unwrap(),
+            _ => "given",
+        };
+        assert_eq!(h["availability"], want, "{h}");
+    }
+    assert_eq!(disc_of(&env, &name), 3);
+}
+
+// status --------------------------------------------------------------
+
+#[test]
+fn status_says_which_discs_are_protected() {
+    let env = parity_set("4+1", 10, false);
+    let status = |env: &TestEnv| {
+        let out = env.run(&["status", "--json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        json(&out)
+    };
+    let s = status(&env);
+    assert_eq!(s["Parity"], "4+1");
+    assert_eq!(s["Discs_closed"], 9);
+    assert_eq!(s["Protected_discs"], "1-8", "{s}");
+    assert_eq!(s["Unprotected_discs"], "9", "{s}");
+    assert_eq!(s["Parity_discs"], serde_json::json!(["1-1", "2-1"]));
+
+    let out = env.run(&["close", "--parity"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = status(&env);
+    assert_eq!(s["Discs_closed"], 10);
+    assert_eq!(s["Protected_discs"], "1-10", "{s}");
+    assert_eq!(s["Unprotected_discs"], "none", "{s}");
+    assert_eq!(s["Parity_discs"], serde_json::json!(["1-1", "2-1", "3-1"]));
+    assert_eq!(s["Parity_groups_waiting"], serde_json::json!([]));
+    env.check_invariants();
 }
 
 // Mounted survivors ---------------------------------------------------
