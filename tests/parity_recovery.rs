@@ -167,6 +167,14 @@ fn listing(dir: &Path) -> BTreeSet<String> {
         .collect()
 }
 
+/// Every path under `root` (files, folders, links), relative.
+fn everything_under(root: &Path) -> BTreeSet<PathBuf> {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .map(|e| e.unwrap().path().strip_prefix(root).unwrap().to_path_buf())
+        .collect()
+}
+
 /// A tool's stdout as JSON.
 fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -1017,6 +1025,179 @@ fn status_says_which_discs_are_protected() {
     assert_eq!(s["Parity_discs"], serde_json::json!(["1-1", "2-1", "3-1"]));
     assert_eq!(s["Parity_groups_waiting"], serde_json::json!([]));
     env.check_invariants();
+}
+
+// Hostile parity discs ------------------------------------------------
+
+/// A hostile parity disc (a folder made from the real one, then changed):
+/// verify and rebuild neither panic nor write outside their folders; a
+/// rebuild gives the right image or a clear error and nothing.
+fn hostile_case(env: &TestEnv, case: &str, change: impl FnOnce(&Path)) {
+    let (folder, _) = extract_parity(env, &iso(env, "parity-1-1.iso"), &format!("hostile-{case}"));
+    change(&folder);
+    let survivors = gather(
+        env,
+        &format!("survivors-{case}"),
+        &[disc_iso(env, 2), disc_iso(env, 3), disc_iso(env, 4)],
+    );
+    let tmp = empty_dir(env, &format!("tmp-{case}"));
+    let out_dir = empty_dir(env, &format!("out-{case}"));
+    let before = everything_under(env.dir.path());
+
+    let out = recovery("dbackup-verify")
+        .arg("-d")
+        .arg(&folder)
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    let c = code("verify", &out);
+    assert!(
+        (1..=2).contains(&c),
+        "{case}: verify exit {c}: {}",
+        text(&out.stderr)
+    );
+    assert!(!text(&out.stderr).is_empty(), "{case}: verify said nothing");
+
+    let to = out_dir.join("disc-1.iso");
+    let out = rebuild(1, &[&survivors, &folder], &to, &tmp);
+    match code("rebuild", &out) {
+        0 => assert_eq!(
+            md5_file(&to),
+            md5_file(&disc_iso(env, 1)),
+            "{case}: a wrong image"
+        ),
+        2 => {
+            assert!(!to.exists(), "{case}: a failed rebuild wrote its image");
+            assert!(
+                text(&out.stderr).contains("error:"),
+                "{case}: {}",
+                text(&out.stderr)
+            );
+        }
+        c => panic!("{case}: rebuild exit {c}: {}", text(&out.stderr)),
+    }
+    let mut after = everything_under(env.dir.path());
+    after.remove(&PathBuf::from(format!("out-{case}/disc-1.iso")));
+    assert_eq!(after, before, "{case}: files written outside --to");
+    assert!(listing(&tmp).is_empty(), "{case}: {:?}", listing(&tmp));
+}
+
+fn set_this_parity_disc(folder: &Path, value: &str) {
+    let conn = rusqlite::Connection::open(folder.join("manifest.db")).unwrap();
+    let n = conn
+        .execute(
+            "UPDATE settings SET value=?1 WHERE key='this_parity_disc'",
+            [value],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn a_parity_disc_with_garbage_md5sums_is_reported() {
+    let env = parity_set("4+1", 10, false);
+    hostile_case(&env, "md5sums", |f| {
+        std::fs::write(f.join("MD5SUMS"), seeded(99, 3000)).unwrap();
+    });
+}
+
+#[test]
+fn a_parity_disc_naming_itself_0_0_is_refused() {
+    let env = parity_set("4+1", 10, false);
+    hostile_case(&env, "zero", |f| set_this_parity_disc(f, "0-0"));
+}
+
+#[test]
+fn a_parity_disc_naming_itself_x_is_refused() {
+    let env = parity_set("4+1", 10, false);
+    hostile_case(&env, "x", |f| set_this_parity_disc(f, "x"));
+}
+
+/// A parity disc whose manifest records another layout than its PAR2
+/// index (a member's MD5 changed): not believed.
+#[test]
+fn a_parity_disc_whose_manifest_disagrees_with_its_index_is_refused() {
+    let env = parity_set("4+1", 10, false);
+    hostile_case(&env, "layout", |f| {
+        let conn = rusqlite::Connection::open(f.join("manifest.db")).unwrap();
+        let n = conn
+            .execute(
+                "UPDATE parity_members SET md5='00000000000000000000000000000000' WHERE disc_id=2",
+                [],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    });
+}
+
+/// A parity disc of another set, given with the survivors: refused.
+#[test]
+fn a_parity_disc_of_another_set_is_refused() {
+    let env = parity_set("4+1", 5, false);
+    let other = parity_set("4+1", 5, false);
+    let tmp = empty_dir(&env, "tmp");
+    let to = env.dir.path().join("disc-1.iso");
+    let out = rebuild(
+        1,
+        &[
+            &disc_iso(&env, 2),
+            &disc_iso(&env, 3),
+            &disc_iso(&env, 4),
+            &iso(&other, "parity-1-1.iso"),
+        ],
+        &to,
+        &tmp,
+    );
+    assert_eq!(code("rebuild", &out), 2, "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("not of set"), "{err}");
+    assert!(!to.exists());
+    assert!(listing(&tmp).is_empty(), "{:?}", listing(&tmp));
+}
+
+/// Files a parity disc should not hold: one whose name takes a path out of
+/// the folder (a link to `../x.par2`, since a name cannot hold a slash),
+/// and one named like a recovery file with a tail. They are never copied
+/// or followed; verify names them.
+#[test]
+fn a_parity_disc_with_extra_files_is_not_followed_out() {
+    let env = parity_set("4+1", 10, false);
+    let outside = env.dir.path().join("x.par2");
+    std::fs::write(&outside, b"outside the disc").unwrap();
+    let (folder, _) = extract_parity(&env, &iso(&env, "parity-1-1.iso"), "extra");
+    std::fs::write(folder.join("parity-1.vol0+8.par2.evil"), seeded(5, 5000)).unwrap();
+    std::os::unix::fs::symlink("../x.par2", folder.join("parity-1.vol8+8.par2")).unwrap();
+    let survivors = gather(
+        &env,
+        "survivors",
+        &[disc_iso(&env, 2), disc_iso(&env, 3), disc_iso(&env, 4)],
+    );
+    let tmp = empty_dir(&env, "tmp");
+    let before = everything_under(env.dir.path());
+
+    let out = recovery("dbackup-verify")
+        .arg("-d")
+        .arg(&folder)
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    let c = code("verify", &out);
+    assert!(c <= 1, "verify exit {c}: {}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("parity-1.vol0+8.par2.evil"), "{err}");
+
+    let to = env.dir.path().join("disc-1.iso");
+    let out = rebuild(1, &[&survivors, &folder], &to, &tmp);
+    match code("rebuild", &out) {
+        0 => assert_eq!(md5_file(&to), md5_file(&disc_iso(&env, 1))),
+        2 => assert!(!to.exists()),
+        c => panic!("rebuild exit {c}: {}", text(&out.stderr)),
+    }
+    assert_eq!(std::fs::read(&outside).unwrap(), b"outside the disc");
+    let mut after = everything_under(env.dir.path());
+    after.remove(Path::new("disc-1.iso"));
+    assert_eq!(after, before, "files written outside --to");
+    assert!(listing(&tmp).is_empty(), "{:?}", listing(&tmp));
 }
 
 // Mounted survivors ---------------------------------------------------
