@@ -1244,3 +1244,145 @@ fn a_mounted_survivor_is_refused_with_a_hint_to_give_its_image() {
     assert_eq!(code("rebuild", &out), 0, "{}", text(&out.stderr));
     assert_eq!(md5_file(&to), md5_file(&disc_iso(&env, 1)));
 }
+
+// Interrupted rebuilds ------------------------------------------------
+
+/// A folder with a `par2` that waits `secs` before running the real one:
+/// a rebuild stays in par2 long enough to be interrupted there.
+fn slow_par2(env: &TestEnv, secs: u32) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let real = std::env::split_paths(&path)
+        .map(|d| d.join("par2"))
+        .find(|c| c.is_file())
+        .expect("par2 is installed");
+    let dir = empty_dir(env, "slow-par2");
+    let script = dir.join("par2");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nsleep {secs}\nexec '{}' \"$@\"\n",
+            real.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut paths = vec![dir.clone()];
+    paths.extend(std::env::split_paths(&path));
+    std::env::join_paths(paths).unwrap().into()
+}
+
+/// Waits (up to 20 s) until `dir` holds a rebuild's work folder with the
+/// survivors linked in, i.e. par2 is about to run or running.
+fn wait_for_work_folder(dir: &Path, child: &mut std::process::Child) -> PathBuf {
+    for _ in 0..2000 {
+        if let Some(w) = std::fs::read_dir(dir).unwrap().flatten().find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("dbackup-rebuild-")
+                && e.path().join("disc-3.iso").exists()
+        }) {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            return w.path();
+        }
+        if let Some(s) = child.try_wait().unwrap() {
+            panic!("ended before par2 ran: {s}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("no work folder appeared in {}", dir.display());
+}
+
+/// Ctrl-C at a terminal: SIGINT to the whole foreground process group.
+fn ctrl_c(child: &std::process::Child) {
+    // SAFETY: kill has no memory preconditions; the group is the child's own.
+    let r = unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    assert_eq!(r, 0, "kill: {}", std::io::Error::last_os_error());
+}
+
+/// Ctrl-C while par2 rebuilds disc 1 for `dbackup-lost --rebuild`: nothing
+/// is left beside --to (no work folder with a half-written disc-1.iso and
+/// the group's recovery files in it, no partial image).
+#[test]
+fn an_interrupted_rebuild_leaves_nothing_beside_its_target() {
+    use std::os::unix::process::CommandExt;
+    let env = parity_set("4+1", 10, false);
+    let path = slow_par2(&env, 30);
+    let pile = gather(&env, "pile", &isos_but(&env, &["disc-1.iso"]));
+    let tmp = empty_dir(&env, "tmp");
+    let out_dir = empty_dir(&env, "out");
+    let to = out_dir.join("disc-1.iso");
+    let mut child = recovery("dbackup-lost")
+        .args(["1", "--rebuild", "-d"])
+        .arg(&pile)
+        .arg("--to")
+        .arg(&to)
+        .env("TMPDIR", &tmp)
+        .env("PATH", &path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    wait_for_work_folder(&out_dir, &mut child);
+    ctrl_c(&child);
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "{status}");
+    assert!(!to.exists(), "an interrupted rebuild named its image");
+    assert!(
+        listing(&out_dir).is_empty(),
+        "left beside --to after Ctrl-C: {:?}",
+        listing(&out_dir)
+    );
+    assert!(listing(&tmp).is_empty(), "{:?}", listing(&tmp));
+}
+
+/// Ctrl-C while restore rebuilds a disc: exit 130, the files restored so
+/// far whole, the rebuild's folder gone, and the same command resumes.
+#[test]
+fn an_interrupted_restore_rebuild_leaves_nothing_and_resumes() {
+    use std::os::unix::process::CommandExt;
+    let env = parity_set("4+1", 10, true);
+    let path = slow_par2(&env, 30);
+    let pile = gather(&env, "pile", &isos_but(&env, &["disc-2.iso"]));
+    let tmp = empty_dir(&env, "tmp");
+    let rebuild_in = empty_dir(&env, "rebuild-here");
+    let target = env.dir.path().join("restored");
+    let restore = || {
+        let mut c = recovery("dbackup-restore");
+        c.arg("-d")
+            .arg(&pile)
+            .arg("--to")
+            .arg(&target)
+            .arg("--rebuild-in")
+            .arg(&rebuild_in)
+            .env("TMPDIR", &tmp);
+        c
+    };
+    let mut child = restore()
+        .env("PATH", &path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    wait_for_work_folder(&rebuild_in, &mut child);
+    ctrl_c(&child);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status}");
+    let tree = tree_md5s(&env.watched);
+    for (name, md5) in restored(&target) {
+        assert_eq!(tree.get(&name), Some(&md5), "a restored file is not whole");
+    }
+    assert!(
+        listing(&rebuild_in).is_empty(),
+        "left in --rebuild-in after Ctrl-C: {:?}",
+        listing(&rebuild_in)
+    );
+    assert!(listing(&tmp).is_empty(), "{:?}", listing(&tmp));
+
+    let out = restore().output().unwrap();
+    assert_eq!(code("restore again", &out), 0, "{}", text(&out.stderr));
+    assert_eq!(restored(&target), tree);
+    assert!(listing(&rebuild_in).is_empty());
+}
