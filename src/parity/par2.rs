@@ -51,14 +51,31 @@ pub enum Outcome {
 }
 
 fn run(action: &'static str, dir: &Path, args: &[String]) -> Result<i32, Par2Error> {
-    let out = Command::new(tool()?)
-        .arg(action)
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(tool()?);
+    cmd.arg(action)
         .args(["-q", "-q"])
         .args(args)
         .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(Par2Error::Spawn)?;
+        .stdin(Stdio::null());
+    // par2 dies with us: a killed run must not leave it writing into a work
+    // folder that the next run removes and makes again.
+    // SAFETY: prctl and getppid are async-signal-safe, and the closure
+    // touches no memory of the parent.
+    unsafe {
+        let parent = libc::getpid();
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the prctl took effect.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("the parent process is gone"));
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().map_err(Par2Error::Spawn)?;
     let code = out.status.code().unwrap_or(-1);
     if code == 0 || (action != "create" && (code == 1 || code == 2)) {
         return Ok(code);
