@@ -200,6 +200,90 @@ pub fn file_descs(data: &[u8]) -> Vec<FileDesc> {
     out
 }
 
+/// The longest FileDesc packet we accept: a header, 56 bytes and a name;
+/// ours name `disc-N.iso`. A longer one found on a disc is refused.
+const MAX_DESC: usize = 64 + 56 + 4096;
+
+/// Every FileDesc packet in a stream whose MD5 checks, at any byte offset
+/// (par2 finds packets wherever they are: a parity disc's image, given to
+/// par2 as it is, holds the index's packets and the recovery file's, and a
+/// crafted one could hold more). Reads the stream once, in chunks; memory
+/// is bounded by the chunk. Each name once, sorted.
+pub fn scan_file_descs(r: &mut dyn std::io::Read) -> std::io::Result<Vec<FileDesc>> {
+    const CHUNK: usize = 8 << 20;
+    let mut out: Vec<FileDesc> = Vec::new();
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + MAX_DESC);
+    let mut eof = false;
+    // Bounded by the stream's length: each round consumes what it read.
+    while !eof {
+        let start = buf.len();
+        buf.resize(start + CHUNK, 0);
+        let mut filled = start;
+        while filled < buf.len() {
+            let n = r.read(&mut buf[filled..])?;
+            if n == 0 {
+                eof = true;
+                break;
+            }
+            filled += n;
+        }
+        buf.truncate(filled);
+        // Packets starting before `limit` are looked at now; the rest (a
+        // packet that may run past what was read) in the next round.
+        let limit = if eof {
+            buf.len()
+        } else {
+            buf.len().saturating_sub(MAX_DESC)
+        };
+        let mut at = 0usize;
+        while let Some(i) = memchr::memmem::find(&buf[at..limit.max(at)], MAGIC) {
+            let p = at + i;
+            at = p + 1;
+            if p + 64 > buf.len() || &buf[p + 48..p + 64] != FILE_DESC {
+                continue;
+            }
+            let len = u64::from_le_bytes(buf[p + 8..p + 16].try_into().unwrap_or([0; 8]));
+            let Ok(len) = usize::try_from(len) else {
+                continue;
+            };
+            if len < 64 + 56 || !len.is_multiple_of(4) {
+                continue;
+            }
+            if len > MAX_DESC {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("a PAR2 FileDesc packet of {len} bytes, longer than any of ours"),
+                ));
+            }
+            let Some(packet) = buf.get(p..p + len) else {
+                continue;
+            };
+            if Md5::digest(&packet[32..]).as_slice() != &packet[16..32] {
+                continue;
+            }
+            let body = &packet[64..];
+            let md5 = crate::mkiso::hex(&body[16..32]);
+            let size = u64::from_le_bytes(body[48..56].try_into().unwrap_or([0; 8]));
+            let name_bytes = &body[56..];
+            let name_end = name_bytes
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(name_bytes.len());
+            let name = String::from_utf8_lossy(&name_bytes[..name_end]).into_owned();
+            if !out
+                .iter()
+                .any(|f| f.name == name && f.size == size && f.md5 == md5)
+            {
+                out.push(FileDesc { name, size, md5 });
+            }
+        }
+        // Keep the tail not yet looked at.
+        buf.drain(..limit);
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
 /// Reads `path` (at most [`MAX_INDEX`] bytes) and lists its FileDesc packets.
 pub fn read_file_descs(path: &Path) -> std::io::Result<Vec<FileDesc>> {
     use std::io::Read;
@@ -213,6 +297,50 @@ pub fn read_file_descs(path: &Path) -> std::io::Result<Vec<FileDesc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A FileDesc packet as PAR2 lays it out, with a right MD5.
+    fn desc_packet(name: &str, size: u64) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend([7u8; 16]); // file id
+        body.extend([0xabu8; 16]); // md5 of the whole file
+        body.extend([0u8; 16]); // md5 of its first 16 KiB
+        body.extend(size.to_le_bytes());
+        body.extend(name.as_bytes());
+        while body.len() % 4 != 0 {
+            body.push(0);
+        }
+        let len = (64 + body.len()) as u64;
+        let mut rest = Vec::new();
+        rest.extend([1u8; 16]); // set id
+        rest.extend(FILE_DESC);
+        rest.extend(&body);
+        let mut p = Vec::new();
+        p.extend(MAGIC);
+        p.extend(len.to_le_bytes());
+        p.extend(Md5::digest(&rest).as_slice());
+        p.extend(rest);
+        p
+    }
+
+    #[test]
+    fn the_scan_finds_file_descs_at_any_offset_and_across_chunks() {
+        for offset in [0usize, 1, 3, (8 << 20) - 100, (8 << 20) - 5, (8 << 20) + 7] {
+            let mut data = vec![0x50u8; offset]; // 'P', the magic's first byte
+            data.extend(desc_packet("../evil", 10));
+            data.extend(vec![0u8; 1000]);
+            data.extend(desc_packet("disc-1.iso", 2048));
+            let found = scan_file_descs(&mut data.as_slice()).unwrap();
+            let names: Vec<&str> = found.iter().map(|f| f.name.as_str()).collect();
+            assert_eq!(names, ["../evil", "disc-1.iso"], "offset {offset}");
+        }
+        // A packet whose MD5 does not check is not par2's either.
+        let mut bad = desc_packet("x", 1);
+        bad[20] ^= 1;
+        assert!(scan_file_descs(&mut bad.as_slice()).unwrap().is_empty());
+        // Too long to be ours.
+        let long = desc_packet(&"n".repeat(8000), 1);
+        assert!(scan_file_descs(&mut long.as_slice()).is_err());
+    }
 
     fn packet(kind: &[u8; 16], body: &[u8]) -> Vec<u8> {
         let mut p = Vec::new();

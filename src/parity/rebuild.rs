@@ -3,17 +3,22 @@
 //! the survivors as `disc-N.iso` and the parity discs' `.par2` files in one
 //! folder, then stock `par2 repair`.
 //!
+//! Nothing is copied: the work folder holds links to the survivors' images
+//! (as `disc-N.iso`) and to the parity discs (an image as it is, since par2
+//! finds its packets wherever they are in a file; a mounted disc's files of
+//! our names), and par2 writes the lost image there.
+//!
 //! Everything from a disc is hostile until checked: a group's layout is
 //! taken from a parity disc's own manifest (the one its PAR2 data was made
-//! with) and must agree with the FileDesc packets of its PAR2 index; only
-//! our own names (`disc-N.iso`, `parity-G.par2`, `parity-G.volA+B.par2`) are
-//! copied into the private work folder; the rebuilt image counts only when
-//! its size and MD5 are the recorded ones and its own manifest says it is
-//! that disc of this set. The work folder is a fresh temp folder (never in
-//! a restore's target), removed when done.
+//! with), and every FileDesc packet in what par2 is given must describe one
+//! of the group's discs as that layout records it, so par2 writes no name
+//! but ours; the rebuilt image counts only when its size and MD5 are the
+//! recorded ones and its own manifest says it is that disc of this set. The
+//! work folder is a fresh temp folder (never in a restore's target),
+//! removed when done.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
@@ -230,31 +235,69 @@ pub fn rebuild_in(set: &DiscSet, disc: i64, scratch: &Path) -> Result<Scratch> {
         .map_err(|e| io(scratch, e))?;
     let work = dir.path();
     let index = super::par2_index(cov.group.id);
-    // The parity discs' files: only our own names, each checked.
-    let mut index_copied = false;
+    // The parity discs, linked in as par2 files, never copied: an image as
+    // it is (par2 finds its packets inside it), a mounted disc's files of
+    // our names. Every FileDesc packet par2 could see must describe one of
+    // the group's discs as its layout records it, so that par2 writes no
+    // name but ours.
+    let mut linked_index = false;
+    let mut described: Vec<par2::FileDesc> = Vec::new();
     for m in set
         .parity
         .iter()
         .filter(|m| m.parity.is_some_and(|(g, _)| g == cov.group.id))
     {
-        for name in m.root_files() {
-            if !is_par2_name(&name, cov.group.id) {
+        let j = m.parity.map(|(_, j)| j).unwrap_or_default();
+        let files: Vec<(PathBuf, String)> = match &m.content {
+            Content::Image(_) => {
+                if m.file(&index).is_none() {
+                    continue;
+                }
+                let name = if linked_index {
+                    format!("parity-{}.disc-{j}.par2", cov.group.id)
+                } else {
+                    index.clone()
+                };
+                vec![(m.source.clone(), name)]
+            }
+            Content::Folder(root) => m
+                .root_files()
+                .into_iter()
+                .filter(|n| is_par2_name(n, cov.group.id))
+                .filter(|n| *n != index || !linked_index)
+                .map(|n| (root.join(&n), n))
+                .collect(),
+        };
+        for (src, name) in files {
+            if work.join(&name).exists() {
                 continue;
             }
-            if name == index && index_copied {
-                continue;
-            }
-            copy_from(m, &name, &work.join(&name))?;
+            let mut f = std::fs::File::open(&src).map_err(|e| io(&src, e))?;
+            let descs = par2::scan_file_descs(&mut f).map_err(|e| io(&src, e))?;
+            check_descs(&descs, &cov.group, &m.label())?;
+            described.extend(descs);
+            let src = std::fs::canonicalize(&src).map_err(|e| io(&src, e))?;
+            let link = work.join(&name);
+            std::os::unix::fs::symlink(&src, &link).map_err(|e| io(&link, e))?;
             if name == index {
-                check_index(&work.join(&name), &cov.group)?;
-                index_copied = true;
+                linked_index = true;
             }
         }
     }
-    if !index_copied {
+    if !linked_index {
         return Err(RebuildError::Invalid(format!(
             "no parity disc of group {} given holds its index {index}",
             cov.group.id
+        )));
+    }
+    if let Some(m) = cov.group.members.iter().find(|m| {
+        !described
+            .iter()
+            .any(|d| d.name == super::member_name(m.disc))
+    }) {
+        return Err(RebuildError::Invalid(format!(
+            "the PAR2 data of parity group {} does not describe disc {}; the parity disc is damaged or not ours",
+            cov.group.id, m.disc
         )));
     }
     // The survivors: links to their images, under the names par2 knows.
@@ -278,6 +321,11 @@ pub fn rebuild_in(set: &DiscSet, disc: i64, scratch: &Path) -> Result<Scratch> {
         Outcome::Whole | Outcome::Repairable => {}
     }
     let path = work.join(super::member_name(disc));
+    // Flushed, then read back from the file system: the MD5 is of what a
+    // later read gets.
+    std::fs::File::open(&path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io(&path, e))?;
     let (size, md5) = md5_file(&path)?;
     if size != member.size || md5 != member.md5 {
         return Err(RebuildError::Invalid(format!(
@@ -301,8 +349,9 @@ pub fn rebuild_in(set: &DiscSet, disc: i64, scratch: &Path) -> Result<Scratch> {
 }
 
 /// Rebuilds data disc `disc` and writes its image to `to` (a new file),
-/// crash-safe: written under a fresh temp name beside it, flushed, given
-/// its name without replacing anything, then read back and its MD5 checked.
+/// crash-safe: par2 writes it in a fresh work folder beside `to`; flushed,
+/// read back and checked, it takes its name by a hard link, never
+/// replacing a file, and the work folder is removed.
 pub fn rebuild_to(set: &DiscSet, disc: i64, to: &Path) -> Result<Rebuilt> {
     if to.exists() {
         return Err(RebuildError::Exists(to.into()));
@@ -312,60 +361,27 @@ pub fn rebuild_to(set: &DiscSet, disc: i64, to: &Path) -> Result<Rebuilt> {
         _ => PathBuf::from("."),
     };
     let scratch = rebuild_in(set, disc, &parent)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".dbackup-rebuild-")
-        .suffix(".partial")
-        .tempfile_in(&parent)
-        .map_err(|e| io(&parent, e))?;
     let from = &scratch.rebuilt.path;
-    let mut src = std::fs::File::open(from).map_err(|e| io(from, e))?;
-    let mut hasher = Md5::new();
-    let mut buf = vec![0u8; 1 << 20];
-    // Bounded by the image's size.
-    loop {
-        if crate::interrupt::requested() {
-            return Err(RebuildError::Interrupted);
-        }
-        let n = src.read(&mut buf).map_err(|e| io(from, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        tmp.as_file_mut()
-            .write_all(&buf[..n])
-            .map_err(|e| io(to, e))?;
-    }
-    if hex(&hasher.finalize()) != scratch.rebuilt.md5 {
-        return Err(RebuildError::Invalid(format!(
-            "disc {disc}'s rebuilt image changed while it was copied; nothing was written"
-        )));
-    }
-    // An image to burn, readable like the workdir's (a temp file is 0600).
+    // An image to burn, readable like the workdir's images.
     {
         use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(|e| io(to, e))?;
+        std::fs::set_permissions(from, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| io(from, e))?;
     }
-    tmp.as_file().sync_all().map_err(|e| io(to, e))?;
-    tmp.persist_noclobber(to).map_err(|e| {
-        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+    if crate::interrupt::requested() {
+        return Err(RebuildError::Interrupted);
+    }
+    // The checked image (flushed and read back by `rebuild_in`) takes its
+    // name by a link in the same folder: never replacing a file, and the
+    // work folder, image and all, goes when `scratch` is dropped.
+    std::fs::hard_link(from, to).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
             RebuildError::Exists(to.into())
         } else {
-            io(to, e.error)
+            io(to, e)
         }
     })?;
     crate::fsutil::sync_dir(&parent).map_err(|e| RebuildError::Invalid(e.to_string()))?;
-    // Read back.
-    let (size, md5) = md5_file(to)?;
-    if size != scratch.rebuilt.size || md5 != scratch.rebuilt.md5 {
-        return Err(RebuildError::Invalid(format!(
-            "{} reads back as {size} bytes with MD5 {md5}, not {} bytes with MD5 {}: the drive or file system is failing; do not burn it",
-            to.display(),
-            scratch.rebuilt.size,
-            scratch.rebuilt.md5
-        )));
-    }
     Ok(Rebuilt {
         path: to.into(),
         ..scratch.rebuilt.clone()
@@ -393,32 +409,21 @@ fn is_par2_name(name: &str, g: i64) -> bool {
         && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
 }
 
-/// Copies a file from a disc, bounded by the largest a parity disc holds.
-fn copy_from(m: &Medium, name: &str, to: &Path) -> Result<()> {
-    let stored = m.file(name).ok_or_else(|| {
-        RebuildError::Invalid(format!("{}: {name} is not on the disc", m.label()))
-    })?;
-    let mut r = m.open(&stored).map_err(|e| io(&m.source, e))?;
-    let mut f = std::fs::File::create(to).map_err(|e| io(to, e))?;
-    std::io::copy(&mut (&mut r).take(stored.size), &mut f).map_err(|e| io(to, e))?;
-    Ok(())
-}
-
-/// The index must describe exactly the group's members, as its layout
-/// records them: names par2 will write are only ours.
-fn check_index(path: &Path, g: &GroupInfo) -> Result<()> {
-    let descs = par2::read_file_descs(path).map_err(|e| io(path, e))?;
-    let ok = descs.len() == g.members.len()
-        && g.members.iter().all(|m| {
-            descs
-                .iter()
-                .any(|d| d.name == super::member_name(m.disc) && d.size == m.size && d.md5 == m.md5)
-        });
-    if !ok {
-        return Err(RebuildError::Invalid(format!(
-            "the PAR2 index of parity group {} does not describe the group's discs as its manifest records them; that parity disc is damaged or not ours",
-            g.id
-        )));
+/// Every FileDesc packet found on a parity disc must describe one of the
+/// group's data discs exactly as the layout records it: then the only
+/// names par2 will write are ours.
+fn check_descs(descs: &[par2::FileDesc], g: &GroupInfo, disc: &str) -> Result<()> {
+    for d in descs {
+        let ours = g
+            .members
+            .iter()
+            .any(|m| d.name == super::member_name(m.disc) && d.size == m.size && d.md5 == m.md5);
+        if !ours {
+            return Err(RebuildError::Invalid(format!(
+                "{disc}: its PAR2 data describes a file {:?} of {} bytes that is none of parity group {}'s discs as its manifest records them; that parity disc is damaged or not ours",
+                d.name, d.size, g.id
+            )));
+        }
     }
     Ok(())
 }
