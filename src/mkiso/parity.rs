@@ -337,22 +337,21 @@ fn build_disc(
         recovery_file: vol,
         made,
     });
-    progress.message(format!("parity disc {}-{j}: hashing", g.id));
     let manifest_md5 = md5_of(&manifest)?;
-    let vol_md5 = md5_of(&work.join(vol))?;
     let readme_md5 = hex(&Md5::digest(readme.as_bytes()));
-    let md5sums = format!(
-        "{manifest_md5}  {}\n{readme_md5}  {}\n{index_md5}  {index}\n{vol_md5}  {vol}\n",
-        disc::MANIFEST,
-        disc::README
-    );
-    let expected: Vec<(&str, String)> = vec![
-        (disc::MANIFEST, manifest_md5),
-        (disc::README, readme_md5),
-        (disc::MD5SUMS, hex(&Md5::digest(md5sums.as_bytes()))),
-        (index, index_md5.to_string()),
-        (vol, vol_md5),
-    ];
+    // MD5SUMS lists the recovery file's MD5, which is hashed while the
+    // image is written (two cores: the write and the hash overlap): the
+    // image is written with a placeholder of the same length, patched in
+    // place before the image is flushed and read back.
+    let md5sums = |vol_md5: &str| {
+        format!(
+            "{manifest_md5}  {}\n{readme_md5}  {}\n{index_md5}  {index}\n{vol_md5}  {vol}\n",
+            disc::MANIFEST,
+            disc::README
+        )
+    };
+    let placeholder = md5sums(&"0".repeat(32));
+    let vol_path = work.join(vol);
     let entries = vec![
         Entry {
             path: disc::MANIFEST.into(),
@@ -364,7 +363,7 @@ fn build_disc(
         },
         Entry {
             path: disc::MD5SUMS.into(),
-            source: Source::Bytes(md5sums.into_bytes()),
+            source: Source::Bytes(placeholder.clone().into_bytes()),
         },
         Entry {
             path: index.into(),
@@ -399,14 +398,46 @@ fn build_disc(
         });
     }
     progress.message(format!("parity disc {}-{j}: writing image", g.id));
-    let mut size = super::write_partial(
-        &partial,
-        &entries,
-        &opts,
-        &|f| crate::fault::Writer::new(f, "parity::write"),
-        &|| None,
-        progress,
-    )?;
+    let (written, vol_md5) = std::thread::scope(|scope| {
+        let hashing = scope.spawn(|| md5_of(&vol_path));
+        let written = super::write_partial(
+            &partial,
+            &entries,
+            &opts,
+            &|f| crate::fault::Writer::new(f, "parity::write"),
+            &|| None,
+            progress,
+        );
+        let vol_md5 = hashing
+            .join()
+            .unwrap_or_else(|_| Err(Error::Invalid("hashing the recovery file failed".into())));
+        (written, vol_md5)
+    });
+    let mut size = written?;
+    let vol_md5 = match vol_md5 {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    let md5sums = md5sums(&vol_md5);
+    if let Err(e) = patch_file(&partial, disc::MD5SUMS, md5sums.as_bytes()) {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e);
+    }
+    let expected: Vec<(&str, Check)> = vec![
+        (disc::MANIFEST, Check::Md5(manifest_md5.clone())),
+        (disc::README, Check::Md5(readme_md5.clone())),
+        (
+            disc::MD5SUMS,
+            Check::Md5(hex(&Md5::digest(md5sums.as_bytes()))),
+        ),
+        (index, Check::Md5(index_md5.to_string())),
+        // Byte for byte against the file hashed for MD5SUMS: the same
+        // proof as its MD5, at the speed of a comparison.
+        (vol, Check::Same(vol_path.clone())),
+    ];
     let mut codec = None;
     if wd.settings.ecc {
         progress.message(format!(
@@ -467,11 +498,74 @@ fn medium_of(disc_size: u64) -> u64 {
     (disc_size as u128 * den as u128 / num as u128) as u64
 }
 
+/// Writes `bytes` over the data of file `name` in the image at `image`
+/// (which must be exactly that long), and flushes the image.
+fn patch_file(image: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let reader =
+        IsoReader::open(image).map_err(|e| Error::Invalid(format!("{}: {e}", image.display())))?;
+    let at = reader
+        .find(name)
+        .filter(|f| f.size == bytes.len() as u64 && f.extents.len() == 1)
+        .map(|f| f.extents[0].0)
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "{}: {name} is not where it was written",
+                image.display()
+            ))
+        })?;
+    drop(reader);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(image)
+        .map_err(|e| Error::io(image, e))?;
+    f.write_all_at(bytes, at).map_err(|e| Error::io(image, e))?;
+    f.sync_all().map_err(|e| Error::io(image, e))
+}
+
+/// What a file read back from a parity image must be.
+enum Check {
+    /// Its MD5.
+    Md5(String),
+    /// The bytes of this file.
+    Same(PathBuf),
+}
+
+/// Whether what `r` reads is exactly the content of `path`.
+fn same_bytes(r: &mut dyn Read, path: &Path) -> std::io::Result<bool> {
+    let mut f = File::open(path)?;
+    let mut a = vec![0u8; 1 << 20];
+    let mut b = vec![0u8; 1 << 20];
+    // Bounded by the file's length.
+    loop {
+        let n = read_full(r, &mut a)?;
+        let m = read_full(&mut f, &mut b)?;
+        if n != m || a[..n] != b[..m] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        let k = r.read(&mut buf[n..])?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    Ok(n)
+}
+
 /// Reads a parity image back with our own reader: its volume id, every
 /// file there with the MD5 it was written with, the catalogue sound.
 fn read_back(
     image: &Path,
-    expected: &[(&str, String)],
+    expected: &[(&str, Check)],
     volume_id: &str,
 ) -> std::result::Result<(), String> {
     let reader = IsoReader::open(image).map_err(|e| e.to_string())?;
@@ -484,14 +578,24 @@ fn read_back(
     let problems: Vec<String> = std::thread::scope(|s| {
         let handles: Vec<_> = expected
             .iter()
-            .map(|(name, md5)| {
+            .map(|(name, check)| {
                 let reader = &reader;
                 s.spawn(move || -> Option<String> {
                     let Some(f) = reader.find(name) else {
                         return Some(format!("{name}: missing"));
                     };
-                    let mut h = Md5::new();
                     let mut r = reader.reader(f);
+                    let md5 = match check {
+                        Check::Same(path) => {
+                            return match same_bytes(&mut r, path) {
+                                Ok(true) => None,
+                                Ok(false) => Some(format!("{name}: not the bytes written")),
+                                Err(e) => Some(format!("{name}: unreadable: {e}")),
+                            };
+                        }
+                        Check::Md5(md5) => md5,
+                    };
+                    let mut h = Md5::new();
                     let mut buf = vec![0u8; 1 << 20];
                     loop {
                         match r.read(&mut buf) {
