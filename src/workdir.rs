@@ -336,6 +336,10 @@ impl Workdir {
                 }
             }
         }
+        // What a killed parity build left in `isos/` (a work folder holding
+        // links to member images and PAR2 output, a `.partial` parity
+        // image): never a final name, and nothing counts on it.
+        crate::mkiso::parity::clean_leftovers(self)?;
         let reservations = self.catalog.reservations()?;
         if !reservations.is_empty() {
             let mut touched = std::collections::BTreeSet::new();
