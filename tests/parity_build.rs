@@ -7,9 +7,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -734,4 +736,310 @@ fn without_par2_init_refuses_and_a_full_group_waits() {
     stage_ok(&env, &["monitor"]);
     assert_eq!(parity_discs(&env.workdir), [(1, 1), (2, 1), (3, 1)]);
     par2_verify_all(&env.workdir, env.dir.path());
+}
+
+/// The end state of a set whose 3 groups' parity was built, however often
+/// its builds were killed.
+fn assert_parity_complete(workdir: &Path, watched: &Path, scratch: &Path, what: &str) {
+    assert_eq!(
+        parity_discs(workdir),
+        [(1, 1), (2, 1), (3, 1)],
+        "{what}: parity discs recorded"
+    );
+    let states: Vec<String> = groups(workdir).into_iter().map(|g| g.5).collect();
+    assert_eq!(states, ["complete", "complete", "complete"], "{what}");
+    let names = iso_names(workdir);
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.ends_with(".partial") || n.ends_with(".work") || n.ends_with(".failed")),
+        "{what}: leftovers in isos/: {names:?}"
+    );
+    let expected: BTreeSet<String> = (1..=6)
+        .map(|d| format!("disc-{d}.iso"))
+        .chain((1..=3).map(|g| format!("parity-{g}-1.iso")))
+        .collect();
+    let got: BTreeSet<String> = names.into_iter().collect();
+    assert_eq!(got, expected, "{what}: images");
+    par2_verify_all(workdir, scratch);
+    assert_eq!(check_workdir(workdir), tree_md5s(watched), "{what}");
+}
+
+#[test]
+fn kills_while_parity_is_built_leave_exactly_the_right_parity_discs() {
+    let env = waiting_for_par2();
+    let template = env.workdir.clone();
+    let scratch = env.dir.path().join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let mut delay = Duration::from_millis(2);
+    let mut episode = 0;
+    let mut workdir: Option<PathBuf> = None;
+    let mut ended_alone_in_a_row = 0;
+    let mut killed = 0;
+    // Bounded: 40 runs, fewer once the delay outlasts a whole build.
+    for run in 0..40 {
+        let wd = workdir.get_or_insert_with(|| {
+            episode += 1;
+            let wd = env.dir.path().join(format!("work-{episode}"));
+            let st = Command::new("cp")
+                .arg("-a")
+                .arg(&template)
+                .arg(&wd)
+                .status()
+                .unwrap();
+            assert!(st.success());
+            wd
+        });
+        let mut child = Command::new(bin("dbackup-stage"))
+            .arg("-w")
+            .arg(&*wd)
+            .args(["--no-progress", "monitor"])
+            .env_remove("DBACKUP_WORKDIR")
+            .env_remove("FAILPOINTS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let mut ended = None;
+        while start.elapsed() < delay {
+            if let Some(st) = child.try_wait().unwrap() {
+                ended = Some(st);
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        let what = format!("run {run} (episode {episode}, kill after {delay:?})");
+        match ended {
+            Some(st) => {
+                let out = child.wait_with_output().unwrap();
+                assert_eq!(st.code(), Some(0), "{what}: {}", text(&out.stderr));
+                // Nothing left to kill in this workdir: check it, then start
+                // again from the waiting set.
+                let wd = workdir.take().unwrap();
+                stage_ok_in(&wd, &what);
+                assert_parity_complete(&wd, &env.watched, &scratch, &what);
+                ended_alone_in_a_row += 1;
+                if ended_alone_in_a_row == 2 {
+                    // Longer delays kill nothing more.
+                    break;
+                }
+            }
+            None => {
+                // The whole process group, par2 with it, as a power cut
+                // would (a kill of the process alone is the next test's).
+                // SAFETY: kill has no preconditions; the group is our child's.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                let _ = child.wait();
+                // And its other processes: the next run must not meet one
+                // still dying with the workdir's lock.
+                wait_for_group(child.id());
+                killed += 1;
+                ended_alone_in_a_row = 0;
+                check_copied_rows(wd);
+            }
+        }
+        delay += Duration::from_millis(2) + delay / 10;
+    }
+    assert!(killed >= 5, "only {killed} runs were killed");
+    if let Some(wd) = workdir {
+        stage_ok_in(&wd, "the plain run");
+        assert_parity_complete(&wd, &env.watched, &scratch, "after the last kill");
+    }
+}
+
+fn stage_ok_in(workdir: &Path, what: &str) {
+    let out = Command::new(bin("dbackup-stage"))
+        .arg("-w")
+        .arg(workdir)
+        .args(["--no-progress", "monitor"])
+        .env_remove("DBACKUP_WORKDIR")
+        .env_remove("FAILPOINTS")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{what}: plain run: {}",
+        text(&out.stderr)
+    );
+}
+
+/// What a run killed after recording its group's last parity disc leaves,
+/// its work folder with the member images linked in, is removed by the
+/// next run, though no group waits for parity any more.
+/// docs/parity.md: "the next run removes the work folder and partial
+/// images"; left, the work folder's links keep every member image's
+/// blocks allocated after the images in isos/ are deleted.
+#[test]
+fn the_next_run_removes_what_a_killed_build_left_when_no_group_waits() {
+    let env = full_set("2+1", 3);
+    assert_eq!(parity_discs(&env.workdir), [(1, 1)]);
+    let work = isos(&env).join(".parity-1.work");
+    std::fs::create_dir(&work).unwrap();
+    for d in [1, 2] {
+        std::fs::hard_link(data_image(&env, d), work.join(format!("disc-{d}.iso"))).unwrap();
+    }
+    std::fs::write(work.join("parity-1.vol0+8.par2"), b"half").unwrap();
+    for args in [&["monitor"][..], &["monitor", "--cron"][..]] {
+        stage_ok(&env, args);
+    }
+    let names = iso_names(&env.workdir);
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.ends_with(".work") || n.ends_with(".partial")),
+        "left after a run: {names:?}"
+    );
+    assert_eq!(env.check_invariants(), tree_md5s(&env.watched));
+}
+
+/// Waits (at most 10 s) until no live process is left in process group
+/// `pgid`.
+fn wait_for_group(pgid: u32) {
+    let start = Instant::now();
+    // Bounded by the time.
+    while start.elapsed() < Duration::from_secs(10) {
+        let left = std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read_to_string(e.path().join("stat")).is_ok_and(|stat| {
+                let Some(close) = stat.rfind(')') else {
+                    return false;
+                };
+                let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+                // state ppid pgrp ...
+                f.len() > 2 && f[0] != "Z" && f[0] != "X" && f[2] == pgid.to_string()
+            })
+        });
+        if !left {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("process group {pgid} still runs 10 s after its kill");
+}
+
+/// The pid of a child of `parent` whose command is `name`, from /proc.
+fn child_named(parent: u32, name: &str) -> Option<i32> {
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let ppid = stat[close + 1..].split_whitespace().nth(1);
+        if comm == name && ppid == Some(parent.to_string().as_str()) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// Whether process `pid` runs (neither gone nor a zombie left unreaped).
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rfind(')')
+            .and_then(|c| stat[c + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
+
+/// `kill -9` of dbackup-stage alone while its par2 computes: the par2
+/// runs on, orphaned, and the next run starts while it may still write in
+/// the group's work folder. docs/parity.md: "A kill at any point leaves
+/// the group `full`: the next run removes the work folder and partial
+/// images, and builds what is missing."
+#[test]
+fn a_kill_that_leaves_par2_running_does_not_fail_the_next_run() {
+    let env = waiting_for_par2();
+    let scratch = env.dir.path().join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let mut failures = Vec::new();
+    let mut orphaned = 0;
+    // Bounded: 20 attempts, each from the waiting set.
+    for attempt in 0..20 {
+        let wd = env.dir.path().join(format!("work-{attempt}"));
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(&env.workdir)
+            .arg(&wd)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let mut child = Command::new(bin("dbackup-stage"))
+            .arg("-w")
+            .arg(&wd)
+            .args(["--no-progress", "monitor"])
+            .env_remove("DBACKUP_WORKDIR")
+            .env_remove("FAILPOINTS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait for its par2 (at most 10 s), then a moment more.
+        let start = Instant::now();
+        let par2 = loop {
+            if let Some(p) = child_named(child.id(), "par2") {
+                break Some(p);
+            }
+            if child.try_wait().unwrap().is_some() || start.elapsed() > Duration::from_secs(10) {
+                break None;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        };
+        let Some(par2) = par2 else {
+            let _ = child.wait();
+            continue;
+        };
+        std::thread::sleep(Duration::from_micros(500 * (attempt % 4)));
+        // SAFETY: kill has no preconditions; the process is our child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = child.wait();
+        let alive = running(par2);
+        orphaned += usize::from(alive);
+        let out = Command::new(bin("dbackup-stage"))
+            .arg("-w")
+            .arg(&wd)
+            .args(["--no-progress", "monitor"])
+            .env_remove("DBACKUP_WORKDIR")
+            .env_remove("FAILPOINTS")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        // The orphan ends by itself (its work is small).
+        let start = Instant::now();
+        while running(par2) && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if out.status.code() != Some(0) {
+            failures.push(format!(
+                "attempt {attempt} (par2 {}): exit {:?}: {}",
+                if alive { "orphaned" } else { "gone" },
+                out.status.code(),
+                text(&out.stderr).trim()
+            ));
+            // What the failed run left is mended by the one after.
+            stage_ok_in(
+                &wd,
+                &format!("attempt {attempt}, the run after the failed one"),
+            );
+        }
+        assert_parity_complete(&wd, &env.watched, &scratch, &format!("attempt {attempt}"));
+        std::fs::remove_dir_all(&wd).unwrap();
+    }
+    assert!(orphaned > 0, "no par2 outlived its dbackup-stage");
+    assert!(
+        failures.is_empty(),
+        "the run after a kill that left par2 running failed:\n{}",
+        failures.join("\n")
+    );
 }
