@@ -762,6 +762,16 @@ fn assert_parity_complete(workdir: &Path, watched: &Path, scratch: &Path, n: i64
         .collect();
     let got: BTreeSet<String> = names.into_iter().collect();
     assert_eq!(got, expected, "{what}: images");
+    let conn = rusqlite::Connection::open(workdir.join("manifest.db")).unwrap();
+    for r in rows::<i64>(&conn, "SELECT group_id, j, size FROM parity_discs") {
+        let image = workdir.join(format!("isos/parity-{}-{}.iso", r[0], r[1]));
+        assert_eq!(
+            std::fs::metadata(&image).unwrap().len(),
+            r[2] as u64,
+            "{what}: the recorded size of {}",
+            image.display()
+        );
+    }
     par2_verify_all(workdir, scratch);
     assert_eq!(check_workdir(workdir), tree_md5s(watched), "{what}");
 }
