@@ -112,8 +112,10 @@ bsdtar -xf "$W/isos/parity-1-1.iso" -C "$RUN/parity-disc"
 cp "$RUN"/parity-disc/*.par2 "$S/"
 repair="cd $S && par2 repair -q -q parity-1.par2"
 rebuilt=$RUN/rebuilt-3.iso
-lost_cmd="$B/dbackup-lost -w $W --no-progress -q 3 --rebuild --disc $S/disc-1.iso --disc $S/disc-2.iso --disc $S/disc-4.iso --disc $W/isos/parity-1-1.iso --to $rebuilt"
+# It reads only the discs given (no workdir).
+lost_cmd="$B/dbackup-lost --no-progress -q 3 --rebuild --disc $S/disc-1.iso --disc $S/disc-2.iso --disc $S/disc-4.iso --disc $W/isos/parity-1-1.iso --to $rebuilt"
 have_rebuild=0
+why_not='dbackup-lost has no --rebuild in this build'
 if "$B/dbackup-lost" --help 2>/dev/null | grep -q -- '--rebuild'; then
     have_rebuild=1
     # Once untimed: it must work, and give the lost image's bytes.
@@ -121,7 +123,7 @@ if "$B/dbackup-lost" --help 2>/dev/null | grep -q -- '--rebuild'; then
     if ! $lost_cmd >"$RUN/lost.out" 2>&1 || ! cmp -s "$rebuilt" "$T/isos/disc-3.iso"; then
         echo "WARNING: dbackup-lost --rebuild did not rebuild disc 3:" >&2
         cat "$RUN/lost.out" >&2
-        printf 'rebuild: dbackup-lost 3 --rebuild failed or gave other bytes; only par2 repair measured\n' >>"$BENCH_RESULTS.notes"
+        why_not='dbackup-lost 3 --rebuild failed or gave other bytes'
         have_rebuild=0
     fi
 fi
@@ -145,7 +147,7 @@ else
         --prepare "rm -f $S/disc-3.iso" \
         "sh -c '$repair'"
     repair_s=$(median "$RUN/rebuild.json" 0)
-    printf 'rebuild: dbackup-lost has no --rebuild in this build; only par2 repair measured\n' >>"$BENCH_RESULTS.notes"
+    printf 'rebuild: %s; only par2 repair measured\n' "$why_not" >>"$BENCH_RESULTS.notes"
 fi
 rm -f "$S/disc-3.iso"
 ref_rss=$(peak_rss "$RUN/repair.out" sh -c "$repair")
