@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Benchmarks of parity discs against the stock par2 (par2cmdline) doing the
+# same work, each pair in the same hyperfine run on the same data:
+#   1. building the parity disc of a 4+1 group of four PARITY_DISC_MB data
+#      images: dbackup-mkiso (par2 create over the images, then the parity
+#      image written, read back and recorded) vs par2 create alone with the
+#      arguments dbackup gives it (-s B -c 8 -f0 -n 1 -u, B the largest
+#      image over 8 rounded up to a sector) on the same four images;
+#   2. rebuilding a lost data disc from the three survivors and the parity
+#      disc: par2 repair in a folder of survivors (what a stranger does) vs
+#      dbackup-lost N --rebuild, when this build has it (otherwise only
+#      par2 repair is measured, and a note says so).
+# Peak memory of each command, par2's too, from one more run under
+# /usr/bin/time -v (a dbackup command's includes the par2 it runs). Run by
+# hand: bench/run-parity.sh (BENCH_QUICK=1 for a smoke run).
+#
+# Environment: PARITY_DISC_MB=250 (the data on each of the 4 discs), RUNS=3,
+# WARMUP=1, BENCH_DIR=target/bench, KEEP=1 (keep the data),
+# CARGO_TARGET_DIR. Disk: about 15 times PARITY_DISC_MB (sources, images,
+# the parity data of both sides, the survivors' .par2 files, rebuilt discs).
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+if [[ $BENCH_QUICK == 1 ]]; then
+    PARITY_DISC_MB=${PARITY_DISC_MB:-5}
+    RUNS=${RUNS:-2}
+fi
+PARITY_DISC_MB=${PARITY_DISC_MB:-250}
+RUNS=${RUNS:-3}
+WARMUP=${WARMUP:-1}
+
+need_tools hyperfine python3 par2 bsdtar sqlite3 cmp
+build_release
+make_run_dir parity
+
+say "Generating four ${PARITY_DISC_MB} MiB files, one a disc, and their images"
+mkdir -p "$RUN/src"
+python3 - "$RUN/src" "$PARITY_DISC_MB" <<'PY'
+import os, sys
+root, each = sys.argv[1], int(sys.argv[2])
+block = os.urandom(1 << 20)
+for i in range(4):
+    with open(os.path.join(root, "disc%d.bin" % (i + 1)), "wb") as f:
+        for j in range(each):
+            f.write(bytes([i & 255]) + j.to_bytes(4, "little") + block[5:])
+PY
+bytes=$(du -sb "$RUN/src" | cut -f1)
+# Room for one file a disc, not two.
+disc=$((PARITY_DISC_MB * 3 * 524288 + 1048576))
+T=$RUN/template
+stage="$B/dbackup-stage -w $T --no-progress -q"
+$stage init "$RUN/src" --disc-size "$disc" --parity 4+1 >/dev/null
+$stage monitor --no-iso >/dev/null
+$stage close --no-iso >/dev/null
+# The data images alone: without par2 on PATH, mkiso builds and verifies
+# them, and the full group's parity waits (mkiso says so and exits 2).
+mkdir -p "$RUN/no-par2"
+PATH=$RUN/no-par2 "$B/dbackup-mkiso" -w "$T" --no-progress -q >/dev/null 2>"$RUN/images.err" || true
+for n in 1 2 3 4; do
+    [[ -f $T/isos/disc-$n.iso ]] || { echo "error: no image of disc $n:" >&2; cat "$RUN/images.err" >&2; exit 2; }
+done
+[[ ! -e $T/isos/parity-1-1.iso ]] || { echo "error: parity was built without par2" >&2; exit 2; }
+[[ $(sqlite3 "$T/manifest.db" "SELECT state FROM parity_groups WHERE id=1") == full ]] ||
+    { echo "error: group 1 is not waiting for its parity" >&2; exit 2; }
+images=$(du -cb "$T"/isos/disc-*.iso | tail -1 | cut -f1)
+
+# A workdir to build parity in: the template's images hard-linked (only
+# read), its catalogue copied (written).
+fresh_workdir() {
+    echo "rm -rf $1 && mkdir $1 && cp -al $T/. $1/ && rm -f $1/manifest.db && cp $T/manifest.db $1/"
+}
+W=$RUN/work
+# The reference's folder: the same images under the names dbackup gives
+# them in its work folder.
+R=$RUN/ref
+mkdir -p "$R"
+for n in 1 2 3 4; do ln "$T/isos/disc-$n.iso" "$R/disc-$n.iso"; done
+# dbackup's layout (src/parity/mod.rs): blocks of the largest ISO size / 8,
+# rounded up to a 2048-byte sector; 8 recovery blocks a parity disc.
+largest=$(stat -c %s "$T"/isos/disc-*.iso | sort -n | tail -1)
+block=$(( ((largest + 7) / 8 + 2047) / 2048 * 2048 ))
+par2_create="par2 create -q -q -s$block -c8 -f0 -n1 -u -- parity-1.par2 disc-1.iso disc-2.iso disc-3.iso disc-4.iso"
+
+say "1. Building the parity disc of a 4+1 group of $((images >> 20)) MiB: dbackup-mkiso vs par2 create"
+check_idle
+hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$RUN/build.json" \
+    --prepare "sh -c '$(fresh_workdir "$W")'" \
+    --prepare "sh -c 'rm -f $R/*.par2'" \
+    "$B/dbackup-mkiso -w $W --no-progress -q" \
+    "sh -c 'cd $R && $par2_create'"
+recorded=$(sqlite3 "$W/manifest.db" "SELECT block_size FROM parity_groups WHERE id=1")
+if [[ $recorded != "$block" ]]; then
+    echo "WARNING: dbackup used blocks of $recorded bytes, the reference $block" >&2
+    printf 'parity build: dbackup used blocks of %s bytes, the reference %s: not the same work\n' \
+        "$recorded" "$block" >>"$BENCH_RESULTS.notes"
+fi
+sh -c "$(fresh_workdir "$W")"
+rss=$(peak_rss "$RUN/build.out" "$B/dbackup-mkiso" -w "$W" --no-progress -q)
+[[ -f $W/isos/parity-1-1.iso ]] || { echo "error: no parity image:" >&2; cat "$RUN/build.out.err" >&2; exit 2; }
+rm -f "$R"/*.par2
+ref_rss=$(cd "$R" && peak_rss "$RUN/ref-build.out" sh -c "$par2_create")
+record "build the parity disc of a 4+1 group of 4 x $((largest >> 20)) MiB images" \
+    "$(median "$RUN/build.json" 0)" "$(median "$RUN/build.json" 1)" \
+    "par2 create -s$block -c8 -n1" time "<=1.1" "$rss" "$images"
+printf 'parity build: peak RSS of par2 create alone %s MiB\n' "$((ref_rss >> 20))" >>"$BENCH_RESULTS.notes"
+
+say "2. Rebuilding lost disc 3 from discs 1, 2, 4 and the parity disc"
+S=$RUN/survivors
+mkdir -p "$S" "$RUN/parity-disc"
+for n in 1 2 4; do ln "$T/isos/disc-$n.iso" "$S/disc-$n.iso"; done
+bsdtar -xf "$W/isos/parity-1-1.iso" -C "$RUN/parity-disc"
+cp "$RUN"/parity-disc/*.par2 "$S/"
+repair="cd $S && par2 repair -q -q parity-1.par2"
+rebuilt=$RUN/rebuilt-3.iso
+# It reads only the discs given (no workdir).
+lost_cmd="$B/dbackup-lost --no-progress -q 3 --rebuild --disc $S/disc-1.iso --disc $S/disc-2.iso --disc $S/disc-4.iso --disc $W/isos/parity-1-1.iso --to $rebuilt"
+have_rebuild=0
+why_not='dbackup-lost has no --rebuild in this build'
+if "$B/dbackup-lost" --help 2>/dev/null | grep -q -- '--rebuild'; then
+    have_rebuild=1
+    # Once untimed: it must work, and give the lost image's bytes.
+    rm -f "$rebuilt"
+    if ! $lost_cmd >"$RUN/lost.out" 2>&1 || ! cmp -s "$rebuilt" "$T/isos/disc-3.iso"; then
+        echo "WARNING: dbackup-lost --rebuild did not rebuild disc 3:" >&2
+        cat "$RUN/lost.out" >&2
+        why_not='dbackup-lost 3 --rebuild failed or gave other bytes'
+        have_rebuild=0
+    fi
+fi
+check_idle
+if [[ $have_rebuild == 1 ]]; then
+    hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$RUN/rebuild.json" \
+        --prepare "rm -f $rebuilt" \
+        --prepare "rm -f $S/disc-3.iso" \
+        "$lost_cmd" \
+        "sh -c '$repair'"
+    rm -f "$rebuilt"
+    # shellcheck disable=SC2086
+    rss=$(peak_rss "$RUN/lost.out" $lost_cmd)
+    cmp "$rebuilt" "$T/isos/disc-3.iso"
+    record "rebuild a lost $((largest >> 20)) MiB disc from 3 survivors and the parity disc" \
+        "$(median "$RUN/rebuild.json" 0)" "$(median "$RUN/rebuild.json" 1)" \
+        "par2 repair" time "<=1.1" "$rss" "$largest"
+    repair_s=$(median "$RUN/rebuild.json" 1)
+else
+    hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$RUN/rebuild.json" \
+        --prepare "rm -f $S/disc-3.iso" \
+        "sh -c '$repair'"
+    repair_s=$(median "$RUN/rebuild.json" 0)
+    printf 'rebuild: %s; only par2 repair measured\n' "$why_not" >>"$BENCH_RESULTS.notes"
+fi
+rm -f "$S/disc-3.iso"
+ref_rss=$(peak_rss "$RUN/repair.out" sh -c "$repair")
+cmp "$S/disc-3.iso" "$T/isos/disc-3.iso"
+printf 'rebuild: par2 repair of a %s MiB disc: %s s (median), peak RSS %s MiB\n' \
+    "$((largest >> 20))" "$(printf '%.2f' "$repair_s")" "$((ref_rss >> 20))" >>"$BENCH_RESULTS.notes"
+
+print_table
