@@ -142,7 +142,7 @@ pub enum StageCommand {
     name = "dbackup-mkiso",
     version,
     about = "Build the ISO image of each closed disc, read it back and verify every file before freeing the staged copies",
-    after_help = "Exit status: 0 ok; 1 an on_disc_ready command failed; 2 error (an image failed its read-back; the staged copies are kept); 3 the workdir's filesystem is full; 75 another run holds the lock."
+    after_help = "Exit status: 0 ok; 1 an on_disc_ready command failed, or a full parity group cannot be protected (a member's image is gone); 2 error (an image failed its read-back, the staged copies are kept; or a parity image could not be built); 3 the workdir's filesystem is full; 75 another run holds the lock."
 )]
 pub struct MkisoArgs {
     /// The workdir. Default: the current folder.
@@ -287,7 +287,7 @@ pub struct RestoreArgs {
     name = "dbackup-lost",
     version,
     about = "Mark discs lost, report what that cost, and stage again what the origin still holds",
-    after_help = "Exit status: 0 nothing is unrecoverable; 1 some data is unrecoverable; 2 error (nothing changed); 75 another run holds the lock."
+    after_help = "Exit status: 0 nothing is unrecoverable (with --rebuild: the image is written and checked); 1 some data is unrecoverable; 2 error (nothing changed; with --rebuild: the disc could not be rebuilt, nothing written); 75 another run holds the lock; 130 --rebuild interrupted (nothing written)."
 )]
 pub struct LostArgs {
     /// The workdir. Default: the current folder.

@@ -98,6 +98,14 @@ fn run(action: &'static str, dir: &Path, args: &[String]) -> Result<i32, Par2Err
     })
 }
 
+/// The memory par2 create is given, in MiB. With our few large blocks a
+/// small working set is faster than par2's default and far smaller: on 4
+/// images of 1 GiB (8 recovery blocks, a 2-core Xeon) 17 s and 25 MiB
+/// against 23-24 s and 150 MiB, with byte-identical output (par2 splits
+/// the work into chunks that fit; the result does not depend on it). par2
+/// repair is left at its default: there a small limit is much slower.
+pub const CREATE_MEMORY_MB: u32 = 16;
+
 /// `par2 create` in `dir`: the index `index` and `files` recovery files of
 /// `recovery / files` blocks each, of the `members` (names in `dir`),
 /// blocks of `block_size` bytes, numbered from 0.
@@ -110,6 +118,7 @@ pub fn create(
     files: u32,
 ) -> Result<(), Par2Error> {
     let mut args = vec![
+        format!("-m{CREATE_MEMORY_MB}"),
         format!("-s{block_size}"),
         format!("-c{recovery}"),
         "-f0".into(),
