@@ -90,6 +90,7 @@ check_idle
 hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$RUN/build.json" \
     --prepare "sh -c '$(fresh_workdir "$W")'" \
     --prepare "sh -c 'rm -f $R/*.par2'" \
+    --prepare "sh -c 'rm -f $R/*.par2'" \
     "$B/dbackup-mkiso -w $W --no-progress -q" \
     "sh -c 'cd $R && $par2_create'" \
     "sh -c 'cd $R && $par2_create_m16'"
