@@ -827,28 +827,35 @@ fn a_damaged_parity_disc_with_a_good_one_beside_still_rebuilds() {
     assert_eq!(md5_file(&to), md5_file(&disc_iso(&env, 1)));
 }
 
+/// A folder with the images of group 1 (4+1) and its parity disc, disc 2's
+/// damaged inside its file's bytes (which are the watched file's).
+fn pile_with_disc_2_damaged(env: &TestEnv) -> PathBuf {
+    let mut two = std::fs::read(disc_iso(env, 2)).unwrap();
+    // Inside disc 2's file (its bytes are the watched file's).
+    let name = names_on(env, 2).remove(0);
+    let content = std::fs::read(env.watched.join(name.trim_start_matches('/'))).unwrap();
+    let at = offset_in_image(&two, &content);
+    flip(&mut two, at + 1000, 64);
+    let pile = gather(
+        env,
+        "pile",
+        &[
+            disc_iso(env, 1),
+            disc_iso(env, 3),
+            disc_iso(env, 4),
+            iso(env, "parity-1-1.iso"),
+        ],
+    );
+    std::fs::write(pile.join("disc-2.iso"), &two).unwrap();
+    pile
+}
+
 /// A data image damaged: par2 verify, run on the parity disc with its
 /// group's images, says the group is not whole.
 #[test]
 fn verify_with_a_damaged_data_image_gives_the_par2_verdict_not_whole() {
     let env = parity_set("4+1", 10, false);
-    let mut two = std::fs::read(disc_iso(&env, 2)).unwrap();
-    // Inside disc 2's file (its bytes are the watched file's).
-    let name = names_on(&env, 2).remove(0);
-    let content = std::fs::read(env.watched.join(name.trim_start_matches('/'))).unwrap();
-    let at = offset_in_image(&two, &content);
-    flip(&mut two, at + 1000, 64);
-    let pile = gather(
-        &env,
-        "pile",
-        &[
-            disc_iso(&env, 1),
-            disc_iso(&env, 3),
-            disc_iso(&env, 4),
-            iso(&env, "parity-1-1.iso"),
-        ],
-    );
-    std::fs::write(pile.join("disc-2.iso"), &two).unwrap();
+    let pile = pile_with_disc_2_damaged(&env);
 
     let out = recovery("dbackup-verify")
         .arg("-d")
@@ -894,22 +901,7 @@ fn verify_with_a_damaged_data_image_gives_the_par2_verdict_not_whole() {
 #[test]
 fn verify_does_not_count_a_whole_parity_disc_damaged_for_a_damaged_data_image() {
     let env = parity_set("4+1", 10, false);
-    let mut two = std::fs::read(disc_iso(&env, 2)).unwrap();
-    let name = names_on(&env, 2).remove(0);
-    let content = std::fs::read(env.watched.join(name.trim_start_matches('/'))).unwrap();
-    let at = offset_in_image(&two, &content);
-    flip(&mut two, at + 1000, 64);
-    let pile = gather(
-        &env,
-        "pile",
-        &[
-            disc_iso(&env, 1),
-            disc_iso(&env, 3),
-            disc_iso(&env, 4),
-            iso(&env, "parity-1-1.iso"),
-        ],
-    );
-    std::fs::write(pile.join("disc-2.iso"), &two).unwrap();
+    let pile = pile_with_disc_2_damaged(&env);
     let out = recovery("dbackup-verify")
         .arg("-d")
         .arg(&pile)

@@ -164,6 +164,20 @@ const FILE_DESC: &[u8; 16] = b"PAR 2.0\0FileDesc";
 /// The most an index may weigh: ours are a few KiB.
 pub const MAX_INDEX: u64 = 16 << 20;
 
+/// A FileDesc packet's body (at least 56 bytes): file id, MD5 of the
+/// whole file, MD5 of its first 16 KiB, length, name (NUL-padded).
+fn desc_of(body: &[u8]) -> FileDesc {
+    let md5 = crate::mkiso::hex(&body[16..32]);
+    let size = u64::from_le_bytes(body[48..56].try_into().unwrap_or([0; 8]));
+    let name_bytes = &body[56..];
+    let name_end = name_bytes
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(name_bytes.len());
+    let name = String::from_utf8_lossy(&name_bytes[..name_end]).into_owned();
+    FileDesc { name, size, md5 }
+}
+
 /// The source files a PAR2 file describes, from its FileDesc packets whose
 /// MD5 checks (others are skipped), each once, sorted by name.
 pub fn file_descs(data: &[u8]) -> Vec<FileDesc> {
@@ -190,17 +204,9 @@ pub fn file_descs(data: &[u8]) -> Vec<FileDesc> {
             continue;
         }
         if &packet[48..64] == FILE_DESC && packet.len() >= 64 + 56 {
-            let body = &packet[64..];
-            let md5 = crate::mkiso::hex(&body[16..32]);
-            let size = u64::from_le_bytes(body[48..56].try_into().unwrap_or([0; 8]));
-            let name_bytes = &body[56..];
-            let name_end = name_bytes
-                .iter()
-                .position(|&b| b == 0)
-                .unwrap_or(name_bytes.len());
-            let name = String::from_utf8_lossy(&name_bytes[..name_end]).into_owned();
-            if !out.iter().any(|f| f.name == name) {
-                out.push(FileDesc { name, size, md5 });
+            let d = desc_of(&packet[64..]);
+            if !out.iter().any(|f| f.name == d.name) {
+                out.push(d);
             }
         }
         at = end;
@@ -270,20 +276,9 @@ pub fn scan_file_descs(r: &mut dyn std::io::Read) -> std::io::Result<Vec<FileDes
             if Md5::digest(&packet[32..]).as_slice() != &packet[16..32] {
                 continue;
             }
-            let body = &packet[64..];
-            let md5 = crate::mkiso::hex(&body[16..32]);
-            let size = u64::from_le_bytes(body[48..56].try_into().unwrap_or([0; 8]));
-            let name_bytes = &body[56..];
-            let name_end = name_bytes
-                .iter()
-                .position(|&b| b == 0)
-                .unwrap_or(name_bytes.len());
-            let name = String::from_utf8_lossy(&name_bytes[..name_end]).into_owned();
-            if !out
-                .iter()
-                .any(|f| f.name == name && f.size == size && f.md5 == md5)
-            {
-                out.push(FileDesc { name, size, md5 });
+            let d = desc_of(&packet[64..]);
+            if !out.contains(&d) {
+                out.push(d);
             }
         }
         // Keep the tail not yet looked at.
