@@ -6,11 +6,11 @@
 //! | code | meaning |
 //! |------|---------|
 //! | 0 | success: everything asked for was done |
-//! | 1 | a negative finding: the run went to its end, and what it found is on stderr or in the report; stage: files skipped (unreadable, special, too big even in parts for discs this small, changed while copied), the disc-ready command failed, or a version was recorded damaged; mkiso: the disc-ready command failed (the image still counts), or a version was recorded damaged (its staged copy rotted and no good copy was left; the rest is imaged); find: nothing matched; verify: a file damaged, missing or unreadable, a disc unusable, or (--origin) originals silently corrupted or missing; restore: a file not restored (its disc missing, lost or unusable, damaged or unreadable, a refused name, a different file kept, stopped at the drive, its newest version recorded damaged), or nothing matched; lost: data unrecoverable, or files that could not be staged again |
-//! | 2 | error: the run stopped (bad arguments, a missing or corrupt workdir or catalogue, a disc of another set, an I/O error, or results that could not be written to stdout for another reason than a closed pipe, such as a full disk under `> file`); what it finished before stays finished and checked, and nothing half-done carries a final name; stage: a refused init; mkiso: an image that failed its read-back (it keeps a temp name; the staged copies are kept); verify: no disc given could be used; restore: discs that cannot be read, a target that cannot be created, or the target's filesystem full (the files restored so far are whole) |
+//! | 1 | a negative finding: the run went to its end, and what it found is on stderr or in the report; stage: files skipped (unreadable, special, too big even in parts for discs this small, changed while copied), the disc-ready command failed, a version was recorded damaged, or a full parity group cannot be protected (a member's image is gone from `isos/`); mkiso: the disc-ready command failed (the image still counts), a version was recorded damaged (its staged copy rotted and no good copy was left; the rest is imaged), or a full parity group cannot be protected (a member's image is gone from `isos/`); find: nothing matched; verify: a file damaged, missing or unreadable, a disc unusable, or (--origin) originals silently corrupted or missing; restore: a file not restored (its disc missing, lost or unusable, damaged or unreadable, a refused name, a different file kept, stopped at the drive, its newest version recorded damaged), or nothing matched; lost: data unrecoverable, or files that could not be staged again |
+//! | 2 | error: the run stopped (bad arguments, a missing or corrupt workdir or catalogue, a disc of another set, an I/O error, or results that could not be written to stdout for another reason than a closed pipe, such as a full disk under `> file`); what it finished before stays finished and checked, and nothing half-done carries a final name; stage: a refused init; mkiso: an image that failed its read-back (it keeps a temp name; the staged copies are kept), or a parity image that could not be built (no `par2`, par2 failed, it would not fit the medium); lost: with --rebuild, the disc could not be rebuilt (more lost than parity, a survivor given only mounted, damaged parity data, `--to` exists): nothing written; verify: no disc given could be used; restore: discs that cannot be read, a target that cannot be created, or the target's filesystem full (the files restored so far are whole) |
 //! | 3 | stage, mkiso: the workdir's filesystem is full: the run stopped cleanly, and everything staged so far is intact |
 //! | 75 | stage, mkiso, lost: another run holds the workdir's lock (EX_TEMPFAIL): nothing was done, and the next run catches up |
-//! | 130 | restore: interrupted (Ctrl-C, SIGTERM, SIGHUP): the files already written are whole and named, the one in hand is dropped, and the same command resumes |
+//! | 130 | restore, lost: interrupted (Ctrl-C, SIGTERM, SIGHUP); restore: the files already written are whole and named, the one in hand is dropped, and the same command resumes; lost: with --rebuild: nothing written, its work folder removed |
 
 use std::io::Write;
 
@@ -78,8 +78,8 @@ pub const CONTRACT: &[Status] = &[
         only: None,
         meaning: "a negative finding: the run went to its end, and what it found is on stderr or in the report",
         by_tool: &[
-            ("stage", "files skipped (unreadable, special, too big even in parts for discs this small, changed while copied), the disc-ready command failed, or a version was recorded damaged"),
-            ("mkiso", "the disc-ready command failed (the image still counts), or a version was recorded damaged (its staged copy rotted and no good copy was left; the rest is imaged)"),
+            ("stage", "files skipped (unreadable, special, too big even in parts for discs this small, changed while copied), the disc-ready command failed, a version was recorded damaged, or a full parity group cannot be protected (a member's image is gone from `isos/`)"),
+            ("mkiso", "the disc-ready command failed (the image still counts), a version was recorded damaged (its staged copy rotted and no good copy was left; the rest is imaged), or a full parity group cannot be protected (a member's image is gone from `isos/`)"),
             ("find", "nothing matched"),
             ("verify", "a file damaged, missing or unreadable, a disc unusable, or (--origin) originals silently corrupted or missing"),
             ("restore", "a file not restored (its disc missing, lost or unusable, damaged or unreadable, a refused name, a different file kept, stopped at the drive, its newest version recorded damaged), or nothing matched"),
@@ -92,7 +92,8 @@ pub const CONTRACT: &[Status] = &[
         meaning: "error: the run stopped (bad arguments, a missing or corrupt workdir or catalogue, a disc of another set, an I/O error, or results that could not be written to stdout for another reason than a closed pipe, such as a full disk under `> file`); what it finished before stays finished and checked, and nothing half-done carries a final name",
         by_tool: &[
             ("stage", "a refused init"),
-            ("mkiso", "an image that failed its read-back (it keeps a temp name; the staged copies are kept)"),
+            ("mkiso", "an image that failed its read-back (it keeps a temp name; the staged copies are kept), or a parity image that could not be built (no `par2`, par2 failed, it would not fit the medium)"),
+            ("lost", "with --rebuild, the disc could not be rebuilt (more lost than parity, a survivor given only mounted, damaged parity data, `--to` exists): nothing written"),
             ("verify", "no disc given could be used"),
             ("restore", "discs that cannot be read, a target that cannot be created, or the target's filesystem full (the files restored so far are whole)"),
         ],
@@ -111,9 +112,12 @@ pub const CONTRACT: &[Status] = &[
     },
     Status {
         code: INTERRUPTED,
-        only: Some(&["restore"]),
-        meaning: "interrupted (Ctrl-C, SIGTERM, SIGHUP): the files already written are whole and named, the one in hand is dropped, and the same command resumes",
-        by_tool: &[],
+        only: Some(&["restore", "lost"]),
+        meaning: "interrupted (Ctrl-C, SIGTERM, SIGHUP)",
+        by_tool: &[
+            ("restore", "the files already written are whole and named, the one in hand is dropped, and the same command resumes"),
+            ("lost", "with --rebuild: nothing written, its work folder removed"),
+        ],
     },
 ];
 
