@@ -402,14 +402,7 @@ fn write_and_check(
     // Room for the image (files, catalogue, directory records), checked
     // before writing a byte.
     let estimate = bytes + files.len() as u64 * 4096 + (16 << 20);
-    let available = fsutil::available_space(&wd.layout.root)?;
-    if available < estimate {
-        return Err(Error::NoSpace {
-            path: wd.layout.isos(),
-            needed: estimate,
-            available,
-        });
-    }
+    ensure_room(wd, estimate)?;
     std::fs::create_dir_all(wd.layout.isos()).map_err(|e| Error::io(wd.layout.isos(), e))?;
     let opts_iso = WriteOptions {
         volume_id: disc::volume_id(n),
@@ -705,6 +698,20 @@ pub fn ready_line(r: &ImageReport) -> String {
         shell_quoted(&r.path),
         shell_quoted(&r.path),
     )
+}
+
+/// Fails with [`Error::NoSpace`] unless the workdir's filesystem has
+/// `needed` bytes free for an image in `isos/`.
+pub(crate) fn ensure_room(wd: &Workdir, needed: u64) -> Result<()> {
+    let available = fsutil::available_space(&wd.layout.root)?;
+    if available < needed {
+        return Err(Error::NoSpace {
+            path: wd.layout.isos(),
+            needed,
+            available,
+        });
+    }
+    Ok(())
 }
 
 /// Writes an image of `entries` to `partial` (through `open`, which makes

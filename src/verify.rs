@@ -272,6 +272,20 @@ pub struct DiscReport {
 }
 
 impl DiscReport {
+    /// A report on `m` with nothing checked yet.
+    fn of(m: &Medium) -> DiscReport {
+        DiscReport {
+            disc: m.disc,
+            source: names::display(m.source.as_os_str().as_encoded_bytes(), false),
+            medium: match m.content {
+                Content::Image(_) => "image",
+                Content::Folder(_) => "folder",
+            },
+            manifest_ok: true,
+            ..Default::default()
+        }
+    }
+
     /// Nothing damaged, missing or unreadable, and the manifest is sound.
     /// (Unknown files are listed, but do not make a disc bad.)
     pub fn clean(&self) -> bool {
@@ -513,16 +527,7 @@ fn verify_disc(
     on_problem: &mut dyn FnMut(&str, &Problem),
 ) -> DiscReport {
     let started = Instant::now();
-    let mut r = DiscReport {
-        disc: m.disc,
-        source: names::display(m.source.as_os_str().as_encoded_bytes(), false),
-        medium: match m.content {
-            Content::Image(_) => "image",
-            Content::Folder(_) => "folder",
-        },
-        manifest_ok: true,
-        ..Default::default()
-    };
+    let mut r = DiscReport::of(m);
     progress.message(format!("disc {}: verifying", m.disc));
     r.check_manifest(m, on_problem);
     let versions = match m.manifest.disc_versions(m.disc) {

@@ -389,14 +389,7 @@ fn build_disc(
             g.id
         )));
     }
-    let available = fsutil::available_space(&wd.layout.root)?;
-    if available < estimate {
-        return Err(Error::NoSpace {
-            path: wd.layout.isos(),
-            needed: estimate,
-            available,
-        });
-    }
+    super::ensure_room(wd, estimate)?;
     progress.message(format!("parity disc {}-{j}: writing image", g.id));
     let (written, vol_md5) = std::thread::scope(|scope| {
         let hashing = scope.spawn(|| md5_of(&vol_path));

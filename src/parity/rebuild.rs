@@ -458,11 +458,7 @@ fn md5_file(path: &Path) -> Result<(u64, String)> {
         h.update(&buf[..k]);
         n += k as u64;
     }
-    Ok((n, hex(&h.finalize())))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    Ok((n, crate::mkiso::hex(&h.finalize())))
 }
 
 fn list(d: &[i64]) -> String {

@@ -10,10 +10,10 @@ use md5::{Digest, Md5};
 
 use super::{DiscReport, Kind, Problem};
 use crate::catalog::parity::GroupInfo;
+use crate::disc;
 use crate::medium::{Content, DiscSet, Medium};
 use crate::parity::par2::{self, Outcome};
 use crate::progress::Progress;
-use crate::{disc, names};
 
 /// The most `MD5SUMS` may weigh (ours is a few lines).
 const MAX_MD5SUMS: u64 = 1 << 20;
@@ -31,13 +31,7 @@ pub(super) fn verify_parity_disc(
         // No data disc: the parity disc is named by `parity`.
         disc: 0,
         parity: Some(format!("{g}-{j}")),
-        source: names::display(m.source.as_os_str().as_encoded_bytes(), false),
-        medium: match m.content {
-            Content::Image(_) => "image",
-            Content::Folder(_) => "folder",
-        },
-        manifest_ok: true,
-        ..Default::default()
+        ..DiscReport::of(m)
     };
     progress.message(format!("parity disc {g}-{j}: verifying"));
     r.check_manifest(m, on_problem);
