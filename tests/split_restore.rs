@@ -498,6 +498,40 @@ fn private_folders(target: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// What the target's private folders hold, for a failure's message.
+fn private_state(target: &Path) -> String {
+    private_folders(target)
+        .iter()
+        .map(|f| {
+            let mut names: Vec<String> = std::fs::read_dir(f)
+                .map(|d| {
+                    d.map(|e| {
+                        let e = e.unwrap();
+                        let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        let parts = std::fs::read_to_string(e.path())
+                            .ok()
+                            .filter(|_| name.ends_with(".journal"))
+                            .map(|j| j.lines().filter(|l| l.starts_with("part ")).count());
+                        format!(
+                            "{name} ({size} bytes{})",
+                            parts.map(|n| format!(", {n} parts")).unwrap_or_default()
+                        )
+                    })
+                    .collect()
+                })
+                .unwrap_or_default();
+            names.sort();
+            format!(
+                "{}: [{}]",
+                f.file_name().unwrap().to_string_lossy(),
+                names.join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The parts a journal kept in the target's private folders says are done.
 fn kept_parts(target: &Path, id: i64) -> usize {
     private_folders(target)
@@ -529,6 +563,7 @@ fn killed_again_and_again_it_finishes_without_reading_checked_parts_again() {
     // Bounded: the delay grows each round; a run given long enough ends.
     for _round in 0..40 {
         let refs: Vec<&Path> = folders.iter().map(|p| p.as_path()).collect();
+        let before = private_state(&target);
         let mut child = restore_cmd()
             .args(args(&refs, &target, &["--json"]))
             .env("FAILPOINTS", "restore::part=sleep(120)")
@@ -553,6 +588,12 @@ fn killed_again_and_again_it_finishes_without_reading_checked_parts_again() {
             // Never a partial or wrong file under its name.
             if final_name.exists() {
                 assert_eq!(md5_file(&final_name), want, "after a kill");
+                // Put together and in place, its parts are no longer kept:
+                // a run reads them again or finds the file there, so it
+                // needs their discs again.
+                folders = s.folders();
+                delay += Duration::from_millis(120);
+                continue;
             }
             let kept = kept_parts(&target, id);
             // The discs holding only a part that is kept are taken away
@@ -568,7 +609,12 @@ fn killed_again_and_again_it_finishes_without_reading_checked_parts_again() {
             continue;
         }
         let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}\nremoved discs {removed:?}, private folders before the run: {before}",
+            text(&out.stderr)
+        );
         let report = json(&out);
         let read = report["parts_read"].as_u64().unwrap();
         let resumed = report["parts_resumed"].as_u64().unwrap();
@@ -639,6 +685,66 @@ fn ctrl_c_keeps_the_checked_parts_and_the_same_command_goes_on() {
     let report = json(&out);
     assert_eq!(report["parts_resumed"], kept as u64, "{report}");
     assert_eq!(report["parts_read"], 3 - kept as u64, "{report}");
+    assert_same_tree(&s.env.watched, &target);
+    no_temp_left(&target);
+}
+
+/// Killed while it takes over an earlier run's kept parts, after it moved
+/// their data into its own private folder and before their journal: the
+/// next run finds the two in their different folders and goes on from
+/// them, without the discs that held them.
+#[cfg(feature = "failpoints")]
+#[test]
+fn killed_between_taking_over_data_and_journal_it_still_goes_on() {
+    let s = split_set(6);
+    let mut folders = s.folders();
+    let target = s.target();
+    let id = s.id();
+    let out = interrupted(&s, &folders);
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    let kept = kept_parts(&target, id);
+    assert!(kept >= 1, "{}", text(&out.stderr));
+    let data = format!("split-{id}.data");
+    let journal = format!("split-{id}.journal");
+    let refs: Vec<&Path> = folders.iter().map(|p| p.as_path()).collect();
+    let mut child = restore_cmd()
+        .args(args(&refs, &target, &[]))
+        .env("FAILPOINTS", "restore::adopt=sleep(20000)")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Bounded by 30 s: the data is moved at once, then the run sleeps.
+    let start = Instant::now();
+    let apart = || {
+        let f = private_folders(&target);
+        let has = |name: &str| f.iter().filter(|d| d.join(name).exists()).count();
+        f.iter()
+            .any(|d| d.join(&data).exists() && !d.join(&journal).exists())
+            && has(&journal) == 1
+    };
+    while !apart() && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(apart(), "the kept data and journal in two folders");
+    // The discs that held only kept parts are taken away.
+    for &(part, disc) in &s.parts()[..kept] {
+        if part > 1 && (part as usize) < s.parts().len() {
+            folders.retain(|f| disc_of(f) != disc);
+        }
+    }
+    let refs: Vec<&Path> = folders.iter().map(|p| p.as_path()).collect();
+    let out = restore(&args(&refs, &target, &["--json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        json(&out)["parts_resumed"],
+        kept as u64,
+        "{}",
+        text(&out.stdout)
+    );
     assert_same_tree(&s.env.watched, &target);
     no_temp_left(&target);
 }

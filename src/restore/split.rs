@@ -59,8 +59,17 @@ fn journal_new_name(id: i64) -> CString {
 
 /// The file id of a journal's name, if it is one.
 fn journal_id(name: &CStr) -> Option<i64> {
+    name_id(name, ".journal")
+}
+
+/// The file id of a data file's name, if it is one.
+fn data_id(name: &CStr) -> Option<i64> {
+    name_id(name, ".data")
+}
+
+fn name_id(name: &CStr, suffix: &str) -> Option<i64> {
     let s = name.to_str().ok()?;
-    let digits = s.strip_prefix("split-")?.strip_suffix(".journal")?;
+    let digits = s.strip_prefix("split-")?.strip_suffix(suffix)?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -187,16 +196,25 @@ fn is_md5(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// A journal kept by an earlier run, and the private folder holding it.
+/// A journal kept by an earlier run, the private folder holding it, and
+/// the folder holding its data.
 #[derive(Debug)]
 pub(super) struct Kept {
     /// The name of the folder at the top of the target.
     pub(super) folder: CString,
     journal: Journal,
-    /// Whether its data is there: a run killed after the finished file
-    /// was renamed into place, before its journal was removed, leaves
-    /// the journal alone.
-    has_data: bool,
+    /// The folder holding its data, if any: a run killed after the
+    /// finished file was renamed into place, before its journal was
+    /// removed, leaves the journal alone. A run killed while it took over
+    /// an earlier run's files leaves the data in one folder and the
+    /// journal in another.
+    data_folder: Option<CString>,
+}
+
+impl Kept {
+    fn has_data(&self) -> bool {
+        self.data_folder.is_some()
+    }
 }
 
 /// What earlier runs kept of split files in the target, found before the
@@ -212,10 +230,21 @@ impl Resumable {
     /// leftovers). Reads only.
     pub(super) fn scan(target: &Path) -> Resumable {
         let mut kept: HashMap<i64, Kept> = HashMap::new();
+        // Data files whose journal is not beside them, by id: their folder
+        // and size.
+        let mut lone_data: HashMap<i64, (CString, u64)> = HashMap::new();
         for (folder, dir) in Scratch::leftovers(target) {
             // Bounded: a private folder holds a batch of temp files and a
             // few split files.
             for name in dir.names(1 << 20).unwrap_or_default() {
+                if let Some(id) = data_id(&name) {
+                    if dir.entry(&journal_name(id)).ok() == Some(Existing::Absent) {
+                        if let Ok(Existing::File { size }) = dir.entry(&name) {
+                            lone_data.insert(id, (folder.clone(), size));
+                        }
+                    }
+                    continue;
+                }
                 let Some(id) = journal_id(&name) else {
                     continue;
                 };
@@ -230,20 +259,34 @@ impl Resumable {
                 if journal.id != id || data.is_some_and(|d| d < journal.done_bytes()) {
                     continue;
                 }
-                if kept
-                    .get(&id)
-                    .is_some_and(|k| k.journal.parts.len() >= journal.parts.len())
-                {
+                // The journal of most parts wins; of two alike, the one
+                // beside its data (a run killed while it removed an
+                // adopted folder leaves a copy of the journal alone).
+                let rank = |parts: usize, has_data: bool| (parts, has_data);
+                if kept.get(&id).is_some_and(|k| {
+                    rank(k.journal.parts.len(), k.has_data())
+                        >= rank(journal.parts.len(), data.is_some())
+                }) {
                     continue;
                 }
                 kept.insert(
                     id,
                     Kept {
+                        data_folder: data.map(|_| folder.clone()),
                         folder: folder.clone(),
-                        has_data: data.is_some(),
                         journal,
                     },
                 );
+            }
+        }
+        // A journal alone takes a lone data file of its id that is long
+        // enough: a run killed between moving the two left them apart. The
+        // parts are read again against the manifest before they count.
+        for (id, k) in kept.iter_mut() {
+            if let Some((folder, size)) = lone_data.get(id) {
+                if !k.has_data() && *size >= k.journal.done_bytes() {
+                    k.data_folder = Some(folder.clone());
+                }
             }
         }
         Resumable { kept }
@@ -257,7 +300,7 @@ impl Resumable {
             .get(&v.id)
             .and_then(|k| {
                 let n = k.journal.covers(v)?;
-                (k.has_data || n == v.parts.len()).then_some(n)
+                (k.has_data() || n == v.parts.len()).then_some(n)
             })
             .unwrap_or(0)
     }
@@ -434,12 +477,14 @@ impl Run<'_> {
                 s.parts_done > 0
                     && s.restorable()
                     && resumable.kept(s.id).is_some_and(|k| {
-                        let names = if k.has_data {
-                            vec![data_name(s.id), journal_name(s.id)]
-                        } else {
-                            vec![journal_name(s.id)]
-                        };
-                        target.adopt(&k.folder, &names, self.scratch)
+                        // The data first: a run killed between the two
+                        // leaves a journal that finds its data again.
+                        let data = k
+                            .data_folder
+                            .as_ref()
+                            .is_none_or(|f| target.adopt(f, &[data_name(s.id)], self.scratch));
+                        fail::fail_point!("restore::adopt");
+                        data && target.adopt(&k.folder, &[journal_name(s.id)], self.scratch)
                     })
             })
             .collect()
