@@ -71,6 +71,10 @@ pub enum StageCommand {
         /// par2), so any M discs of a group can be lost: e.g. 4+1 or 8+2.
         #[arg(long, value_name = "K+M", value_parser = parse_scheme)]
         parity: Option<crate::parity::Scheme>,
+        /// How many copies of each disc should be held (default 1):
+        /// `status` and `copies` name the discs held in fewer.
+        #[arg(long, value_name = "C", value_parser = clap::value_parser!(u64).range(1..=100))]
+        copies: Option<u64>,
     },
     /// Show the state of the workdir.
     Status {
@@ -121,19 +125,77 @@ pub enum StageCommand {
     /// Show every setting of the set, or show or change one: `disc_size`
     /// (of the discs not yet closed), `excludes`, `ecc` (on/off),
     /// `on_disc_ready` (a command), `parity` (K+M or off, for groups not yet
-    /// started). `watched`, `name` and `uuid` are shown but fixed.
+    /// started), `copies` (held per disc), `check_every` (a schedule).
+    /// `watched`, `name` and `uuid` are shown but fixed.
     Config {
-        /// The setting to show or change.
-        #[arg(value_parser = ["disc_size", "excludes", "ecc", "on_disc_ready", "parity", "watched", "name", "uuid"])]
+        /// The setting to show or change (`check-every` is `check_every`).
+        #[arg(value_parser = ["disc_size", "excludes", "ecc", "on_disc_ready", "parity", "copies", "check_every", "check-every", "watched", "name", "uuid"])]
         key: Option<String>,
         /// The new value. disc_size: a size as for init (refused below 192 KiB,
         /// or below what the open disc already holds: close it first).
         /// excludes: the whole new list of globs, replacing the old ('' for
         /// none). ecc: on or off. on_disc_ready: a command ('' to clear).
-        /// parity: K+M (e.g. 4+1) or off.
+        /// parity: K+M (e.g. 4+1) or off. copies: 1 to 100. check_every:
+        /// a number and d, w, m or y (90d, 12m, 2y).
         #[arg(value_name = "VALUE")]
         values: Vec<String>,
     },
+    /// The copies of every disc: where each is and when it was last
+    /// checked good; or record, move or lose one.
+    Copies {
+        #[command(subcommand)]
+        action: Option<CopiesCommand>,
+        /// A JSON array on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What `dbackup-stage copies` does.
+#[derive(Debug, Subcommand)]
+pub enum CopiesCommand {
+    /// Record a copy of DISC burned by hand (it was never read back by
+    /// dbackup, so it is due for a check at once).
+    Add {
+        /// A data disc's number (3) or a parity disc (parity-1-2).
+        #[arg(value_name = "DISC", value_parser = parse_disc_name)]
+        disc: crate::copies::DiscName,
+        /// Where the copy is kept (a shelf, a drawer, an address).
+        #[arg(long, value_name = "TEXT")]
+        location: Option<String>,
+        /// The medium (DVD+R, BD-R, M-DISC BD-R ...).
+        #[arg(long, value_name = "TEXT")]
+        medium: Option<String>,
+    },
+    /// Record that copy COPY of DISC is now kept at another place.
+    Move {
+        #[arg(value_name = "DISC", value_parser = parse_disc_name)]
+        disc: crate::copies::DiscName,
+        #[arg(value_name = "COPY")]
+        copy: i64,
+        /// Where it is kept now.
+        #[arg(long, value_name = "TEXT", required = true)]
+        location: String,
+    },
+    /// Mark copy COPY of DISC lost (a data disc is lost with its last copy:
+    /// then run `dbackup-lost DISC --restage`).
+    Lost {
+        #[arg(value_name = "DISC", value_parser = parse_disc_name)]
+        disc: crate::copies::DiscName,
+        #[arg(value_name = "COPY")]
+        copy: i64,
+    },
+    /// Mark copy COPY of DISC found again.
+    Found {
+        #[arg(value_name = "DISC", value_parser = parse_disc_name)]
+        disc: crate::copies::DiscName,
+        #[arg(value_name = "COPY")]
+        copy: i64,
+    },
+}
+
+fn parse_disc_name(s: &str) -> Result<crate::copies::DiscName, String> {
+    crate::copies::DiscName::parse(s)
 }
 
 /// Build the ISO images of closed discs, read them back and verify them.
@@ -311,6 +373,10 @@ pub struct LostArgs {
     /// Mark the discs available again.
     #[arg(long)]
     pub found: bool,
+    /// The copy of DISC that was lost (or, with --found, found): while
+    /// another copy is held the disc is not lost (see dbackup-stage copies).
+    #[arg(long, value_name = "C", conflicts_with_all = ["manifest", "restage"])]
+    pub copy: Option<i64>,
     /// Work from a manifest.db alone (e.g. copied from the newest disc),
     /// without a workdir; reports only.
     #[arg(

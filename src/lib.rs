@@ -17,6 +17,7 @@ macro_rules! say {
 pub mod adopt;
 pub mod catalog;
 pub mod cli;
+pub mod copies;
 pub mod disc;
 pub mod error;
 pub mod exit;

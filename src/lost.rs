@@ -62,6 +62,8 @@ pub struct LostOptions {
     pub what_if: bool,
     pub restage: bool,
     pub found: bool,
+    /// The copy of the one disc named that is lost (or found).
+    pub copy: Option<i64>,
 }
 
 /// One version in the report.
@@ -137,6 +139,20 @@ pub struct LostReport {
     pub restage_problems: Vec<String>,
     /// Malformed manifest rows left out.
     pub invalid_rows: u64,
+    /// The disc named still has other copies: only the copy was marked
+    /// lost (with `--what-if`: would be), and nothing is lost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub still_held: Option<StillHeld>,
+}
+
+/// A disc whose lost copy was not its last.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StillHeld {
+    pub disc: i64,
+    /// The copy marked lost.
+    pub copy: i64,
+    /// The copies still held, with where each is.
+    pub held: Vec<crate::catalog::copies::CopyRow>,
 }
 
 fn count(entries: &[Entry]) -> Count {
@@ -190,6 +206,9 @@ pub fn lost(opts: &LostOptions, progress: &Progress) -> Result<LostReport> {
             let view = Manifest::open_live(&catalog).map_err(|e| Error::Invalid(e.to_string()))?;
             check_discs(&view, &opts.discs, &catalog)?;
             drop(view);
+            if let Some(report) = lose_a_copy(&mut wd, opts)? {
+                return Ok(report);
+            }
             if opts.found {
                 wd.catalog.set_available(&opts.discs, true)?;
                 return Ok(LostReport {
@@ -259,6 +278,107 @@ pub fn lost(opts: &LostOptions, progress: &Progress) -> Result<LostReport> {
             Ok(report)
         }
     }
+}
+
+/// Copies: with `--copy C` only that copy is marked lost (or found), and
+/// while another copy is held the disc is not lost: the report says so
+/// and nothing else happens. Without it, a disc held in several copies
+/// is refused (which one was lost?), and the one copy of a disc held in
+/// one is marked lost with it.
+fn lose_a_copy(wd: &mut Workdir, opts: &LostOptions) -> Result<Option<LostReport>> {
+    use crate::copies::DiscName;
+    let held_copies = |wd: &Workdir, d: i64| -> Result<Vec<crate::catalog::copies::CopyRow>> {
+        Ok(wd
+            .catalog
+            .copies(Some(&DiscName::Data(d)))?
+            .into_iter()
+            .filter(|c| c.lost.is_none())
+            .collect())
+    };
+    let Some(copy) = opts.copy else {
+        if opts.found {
+            return Ok(None);
+        }
+        for &d in &opts.discs {
+            let held = held_copies(wd, d)?;
+            if held.len() > 1 {
+                return Err(Error::Invalid(format!(
+                    "disc {d} is held in {} copies ({}); name the one lost with --copy C: a disc is lost only with its last copy",
+                    held.len(),
+                    where_held(&held)
+                )));
+            }
+            if let (Some(c), false) = (held.first(), opts.what_if) {
+                wd.catalog
+                    .set_copy_lost(&DiscName::Data(d), c.copy, Some(crate::copies::now()))?;
+            }
+        }
+        return Ok(None);
+    };
+    let [disc] = opts.discs[..] else {
+        return Err(Error::Invalid(
+            "--copy names a copy of one disc: give one DISC".into(),
+        ));
+    };
+    let name = DiscName::Data(disc);
+    let Some(row) = wd.catalog.copy(&name, copy)? else {
+        return Err(Error::Invalid(format!(
+            "disc {disc} has no copy {copy} (see dbackup-stage copies)"
+        )));
+    };
+    if opts.found {
+        if row.lost.is_none() {
+            return Err(Error::Invalid(format!(
+                "disc {disc} copy {copy} is not marked lost"
+            )));
+        }
+        wd.catalog.set_copy_lost(&name, copy, None)?;
+        return Ok(Some(LostReport {
+            discs: opts.discs.clone(),
+            marked: true,
+            found: true,
+            ..Default::default()
+        }));
+    }
+    if row.lost.is_some() {
+        return Err(Error::Invalid(format!(
+            "disc {disc} copy {copy} is already marked lost"
+        )));
+    }
+    let others: Vec<_> = held_copies(wd, disc)?
+        .into_iter()
+        .filter(|c| c.copy != copy)
+        .collect();
+    if !opts.what_if {
+        wd.catalog
+            .set_copy_lost(&name, copy, Some(crate::copies::now()))?;
+    }
+    if others.is_empty() {
+        // The last copy: the disc is lost, and the report says what that costs.
+        return Ok(None);
+    }
+    Ok(Some(LostReport {
+        discs: opts.discs.clone(),
+        marked: !opts.what_if,
+        still_held: Some(StillHeld {
+            disc,
+            copy,
+            held: others,
+        }),
+        ..Default::default()
+    }))
+}
+
+/// `copy 1 at home, copy 2`.
+pub fn where_held(copies: &[crate::catalog::copies::CopyRow]) -> String {
+    copies
+        .iter()
+        .map(|c| match &c.location {
+            Some(l) => format!("copy {} at {}", c.copy, names::display(l.as_bytes(), true)),
+            None => format!("copy {} (no location recorded)", c.copy),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Every named disc must exist and be closed; otherwise nothing changes.

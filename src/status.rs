@@ -59,6 +59,14 @@ pub struct Status {
     pub Parity_discs: Vec<String>,
     /// Parity groups not complete yet, and what each waits for.
     pub Parity_groups_waiting: Vec<String>,
+    /// Copies of each disc the set should hold (`copies`).
+    pub Copies_policy: u64,
+    /// Discs held in fewer copies than that (lost discs left out): data
+    /// discs by number, parity discs as `parity-G-J`.
+    pub Discs_below_copies: String,
+    /// Copies whose last good check is older than `check_every`, or that
+    /// were never checked (`dbackup-verify --due` lists them).
+    pub Checks_due: u64,
 }
 
 /// A split file still being staged.
@@ -176,6 +184,33 @@ pub fn status(wd: &Workdir) -> Result<Status> {
             crate::output::discs(v)
         }
     };
+    let shelf = crate::copies::Shelf::read(wd)?;
+    let below_copies = {
+        use crate::copies::DiscName;
+        let below = shelf.below_policy();
+        let data: Vec<i64> = below
+            .iter()
+            .filter_map(|d| match d.disc {
+                DiscName::Data(n) => Some(n),
+                DiscName::Parity(..) => None,
+            })
+            .collect();
+        let mut parts: Vec<String> = Vec::new();
+        if !data.is_empty() {
+            parts.push(crate::output::discs(&data));
+        }
+        parts.extend(
+            below
+                .iter()
+                .filter(|d| matches!(d.disc, DiscName::Parity(..)))
+                .map(|d| d.disc.key()),
+        );
+        if parts.is_empty() {
+            "none".to_string()
+        } else {
+            parts.join(", ")
+        }
+    };
     Ok(Status {
         Staging_dir: wd.layout.root.clone(),
         Watched_dir: wd.settings.watched.clone(),
@@ -208,5 +243,8 @@ pub fn status(wd: &Workdir) -> Result<Status> {
         Unprotected_discs: ranges(&unprotected),
         Parity_discs: parity_discs,
         Parity_groups_waiting: waiting_groups,
+        Copies_policy: shelf.policy,
+        Discs_below_copies: below_copies,
+        Checks_due: shelf.due(crate::copies::now()).len() as u64,
     })
 }

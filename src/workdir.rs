@@ -128,6 +128,8 @@ pub struct InitOptions {
     pub on_disc_ready: Option<String>,
     /// Parity discs for every group of data discs (`--parity K+M`).
     pub parity: Option<crate::parity::Scheme>,
+    /// Copies of each disc to hold (`--copies C`; default 1).
+    pub copies: Option<u64>,
 }
 
 /// What `init` made.
@@ -230,6 +232,9 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
     }
     if let Some(cmd) = &opts.on_disc_ready {
         cat.set_setting_text("on_disc_ready", cmd)?;
+    }
+    if let Some(c) = opts.copies {
+        cat.set_copies_policy(c)?;
     }
     drop(cat);
     for suffix in ["-wal", "-shm"] {

@@ -489,6 +489,7 @@ mod model {
                     what_if: false,
                     restage: false,
                     found: false,
+                    copy: None,
                 },
                 &Progress::hidden(),
             )

@@ -34,6 +34,7 @@ fn run() -> Result<i32> {
             what_if: args.what_if,
             restage: args.restage,
             found: args.found,
+            copy: args.copy,
         },
         &progress,
     )?;
@@ -79,6 +80,27 @@ fn print(args: &LostArgs, report: &LostReport) -> std::io::Result<()> {
         .map(|d| d.to_string())
         .collect::<Vec<_>>()
         .join(", ");
+    if let Some(h) = &report.still_held {
+        if args.json {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        } else {
+            writeln!(
+                out,
+                "Disc {} copy {} {}; disc {} is still held: {}. Nothing is lost.",
+                h.disc,
+                h.copy,
+                if report.marked {
+                    "marked lost"
+                } else {
+                    "would be marked lost (nothing marked)"
+                },
+                h.disc,
+                lost::where_held(&h.held)
+            )?;
+        }
+        return Ok(());
+    }
     if report.found {
         if args.json {
             serde_json::to_writer_pretty(&mut out, &report)?;

@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 
 use anyhow::Result;
 use clap::Parser;
-use dbackup::cli::{StageArgs, StageCommand};
+use dbackup::cli::{CopiesCommand, StageArgs, StageCommand};
 use dbackup::stage::{self, Event, MonitorOptions};
 use dbackup::workdir::{self, Workdir};
 use dbackup::{exit, names, output, progress::Progress};
@@ -58,6 +58,7 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
             ecc,
             on_disc_ready,
             parity,
+            copies,
         } => {
             if parity.is_some() {
                 dbackup::parity::par2::tool()
@@ -72,6 +73,7 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
                 ecc,
                 on_disc_ready,
                 parity,
+                copies,
             })?;
             writeln!(out, "Staging directory created:")?;
             writeln!(out, "Staging dir: {}", report.workdir.display())?;
@@ -362,7 +364,194 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
             Ok(exit::OK)
         }
         StageCommand::Config { key, values } => config(&root, key.as_deref(), values, out),
+        StageCommand::Copies { action, json } => copies(&root, action, json, out),
     }
+}
+
+/// `copies`: the list, or a copy recorded, moved, lost or found.
+fn copies(
+    root: &std::path::Path,
+    action: Option<CopiesCommand>,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<i32> {
+    use dbackup::copies::{self as cp, Shelf};
+    let Some(action) = action else {
+        let wd = Workdir::open_read(root)?;
+        let shelf = Shelf::read(&wd)?;
+        if json {
+            serde_json::to_writer_pretty(&mut *out, &shelf.discs)?;
+            writeln!(out)?;
+            return Ok(exit::OK);
+        }
+        let now = cp::now();
+        let mut rows = output::Rows::new(&[
+            "Disc",
+            "Copy",
+            "Made",
+            "Medium",
+            "Location",
+            "Last good check",
+            "Next check",
+        ])
+        .right(&[1]);
+        let day = |t: f64| output::time(t).chars().take(10).collect::<String>();
+        for d in &shelf.discs {
+            if d.copies.is_empty() {
+                let what = if d.lost { "lost" } else { "no copy recorded" };
+                rows.push(vec![
+                    d.disc.key(),
+                    "-".into(),
+                    what.into(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ]);
+            }
+            for c in &d.copies {
+                let lost = c.copy.lost.map(|t| format!("lost {}", day(t)));
+                rows.push(vec![
+                    d.disc.key(),
+                    c.copy.copy.to_string(),
+                    format!("{} ({})", day(c.copy.made), c.copy.how),
+                    c.copy.medium.clone().unwrap_or_default(),
+                    names::display(c.copy.location.as_deref().unwrap_or("").as_bytes(), true),
+                    match (&c.last_check, c.last_good_check) {
+                        (Some(k), _) if !k.good && k.complete => {
+                            format!("{} DAMAGED", day(k.checked))
+                        }
+                        (_, Some(t)) => day(t),
+                        _ => "never".into(),
+                    },
+                    lost.unwrap_or_else(|| {
+                        if c.due <= now {
+                            "due now".into()
+                        } else {
+                            day(c.due)
+                        }
+                    }),
+                ]);
+            }
+        }
+        rows.write(out, std::io::stdout().is_terminal())?;
+        let below: Vec<String> = shelf.below_policy().iter().map(|d| d.disc.key()).collect();
+        writeln!(
+            out,
+            "Policy: {} per disc, checked every {}. {}",
+            output::count(shelf.policy, "copy", "copies"),
+            cp::show_every(shelf.every),
+            if below.is_empty() {
+                "Every disc is held in enough copies.".to_string()
+            } else {
+                format!("Below it: {}.", below.join(", "))
+            }
+        )?;
+        return Ok(exit::OK);
+    };
+    let (mut wd, _) = Workdir::open_write(root)?;
+    let shelf = Shelf::read(&wd)?;
+    let known = |disc: &cp::DiscName| -> Result<()> {
+        if shelf.discs.iter().any(|d| &d.disc == disc) {
+            Ok(())
+        } else {
+            anyhow::bail!(
+                "{} is not a closed disc of this set (see dbackup-stage copies)",
+                disc.label()
+            )
+        }
+    };
+    let existing = |wd: &Workdir, disc: &cp::DiscName, copy: i64| -> Result<_> {
+        known(disc)?;
+        wd.catalog.copy(disc, copy)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} has no copy {copy} (see dbackup-stage copies)",
+                disc.label()
+            )
+        })
+    };
+    match action {
+        CopiesCommand::Add {
+            disc,
+            location,
+            medium,
+        } => {
+            known(&disc)?;
+            let n = wd.catalog.add_copy(
+                &disc,
+                &dbackup::catalog::copies::NewCopy {
+                    made: cp::now(),
+                    how: "added",
+                    drive: None,
+                    medium,
+                    location: location.clone(),
+                },
+            )?;
+            writeln!(
+                out,
+                "{} copy {n} recorded{}; it was never read back: check it with dbackup-verify -d DISC --record {} --copy {n}",
+                disc.label(),
+                location.map(|l| format!(" at {l}")).unwrap_or_default(),
+                wd.layout.root.display()
+            )?;
+        }
+        CopiesCommand::Move {
+            disc,
+            copy,
+            location,
+        } => {
+            existing(&wd, &disc, copy)?;
+            wd.catalog.move_copy(&disc, copy, &location)?;
+            writeln!(out, "{} copy {copy} is now at {location}", disc.label())?;
+        }
+        CopiesCommand::Lost { disc, copy } => {
+            let c = existing(&wd, &disc, copy)?;
+            if c.lost.is_some() {
+                anyhow::bail!("{} copy {copy} is already marked lost", disc.label());
+            }
+            let held = wd.catalog.set_copy_lost(&disc, copy, Some(cp::now()))?;
+            if held > 0 {
+                let left: Vec<String> = wd
+                    .catalog
+                    .copies(Some(&disc))?
+                    .into_iter()
+                    .filter(|c| c.lost.is_none())
+                    .map(|c| match c.location {
+                        Some(l) => format!("copy {} at {l}", c.copy),
+                        None => format!("copy {}", c.copy),
+                    })
+                    .collect();
+                writeln!(
+                    out,
+                    "{} copy {copy} marked lost; the disc is still held: {}",
+                    disc.label(),
+                    left.join(", ")
+                )?;
+            } else if let cp::DiscName::Data(n) = disc {
+                writeln!(
+                    out,
+                    "{} copy {copy} marked lost; it was the last: disc {n} is lost. See what that cost with dbackup-lost {n} --what-if, and stage again what can be with dbackup-lost {n} --restage",
+                    disc.label()
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{} copy {copy} marked lost; it was the last copy held; its image can be burned again from isos/{}",
+                    disc.label(),
+                    disc.image_name()
+                )?;
+            }
+        }
+        CopiesCommand::Found { disc, copy } => {
+            let c = existing(&wd, &disc, copy)?;
+            if c.lost.is_none() {
+                anyhow::bail!("{} copy {copy} is not marked lost", disc.label());
+            }
+            wd.catalog.set_copy_lost(&disc, copy, None)?;
+            writeln!(out, "{} copy {copy} found again", disc.label())?;
+        }
+    }
+    Ok(exit::OK)
 }
 
 /// `config`: every setting, one setting, or a change to one.
@@ -372,6 +561,7 @@ fn config(
     values: Vec<String>,
     out: &mut impl Write,
 ) -> Result<i32> {
+    let key = key.map(|k| if k == "check-every" { "check_every" } else { k });
     let Some(key) = key else {
         let wd = Workdir::open_read(root)?;
         for (k, v) in settings_shown(&wd)? {
@@ -435,6 +625,21 @@ fn config(
             }
             wd.catalog.set_parity(scheme)?;
         }
+        "copies" => {
+            let v = one(&values)?;
+            let c: u64 = v
+                .parse()
+                .ok()
+                .filter(|c| (1..=100).contains(c))
+                .ok_or_else(|| anyhow::anyhow!("copies is a number from 1 to 100, not {v:?}"))?;
+            wd.catalog.set_copies_policy(c)?;
+        }
+        "check_every" => {
+            let v = one(&values)?;
+            let secs = dbackup::copies::parse_every(&v).map_err(|e| anyhow::anyhow!("{e}"))?;
+            wd.catalog
+                .set_setting_text("check_every", &dbackup::copies::show_every(secs))?;
+        }
         other => anyhow::bail!("{other} is fixed when the set is created and cannot be changed"),
     }
     Ok(exit::OK)
@@ -458,6 +663,11 @@ fn settings_shown(wd: &Workdir) -> Result<Vec<(&'static str, String)>> {
             wd.catalog
                 .parity_scheme()?
                 .map_or_else(|| "off".to_string(), |s| s.to_string()),
+        ),
+        ("copies", wd.catalog.copy_policy()?.0.to_string()),
+        (
+            "check_every",
+            dbackup::copies::show_every(wd.catalog.copy_policy()?.1),
         ),
         (
             "on_disc_ready",
