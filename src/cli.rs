@@ -291,8 +291,40 @@ pub struct FindArgs {
     after_help = "Exit status: 0 everything checked is good; 1 something is damaged, missing or unreadable, or a disc cannot be opened; 2 error (no disc given can be opened)."
 )]
 pub struct VerifyArgs {
-    #[command(flatten)]
-    pub discs: Discs,
+    /// A disc: a mounted disc (a folder with manifest.db at its root), an
+    /// .iso image, or a folder holding .iso images. Repeatable; the newest
+    /// disc's manifest gives the history.
+    #[arg(
+        short = 'd',
+        long = "disc",
+        value_name = "PATH",
+        required_unless_present = "due"
+    )]
+    pub discs: Vec<PathBuf>,
+    /// Record each disc's result (date, copy, files ok, damaged,
+    /// unreadable, missing, and the names) in the catalogue of WORKDIR, the
+    /// set's workdir, as each disc is done: `dbackup-stage copies` and
+    /// `--due` read them.
+    #[arg(long, value_name = "WORKDIR")]
+    pub record: Option<PathBuf>,
+    /// With --record: the copy that was read (see `dbackup-stage copies`).
+    /// Default: a disc's only copy, when it has one.
+    #[arg(long, value_name = "C", requires = "record")]
+    pub copy: Option<i64>,
+    /// With --record: stop cleanly once DURATION has passed (90s, 45m for
+    /// minutes, 5h, 1d), at the next batch of files; the next run goes on
+    /// where this one stopped, and checks the discs checked longest ago
+    /// first.
+    #[arg(long, value_name = "DURATION", requires = "record", value_parser = parse_duration)]
+    pub time_limit: Option<std::time::Duration>,
+    /// List the copies due for a check: last checked good longer ago than
+    /// the set's `check_every`, or never; most overdue first, with where
+    /// each is. Reads the workdir (-w) only.
+    #[arg(long, requires = "workdir", conflicts_with_all = ["discs", "origin", "record"])]
+    pub due: bool,
+    /// With --due: the workdir.
+    #[arg(short, long, env = "DBACKUP_WORKDIR", value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
     /// Also check the live folder against the newest manifest: files whose
     /// size and mtime are unchanged but whose MD5 differs, and missing files.
     #[arg(long, value_name = "DIR")]
@@ -410,6 +442,10 @@ pub struct LostArgs {
     pub json: bool,
     #[command(flatten)]
     pub common: Common,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::units::parse_duration(s)
 }
 
 fn parse_when(s: &str) -> Result<f64, String> {

@@ -78,6 +78,29 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
+/// Parses a duration: a whole number and `s`, `m` (minutes), `h` or `d`
+/// (`90s`, `45m`, `5h`, `1d`), at most 366 days.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{text:?}: a duration is a number and s, m, h or d (90s, 45m, 5h)"))?;
+    let secs = match unit {
+        "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        "d" => n.checked_mul(86_400),
+        _ => None,
+    }
+    .filter(|s| (1..=366 * 86_400).contains(s))
+    .ok_or_else(|| {
+        format!("{text:?}: a duration is a number and s, m (minutes), h or d, from 1s to 366d")
+    })?;
+    Ok(std::time::Duration::from_secs(secs))
+}
+
 /// Parses a point in time: Unix seconds (`1700000000`, `1700000000.5`), a
 /// date (`2024-05-01`, meaning its end: 23:59:59.999 local time, so "as of
 /// a day" includes that day), a date-time (`2024-05-01T12:00`,

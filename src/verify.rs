@@ -14,6 +14,7 @@
 
 mod hash;
 mod parity;
+pub mod record;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -37,17 +38,35 @@ pub enum VerifyError {
     Medium(#[from] MediumError),
     #[error("origin {}: {why}", path.display())]
     Origin { path: PathBuf, why: String },
+    /// A check could not be recorded in the workdir.
+    #[error("recording the check: {0}")]
+    Record(String),
 }
 
 type Result<T> = std::result::Result<T, VerifyError>;
 
 /// What to verify, validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
     /// The discs as given (mounted discs, images, folders of images).
     pub discs: Vec<PathBuf>,
     /// The live folder to check against the newest manifest.
     pub origin: Option<PathBuf>,
+    /// Stop cleanly once this instant has passed: before the next disc,
+    /// or, within a disc, at the next batch of files (so at most a batch
+    /// past it). The discs not begun are listed in the report.
+    pub deadline: Option<Instant>,
+    /// Files of a disc an earlier, time-limited run checked already, by
+    /// disc (`3`, `parity-1-2`): this run goes on after them, in on-disc
+    /// order.
+    pub resume: HashMap<String, u64>,
+    /// The order to check discs in, by disc: lowest first (the time of
+    /// each disc's last check, so successive time-limited runs go round
+    /// the set). Discs not in it come first, in disc order.
+    pub order: Option<HashMap<String, f64>>,
+    /// The set the discs must belong to (the workdir's, when results are
+    /// recorded there).
+    pub set_uuid: Option<String>,
 }
 
 impl VerifyOptions {
@@ -70,8 +89,9 @@ impl VerifyOptions {
             }
         };
         Ok(VerifyOptions {
-            discs: args.discs.discs.clone(),
+            discs: args.discs.clone(),
             origin,
+            ..Default::default()
         })
     }
 }
@@ -269,6 +289,16 @@ pub struct DiscReport {
     /// Of those, parts of a version that is no backup (abandoned): checked
     /// and listed, never counted in `files`, `damaged` or `missing`.
     pub not_a_backup: u64,
+    /// Files to read on it, in on-disc order (those whose size is right).
+    pub to_read: u64,
+    /// Files an earlier time-limited run read already: this one went on
+    /// after them (and did not check the manifest or the missing files
+    /// again: the earlier run did).
+    pub resumed_from: u64,
+    /// Set when the time limit stopped the run on this disc: the files
+    /// read so far (the next run goes on from there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<u64>,
 }
 
 impl DiscReport {
@@ -441,6 +471,20 @@ pub struct VerifyReport {
     pub discs: Vec<DiscReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<OriginReport>,
+    /// With a time limit that passed: the discs not begun (and the origin
+    /// not checked), for the next run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_begun: Vec<String>,
+}
+
+impl DiscReport {
+    /// The disc's name for records: `3`, or `parity-1-2`.
+    pub fn name(&self) -> String {
+        match &self.parity {
+            Some(p) => format!("parity-{p}"),
+            None => self.disc.to_string(),
+        }
+    }
 }
 
 impl VerifyReport {
@@ -468,7 +512,31 @@ pub fn verify(
     progress: &Progress,
     on_problem: &mut dyn FnMut(&str, &Problem),
 ) -> Result<VerifyReport> {
+    verify_each(opts, progress, on_problem, &mut |_| Ok(()))
+}
+
+/// [`verify`], telling `on_disc` of each disc as soon as it is checked
+/// (to record it before the next is begun); an error from it stops the run.
+pub fn verify_each(
+    opts: &VerifyOptions,
+    progress: &Progress,
+    on_problem: &mut dyn FnMut(&str, &Problem),
+    on_disc: &mut dyn FnMut(&DiscReport) -> Result<()>,
+) -> Result<VerifyReport> {
     let (set, unusable) = DiscSet::open_lenient(&opts.discs)?;
+    if let Some(uuid) = &opts.set_uuid {
+        let theirs = set.identity();
+        if theirs.uuid.as_deref().is_some_and(|u| u != uuid) {
+            let m = &set.media.first().or(set.parity.first());
+            return Err(MediumError::OtherSet {
+                path: m.map(|m| m.source.clone()).unwrap_or_default(),
+                disc: m.map(|m| m.disc).unwrap_or_default(),
+                theirs: theirs.describe(),
+                ours: uuid.clone(),
+            }
+            .into());
+        }
+    }
     // Two copies of one disc may differ, so a disc given twice is verified
     // each time; the copy must belong to the set like the others.
     let ours = set.identity();
@@ -487,8 +555,21 @@ pub fn verify(
             copies.push(m);
         }
     }
-    let mut media: Vec<&Medium> = set.media.iter().chain(copies.iter()).collect();
-    media.sort_by_key(|m| m.disc);
+    let mut media: Vec<&Medium> = set
+        .media
+        .iter()
+        .chain(copies.iter())
+        .chain(set.parity.iter())
+        .collect();
+    media.sort_by_key(|m| (m.parity.is_some(), m.parity, m.disc));
+    if let Some(order) = &opts.order {
+        // Never checked first, then the longest ago; stable, so disc
+        // order among equals.
+        media.sort_by(|a, b| {
+            let at = |m: &Medium| order.get(&medium_name(m)).copied().unwrap_or(f64::MIN);
+            at(a).total_cmp(&at(b))
+        });
+    }
 
     let mut report = VerifyReport::default();
     for u in unusable {
@@ -502,20 +583,52 @@ pub fn verify(
         );
         report.unusable.push(u);
     }
+    let past = |d: Option<Instant>| d.is_some_and(|d| Instant::now() >= d);
+    // Bounded by the discs given.
     for m in media {
-        report
-            .discs
-            .push(verify_disc(m, set.history(), progress, on_problem));
-    }
-    for m in &set.parity {
-        report
-            .discs
-            .push(parity::verify_parity_disc(m, &set, progress, on_problem));
+        if past(opts.deadline) {
+            report.not_begun.push(medium_name(m));
+            continue;
+        }
+        let r = if m.parity.is_some() {
+            parity::verify_parity_disc(m, &set, progress, on_problem)
+        } else {
+            let skip = opts.resume.get(&medium_name(m)).copied().unwrap_or(0);
+            verify_disc(m, set.history(), skip, opts.deadline, progress, on_problem)
+        };
+        on_disc(&r)?;
+        report.discs.push(r);
     }
     if let Some(origin) = &opts.origin {
-        report.origin = Some(verify_origin(&set, origin, progress, on_problem));
+        if past(opts.deadline) {
+            report.not_begun.push("origin".into());
+        } else {
+            report.origin = Some(verify_origin(&set, origin, progress, on_problem));
+        }
     }
     Ok(report)
+}
+
+/// A disc's name for records: `3`, or `parity-1-2`.
+fn medium_name(m: &Medium) -> String {
+    match m.parity {
+        Some((g, j)) => format!("parity-{g}-{j}"),
+        None => m.disc.to_string(),
+    }
+}
+
+/// Files read in one go between looks at the clock, and their bytes.
+const BATCH_FILES: usize = 256;
+const BATCH_BYTES: u64 = 256 << 20;
+
+/// [`BATCH_FILES`], which a test build takes smaller from the fault point
+/// `verify::batch_files=return(N)` (so a small disc has several batches).
+fn batch_files() -> usize {
+    fail::fail_point!("verify::batch_files", |n| n
+        .and_then(|n| n.parse().ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(BATCH_FILES));
+    BATCH_FILES
 }
 
 /// Verifies one disc against its own manifest (`history`, the newest
@@ -523,13 +636,20 @@ pub fn verify(
 fn verify_disc(
     m: &Medium,
     history: &Manifest,
+    skip: u64,
+    deadline: Option<Instant>,
     progress: &Progress,
     on_problem: &mut dyn FnMut(&str, &Problem),
 ) -> DiscReport {
     let started = Instant::now();
     let mut r = DiscReport::of(m);
+    // An earlier run checked the manifest, the missing files and the
+    // first `skip` files to read: this one goes on after them.
+    let resumed = skip > 0;
     progress.message(format!("disc {}: verifying", m.disc));
-    r.check_manifest(m, on_problem);
+    if !resumed {
+        r.check_manifest(m, on_problem);
+    }
     let versions = match m.manifest.disc_versions(m.disc) {
         Ok((versions, invalid)) => {
             if invalid > 0 {
@@ -582,12 +702,12 @@ fn verify_disc(
             Some((k, _)) => m.stored_part(e.id, k),
         };
         match stored {
-            None => r.checked(
+            None if !resumed => r.checked(
                 e,
                 Some((Kind::Missing, "not on the disc".into())),
                 on_problem,
             ),
-            Some(s) if s.size != e.size => r.checked(
+            Some(s) if s.size != e.size && !resumed => r.checked(
                 e,
                 Some((
                     Kind::Damaged,
@@ -595,39 +715,66 @@ fn verify_disc(
                 )),
                 on_problem,
             ),
-            Some(s) => jobs.push((s, e)),
+            Some(s) if s.size == e.size => jobs.push((s, e)),
+            // Found by the earlier run this one goes on from.
+            _ => {}
         }
         known.insert(e.rel.clone());
     }
     jobs.sort_by_key(|(s, _)| s.order);
+    r.to_read = jobs.len() as u64;
+    r.resumed_from = skip.min(r.to_read);
+    let mut next = r.resumed_from as usize;
 
     // The content, not the medium: its manifest's connection stays here.
     let content = &m.content;
-    hash_all(
-        &jobs,
-        HASHERS,
-        |(s, _)| content.open(s),
-        |(s, _)| s.rel.as_str(),
-        progress,
-        |(_, e), outcome| {
-            r.bytes += outcome.bytes;
-            let problem = match outcome.result {
-                Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                    Some((Kind::Missing, format!("vanished while verifying: {err}")))
-                }
-                Err(err) => Some((Kind::Unreadable, err.to_string())),
-                Ok(_) if outcome.bytes != e.size => Some((
-                    Kind::Damaged,
-                    format!("{} bytes read instead of {}", outcome.bytes, e.size),
-                )),
-                Ok(md5) if md5 != e.md5 => {
-                    Some((Kind::Damaged, format!("MD5 {md5} instead of {}", e.md5)))
-                }
-                Ok(_) => None,
-            };
-            r.checked(e, problem, on_problem);
-        },
-    );
+    // In batches, looking at the clock between them. Bounded by the jobs:
+    // each batch takes at least one.
+    let batch_files = batch_files();
+    while next < jobs.len() {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            r.stopped_at = Some(next as u64);
+            break;
+        }
+        fail::fail_point!("verify::batch");
+        let mut end = next;
+        let mut bytes = 0u64;
+        while end < jobs.len() && end - next < batch_files && (end == next || bytes < BATCH_BYTES) {
+            bytes = bytes.saturating_add(jobs[end].0.size);
+            end += 1;
+        }
+        let batch = &jobs[next..end];
+        next = end;
+        hash_all(
+            batch,
+            HASHERS,
+            |(s, _)| content.open(s),
+            |(s, _)| s.rel.as_str(),
+            progress,
+            |(_, e), outcome| {
+                r.bytes += outcome.bytes;
+                let problem = match outcome.result {
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                        Some((Kind::Missing, format!("vanished while verifying: {err}")))
+                    }
+                    Err(err) => Some((Kind::Unreadable, err.to_string())),
+                    Ok(_) if outcome.bytes != e.size => Some((
+                        Kind::Damaged,
+                        format!("{} bytes read instead of {}", outcome.bytes, e.size),
+                    )),
+                    Ok(md5) if md5 != e.md5 => {
+                        Some((Kind::Damaged, format!("MD5 {md5} instead of {}", e.md5)))
+                    }
+                    Ok(_) => None,
+                };
+                r.checked(e, problem, on_problem);
+            },
+        );
+    }
+    if r.stopped_at.is_some() {
+        r.seconds = started.elapsed().as_secs_f64();
+        return r;
+    }
 
     match m.stored_files() {
         Ok(mut all) => {
@@ -932,6 +1079,7 @@ mod tests {
                 changed: 5,
                 ..Default::default()
             }),
+            not_begun: vec![],
         };
         assert!(report.clean(), "changes since the backup are not errors");
         report.unusable.push(UnusableDisc::default());

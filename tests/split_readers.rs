@@ -904,6 +904,7 @@ mod model {
                 &VerifyOptions {
                     discs: given.iter().map(|&d| folders[d].clone()).collect(),
                     origin: None,
+                    ..Default::default()
                 },
                 &Progress::hidden(),
                 &mut |_, _| {},
