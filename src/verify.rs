@@ -38,6 +38,13 @@ pub enum VerifyError {
     Medium(#[from] MediumError),
     #[error("origin {}: {why}", path.display())]
     Origin { path: PathBuf, why: String },
+    /// The discs are not of the set whose workdir records the checks.
+    #[error("{} is of set {theirs}, not of the workdir's set ({ours}); nothing was checked or recorded", path.display())]
+    OtherWorkdir {
+        path: PathBuf,
+        theirs: String,
+        ours: String,
+    },
     /// A check could not be recorded in the workdir.
     #[error("recording the check: {0}")]
     Record(String),
@@ -62,7 +69,7 @@ pub struct VerifyOptions {
     pub resume: HashMap<String, u64>,
     /// The order to check discs in, by disc: lowest first (the time of
     /// each disc's last check, so successive time-limited runs go round
-    /// the set). Discs not in it come first, in disc order.
+    /// the set). Discs not in it come before any time, in disc order.
     pub order: Option<HashMap<String, f64>>,
     /// The set the discs must belong to (the workdir's, when results are
     /// recorded there).
@@ -528,13 +535,11 @@ pub fn verify_each(
         let theirs = set.identity();
         if theirs.uuid.as_deref().is_some_and(|u| u != uuid) {
             let m = &set.media.first().or(set.parity.first());
-            return Err(MediumError::OtherSet {
+            return Err(VerifyError::OtherWorkdir {
                 path: m.map(|m| m.source.clone()).unwrap_or_default(),
-                disc: m.map(|m| m.disc).unwrap_or_default(),
                 theirs: theirs.describe(),
                 ours: uuid.clone(),
-            }
-            .into());
+            });
         }
     }
     // Two copies of one disc may differ, so a disc given twice is verified
@@ -563,10 +568,10 @@ pub fn verify_each(
         .collect();
     media.sort_by_key(|m| (m.parity.is_some(), m.parity, m.disc));
     if let Some(order) = &opts.order {
-        // Never checked first, then the longest ago; stable, so disc
-        // order among equals.
+        // Lowest first; never checked (not in it) before any time; stable,
+        // so disc order among equals.
         media.sort_by(|a, b| {
-            let at = |m: &Medium| order.get(&medium_name(m)).copied().unwrap_or(f64::MIN);
+            let at = |m: &Medium| order.get(&medium_name(m)).copied().unwrap_or(-1.0);
             at(a).total_cmp(&at(b))
         });
     }

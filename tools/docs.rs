@@ -107,9 +107,9 @@ fn built(cmd: &clap::Command) -> clap::Command {
     cmd
 }
 
-/// The page of a subcommand, e.g. dbackup-stage-init(1).
-fn sub_man(parent: &clap::Command, sub: &clap::Command) -> String {
-    let parent_name = parent.get_name().to_string();
+/// The page of a subcommand, e.g. dbackup-stage-init(1), whose parent's
+/// page is `parent_name` and whose binary is `tool`.
+fn sub_man(parent_name: &str, tool: &str, sub: &clap::Command) -> String {
     let man = clap_mangen::Man::new(sub.clone())
         .date("")
         .source(format!("dbackup {}", env!("CARGO_PKG_VERSION")));
@@ -120,7 +120,7 @@ fn sub_man(parent: &clap::Command, sub: &clap::Command) -> String {
     let _ = man.render_description_section(&mut buf);
     let _ = man.render_options_section(&mut buf);
     let mut roff = Roff::new();
-    exit_status(&mut roff, &parent_name);
+    exit_status(&mut roff, tool);
     roff.control("SH", ["SEE ALSO"]);
     roff.text([roman(format!("{parent_name}(1)"))]);
     buf.extend(roff.to_roff().into_bytes());
@@ -195,11 +195,20 @@ pub fn files() -> Vec<(String, Vec<u8>)> {
         let name = page.command.get_name().to_string();
         out.push((format!("man/{name}.1"), man(page, &names).into_bytes()));
         let cmd = built(&page.command);
+        // Bounded by the parser's subcommands, two levels deep
+        // (dbackup-stage-copies-add).
         for sub in subcommands(&cmd) {
+            let sub_page = format!("{name}-{}", sub.get_name());
             out.push((
-                format!("man/{name}-{}.1", sub.get_name()),
-                sub_man(&cmd, &sub).into_bytes(),
+                format!("man/{sub_page}.1"),
+                sub_man(&name, &name, &sub).into_bytes(),
             ));
+            for subsub in subcommands(&sub) {
+                out.push((
+                    format!("man/{sub_page}-{}.1", subsub.get_name()),
+                    sub_man(&sub_page, &name, &subsub).into_bytes(),
+                ));
+            }
         }
         for (shell, dir, file) in [
             (Shell::Bash, "bash", name.clone()),

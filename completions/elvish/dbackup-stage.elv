@@ -32,7 +32,8 @@ set edit:completion:arg-completer[dbackup-stage] = {|@words|
             cand monitor 'Stage what changed in the watched folder (run it from cron)'
             cand close 'Close the open disc now, open the next, and build the closed disc''s image'
             cand adopt 'Continue a set made by the original dBackup: adopt its working directory (settings.yaml, manifest.db, staging/, isos/), keeping every row and id; it is backed up first'
-            cand config 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command), `parity` (K+M or off, for groups not yet started). `watched`, `name` and `uuid` are shown but fixed'
+            cand config 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command), `parity` (K+M or off, for groups not yet started), `copies` (held per disc), `check_every` (a schedule). `watched`, `name` and `uuid` are shown but fixed'
+            cand copies 'The copies of every disc: where each is and when it was last checked good; or record, move or lose one'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'dbackup-stage;init'= {
@@ -41,6 +42,7 @@ set edit:completion:arg-completer[dbackup-stage] = {|@words|
             cand --name 'A human name for the set, written on every disc (default: the watched folder''s name)'
             cand --on-disc-ready 'A shell command run when a disc image is ready, with DBACKUP_DISC, DBACKUP_ISO, DBACKUP_SET and DBACKUP_UUID in its environment'
             cand --parity 'Parity discs: for every K data discs, M parity discs (PAR2, needs par2), so any M discs of a group can be lost: e.g. 4+1 or 8+2'
+            cand --copies 'How many copies of each disc should be held (default 1): `status` and `copies` name the discs held in fewer'
             cand -w 'The workdir (catalogue, staging area, images). Default: the current folder'
             cand --workdir 'The workdir (catalogue, staging area, images). Default: the current folder'
             cand --ecc 'Add dvdisaster error-correction data to every image (needs dvdisaster)'
@@ -106,13 +108,85 @@ set edit:completion:arg-completer[dbackup-stage] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'dbackup-stage;copies'= {
+            cand -w 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --workdir 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --json 'A JSON array on stdout instead of a table'
+            cand --no-progress 'Never draw progress bars (they appear only on a terminal anyway)'
+            cand -q 'Print only errors and results'
+            cand --quiet 'Print only errors and results'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand add 'Record a copy of DISC burned by hand (it was never read back by dbackup, so it is due for a check at once)'
+            cand move 'Record that copy COPY of DISC is now kept at another place'
+            cand lost 'Mark copy COPY of DISC lost (a data disc is lost with its last copy: then run `dbackup-lost DISC --restage`)'
+            cand found 'Mark copy COPY of DISC found again'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'dbackup-stage;copies;add'= {
+            cand --location 'Where the copy is kept (a shelf, a drawer, an address)'
+            cand --medium 'The medium (DVD+R, BD-R, M-DISC BD-R ...)'
+            cand -w 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --workdir 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --no-progress 'Never draw progress bars (they appear only on a terminal anyway)'
+            cand -q 'Print only errors and results'
+            cand --quiet 'Print only errors and results'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'dbackup-stage;copies;move'= {
+            cand --location 'Where it is kept now'
+            cand -w 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --workdir 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --no-progress 'Never draw progress bars (they appear only on a terminal anyway)'
+            cand -q 'Print only errors and results'
+            cand --quiet 'Print only errors and results'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'dbackup-stage;copies;lost'= {
+            cand -w 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --workdir 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --no-progress 'Never draw progress bars (they appear only on a terminal anyway)'
+            cand -q 'Print only errors and results'
+            cand --quiet 'Print only errors and results'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'dbackup-stage;copies;found'= {
+            cand -w 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --workdir 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --no-progress 'Never draw progress bars (they appear only on a terminal anyway)'
+            cand -q 'Print only errors and results'
+            cand --quiet 'Print only errors and results'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'dbackup-stage;copies;help'= {
+            cand add 'Record a copy of DISC burned by hand (it was never read back by dbackup, so it is due for a check at once)'
+            cand move 'Record that copy COPY of DISC is now kept at another place'
+            cand lost 'Mark copy COPY of DISC lost (a data disc is lost with its last copy: then run `dbackup-lost DISC --restage`)'
+            cand found 'Mark copy COPY of DISC found again'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'dbackup-stage;copies;help;add'= {
+        }
+        &'dbackup-stage;copies;help;move'= {
+        }
+        &'dbackup-stage;copies;help;lost'= {
+        }
+        &'dbackup-stage;copies;help;found'= {
+        }
+        &'dbackup-stage;copies;help;help'= {
+        }
         &'dbackup-stage;help'= {
             cand init 'Create a workdir that backs up WATCHED, with disc 1 open'
             cand status 'Show the state of the workdir'
             cand monitor 'Stage what changed in the watched folder (run it from cron)'
             cand close 'Close the open disc now, open the next, and build the closed disc''s image'
             cand adopt 'Continue a set made by the original dBackup: adopt its working directory (settings.yaml, manifest.db, staging/, isos/), keeping every row and id; it is backed up first'
-            cand config 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command), `parity` (K+M or off, for groups not yet started). `watched`, `name` and `uuid` are shown but fixed'
+            cand config 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command), `parity` (K+M or off, for groups not yet started), `copies` (held per disc), `check_every` (a schedule). `watched`, `name` and `uuid` are shown but fixed'
+            cand copies 'The copies of every disc: where each is and when it was last checked good; or record, move or lose one'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'dbackup-stage;help;init'= {
@@ -126,6 +200,20 @@ set edit:completion:arg-completer[dbackup-stage] = {|@words|
         &'dbackup-stage;help;adopt'= {
         }
         &'dbackup-stage;help;config'= {
+        }
+        &'dbackup-stage;help;copies'= {
+            cand add 'Record a copy of DISC burned by hand (it was never read back by dbackup, so it is due for a check at once)'
+            cand move 'Record that copy COPY of DISC is now kept at another place'
+            cand lost 'Mark copy COPY of DISC lost (a data disc is lost with its last copy: then run `dbackup-lost DISC --restage`)'
+            cand found 'Mark copy COPY of DISC found again'
+        }
+        &'dbackup-stage;help;copies;add'= {
+        }
+        &'dbackup-stage;help;copies;move'= {
+        }
+        &'dbackup-stage;help;copies;lost'= {
+        }
+        &'dbackup-stage;help;copies;found'= {
         }
         &'dbackup-stage;help;help'= {
         }

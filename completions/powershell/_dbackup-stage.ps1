@@ -35,7 +35,8 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
             [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Stage what changed in the watched folder (run it from cron)')
             [CompletionResult]::new('close', 'close', [CompletionResultType]::ParameterValue, 'Close the open disc now, open the next, and build the closed disc''s image')
             [CompletionResult]::new('adopt', 'adopt', [CompletionResultType]::ParameterValue, 'Continue a set made by the original dBackup: adopt its working directory (settings.yaml, manifest.db, staging/, isos/), keeping every row and id; it is backed up first')
-            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command), `parity` (K+M or off, for groups not yet started). `watched`, `name` and `uuid` are shown but fixed')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command), `parity` (K+M or off, for groups not yet started), `copies` (held per disc), `check_every` (a schedule). `watched`, `name` and `uuid` are shown but fixed')
+            [CompletionResult]::new('copies', 'copies', [CompletionResultType]::ParameterValue, 'The copies of every disc: where each is and when it was last checked good; or record, move or lose one')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -45,6 +46,7 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'A human name for the set, written on every disc (default: the watched folder''s name)')
             [CompletionResult]::new('--on-disc-ready', '--on-disc-ready', [CompletionResultType]::ParameterName, 'A shell command run when a disc image is ready, with DBACKUP_DISC, DBACKUP_ISO, DBACKUP_SET and DBACKUP_UUID in its environment')
             [CompletionResult]::new('--parity', '--parity', [CompletionResultType]::ParameterName, 'Parity discs: for every K data discs, M parity discs (PAR2, needs par2), so any M discs of a group can be lost: e.g. 4+1 or 8+2')
+            [CompletionResult]::new('--copies', '--copies', [CompletionResultType]::ParameterName, 'How many copies of each disc should be held (default 1): `status` and `copies` name the discs held in fewer')
             [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
             [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
             [CompletionResult]::new('--ecc', '--ecc', [CompletionResultType]::ParameterName, 'Add dvdisaster error-correction data to every image (needs dvdisaster)')
@@ -116,13 +118,96 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'dbackup-stage;copies' {
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'A JSON array on stdout instead of a table')
+            [CompletionResult]::new('--no-progress', '--no-progress', [CompletionResultType]::ParameterName, 'Never draw progress bars (they appear only on a terminal anyway)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Record a copy of DISC burned by hand (it was never read back by dbackup, so it is due for a check at once)')
+            [CompletionResult]::new('move', 'move', [CompletionResultType]::ParameterValue, 'Record that copy COPY of DISC is now kept at another place')
+            [CompletionResult]::new('lost', 'lost', [CompletionResultType]::ParameterValue, 'Mark copy COPY of DISC lost (a data disc is lost with its last copy: then run `dbackup-lost DISC --restage`)')
+            [CompletionResult]::new('found', 'found', [CompletionResultType]::ParameterValue, 'Mark copy COPY of DISC found again')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'dbackup-stage;copies;add' {
+            [CompletionResult]::new('--location', '--location', [CompletionResultType]::ParameterName, 'Where the copy is kept (a shelf, a drawer, an address)')
+            [CompletionResult]::new('--medium', '--medium', [CompletionResultType]::ParameterName, 'The medium (DVD+R, BD-R, M-DISC BD-R ...)')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--no-progress', '--no-progress', [CompletionResultType]::ParameterName, 'Never draw progress bars (they appear only on a terminal anyway)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'dbackup-stage;copies;move' {
+            [CompletionResult]::new('--location', '--location', [CompletionResultType]::ParameterName, 'Where it is kept now')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--no-progress', '--no-progress', [CompletionResultType]::ParameterName, 'Never draw progress bars (they appear only on a terminal anyway)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'dbackup-stage;copies;lost' {
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--no-progress', '--no-progress', [CompletionResultType]::ParameterName, 'Never draw progress bars (they appear only on a terminal anyway)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'dbackup-stage;copies;found' {
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--no-progress', '--no-progress', [CompletionResultType]::ParameterName, 'Never draw progress bars (they appear only on a terminal anyway)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'dbackup-stage;copies;help' {
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Record a copy of DISC burned by hand (it was never read back by dbackup, so it is due for a check at once)')
+            [CompletionResult]::new('move', 'move', [CompletionResultType]::ParameterValue, 'Record that copy COPY of DISC is now kept at another place')
+            [CompletionResult]::new('lost', 'lost', [CompletionResultType]::ParameterValue, 'Mark copy COPY of DISC lost (a data disc is lost with its last copy: then run `dbackup-lost DISC --restage`)')
+            [CompletionResult]::new('found', 'found', [CompletionResultType]::ParameterValue, 'Mark copy COPY of DISC found again')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'dbackup-stage;copies;help;add' {
+            break
+        }
+        'dbackup-stage;copies;help;move' {
+            break
+        }
+        'dbackup-stage;copies;help;lost' {
+            break
+        }
+        'dbackup-stage;copies;help;found' {
+            break
+        }
+        'dbackup-stage;copies;help;help' {
+            break
+        }
         'dbackup-stage;help' {
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Create a workdir that backs up WATCHED, with disc 1 open')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the state of the workdir')
             [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Stage what changed in the watched folder (run it from cron)')
             [CompletionResult]::new('close', 'close', [CompletionResultType]::ParameterValue, 'Close the open disc now, open the next, and build the closed disc''s image')
             [CompletionResult]::new('adopt', 'adopt', [CompletionResultType]::ParameterValue, 'Continue a set made by the original dBackup: adopt its working directory (settings.yaml, manifest.db, staging/, isos/), keeping every row and id; it is backed up first')
-            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command), `parity` (K+M or off, for groups not yet started). `watched`, `name` and `uuid` are shown but fixed')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command), `parity` (K+M or off, for groups not yet started), `copies` (held per disc), `check_every` (a schedule). `watched`, `name` and `uuid` are shown but fixed')
+            [CompletionResult]::new('copies', 'copies', [CompletionResultType]::ParameterValue, 'The copies of every disc: where each is and when it was last checked good; or record, move or lose one')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -142,6 +227,25 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
             break
         }
         'dbackup-stage;help;config' {
+            break
+        }
+        'dbackup-stage;help;copies' {
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Record a copy of DISC burned by hand (it was never read back by dbackup, so it is due for a check at once)')
+            [CompletionResult]::new('move', 'move', [CompletionResultType]::ParameterValue, 'Record that copy COPY of DISC is now kept at another place')
+            [CompletionResult]::new('lost', 'lost', [CompletionResultType]::ParameterValue, 'Mark copy COPY of DISC lost (a data disc is lost with its last copy: then run `dbackup-lost DISC --restage`)')
+            [CompletionResult]::new('found', 'found', [CompletionResultType]::ParameterValue, 'Mark copy COPY of DISC found again')
+            break
+        }
+        'dbackup-stage;help;copies;add' {
+            break
+        }
+        'dbackup-stage;help;copies;move' {
+            break
+        }
+        'dbackup-stage;help;copies;lost' {
+            break
+        }
+        'dbackup-stage;help;copies;found' {
             break
         }
         'dbackup-stage;help;help' {

@@ -128,10 +128,14 @@ impl Recorder {
             if self.copy_for(key, source).ok() != *copy {
                 continue;
             }
+            // An unfinished check first, so each run goes on where the
+            // last one stopped; then discs never checked; then the oldest.
             if !k.complete {
                 opts.resume.insert(key.clone(), k.next_file);
+                order.insert(key.clone(), f64::MIN);
+            } else {
+                order.insert(key.clone(), k.checked);
             }
-            order.insert(key.clone(), k.checked);
         }
         if time_limited {
             opts.order = Some(order);
