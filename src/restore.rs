@@ -20,6 +20,7 @@
 mod copy;
 mod drive;
 mod execute;
+mod journal;
 mod plan;
 mod report;
 mod split;
@@ -42,9 +43,9 @@ pub use report::{FailKind, NotRestored, Report, Stopped, Tally};
 
 use drive::ask_for_disc;
 use execute::Run;
+use journal::Resumable;
 use plan::{is_at, plan_resuming};
 use report::{not_restored, stop_before};
-use split::Resumable;
 use target::Target;
 
 /// Why a restore could not run at all.

@@ -17,8 +17,8 @@ use crate::history::{self, FileState};
 use crate::medium::DiscSet;
 use crate::names;
 
+use super::journal::Resumable;
 use super::report::{FailKind, NotRestored};
-use super::split::Resumable;
 use super::target;
 use super::{RestoreOptions, Result};
 
