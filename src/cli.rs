@@ -288,7 +288,7 @@ pub struct FindArgs {
     name = "dbackup-verify",
     version,
     about = "Check every file on the discs against its MD5 in the disc's own manifest",
-    after_help = "Exit status: 0 everything checked is good; 1 something is damaged, missing or unreadable, or a disc cannot be opened; 2 error (no disc given can be opened)."
+    after_help = "Exit status: 0 everything checked is good (with --due: no copy is due); 1 something is damaged, missing or unreadable, or a disc cannot be opened (with --due: a copy is due); 2 error (no disc given can be opened, discs of another set than the --record workdir)."
 )]
 pub struct VerifyArgs {
     /// A disc: a mounted disc (a folder with manifest.db at its root), an

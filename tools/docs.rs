@@ -20,7 +20,7 @@ pub fn pages() -> Vec<Page> {
     vec![
         Page {
             command: StageArgs::command(),
-            description: "dbackup-stage keeps a set: a watched folder backed up onto a series of write-once discs. `init` creates the workdir, which holds the catalogue (manifest.db), the staging area of the open disc and the images of closed ones. `monitor`, run from cron, finds what changed in the watched folder by size and modification time, copies each new or changed file into the open disc while computing its MD5, and records it; when the disc is full it is closed: a copy of the catalogue, which holds the whole history of the set, is frozen into it, its image is built and verified, and the next disc opens. `status` shows how full the open disc is; `close` closes it now; `config` sets error correction and the command run when a disc is ready. Every write is crash-safe: a run killed at any point leaves a state the next run repairs. monitor prints nothing when nothing changed, so cron mails only news.",
+            description: "dbackup-stage keeps a set: a watched folder backed up onto a series of write-once discs. `init` creates the workdir, which holds the catalogue (manifest.db), the staging area of the open disc and the images of closed ones. `monitor`, run from cron, finds what changed in the watched folder by size and modification time, copies each new or changed file into the open disc while computing its MD5, and records it; when the disc is full it is closed: a copy of the catalogue, which holds the whole history of the set, is frozen into it, its image is built and verified, and the next disc opens. `status` shows how full the open disc is; `close` closes it now; `config` sets error correction and the command run when a disc is ready; `copies` lists and records the copies of each disc, where each is kept and when it was last checked good. Every write is crash-safe: a run killed at any point leaves a state the next run repairs. monitor prints nothing when nothing changed, so cron mails only news.",
             examples: &[
                 ("Create a set backing up ~/Pictures onto 25 GB BD-R discs:", "dbackup-stage -w ~/dbackup init ~/Pictures --disc-size bd25 --name Photos"),
                 ("Stage what changed every 30 minutes (crontab line):", "*/30 * * * *  dbackup-stage -w /srv/dbackup monitor --cron"),
@@ -45,10 +45,12 @@ pub fn pages() -> Vec<Page> {
         },
         Page {
             command: VerifyArgs::command(),
-            description: "dbackup-verify checks discs for rot: every file a disc's own catalogue says it holds must be present with its size and MD5, the catalogue must pass SQLite's integrity check, and files the catalogue does not know are listed. Files are read in on-disc order. With --origin it also checks the live folder against the newest catalogue, finding originals whose content changed while their size and modification time did not.",
+            description: "dbackup-verify checks discs for rot: every file a disc's own catalogue says it holds must be present with its size and MD5, the catalogue must pass SQLite's integrity check, and files the catalogue does not know are listed. Files are read in on-disc order. With --origin it also checks the live folder against the newest catalogue, finding originals whose content changed while their size and modification time did not. With --record WORKDIR each disc's result is stored in the set's workdir as the disc is done, for the copy read (--copy); --due lists the copies whose last good check is older than the set's check_every, or that were never checked; --time-limit stops cleanly and the next recorded run goes on where it stopped. A damaged disc's report says what can save it.",
             examples: &[
                 ("Verify an old disc in the drive:", "dbackup-verify -d /media/cdrom"),
                 ("Verify every image and the originals:", "dbackup-verify -d ~/dbackup/isos --origin ~/Pictures"),
+                ("Check copy 2 of the disc in the drive and remember it:", "dbackup-verify -d /media/cdrom --record ~/dbackup --copy 2"),
+                ("Which copies are due for a check?", "dbackup-verify --due -w ~/dbackup"),
             ],
         },
         Page {
