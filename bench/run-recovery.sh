@@ -4,7 +4,8 @@
 #   1. dbackup-mkiso (build, then read back and check every MD5) vs
 #      xorriso -as mkisofs -r -J -iso-level 3 followed by md5sum of the
 #      same files (the same work with the plain tools);
-#   2. dbackup-verify of the image vs md5sum over the same files;
+#   2. dbackup-verify of the image vs md5sum over the same files, and
+#      again recording the check with a time limit (files in batches);
 #   3. dbackup-restore of the whole image vs bsdtar -xf + md5sum -c MD5SUMS.
 # Peak memory of each dbackup command from one more run under
 # /usr/bin/time -v. Run by hand: bench/run-recovery.sh (BENCH_QUICK=1, or
@@ -62,6 +63,15 @@ hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$RUN/verify.json" \
     "sh -c 'cd $STAGED && md5sum -c --quiet MD5SUMS 2>/dev/null || find files -type f -exec md5sum {} + > /dev/null'"
 rss=$(peak_rss "$RUN/verify.out" "$B/dbackup-verify" --no-progress -d "$ISO")
 record "verify an image, $((bytes >> 20)) MiB" "$(median "$RUN/verify.json" 0)" "$(median "$RUN/verify.json" 1)" \
+    "md5sum" rate ">=0.9" "$rss" "$bytes"
+
+say "2b. A recorded, time-limited check (--record, --time-limit, in batches) vs md5sum"
+check_idle
+hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$RUN/verify-record.json" \
+    "$B/dbackup-verify --no-progress -d $ISO --record $RUN/work --time-limit 1d" \
+    "sh -c 'cd $STAGED && md5sum -c --quiet MD5SUMS 2>/dev/null || find files -type f -exec md5sum {} + > /dev/null'"
+rss=$(peak_rss "$RUN/verify-record.out" "$B/dbackup-verify" --no-progress -d "$ISO" --record "$RUN/work" --time-limit 1d)
+record "recorded time-limited verify, $((bytes >> 20)) MiB" "$(median "$RUN/verify-record.json" 0)" "$(median "$RUN/verify-record.json" 1)" \
     "md5sum" rate ">=0.9" "$rss" "$bytes"
 
 say "3. Restoring the image: dbackup-restore vs bsdtar -xf + md5sum -c"

@@ -137,9 +137,10 @@ pub fn parse_every(s: &str) -> std::result::Result<f64, String> {
     Ok(f64::from(n) * unit)
 }
 
-/// A schedule as the user wrote it, from its seconds (`12m`).
+/// A schedule from its seconds, in whole months when it is some (`12m`,
+/// `24m` for `2y`), else weeks, else days.
 pub fn show_every(secs: f64) -> String {
-    for (unit, len) in [("y", 12.0 * MONTH), ("m", MONTH), ("w", 7.0 * DAY)] {
+    for (unit, len) in [("m", MONTH), ("w", 7.0 * DAY)] {
         let n = secs / len;
         if (n - n.round()).abs() < 1e-6 && n >= 1.0 {
             return format!("{}{unit}", n.round() as u64);
@@ -357,7 +358,8 @@ mod tests {
             let shown = show_every(secs);
             assert_eq!(parse_every(&shown).unwrap(), secs, "{s} -> {shown}");
         }
-        assert_eq!(show_every(parse_every("12m").unwrap()), "1y");
+        assert_eq!(show_every(parse_every("1y").unwrap()), "12m");
+        assert_eq!(show_every(parse_every("90d").unwrap()), "90d");
         for bad in ["", "12", "m", "0m", "12x", "1201d", "-1m", "1.5y"] {
             assert!(parse_every(bad).is_err(), "{bad}");
         }

@@ -905,10 +905,14 @@ fn config_lists_every_setting_and_changes_excludes_and_the_disc_size() {
             "excludes",
             "ecc",
             "parity",
+            "copies",
+            "check_every",
             "on_disc_ready"
         ]
     );
     assert!(listed.contains("parity: off"), "{listed}");
+    assert!(listed.contains("copies: 1\n"), "{listed}");
+    assert!(listed.contains("check_every: 12m\n"), "{listed}");
     assert!(listed.contains("excludes: [\"*.tmp\"]"), "{listed}");
     assert!(listed.contains("disc_size: 200000 ("), "{listed}");
     // The fifo and the too-big file are reported on every run...
