@@ -177,8 +177,8 @@ pub enum CopiesCommand {
         #[arg(long, value_name = "TEXT", required = true)]
         location: String,
     },
-    /// Mark copy COPY of DISC lost (a data disc is lost with its last copy:
-    /// then run `dbackup-lost DISC --restage`).
+    /// Mark copy COPY of DISC lost while another copy is held (a data
+    /// disc's last copy is lost with the disc: `dbackup-lost DISC --copy COPY`).
     Lost {
         #[arg(value_name = "DISC", value_parser = parse_disc_name)]
         disc: crate::copies::DiscName,

@@ -206,9 +206,10 @@ pub fn lost(opts: &LostOptions, progress: &Progress) -> Result<LostReport> {
             let view = Manifest::open_live(&catalog).map_err(|e| Error::Invalid(e.to_string()))?;
             check_discs(&view, &opts.discs, &catalog)?;
             drop(view);
-            if let Some(report) = lose_a_copy(&mut wd, opts)? {
-                return Ok(report);
-            }
+            let last_copies = match lose_a_copy(&mut wd, opts)? {
+                Copies::Done(report) => return Ok(*report),
+                Copies::LostWithDisc(c) => c,
+            };
             if opts.found {
                 wd.catalog.set_available(&opts.discs, true)?;
                 return Ok(LostReport {
@@ -262,6 +263,14 @@ pub fn lost(opts: &LostOptions, progress: &Progress) -> Result<LostReport> {
                     )?;
                 }
                 wd.catalog.set_available(&opts.discs, false)?;
+                // The disc's last copy goes with it, after the mark.
+                for (d, c) in &last_copies {
+                    wd.catalog.set_copy_lost(
+                        &crate::copies::DiscName::Data(*d),
+                        *c,
+                        Some(crate::copies::now()),
+                    )?;
+                }
             }
             let origin = opts
                 .origin
@@ -280,12 +289,22 @@ pub fn lost(opts: &LostOptions, progress: &Progress) -> Result<LostReport> {
     }
 }
 
+/// What the copies decided.
+enum Copies {
+    /// Only a copy was concerned (lost while another is held, or found):
+    /// the report says so, nothing else happens.
+    Done(Box<LostReport>),
+    /// The discs are lost, and with them these last copies (disc, copy),
+    /// marked after the discs are.
+    LostWithDisc(Vec<(i64, i64)>),
+}
+
 /// Copies: with `--copy C` only that copy is marked lost (or found), and
 /// while another copy is held the disc is not lost: the report says so
 /// and nothing else happens. Without it, a disc held in several copies
 /// is refused (which one was lost?), and the one copy of a disc held in
-/// one is marked lost with it.
-fn lose_a_copy(wd: &mut Workdir, opts: &LostOptions) -> Result<Option<LostReport>> {
+/// one is lost with it.
+fn lose_a_copy(wd: &mut Workdir, opts: &LostOptions) -> Result<Copies> {
     use crate::copies::DiscName;
     let held_copies = |wd: &Workdir, d: i64| -> Result<Vec<crate::catalog::copies::CopyRow>> {
         Ok(wd
@@ -296,8 +315,9 @@ fn lose_a_copy(wd: &mut Workdir, opts: &LostOptions) -> Result<Option<LostReport
             .collect())
     };
     let Some(copy) = opts.copy else {
+        let mut last = Vec::new();
         if opts.found {
-            return Ok(None);
+            return Ok(Copies::LostWithDisc(last));
         }
         for &d in &opts.discs {
             let held = held_copies(wd, d)?;
@@ -308,12 +328,9 @@ fn lose_a_copy(wd: &mut Workdir, opts: &LostOptions) -> Result<Option<LostReport
                     where_held(&held)
                 )));
             }
-            if let (Some(c), false) = (held.first(), opts.what_if) {
-                wd.catalog
-                    .set_copy_lost(&DiscName::Data(d), c.copy, Some(crate::copies::now()))?;
-            }
+            last.extend(held.first().map(|c| (d, c.copy)));
         }
-        return Ok(None);
+        return Ok(Copies::LostWithDisc(last));
     };
     let [disc] = opts.discs[..] else {
         return Err(Error::Invalid(
@@ -333,12 +350,12 @@ fn lose_a_copy(wd: &mut Workdir, opts: &LostOptions) -> Result<Option<LostReport
             )));
         }
         wd.catalog.set_copy_lost(&name, copy, None)?;
-        return Ok(Some(LostReport {
+        return Ok(Copies::Done(Box::new(LostReport {
             discs: opts.discs.clone(),
             marked: true,
             found: true,
             ..Default::default()
-        }));
+        })));
     }
     if row.lost.is_some() {
         return Err(Error::Invalid(format!(
@@ -349,15 +366,15 @@ fn lose_a_copy(wd: &mut Workdir, opts: &LostOptions) -> Result<Option<LostReport
         .into_iter()
         .filter(|c| c.copy != copy)
         .collect();
+    if others.is_empty() {
+        // The last copy: the disc is lost, and the report says what that costs.
+        return Ok(Copies::LostWithDisc(vec![(disc, copy)]));
+    }
     if !opts.what_if {
         wd.catalog
             .set_copy_lost(&name, copy, Some(crate::copies::now()))?;
     }
-    if others.is_empty() {
-        // The last copy: the disc is lost, and the report says what that costs.
-        return Ok(None);
-    }
-    Ok(Some(LostReport {
+    Ok(Copies::Done(Box::new(LostReport {
         discs: opts.discs.clone(),
         marked: !opts.what_if,
         still_held: Some(StillHeld {
@@ -366,7 +383,7 @@ fn lose_a_copy(wd: &mut Workdir, opts: &LostOptions) -> Result<Option<LostReport
             held: others,
         }),
         ..Default::default()
-    }))
+    })))
 }
 
 /// `copy 1 at home, copy 2`.

@@ -119,7 +119,7 @@ set edit:completion:arg-completer[dbackup-stage] = {|@words|
             cand --help 'Print help'
             cand add 'Record a copy of DISC burned by hand (it was never read back by dbackup, so it is due for a check at once)'
             cand move 'Record that copy COPY of DISC is now kept at another place'
-            cand lost 'Mark copy COPY of DISC lost (a data disc is lost with its last copy: then run `dbackup-lost DISC --restage`)'
+            cand lost 'Mark copy COPY of DISC lost while another copy is held (a data disc''s last copy is lost with the disc: `dbackup-lost DISC --copy COPY`)'
             cand found 'Mark copy COPY of DISC found again'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -165,7 +165,7 @@ set edit:completion:arg-completer[dbackup-stage] = {|@words|
         &'dbackup-stage;copies;help'= {
             cand add 'Record a copy of DISC burned by hand (it was never read back by dbackup, so it is due for a check at once)'
             cand move 'Record that copy COPY of DISC is now kept at another place'
-            cand lost 'Mark copy COPY of DISC lost (a data disc is lost with its last copy: then run `dbackup-lost DISC --restage`)'
+            cand lost 'Mark copy COPY of DISC lost while another copy is held (a data disc''s last copy is lost with the disc: `dbackup-lost DISC --copy COPY`)'
             cand found 'Mark copy COPY of DISC found again'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -204,7 +204,7 @@ set edit:completion:arg-completer[dbackup-stage] = {|@words|
         &'dbackup-stage;help;copies'= {
             cand add 'Record a copy of DISC burned by hand (it was never read back by dbackup, so it is due for a check at once)'
             cand move 'Record that copy COPY of DISC is now kept at another place'
-            cand lost 'Mark copy COPY of DISC lost (a data disc is lost with its last copy: then run `dbackup-lost DISC --restage`)'
+            cand lost 'Mark copy COPY of DISC lost while another copy is held (a data disc''s last copy is lost with the disc: `dbackup-lost DISC --copy COPY`)'
             cand found 'Mark copy COPY of DISC found again'
         }
         &'dbackup-stage;help;copies;add'= {

@@ -129,7 +129,7 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Record a copy of DISC burned by hand (it was never read back by dbackup, so it is due for a check at once)')
             [CompletionResult]::new('move', 'move', [CompletionResultType]::ParameterValue, 'Record that copy COPY of DISC is now kept at another place')
-            [CompletionResult]::new('lost', 'lost', [CompletionResultType]::ParameterValue, 'Mark copy COPY of DISC lost (a data disc is lost with its last copy: then run `dbackup-lost DISC --restage`)')
+            [CompletionResult]::new('lost', 'lost', [CompletionResultType]::ParameterValue, 'Mark copy COPY of DISC lost while another copy is held (a data disc''s last copy is lost with the disc: `dbackup-lost DISC --copy COPY`)')
             [CompletionResult]::new('found', 'found', [CompletionResultType]::ParameterValue, 'Mark copy COPY of DISC found again')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -180,7 +180,7 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
         'dbackup-stage;copies;help' {
             [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Record a copy of DISC burned by hand (it was never read back by dbackup, so it is due for a check at once)')
             [CompletionResult]::new('move', 'move', [CompletionResultType]::ParameterValue, 'Record that copy COPY of DISC is now kept at another place')
-            [CompletionResult]::new('lost', 'lost', [CompletionResultType]::ParameterValue, 'Mark copy COPY of DISC lost (a data disc is lost with its last copy: then run `dbackup-lost DISC --restage`)')
+            [CompletionResult]::new('lost', 'lost', [CompletionResultType]::ParameterValue, 'Mark copy COPY of DISC lost while another copy is held (a data disc''s last copy is lost with the disc: `dbackup-lost DISC --copy COPY`)')
             [CompletionResult]::new('found', 'found', [CompletionResultType]::ParameterValue, 'Mark copy COPY of DISC found again')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -232,7 +232,7 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
         'dbackup-stage;help;copies' {
             [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Record a copy of DISC burned by hand (it was never read back by dbackup, so it is due for a check at once)')
             [CompletionResult]::new('move', 'move', [CompletionResultType]::ParameterValue, 'Record that copy COPY of DISC is now kept at another place')
-            [CompletionResult]::new('lost', 'lost', [CompletionResultType]::ParameterValue, 'Mark copy COPY of DISC lost (a data disc is lost with its last copy: then run `dbackup-lost DISC --restage`)')
+            [CompletionResult]::new('lost', 'lost', [CompletionResultType]::ParameterValue, 'Mark copy COPY of DISC lost while another copy is held (a data disc''s last copy is lost with the disc: `dbackup-lost DISC --copy COPY`)')
             [CompletionResult]::new('found', 'found', [CompletionResultType]::ParameterValue, 'Mark copy COPY of DISC found again')
             break
         }

@@ -509,6 +509,17 @@ fn copies(
             if c.lost.is_some() {
                 anyhow::bail!("{} copy {copy} is already marked lost", disc.label());
             }
+            let others = wd
+                .catalog
+                .copies(Some(&disc))?
+                .into_iter()
+                .filter(|k| k.lost.is_none() && k.copy != copy)
+                .count();
+            if let (cp::DiscName::Data(n), 0) = (&disc, others) {
+                anyhow::bail!(
+                    "copy {copy} is disc {n}'s last copy: losing it loses the disc. Run dbackup-lost {n} --copy {copy}: it marks both, says what that cost, and with --restage protects again what can be"
+                );
+            }
             let held = wd.catalog.set_copy_lost(&disc, copy, Some(cp::now()))?;
             if held > 0 {
                 let left: Vec<String> = wd
@@ -526,12 +537,6 @@ fn copies(
                     "{} copy {copy} marked lost; the disc is still held: {}",
                     disc.label(),
                     left.join(", ")
-                )?;
-            } else if let cp::DiscName::Data(n) = disc {
-                writeln!(
-                    out,
-                    "{} copy {copy} marked lost; it was the last: disc {n} is lost. See what that cost with dbackup-lost {n} --what-if, and stage again what can be with dbackup-lost {n} --restage",
-                    disc.label()
                 )?;
             } else {
                 writeln!(

@@ -208,10 +208,12 @@ impl Catalog {
             .map_err(|e| self.copies_err(e))
     }
 
-    /// Marks a copy lost, or found again (`None`). When the last copy held
-    /// of a data disc is lost, the disc is marked lost in the same
-    /// transaction; when a copy of a lost data disc is found, the disc is
-    /// available again. Returns the copies still held.
+    /// Marks a copy lost, or found again (`None`); a copy of a data disc
+    /// marked lost that is found makes the disc available again, in the
+    /// same transaction. Marking a copy lost never marks its disc lost:
+    /// losing a disc's last copy is `dbackup-lost`'s (it first abandons
+    /// the split files still being staged onto it). Returns the copies
+    /// still held.
     pub fn set_copy_lost(&mut self, disc: &DiscName, copy: i64, lost: Option<f64>) -> Result<u64> {
         let path = self.path.clone();
         let map = |source| Error::Sqlite {
@@ -231,13 +233,9 @@ impl Catalog {
                 |r| r.get(0),
             )
             .map_err(map)?;
-        if let DiscName::Data(n) = disc {
-            let available = held > 0;
-            tx.execute(
-                "UPDATE discs SET available=?2 WHERE id=?1",
-                params![n, available as i64],
-            )
-            .map_err(map)?;
+        if let (DiscName::Data(n), None) = (disc, lost) {
+            tx.execute("UPDATE discs SET available=1 WHERE id=?1", [n])
+                .map_err(map)?;
         }
         tx.commit().map_err(map)?;
         Ok(held as u64)
