@@ -656,3 +656,154 @@ fn a_check_is_recorded_with_stdout_closed() {
     let (_, list) = due(&env, &days_from_now(0.0));
     assert_eq!(list, serde_json::json!([]));
 }
+
+mod model {
+    //! The due list and the policy against a model, over generated
+    //! shelves: copies made, lost and found and checks recorded at random
+    //! times, through the library on a real catalogue.
+
+    use std::collections::BTreeMap;
+
+    use dbackup::catalog::copies::{CheckRow, NewCopy};
+    use dbackup::copies::{CheckResult, DiscName, Shelf};
+    use dbackup::workdir::{self, InitOptions, Workdir};
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// A copy of disc d, made at t.
+        Add(i64, u32),
+        /// Copy k (mod the copies of d) of disc d lost.
+        Lose(i64, usize),
+        /// Copy k of disc d found.
+        Find(i64, usize),
+        /// A check of copy k of disc d at t: complete?, good?
+        Check(i64, usize, u32, bool, bool),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (1i64..=3, 0u32..1000).prop_map(|(d, t)| Op::Add(d, t)),
+            (1i64..=3, 0usize..4).prop_map(|(d, k)| Op::Lose(d, k)),
+            (1i64..=3, 0usize..4).prop_map(|(d, k)| Op::Find(d, k)),
+            (
+                1i64..=3,
+                0usize..4,
+                0u32..1000,
+                any::<bool>(),
+                any::<bool>()
+            )
+                .prop_map(|(d, k, t, c, g)| Op::Check(d, k, t, c, g)),
+        ]
+    }
+
+    /// A copy in the model: made, lost, last good check.
+    #[derive(Debug, Clone)]
+    struct M {
+        copy: i64,
+        made: f64,
+        lost: bool,
+        good: Option<f64>,
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        #[test]
+        fn the_due_list_is_every_held_copy_past_its_schedule_most_overdue_first(
+            ops in proptest::collection::vec(op(), 0..40),
+            policy in 1u64..4,
+            now in 0u32..3000,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let watched = dir.path().join("w");
+            std::fs::create_dir(&watched).unwrap();
+            workdir::init(&InitOptions {
+                workdir: dir.path().join("wd"),
+                watched,
+                disc_size: 1 << 20,
+                excludes: vec![],
+                name: None,
+                ecc: false,
+                on_disc_ready: None,
+                parity: None,
+                copies: Some(policy),
+            })
+            .unwrap();
+            let mut wd = Workdir::open_read(&dir.path().join("wd")).unwrap();
+            for _ in 0..3 {
+                let open = wd.catalog.open_disc().unwrap().unwrap();
+                wd.catalog.complete_disc(open).unwrap();
+                wd.catalog.start_disc().unwrap();
+            }
+            wd.catalog.set_setting_text("check_every", "500d").unwrap();
+            let day = 86_400.0;
+            let mut model: BTreeMap<i64, Vec<M>> = BTreeMap::new();
+            for o in &ops {
+                match *o {
+                    Op::Add(d, t) => {
+                        let name = DiscName::Data(d);
+                        let n = wd.catalog.add_copy(&name, &NewCopy {
+                            made: f64::from(t) * day,
+                            how: "added",
+                            ..Default::default()
+                        }).unwrap();
+                        model.entry(d).or_default().push(M { copy: n, made: f64::from(t) * day, lost: false, good: None });
+                    }
+                    Op::Lose(d, k) | Op::Find(d, k) => {
+                        let Some(v) = model.get_mut(&d).filter(|v| !v.is_empty()) else { continue };
+                        let len = v.len();
+                        let m = &mut v[k % len];
+                        let lose = matches!(o, Op::Lose(..));
+                        wd.catalog.set_copy_lost(&DiscName::Data(d), m.copy, lose.then_some(1.0)).unwrap();
+                        m.lost = lose;
+                    }
+                    Op::Check(d, k, t, complete, good) => {
+                        let Some(v) = model.get_mut(&d).filter(|v| !v.is_empty()) else { continue };
+                        let len = v.len();
+                        let m = &mut v[k % len];
+                        let at = f64::from(t) * day;
+                        wd.catalog.add_check(&CheckRow {
+                            id: 0,
+                            disc: DiscName::Data(d),
+                            copy: Some(m.copy),
+                            started: at,
+                            checked: at,
+                            complete,
+                            result: CheckResult { files_ok: 1, damaged: u64::from(!good), ..Default::default() },
+                            names: vec![],
+                            next_file: 0,
+                            how: "verify".into(),
+                            source: None,
+                        }).unwrap();
+                        if complete && good {
+                            m.good = Some(m.good.map_or(at, |g: f64| g.max(at)));
+                        }
+                    }
+                }
+            }
+            let shelf = Shelf::read(&wd).unwrap();
+            let now = f64::from(now) * day;
+            let got: Vec<(i64, i64)> = shelf
+                .due(now)
+                .iter()
+                .map(|(d, c)| (match d.disc { DiscName::Data(n) => n, _ => 0 }, c.copy.copy))
+                .collect();
+            let mut want: Vec<(f64, i64, i64)> = model
+                .iter()
+                .flat_map(|(d, v)| v.iter().map(move |m| (*d, m)))
+                .filter(|(_, m)| !m.lost)
+                .map(|(d, m)| (m.good.map_or(m.made, |g| g + 500.0 * day), d, m.copy))
+                .filter(|(due, _, _)| *due <= now)
+                .collect();
+            want.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+            let want: Vec<(i64, i64)> = want.into_iter().map(|(_, d, c)| (d, c)).collect();
+            prop_assert_eq!(got, want);
+            // The policy: a disc is below it with fewer copies held.
+            for d in 1..=3i64 {
+                let held = model.get(&d).map_or(0, |v| v.iter().filter(|m| !m.lost).count()) as u64;
+                let listed = shelf.below_policy().iter().any(|x| x.disc == DiscName::Data(d));
+                prop_assert_eq!(listed, held < policy, "disc {}", d);
+            }
+        }
+    }
+}
