@@ -444,6 +444,49 @@ pub struct LostArgs {
     pub common: Common,
 }
 
+/// Burn a disc's verified image onto a blank medium, read it back and
+/// record the copy.
+#[derive(Debug, Parser)]
+#[command(
+    name = "dbackup-burn",
+    version,
+    about = "Burn a disc's verified image onto a blank write-once medium with xorriso, read every byte back and record the copy",
+    after_help = "Exit status: 0 burned, read back and recorded; 1 burned but the medium does not match the image (not recorded); 2 error (nothing recorded); 130 interrupted (xorriso stopped, nothing recorded)."
+)]
+pub struct BurnArgs {
+    /// The workdir. Default: the current folder.
+    #[arg(short, long, env = "DBACKUP_WORKDIR", value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+    /// The disc to burn: a data disc's number (3) or a parity disc
+    /// (parity-1-2). Its image is isos/disc-3.iso or isos/parity-1-2.iso.
+    #[arg(long, value_name = "DISC", value_parser = parse_disc_name)]
+    pub disc: crate::copies::DiscName,
+    /// The burner, as xorriso names it: /dev/sr0, or stdio:PATH for a file
+    /// (which is then the copy).
+    #[arg(long, value_name = "DEV")]
+    pub device: String,
+    /// Where the copy will be kept (a shelf, a drawer, an address).
+    #[arg(long, value_name = "TEXT")]
+    pub location: Option<String>,
+    /// The write speed, as xorriso takes it: 4, 8x, 4d, 2b, 5540k, min or
+    /// max (default: the drive's choice).
+    #[arg(long, value_name = "S", value_parser = parse_speed)]
+    pub speed: Option<String>,
+    /// Check the image and xorriso and print the xorriso command; burn and
+    /// record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// A JSON object on stdout instead of a line.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+fn parse_speed(s: &str) -> Result<String, String> {
+    crate::burn::parse_speed(s)
+}
+
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     crate::units::parse_duration(s)
 }
@@ -473,5 +516,6 @@ mod tests {
         VerifyArgs::command().debug_assert();
         RestoreArgs::command().debug_assert();
         LostArgs::command().debug_assert();
+        BurnArgs::command().debug_assert();
     }
 }

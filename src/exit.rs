@@ -6,11 +6,11 @@
 //! | code | meaning |
 //! |------|---------|
 //! | 0 | success: everything asked for was done |
-//! | 1 | a negative finding: the run went to its end, and what it found is on stderr or in the report; stage: files skipped (unreadable, special, too big even in parts for discs this small, changed while copied), the disc-ready command failed, a version was recorded damaged, or a full parity group cannot be protected (a member's image is gone from `isos/`); mkiso: the disc-ready command failed (the image still counts), a version was recorded damaged (its staged copy rotted and no good copy was left; the rest is imaged), or a full parity group cannot be protected (a member's image is gone from `isos/`); find: nothing matched; verify: a file damaged, missing or unreadable, a disc unusable, or (--origin) originals silently corrupted or missing, or (--due) a copy is due for a check; restore: a file not restored (its disc missing, lost or unusable, damaged or unreadable, a refused name, a different file kept, stopped at the drive, its newest version recorded damaged), or nothing matched; lost: data unrecoverable, or files that could not be staged again |
-//! | 2 | error: the run stopped (bad arguments, a missing or corrupt workdir or catalogue, a disc of another set, an I/O error, or results that could not be written to stdout for another reason than a closed pipe, such as a full disk under `> file`); what it finished before stays finished and checked, and nothing half-done carries a final name; stage: a refused init; mkiso: an image that failed its read-back (it keeps a temp name; the staged copies are kept), or a parity image that could not be built (no `par2`, par2 failed, it would not fit the medium); lost: with --rebuild, the disc could not be rebuilt (more lost than parity, a survivor given only mounted, damaged parity data, `--to` exists): nothing written; verify: no disc given could be used, or (--record) the discs are of another set than the workdir, or a check could not be recorded; restore: discs that cannot be read, a target that cannot be created, or the target's filesystem full (the files restored so far are whole) |
+//! | 1 | a negative finding: the run went to its end, and what it found is on stderr or in the report; stage: files skipped (unreadable, special, too big even in parts for discs this small, changed while copied), the disc-ready command failed, a version was recorded damaged, or a full parity group cannot be protected (a member's image is gone from `isos/`); mkiso: the disc-ready command failed (the image still counts), a version was recorded damaged (its staged copy rotted and no good copy was left; the rest is imaged), or a full parity group cannot be protected (a member's image is gone from `isos/`); find: nothing matched; verify: a file damaged, missing or unreadable, a disc unusable, or (--origin) originals silently corrupted or missing, or (--due) a copy is due for a check; restore: a file not restored (its disc missing, lost or unusable, damaged or unreadable, a refused name, a different file kept, stopped at the drive, its newest version recorded damaged), or nothing matched; lost: data unrecoverable, or files that could not be staged again; burn: the medium was burned but does not match the image when read back: the copy is not recorded |
+//! | 2 | error: the run stopped (bad arguments, a missing or corrupt workdir or catalogue, a disc of another set, an I/O error, or results that could not be written to stdout for another reason than a closed pipe, such as a full disk under `> file`); what it finished before stays finished and checked, and nothing half-done carries a final name; stage: a refused init; mkiso: an image that failed its read-back (it keeps a temp name; the staged copies are kept), or a parity image that could not be built (no `par2`, par2 failed, it would not fit the medium); lost: with --rebuild, the disc could not be rebuilt (more lost than parity, a survivor given only mounted, damaged parity data, `--to` exists): nothing written; verify: no disc given could be used, or (--record) the discs are of another set than the workdir, or a check could not be recorded; restore: discs that cannot be read, a target that cannot be created, or the target's filesystem full (the files restored so far are whole); burn: nothing recorded (no verified image, no xorriso, no blank medium or too small a one, or the burn failed: then the medium may be spoiled) |
 //! | 3 | stage, mkiso: the workdir's filesystem is full: the run stopped cleanly, and everything staged so far is intact |
 //! | 75 | stage, mkiso, lost: another run holds the workdir's lock (EX_TEMPFAIL): nothing was done, and the next run catches up |
-//! | 130 | restore, lost: interrupted (Ctrl-C, SIGTERM, SIGHUP); restore: the files already written are whole and named, the one in hand is dropped, and the same command resumes; lost: with --rebuild: nothing written, its work folder removed |
+//! | 130 | restore, lost, burn: interrupted (Ctrl-C, SIGTERM, SIGHUP); restore: the files already written are whole and named, the one in hand is dropped, and the same command resumes; lost: with --rebuild: nothing written, its work folder removed; burn: xorriso was killed and waited for, nothing recorded; the medium may be spoiled |
 
 use std::io::Write;
 
@@ -84,6 +84,7 @@ pub const CONTRACT: &[Status] = &[
             ("verify", "a file damaged, missing or unreadable, a disc unusable, or (--origin) originals silently corrupted or missing, or (--due) a copy is due for a check"),
             ("restore", "a file not restored (its disc missing, lost or unusable, damaged or unreadable, a refused name, a different file kept, stopped at the drive, its newest version recorded damaged), or nothing matched"),
             ("lost", "data unrecoverable, or files that could not be staged again"),
+            ("burn", "the medium was burned but does not match the image when read back: the copy is not recorded"),
         ],
     },
     Status {
@@ -96,6 +97,7 @@ pub const CONTRACT: &[Status] = &[
             ("lost", "with --rebuild, the disc could not be rebuilt (more lost than parity, a survivor given only mounted, damaged parity data, `--to` exists): nothing written"),
             ("verify", "no disc given could be used, or (--record) the discs are of another set than the workdir, or a check could not be recorded"),
             ("restore", "discs that cannot be read, a target that cannot be created, or the target's filesystem full (the files restored so far are whole)"),
+            ("burn", "nothing recorded (no verified image, no xorriso, no blank medium or too small a one, or the burn failed: then the medium may be spoiled)"),
         ],
     },
     Status {
@@ -112,11 +114,12 @@ pub const CONTRACT: &[Status] = &[
     },
     Status {
         code: INTERRUPTED,
-        only: Some(&["restore", "lost"]),
+        only: Some(&["restore", "lost", "burn"]),
         meaning: "interrupted (Ctrl-C, SIGTERM, SIGHUP)",
         by_tool: &[
             ("restore", "the files already written are whole and named, the one in hand is dropped, and the same command resumes"),
             ("lost", "with --rebuild: nothing written, its work folder removed"),
+            ("burn", "xorriso was killed and waited for, nothing recorded; the medium may be spoiled"),
         ],
     },
 ];
@@ -205,7 +208,9 @@ mod tests {
 
     #[test]
     fn every_tool_has_the_codes_it_returns() {
-        for tool in ["stage", "mkiso", "find", "verify", "restore", "lost"] {
+        for tool in [
+            "stage", "mkiso", "find", "verify", "restore", "lost", "burn",
+        ] {
             let codes: Vec<i32> = CONTRACT
                 .iter()
                 .filter(|s| s.applies_to(tool))

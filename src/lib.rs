@@ -15,6 +15,7 @@ macro_rules! say {
 }
 
 pub mod adopt;
+pub mod burn;
 pub mod catalog;
 pub mod cli;
 pub mod copies;

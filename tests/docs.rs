@@ -35,6 +35,7 @@ fn completions_load_in_bash_and_fish() {
         "dbackup-stage",
         "dbackup-find",
         "dbackup-lost",
+        "dbackup-burn",
         "dbackup-mkiso",
     ] {
         let script = root.join("completions/bash").join(name);

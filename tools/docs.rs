@@ -36,6 +36,15 @@ pub fn pages() -> Vec<Page> {
             ],
         },
         Page {
+            command: BurnArgs::command(),
+            description: "dbackup-burn burns one disc's verified image (a data disc's isos/disc-N.iso, or a parity disc's isos/parity-G-J.iso) onto the blank medium in a drive, reads every byte of it back and compares it with the image, and only then records the copy in the catalogue, with the read-back as its first good check (see dbackup-stage-copies(1)). Before burning it asks the drive (xorriso -toc) and refuses a missing, written or too small medium. The burn is xorriso -as cdrecord -v dev=DEV -dao stream_recording=off IMAGE: one track, the medium closed, defect management kept on BD-R, xorriso's 300 KiB padding after the image (not read back). xorriso dies with dbackup-burn; Ctrl-C kills it and records nothing. The catalogue is written without the workdir's lock, so staging goes on during a long burn. On a real drive, Linux may need the tray reloaded before the new medium can be read: the read-back then fails, nothing is recorded, and the disc can be checked with dbackup-verify --record and recorded with dbackup-stage copies add.",
+            examples: &[
+                ("Burn disc 3 and say where the copy will be kept:", "dbackup-burn -w ~/dbackup --disc 3 --device /dev/sr0 --location 'home shelf'"),
+                ("Burn a parity disc at 4x:", "dbackup-burn -w ~/dbackup --disc parity-1-1 --device /dev/sr0 --speed 4"),
+                ("Show the xorriso command only:", "dbackup-burn -w ~/dbackup --disc 3 --device /dev/sr0 --dry-run"),
+            ],
+        },
+        Page {
             command: FindArgs::command(),
             description: "dbackup-find answers where a file is, from the discs alone: mounted discs, .iso images or folders of images given with -d. The newest disc's catalogue holds the whole history of the set. Patterns are globs over the original paths; a pattern without a slash matches the file name in any folder.",
             examples: &[
