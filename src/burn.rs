@@ -113,7 +113,7 @@ pub enum BurnError {
     )]
     Interrupted,
     /// The medium could not be read back.
-    #[error("the burned medium {path} could not be read back at byte {at} (sector {}): {source}; nothing was recorded (on a drive, reload the tray, then check it with `dbackup-verify -d`, and record it with `dbackup-stage copies add`)", at / SECTOR)]
+    #[error("the burned medium does not match the image at byte {at} / sector {}: {} could not be read there ({source}); the copy is not recorded (on a drive, reload the tray and check it with `dbackup-verify --record`, then record it with `dbackup-stage copies add`; or burn another medium)", at / SECTOR, path.display())]
     ReadBack {
         path: PathBuf,
         at: u64,
@@ -121,7 +121,7 @@ pub enum BurnError {
         source: std::io::Error,
     },
     /// The medium ends before the image does.
-    #[error("the burned medium {path} ends at byte {at} (sector {}), before the image's {len} bytes; the copy is not recorded", at / SECTOR)]
+    #[error("the burned medium does not match the image at byte {at} / sector {}: {} ends there, before the image's {len} bytes; the copy is not recorded (burn another medium)", at / SECTOR, path.display())]
     Short { path: PathBuf, at: u64, len: u64 },
     /// The medium differs from the image.
     #[error("the burned medium does not match the image at byte {at} / sector {}: the copy is not recorded (burn another medium)", at / SECTOR)]
@@ -131,11 +131,20 @@ pub enum BurnError {
 }
 
 impl BurnError {
+    /// Whether the medium was burned and then failed its read-back.
+    pub fn burned_but_not_matched(&self) -> bool {
+        matches!(
+            self,
+            BurnError::Mismatch { .. } | BurnError::Short { .. } | BurnError::ReadBack { .. }
+        )
+    }
+
     /// The exit code of the shared contract: a medium that was burned but
-    /// does not match is a finding (1), an interrupt 130, the rest errors.
+    /// failed its read-back is a finding (1), an interrupt 130, the rest
+    /// errors.
     pub fn exit_code(&self) -> i32 {
         match self {
-            BurnError::Mismatch { .. } | BurnError::Short { .. } => crate::exit::FINDING,
+            e if e.burned_but_not_matched() => crate::exit::FINDING,
             BurnError::Interrupted => crate::exit::INTERRUPTED,
             BurnError::Dbackup(e) => e.exit_code(),
             _ => crate::exit::ERROR,
@@ -663,6 +672,14 @@ fn read_back(image: &mut Image, device: &str, progress: &Progress) -> Result<()>
         at: 0,
         source,
     })?;
+    // Pages of a device node cached before the burn (the blank medium's)
+    // must not stand in for what is on it now. (A stdio file's pages
+    // were just written and stay: reading them is reading the copy.)
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a hint on a descriptor we own; its failure changes nothing.
+        unsafe { libc::posix_fadvise(medium.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    }
     image
         .file
         .seek(SeekFrom::Start(0))

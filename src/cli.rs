@@ -451,7 +451,7 @@ pub struct LostArgs {
     name = "dbackup-burn",
     version,
     about = "Burn a disc's verified image onto a blank write-once medium with xorriso, read every byte back and record the copy",
-    after_help = "Exit status: 0 burned, read back and recorded; 1 burned but the medium does not match the image (not recorded); 2 error (nothing recorded); 130 interrupted (xorriso stopped, nothing recorded)."
+    after_help = "Exit status: 0 burned, read back and recorded; 1 burned, but the medium could not be read back or does not match the image (not recorded); 2 error (nothing recorded); 130 interrupted (xorriso stopped, nothing recorded)."
 )]
 pub struct BurnArgs {
     /// The workdir. Default: the current folder.

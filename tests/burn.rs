@@ -152,6 +152,33 @@ fn a_disc_is_burned_read_back_and_recorded_twice_and_a_written_medium_is_refused
         "{line}"
     );
     assert!(!copy1.exists());
+    let out = ok(
+        burn(
+            &env,
+            &[
+                "--disc",
+                "1",
+                "--device",
+                &stdio(&copy1),
+                "--dry-run",
+                "--json",
+                "--speed",
+                "4D",
+            ],
+        ),
+        "dry run --json",
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["dry_run"], true);
+    assert!(v["copy"].is_null() && v["check"].is_null(), "{v}");
+    assert!(
+        v["shell_command"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("speed=4d {}", img.display())),
+        "{v}"
+    );
+    assert!(!copy1.exists());
     assert_eq!(recorded(&env), (0, 0));
 
     let out = ok(
@@ -396,6 +423,84 @@ fn a_read_back_that_differs_records_nothing_and_the_next_burn_does() {
         "burn again",
     );
     assert_eq!(recorded(&env), (1, 1));
+}
+
+/// A burner that, asked to burn, runs `script` (sh, with `$out` the
+/// stdio target and `$img` the image) instead; otherwise the real xorriso.
+fn fake_burner(dir: &Path, name: &str, script: &str) -> String {
+    let bin = dir.join(name);
+    std::fs::create_dir_all(&bin).unwrap();
+    let path = bin.join("xorriso");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = -as ]; then\n  for a; do case $a in dev=stdio:*) out=${{a#dev=stdio:}};; esac; img=$a; done\n  {script}\nfi\nexec /usr/bin/xorriso \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[test]
+fn a_failed_burn_and_a_short_medium_record_nothing() {
+    let env = set(1, &[]);
+    let dir = env.dir.path();
+    // xorriso fails: its last lines are told, exit 2.
+    let path = fake_burner(
+        dir,
+        "failing",
+        "echo 'libburn : FATAL : SCSI error on write' >&2; echo 'xorriso : FAILURE : -as cdrecord: Job could not be performed properly.' >&2; exit 5",
+    );
+    let target = dir.join("failed.iso");
+    let out = burn_cmd(&env)
+        .args(["--disc", "1", "--device", &stdio(&target)])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("the burn failed (xorriso exit 5)")
+            && err.contains("may be spoiled")
+            && err.contains("SCSI error on write"),
+        "{err}"
+    );
+    assert_eq!(recorded(&env), (0, 0));
+    // xorriso says it burned, but the medium holds less than the image:
+    // exit 1, at the byte where it ends.
+    let path = fake_burner(dir, "short", "head -c 100000 \"$img\" > \"$out\"; exit 0");
+    let target = dir.join("short.iso");
+    let out = burn_cmd(&env)
+        .args(["--disc", "1", "--device", &stdio(&target)])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("does not match the image at byte 100000 / sector 48")
+            && err.contains("ends there"),
+        "{err}"
+    );
+    // ... or nothing at all: it cannot be read back.
+    let path = fake_burner(dir, "nothing", "exit 0");
+    let out = burn_cmd(&env)
+        .args(["--disc", "1", "--device", &stdio(&dir.join("none.iso"))])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("does not match the image at byte 0 / sector 0"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(recorded(&env), (0, 0));
 }
 
 /// A slow burner: a script named xorriso that asks the real one about the

@@ -34,11 +34,9 @@ fn run() -> Result<i32> {
     progress.finish();
     let report = match report {
         Ok(r) => r,
-        // A medium that does not match and an interrupt have codes of
-        // their own; the rest are errors (exit 2) told by the wrapper.
-        Err(
-            e @ (BurnError::Mismatch { .. } | BurnError::Short { .. } | BurnError::Interrupted),
-        ) => {
+        // A medium that failed its read-back and an interrupt have codes
+        // of their own; the rest are errors (exit 2) told by the wrapper.
+        Err(e) if e.burned_but_not_matched() || matches!(e, BurnError::Interrupted) => {
             dbackup::say!("dbackup-burn: error: {e}");
             return Ok(e.exit_code());
         }
