@@ -491,7 +491,7 @@ fn image(wd: &Workdir, disc: &DiscName) -> Result<Image> {
     };
     let file = File::open(&path).map_err(|e| {
         not_ready(format!(
-            "{label}'s image {} cannot be opened ({e}): run dbackup-mkiso to build it again",
+            "{label}'s image {} cannot be opened ({e}): a copy is burned from it; put it back (e.g. read from a good copy of the disc and checked with dbackup-verify -d), or rebuild a data disc's with dbackup-lost --rebuild",
             path.display()
         ))
     })?;
@@ -502,7 +502,7 @@ fn image(wd: &Workdir, disc: &DiscName) -> Result<Image> {
     if let Some(size) = recorded {
         if size != bytes {
             return Err(not_ready(format!(
-                "{label}'s image {} is {bytes} bytes, but {size} were verified: it changed since; run dbackup-verify -d on it, or dbackup-mkiso to build it again",
+                "{label}'s image {} is {bytes} bytes, but {size} were verified: it changed since, so it is not burned; check it with dbackup-verify -d",
                 path.display()
             )));
         }

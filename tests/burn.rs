@@ -360,6 +360,15 @@ fn what_is_not_ready_to_burn_is_refused_and_nothing_recorded() {
         ],
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    // An image gone from isos/.
+    std::fs::remove_file(image(&env, "disc-1")).unwrap();
+    let out = burn(&env, &["--disc", "1", "--device", &dev]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot be opened"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!target.exists());
     assert_eq!(recorded(&env), (0, 0));
 }
@@ -580,6 +589,11 @@ fn a_burn_killed_or_interrupted_records_nothing_and_xorriso_dies_with_it() {
             .spawn()
             .unwrap();
         let burner = wait_for_pid(&pidfile);
+        if sig == libc::SIGTERM {
+            // The burn holds no lock: staging goes on meanwhile.
+            env.write("new-while-burning", b"staged during a burn");
+            ok(env.run(&["monitor", "--no-iso"]), "monitor during a burn");
+        }
         signal(child.id(), sig);
         let out = child.wait_with_output().unwrap();
         if sig == libc::SIGKILL {
