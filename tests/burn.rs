@@ -202,6 +202,8 @@ fn a_disc_is_burned_read_back_and_recorded_twice_and_a_written_medium_is_refused
             && line.contains("read back and matched"),
         "{line}"
     );
+    // Off a terminal, no progress: stderr stays empty.
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
     assert!(holds_image(&copy1, &img));
     let list = copies_of(&env, "1");
     assert_eq!(list.len(), 1, "{list:?}");
@@ -279,6 +281,14 @@ fn a_disc_is_burned_read_back_and_recorded_twice_and_a_written_medium_is_refused
     cmd.args(["--disc", "2", "--device", &stdio(&copy4), "--json"]);
     assert_eq!(with_closed_output(cmd, true).0, Some(0));
     assert_eq!(copies_of(&env, "2").len(), 2);
+    // -q: the work, and not a word.
+    let copy5 = dir.join("copy5.iso");
+    let out = ok(
+        burn(&env, &["--disc", "2", "--device", &stdio(&copy5), "-q"]),
+        "burn -q",
+    );
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    assert_eq!(copies_of(&env, "2").len(), 3);
 }
 
 #[test]
