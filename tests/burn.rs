@@ -370,6 +370,19 @@ fn what_is_not_ready_to_burn_is_refused_and_nothing_recorded() {
         ],
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    // Not a workdir: said, with the hint.
+    let out = Command::new(env!("CARGO_BIN_EXE_dbackup-burn"))
+        .args(["--no-progress", "--disc", "1", "--device", &dev, "-w"])
+        .arg(&empty)
+        .env_remove("DBACKUP_WORKDIR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("is not a dbackup workdir") && err.contains("dbackup-burn: hint: "),
+        "{err}"
+    );
     // An image gone from isos/.
     std::fs::remove_file(image(&env, "disc-1")).unwrap();
     let out = burn(&env, &["--disc", "1", "--device", &dev]);

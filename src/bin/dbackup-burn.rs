@@ -40,6 +40,8 @@ fn run() -> Result<i32> {
             dbackup::say!("dbackup-burn: error: {e}");
             return Ok(e.exit_code());
         }
+        // The library's own errors keep their hints (not a workdir ...).
+        Err(BurnError::Dbackup(e)) => return Err(e.into()),
         Err(e) => return Err(e.into()),
     };
     let mut out = dbackup::output::stdout();
