@@ -40,9 +40,8 @@
 //! without the workdir's lock (WAL lets a cron run stage meanwhile, so a
 //! long burn never blocks staging); the image's facts are read at the
 //! start and its file is held open for the whole run. The copy and its
-//! check are two statements, one after the other: a crash between them
-//! leaves a burned copy with no check, which is then due at once, as a
-//! copy recorded by hand is; never a check without its copy.
+//! first check, the read-back, are recorded in one transaction: a crash
+//! leaves both or neither.
 //!
 //! xorriso runs in its own process group, with stdin closed, and dies with
 //! us (`PR_SET_PDEATHSIG`): Ctrl-C (or SIGTERM, SIGHUP) reaches only us,
@@ -807,7 +806,8 @@ pub fn burn(opts: &BurnOptions, progress: &Progress) -> Result<BurnReport> {
     report.matched = true;
     let made = copies::now();
     let cat = &mut wd.catalog;
-    let copy = cat.add_copy(
+    // The copy and its first check, the read-back, in one transaction.
+    let (copy, check) = cat.add_copy_checked(
         &opts.disc,
         &NewCopy {
             made,
@@ -816,26 +816,26 @@ pub fn burn(opts: &BurnOptions, progress: &Progress) -> Result<BurnReport> {
             medium: report.medium.clone(),
             location: opts.location.clone(),
         },
+        Some(&CheckRow {
+            id: 0,
+            disc: opts.disc.clone(),
+            copy: None,
+            started,
+            checked: made,
+            complete: true,
+            result: CheckResult {
+                files_ok: image.files,
+                ..CheckResult::default()
+            },
+            names: Vec::new(),
+            next_file: image.files,
+            how: "burn".into(),
+            source: Some(opts.device.clone()),
+        }),
     )?;
     report.copy = Some(copy);
     report.made = Some(made);
-    let check = cat.add_check(&CheckRow {
-        id: 0,
-        disc: opts.disc.clone(),
-        copy: Some(copy),
-        started,
-        checked: made,
-        complete: true,
-        result: CheckResult {
-            files_ok: image.files,
-            ..CheckResult::default()
-        },
-        names: Vec::new(),
-        next_file: image.files,
-        how: "burn".into(),
-        source: Some(opts.device.clone()),
-    })?;
-    report.check = Some(check);
+    report.check = check;
     Ok(report)
 }
 

@@ -106,6 +106,19 @@ impl Catalog {
     /// so far, lost ones included, so a number never names two copies).
     /// A data disc marked lost is available again.
     pub fn add_copy(&mut self, disc: &DiscName, c: &NewCopy) -> Result<i64> {
+        self.add_copy_checked(disc, c, None).map(|(n, _)| n)
+    }
+
+    /// [`Catalog::add_copy`], with its first check (a burn's read-back,
+    /// whose `copy` is set to the new number) in the same transaction, so
+    /// a burned copy is never recorded without it. The copy's number and
+    /// the check's id.
+    pub fn add_copy_checked(
+        &mut self,
+        disc: &DiscName,
+        c: &NewCopy,
+        check: Option<&CheckRow>,
+    ) -> Result<(i64, Option<i64>)> {
         self.make_copy_tables()?;
         let path = self.path.clone();
         let map = |source| Error::Sqlite {
@@ -146,8 +159,17 @@ impl Catalog {
             tx.execute("UPDATE discs SET available=1 WHERE id=?1", [n])
                 .map_err(map)?;
         }
+        let check_id = match check {
+            Some(k) => {
+                let mut k = k.clone();
+                k.copy = Some(next);
+                insert_check(&tx, &k).map_err(map)?;
+                Some(tx.last_insert_rowid())
+            }
+            None => None,
+        };
         tx.commit().map_err(map)?;
-        Ok(next)
+        Ok((next, check_id))
     }
 
     /// Every copy recorded (of `disc`, or of every disc), in disc then
@@ -244,29 +266,7 @@ impl Catalog {
     /// Records a check; its id.
     pub fn add_check(&mut self, c: &CheckRow) -> Result<i64> {
         self.make_copy_tables()?;
-        let names = serde_json::to_string(&c.names).unwrap_or_else(|_| "[]".into());
-        self.conn
-            .execute(
-                "INSERT INTO checks(disc, copy, started, checked, complete, files_ok, damaged,
-                    unreadable, missing, names, next_file, how, source)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                params![
-                    c.disc.key(),
-                    c.copy,
-                    c.started,
-                    c.checked,
-                    c.complete as i64,
-                    c.result.files_ok as i64,
-                    c.result.damaged as i64,
-                    c.result.unreadable as i64,
-                    c.result.missing as i64,
-                    names,
-                    c.next_file as i64,
-                    c.how,
-                    c.source
-                ],
-            )
-            .map_err(|e| self.copies_err(e))?;
+        insert_check(&self.conn, c).map_err(|e| self.copies_err(e))?;
         Ok(self.conn.last_insert_rowid())
     }
 
@@ -368,4 +368,28 @@ impl Catalog {
     pub fn set_copies_policy(&self, copies: u64) -> Result<()> {
         self.put_setting("copies", copies as i64)
     }
+}
+
+fn insert_check(conn: &rusqlite::Connection, c: &CheckRow) -> rusqlite::Result<usize> {
+    let names = serde_json::to_string(&c.names).unwrap_or_else(|_| "[]".into());
+    conn.execute(
+        "INSERT INTO checks(disc, copy, started, checked, complete, files_ok, damaged,
+            unreadable, missing, names, next_file, how, source)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            c.disc.key(),
+            c.copy,
+            c.started,
+            c.checked,
+            c.complete as i64,
+            c.result.files_ok as i64,
+            c.result.damaged as i64,
+            c.result.unreadable as i64,
+            c.result.missing as i64,
+            names,
+            c.next_file as i64,
+            c.how,
+            c.source
+        ],
+    )
 }
