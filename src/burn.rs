@@ -36,6 +36,10 @@
 //! we do not eject (the tray may hit a hand or a closed door). The error
 //! says how to record the copy by hand and check it with dbackup-verify.
 //!
+//! Before the medium is spent the image is checked against its own MD5s
+//! (every file, as dbackup-verify does): the copy is compared with the
+//! image, so an image that rotted in `isos/` would give a copy that passes.
+//!
 //! Nothing is recorded unless every byte matched. The catalogue is opened
 //! without the workdir's lock (WAL lets a cron run stage meanwhile, so a
 //! long burn never blocks staging); the image's facts are read at the
@@ -76,6 +80,9 @@ pub enum BurnError {
     /// The image is not one that may be burned.
     #[error("{0}")]
     NotReady(String),
+    /// The image no longer matches its own MD5s.
+    #[error("the image {} no longer matches its own MD5s ({why}); it is not burned: nothing was written. Check it with dbackup-verify -d, and burn from a good copy of the disc instead (or rebuild it with dbackup-lost --rebuild)", path.display())]
+    BadImage { path: PathBuf, why: String },
     #[error("burning needs xorriso, which is not installed (apt-get install xorriso)")]
     NoXorriso,
     #[error("xorriso could not be run: {0}")]
@@ -520,6 +527,30 @@ fn image(wd: &Workdir, disc: &DiscName) -> Result<Image> {
     })
 }
 
+/// Reads the image through the verifier: every file against its MD5 in
+/// the image's own manifest (a parity image, its MD5SUMS).
+fn check_image(path: &Path, progress: &Progress) -> Result<()> {
+    let opts = crate::verify::VerifyOptions {
+        discs: vec![path.to_path_buf()],
+        ..Default::default()
+    };
+    let mut first = None;
+    let report = crate::verify::verify(&opts, progress, &mut |_, p| {
+        first.get_or_insert_with(|| format!("{}: {}: {}", p.path, p.problem.describe(), p.detail));
+    })
+    .map_err(|e| BurnError::BadImage {
+        path: path.to_path_buf(),
+        why: e.to_string(),
+    })?;
+    if report.clean() && !report.discs.is_empty() {
+        return Ok(());
+    }
+    Err(BurnError::BadImage {
+        path: path.to_path_buf(),
+        why: first.unwrap_or_else(|| "it could not be read as a disc".into()),
+    })
+}
+
 /// Asks the drive about its medium.
 fn medium(xorriso: &Path, device: &str) -> Result<MediumInfo> {
     let out = guarded(xorriso)
@@ -796,6 +827,12 @@ pub fn burn(opts: &BurnOptions, progress: &Progress) -> Result<BurnReport> {
     }
     report.drive = info.drive.clone();
     report.medium = info.medium.clone();
+    // The image was read back when it was made; days or years may have
+    // passed in `isos/`. A copy is compared with the image, so a rotten
+    // image would give a rotten copy that passes its own read-back: it is
+    // checked against its MD5s first (one read, before the medium is spent).
+    progress.message(format!("checking {}'s image", opts.disc.label()));
+    check_image(&image.path, progress)?;
     if interrupted() {
         return Err(BurnError::Interrupted);
     }

@@ -457,6 +457,34 @@ fn a_read_back_that_differs_records_nothing_and_the_next_burn_does() {
     assert_eq!(recorded(&env), (1, 1));
 }
 
+/// An image that rotted in `isos/` since it was made (same size, one byte
+/// of a file's data changed) is not burned: a copy of it would pass its
+/// own read-back. Nothing is written or recorded.
+#[test]
+fn an_image_that_rotted_since_it_was_made_is_not_burned() {
+    let env = set(1, &[]);
+    let iso = image(&env, "disc-1");
+    let mut data = std::fs::read(&iso).unwrap();
+    // A stretch of f00's bytes, found in the image and changed there.
+    let probe = &bytes_of(1, FULL)[300_000..300_064];
+    let at = data
+        .windows(probe.len())
+        .position(|w| w == probe)
+        .expect("the file's bytes are in the image");
+    data[at] ^= 0x01;
+    std::fs::write(&iso, &data).unwrap();
+    let target = env.dir.path().join("copy.iso");
+    let out = burn(&env, &["--disc", "1", "--device", &stdio(&target)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no longer matches its own MD5s") && err.contains("files/0/1"),
+        "{err}"
+    );
+    assert!(!target.exists(), "nothing written");
+    assert_eq!(recorded(&env), (0, 0));
+}
+
 /// A burner that, asked to burn, runs `script` (sh, with `$out` the
 /// stdio target and `$img` the image) instead; otherwise the real xorriso.
 fn fake_burner(dir: &Path, name: &str, script: &str) -> String {
