@@ -807,3 +807,33 @@ mod model {
         }
     }
 }
+
+/// Two copies of one disc read in the same run cannot both be the copy
+/// `--copy` names (nor both the disc's only copy): neither check counts
+/// for a copy, so a damaged one is never recorded as the copy found good.
+#[test]
+fn a_disc_given_twice_in_one_run_counts_for_no_copy() {
+    let env = set(1, &[]);
+    ok(stage(&env, &["copies", "add", "1"]), "add");
+    ok(stage(&env, &["copies", "add", "1"]), "add");
+    let a = copy_of(&env, 1, "a");
+    let b = copy_of(&env, 1, "b");
+    for args in [&["--copy", "2", "--json"][..], &["--json"][..]] {
+        let out = ok(verify_record(&env, &[&a, &b], args, None), "verify");
+        let r = json(&out);
+        let rec = r["recorded"].as_array().unwrap();
+        assert_eq!(rec.len(), 2, "{r}");
+        for k in rec {
+            assert!(k["copy"].is_null(), "{k}");
+            assert!(k["note"].as_str().unwrap().contains("given 2 times"), "{k}");
+        }
+    }
+    // A single copy of disc 1: given twice, still neither is it.
+    ok(stage(&env, &["copies", "lost", "1", "2"]), "lost");
+    let out = ok(verify_record(&env, &[&a, &b], &["--json"], None), "verify");
+    assert!(json(&out)["recorded"][0]["copy"].is_null());
+    let list = copies(&env);
+    for c in disc(&list, "1")["copies"].as_array().unwrap() {
+        assert!(c["last_check"].is_null(), "{c}");
+    }
+}

@@ -24,7 +24,7 @@ fn run() -> Result<i32> {
     let mut opts = VerifyOptions::from_args(&args)?;
     let mut recorder = match &args.record {
         Some(w) => {
-            let r = Recorder::open(w, args.copy)?;
+            let mut r = Recorder::open(w, args.copy)?;
             r.prepare(&mut opts, args.time_limit.is_some());
             Some(r)
         }

@@ -18,6 +18,7 @@ use super::{DiscReport, Kind, VerifyOptions};
 use crate::catalog::copies::{CheckRow, CopyRow};
 use crate::copies::{self, CheckResult, DiscName};
 use crate::error::{Error, Result};
+use crate::medium::Medium;
 use crate::workdir::Workdir;
 
 /// Names kept per check: enough to say what to restore or repair.
@@ -51,6 +52,9 @@ pub struct Recorder {
     copies: Vec<CopyRow>,
     /// The newest check of each (disc, copy), to go on from.
     newest: HashMap<(String, Option<i64>), CheckRow>,
+    /// Discs given more than once in this run, and how many times: no
+    /// check of them can say which copy it read.
+    twice: HashMap<String, usize>,
     pub recorded: Vec<Recorded>,
 }
 
@@ -75,6 +79,7 @@ impl Recorder {
             isos,
             copies,
             newest,
+            twice: HashMap::new(),
             recorded: Vec::new(),
         })
     }
@@ -86,6 +91,11 @@ impl Recorder {
             if src.starts_with(&self.isos) {
                 return Err("the workdir's own image was read, not a copy".into());
             }
+        }
+        if let Some(n) = self.twice.get(disc) {
+            return Err(format!(
+                "it was given {n} times in this run, and one check cannot be told from the other"
+            ));
         }
         let held: Vec<&CopyRow> = self
             .copies
@@ -115,8 +125,25 @@ impl Recorder {
 
     /// Sets what `opts` needs: the set, where each disc's unfinished check
     /// stopped, and (with a time limit) the discs checked longest ago first.
-    pub fn prepare(&self, opts: &mut VerifyOptions, time_limited: bool) {
+    pub fn prepare(&mut self, opts: &mut VerifyOptions, time_limited: bool) {
         opts.set_uuid = Some(self.wd.settings.uuid.clone());
+        // The discs given, opened once more to count them: bounded by the
+        // paths given and the images in each. What cannot be opened here
+        // verify reports itself.
+        let mut given: HashMap<String, usize> = HashMap::new();
+        for p in &opts.discs {
+            for (_, m) in Medium::open_each(p).unwrap_or_default() {
+                if let Ok(m) = m {
+                    let name = match m.parity {
+                        Some((g, j)) => format!("parity-{g}-{j}"),
+                        None => m.disc.to_string(),
+                    };
+                    *given.entry(name).or_default() += 1;
+                }
+            }
+        }
+        given.retain(|_, n| *n > 1);
+        self.twice = given;
         let all_images = opts
             .discs
             .iter()
