@@ -837,3 +837,25 @@ fn a_disc_given_twice_in_one_run_counts_for_no_copy() {
         assert!(c["last_check"].is_null(), "{c}");
     }
 }
+
+/// A location is the user's text, printed back by every copies command:
+/// control characters (a newline, an escape sequence) are escaped, so a
+/// line stays one line and nothing reaches the terminal as a command.
+#[test]
+fn a_location_with_control_characters_is_printed_escaped() {
+    let env = set(1, &[]);
+    let odd = "shelf\n\t\u{1b}[2Jx";
+    for args in [
+        &["copies", "add", "1", "--location", odd][..],
+        &["copies", "add", "1", "--location", "home"][..],
+        &["copies", "move", "1", "2", "--location", odd][..],
+        &["copies", "lost", "1", "1"][..],
+    ] {
+        let out = ok(stage(&env, args), "copies");
+        let said = text(&out.stdout);
+        assert!(!said.contains('\u{1b}'), "{args:?}: {said:?}");
+        assert_eq!(said.trim_end().lines().count(), 1, "{args:?}: {said:?}");
+    }
+    // Kept as given.
+    assert_eq!(disc(&copies(&env), "1")["copies"][1]["location"], odd);
+}

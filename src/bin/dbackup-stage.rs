@@ -491,7 +491,9 @@ fn copies(
                 out,
                 "{} copy {n} recorded{}; it was never read back: check it with dbackup-verify -d DISC --record {} --copy {n}",
                 disc.label(),
-                location.map(|l| format!(" at {l}")).unwrap_or_default(),
+                location
+                    .map(|l| format!(" at {}", names::display(l.as_bytes(), true)))
+                    .unwrap_or_default(),
                 wd.layout.root.display()
             )?;
         }
@@ -502,7 +504,12 @@ fn copies(
         } => {
             existing(&wd, &disc, copy)?;
             wd.catalog.move_copy(&disc, copy, &location)?;
-            writeln!(out, "{} copy {copy} is now at {location}", disc.label())?;
+            writeln!(
+                out,
+                "{} copy {copy} is now at {}",
+                disc.label(),
+                names::display(location.as_bytes(), true)
+            )?;
         }
         CopiesCommand::Lost { disc, copy } => {
             let c = existing(&wd, &disc, copy)?;
@@ -522,21 +529,17 @@ fn copies(
             }
             let held = wd.catalog.set_copy_lost(&disc, copy, Some(cp::now()))?;
             if held > 0 {
-                let left: Vec<String> = wd
+                let left: Vec<_> = wd
                     .catalog
                     .copies(Some(&disc))?
                     .into_iter()
                     .filter(|c| c.lost.is_none())
-                    .map(|c| match c.location {
-                        Some(l) => format!("copy {} at {l}", c.copy),
-                        None => format!("copy {}", c.copy),
-                    })
                     .collect();
                 writeln!(
                     out,
                     "{} copy {copy} marked lost; the disc is still held: {}",
                     disc.label(),
-                    left.join(", ")
+                    dbackup::lost::where_held(&left)
                 )?;
             } else {
                 writeln!(
