@@ -214,6 +214,20 @@ fn an_original_set_is_adopted_and_carries_on() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(tree_md5s(&target), tree_md5s(&env.watched));
 
+    // The original's disc 1 (no set UUID) is checked and recorded as a
+    // disc of the adopted set.
+    let out = Command::new(bin("dbackup-verify"))
+        .arg("-d")
+        .arg(root.join("isos/disc-1.iso"))
+        .arg("--record")
+        .arg(&root)
+        .args(["--no-progress", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["recorded"][0]["disc"], "1", "{r}");
+
     // Adopting twice is refused.
     let out = stage(&root, &["adopt"]);
     assert_eq!(out.status.code(), Some(2));

@@ -859,3 +859,34 @@ fn a_location_with_control_characters_is_printed_escaped() {
     // Kept as given.
     assert_eq!(disc(&copies(&env), "1")["copies"][1]["location"], odd);
 }
+
+/// A disc of the original dBackup carries no set UUID: one of another
+/// set is told from ours by its first disc's start, and is not recorded
+/// as a check of our disc of the same number.
+#[test]
+fn a_disc_of_another_original_set_is_not_recorded() {
+    let env = set(1, &[]);
+    ok(stage(&env, &["copies", "add", "1"]), "add");
+    let other = original_set(
+        &env.dir.path().join("elsewhere"),
+        &[vec![("/x.jpg", b"someone else's".to_vec())]],
+    );
+    let out = verify_record(&env, &[&other[0]], &["--json"], None);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("not of the workdir's set"),
+        "{}",
+        text(&out.stderr)
+    );
+    let list = copies(&env);
+    assert!(
+        disc(&list, "1")["copies"][0]["last_check"].is_null(),
+        "{list}"
+    );
+}

@@ -25,7 +25,7 @@ fn run() -> Result<i32> {
     let mut recorder = match &args.record {
         Some(w) => {
             let mut r = Recorder::open(w, args.copy)?;
-            r.prepare(&mut opts, args.time_limit.is_some());
+            r.prepare(&mut opts, args.time_limit.is_some())?;
             Some(r)
         }
         None => None,

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use super::{DiscReport, Kind, VerifyOptions};
 use crate::catalog::copies::{CheckRow, CopyRow};
+use crate::catalog::manifest::SetIdentity;
 use crate::copies::{self, CheckResult, DiscName};
 use crate::error::{Error, Result};
 use crate::medium::Medium;
@@ -125,8 +126,23 @@ impl Recorder {
 
     /// Sets what `opts` needs: the set, where each disc's unfinished check
     /// stopped, and (with a time limit) the discs checked longest ago first.
-    pub fn prepare(&mut self, opts: &mut VerifyOptions, time_limited: bool) {
+    /// Fails, before anything is read or recorded, when a disc given is
+    /// of another set.
+    pub fn prepare(&mut self, opts: &mut VerifyOptions, time_limited: bool) -> Result<()> {
         opts.set_uuid = Some(self.wd.settings.uuid.clone());
+        // A disc of the original dBackup has no UUID: the start of the
+        // set's first disc tells its set from ours.
+        let ours = SetIdentity {
+            uuid: Some(self.wd.settings.uuid.clone()),
+            name: Some(self.wd.settings.name.clone()),
+            first_started: self
+                .wd
+                .catalog
+                .discs()?
+                .into_iter()
+                .find(|d| d.id == 1)
+                .and_then(|d| d.started),
+        };
         // The discs given, opened once more to count them: bounded by the
         // paths given and the images in each. What cannot be opened here
         // verify reports itself.
@@ -134,6 +150,14 @@ impl Recorder {
         for p in &opts.discs {
             for (_, m) in Medium::open_each(p).unwrap_or_default() {
                 if let Ok(m) = m {
+                    if !m.identity.same_set(&ours) {
+                        return Err(Error::Invalid(format!(
+                            "{} is of set {}, not of the workdir's set ({}); nothing was checked or recorded",
+                            m.source.display(),
+                            m.identity.describe(),
+                            ours.describe()
+                        )));
+                    }
                     let name = match m.parity {
                         Some((g, j)) => format!("parity-{g}-{j}"),
                         None => m.disc.to_string(),
@@ -167,6 +191,7 @@ impl Recorder {
         if time_limited {
             opts.order = Some(order);
         }
+        Ok(())
     }
 
     /// Records one disc's check (adding to the unfinished check it went on
