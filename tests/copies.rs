@@ -890,3 +890,30 @@ fn a_disc_of_another_original_set_is_not_recorded() {
         "{list}"
     );
 }
+
+/// The copies and checks tables describe media, not data: a row edited by
+/// hand into one that names no disc is left out, and `status`, the list
+/// and the due list still work (no advice to replace the catalogue).
+#[test]
+fn a_copy_or_check_row_naming_no_disc_is_left_out() {
+    let env = set(1, &[]);
+    ok(stage(&env, &["copies", "add", "1"]), "add");
+    let c1 = copy_of(&env, 1, "c");
+    ok(verify_record(&env, &[&c1], &[], None), "verify");
+    env.catalog()
+        .execute_batch(
+            "INSERT INTO copies VALUES('bogus', 1, 0, 'added', NULL, NULL, NULL, NULL);
+             INSERT INTO checks(disc, copy, started, checked, complete, files_ok, damaged,
+                 unreadable, missing, names, next_file, how, source)
+             VALUES('-1', 1, 0, 0, 1, 0, 0, 0, 0, 'not json', 0, 'verify', NULL);",
+        )
+        .unwrap();
+    let st = status(&env);
+    assert_eq!(st["Checks_due"], 0, "{st}");
+    let list = copies(&env);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert!(disc(&list, "1")["copies"][0]["last_good_check"].is_number());
+    let (code, due) = due(&env, &days_from_now(0.0));
+    assert_eq!((code, due), (Some(0), serde_json::json!([])));
+    ok(verify_record(&env, &[&c1], &[], None), "verify again");
+}

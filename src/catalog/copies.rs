@@ -199,13 +199,15 @@ impl Catalog {
                 ))
             },
         )?;
+        // A row whose key names no disc (edited by hand) is no copy of any
+        // disc: left out, rather than failing every tool that lists
+        // copies over a table that holds no data.
         let mut out = Vec::with_capacity(rows.len());
         for (key, mut row) in rows {
-            row.disc = DiscName::parse(&key).map_err(|why| Error::Corrupt {
-                path: self.path.clone(),
-                why: format!("table copies: disc {key:?}: {why}"),
-            })?;
-            out.push(row);
+            if let Ok(disc) = DiscName::parse(&key) {
+                row.disc = disc;
+                out.push(row);
+            }
         }
         out.sort_by(|a, b| (&a.disc, a.copy).cmp(&(&b.disc, b.copy)));
         Ok(out)
@@ -330,14 +332,14 @@ impl Catalog {
                 ))
             },
         )?;
+        // As for copies: a row naming no disc is left out.
         let mut out = Vec::with_capacity(rows.len());
         for (key, names, mut row) in rows {
-            row.disc = DiscName::parse(&key).map_err(|why| Error::Corrupt {
-                path: self.path.clone(),
-                why: format!("table checks: disc {key:?}: {why}"),
-            })?;
-            row.names = serde_json::from_str(&names).unwrap_or_default();
-            out.push(row);
+            if let Ok(disc) = DiscName::parse(&key) {
+                row.disc = disc;
+                row.names = serde_json::from_str(&names).unwrap_or_default();
+                out.push(row);
+            }
         }
         Ok(out)
     }
