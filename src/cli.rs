@@ -407,7 +407,8 @@ pub struct LostArgs {
     pub found: bool,
     /// The copy of DISC that was lost (or, with --found, found): while
     /// another copy is held the disc is not lost (see dbackup-stage copies).
-    #[arg(long, value_name = "C", conflicts_with_all = ["manifest", "restage"])]
+    /// With --restage, the disc's last copy: the disc is lost with it.
+    #[arg(long, value_name = "C", conflicts_with_all = ["manifest"])]
     pub copy: Option<i64>,
     /// Work from a manifest.db alone (e.g. copied from the newest disc),
     /// without a workdir; reports only.

@@ -917,3 +917,27 @@ fn a_copy_or_check_row_naming_no_disc_is_left_out() {
     assert_eq!((code, due), (Some(0), serde_json::json!([])));
     ok(verify_record(&env, &[&c1], &[], None), "verify again");
 }
+
+/// `copies lost` sends the loss of a data disc's last copy to
+/// `dbackup-lost N --copy C`, which "with --restage protects again what
+/// can be": that command line works, and stages the disc's files again.
+#[test]
+fn the_last_copy_is_lost_with_restage_as_copies_lost_advises() {
+    let env = set(1, &[]);
+    ok(stage(&env, &["copies", "add", "1"]), "add");
+    let out = stage(&env, &["copies", "lost", "1", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("dbackup-lost 1 --copy 1"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = lost(&env, &["1", "--copy", "1", "--restage", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!available(&env, 1));
+    let list = copies(&env);
+    let c = &disc(&list, "1")["copies"][0];
+    assert!(c["lost"].is_number(), "{c}");
+    let r = json(&out);
+    assert!(r.to_string().contains("restag"), "{r}");
+}

@@ -20,7 +20,7 @@ set edit:completion:arg-completer[dbackup-lost] = {|@words|
         &'dbackup-lost'= {
             cand -w 'The workdir. Default: the current folder'
             cand --workdir 'The workdir. Default: the current folder'
-            cand --copy 'The copy of DISC that was lost (or, with --found, found): while another copy is held the disc is not lost (see dbackup-stage copies)'
+            cand --copy 'The copy of DISC that was lost (or, with --found, found): while another copy is held the disc is not lost (see dbackup-stage copies). With --restage, the disc''s last copy: the disc is lost with it'
             cand --manifest 'Work from a manifest.db alone (e.g. copied from the newest disc), without a workdir; reports only'
             cand --origin 'The live folder to check (default: the set''s watched folder)'
             cand -d 'With --rebuild: a surviving data disc''s image, a parity disc (mounted or an image), or a folder of images; repeat for each'

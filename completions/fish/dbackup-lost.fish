@@ -1,5 +1,5 @@
 complete -c dbackup-lost -s w -l workdir -d 'The workdir. Default: the current folder' -r -F
-complete -c dbackup-lost -l copy -d 'The copy of DISC that was lost (or, with --found, found): while another copy is held the disc is not lost (see dbackup-stage copies)' -r
+complete -c dbackup-lost -l copy -d 'The copy of DISC that was lost (or, with --found, found): while another copy is held the disc is not lost (see dbackup-stage copies). With --restage, the disc\'s last copy: the disc is lost with it' -r
 complete -c dbackup-lost -l manifest -d 'Work from a manifest.db alone (e.g. copied from the newest disc), without a workdir; reports only' -r -F
 complete -c dbackup-lost -l origin -d 'The live folder to check (default: the set\'s watched folder)' -r -F
 complete -c dbackup-lost -s d -l disc -d 'With --rebuild: a surviving data disc\'s image, a parity disc (mounted or an image), or a folder of images; repeat for each' -r -F

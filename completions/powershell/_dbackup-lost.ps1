@@ -23,7 +23,7 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-lost' -ScriptBlock {
         'dbackup-lost' {
             [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'The workdir. Default: the current folder')
             [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'The workdir. Default: the current folder')
-            [CompletionResult]::new('--copy', '--copy', [CompletionResultType]::ParameterName, 'The copy of DISC that was lost (or, with --found, found): while another copy is held the disc is not lost (see dbackup-stage copies)')
+            [CompletionResult]::new('--copy', '--copy', [CompletionResultType]::ParameterName, 'The copy of DISC that was lost (or, with --found, found): while another copy is held the disc is not lost (see dbackup-stage copies). With --restage, the disc''s last copy: the disc is lost with it')
             [CompletionResult]::new('--manifest', '--manifest', [CompletionResultType]::ParameterName, 'Work from a manifest.db alone (e.g. copied from the newest disc), without a workdir; reports only')
             [CompletionResult]::new('--origin', '--origin', [CompletionResultType]::ParameterName, 'The live folder to check (default: the set''s watched folder)')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'With --rebuild: a surviving data disc''s image, a parity disc (mounted or an image), or a folder of images; repeat for each')
