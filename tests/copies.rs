@@ -941,3 +941,21 @@ fn the_last_copy_is_lost_with_restage_as_copies_lost_advises() {
     let r = json(&out);
     assert!(r.to_string().contains("restag"), "{r}");
 }
+
+/// The last copy of a parity disc lost: the message offers its image in
+/// `isos/` only while it is there.
+#[test]
+fn a_parity_disc_s_last_copy_lost_offers_its_image_only_if_there() {
+    let env = set(2, &["--parity", "2+1"]);
+    let image = env.workdir.join("isos/parity-1-1.iso");
+    assert!(image.is_file());
+    ok(stage(&env, &["copies", "add", "parity-1-1"]), "add");
+    ok(stage(&env, &["copies", "add", "parity-1-1"]), "add");
+    let out = ok(stage(&env, &["copies", "lost", "parity-1-1", "1"]), "lost");
+    let _ = out;
+    std::fs::remove_file(&image).unwrap();
+    let out = ok(stage(&env, &["copies", "lost", "parity-1-1", "2"]), "lost");
+    let said = text(&out.stdout);
+    assert!(!said.contains("can be burned again"), "{said}");
+    assert!(said.contains("no longer in isos/"), "{said}");
+}

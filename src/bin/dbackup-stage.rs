@@ -541,12 +541,18 @@ fn copies(
                     disc.label(),
                     dbackup::lost::where_held(&left)
                 )?;
-            } else {
+            } else if wd.layout.isos().join(disc.image_name()).is_file() {
                 writeln!(
                     out,
                     "{} copy {copy} marked lost; it was the last copy held; its image can be burned again from isos/{}",
                     disc.label(),
                     disc.image_name()
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{} copy {copy} marked lost; it was the last copy held, and its image is no longer in isos/ to burn another",
+                    disc.label()
                 )?;
             }
         }
