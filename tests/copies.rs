@@ -959,3 +959,53 @@ fn a_parity_disc_s_last_copy_lost_offers_its_image_only_if_there() {
     assert!(!said.contains("can be burned again"), "{said}");
     assert!(said.contains("no longer in isos/"), "{said}");
 }
+
+/// A copy's unfinished check is gone on with only when that copy is read
+/// again: the workdir's own image given beside another disc's copy is
+/// read whole, not from where the copy's check stopped.
+#[cfg(feature = "failpoints")]
+#[test]
+fn the_workdir_s_image_beside_a_copy_does_not_go_on_from_the_copy_s_check() {
+    let env = TestEnv::new();
+    for i in 0..30 {
+        env.write(format!("a/f{i:02}"), &bytes_of(100 + i, 5000));
+    }
+    env.init(&["--disc-size", DISC]);
+    ok(env.run(&["monitor"]), "monitor");
+    ok(env.run(&["close"]), "close");
+    env.write("g", &bytes_of(300, FULL));
+    ok(env.run(&["monitor"]), "monitor");
+    ok(env.run(&["close"]), "close");
+    ok(stage(&env, &["copies", "add", "1"]), "add");
+    ok(stage(&env, &["copies", "add", "2"]), "add");
+    let c1 = copy_of(&env, 1, "c1");
+    let out = cmd("dbackup-verify")
+        .arg("-d")
+        .arg(&c1)
+        .arg("--record")
+        .arg(&env.workdir)
+        .args(["--time-limit", "1s", "--json"])
+        .env(
+            "FAILPOINTS",
+            "verify::batch_files=return(5);verify::batch=sleep(400)",
+        )
+        .output()
+        .unwrap();
+    let r = json(&out);
+    assert!(r["discs"][0]["stopped_at"].as_u64().is_some(), "{r}");
+    let image = env.workdir.join("isos/disc-1.iso");
+    let c2 = copy_of(&env, 2, "c2");
+    let out = ok(
+        verify_record(&env, &[&image, &c2], &["--json"], None),
+        "image and a copy",
+    );
+    let r = json(&out);
+    let one = r["discs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["disc"] == 1)
+        .unwrap();
+    assert_eq!(one["resumed_from"], 0, "{r}");
+    assert_eq!(one["ok"], 30, "{r}");
+}

@@ -147,6 +147,9 @@ impl Recorder {
         // paths given and the images in each. What cannot be opened here
         // verify reports itself.
         let mut given: HashMap<String, usize> = HashMap::new();
+        // Where each disc is read from: which copy its check is of, so
+        // an unfinished check goes on only when the same copy is read.
+        let mut sources: HashMap<String, PathBuf> = HashMap::new();
         for p in &opts.discs {
             for (_, m) in Medium::open_each(p).unwrap_or_default() {
                 if let Ok(m) = m {
@@ -162,20 +165,17 @@ impl Recorder {
                         Some((g, j)) => format!("parity-{g}-{j}"),
                         None => m.disc.to_string(),
                     };
-                    *given.entry(name).or_default() += 1;
+                    *given.entry(name.clone()).or_default() += 1;
+                    sources.insert(name, m.source.clone());
                 }
             }
         }
         given.retain(|_, n| *n > 1);
         self.twice = given;
-        let all_images = opts
-            .discs
-            .iter()
-            .all(|p| p.canonicalize().is_ok_and(|p| p.starts_with(&self.isos)));
-        let source = all_images.then_some(self.isos.as_path());
         let mut order = HashMap::new();
         // Bounded by the checks recorded: the newest of each disc and copy.
         for ((key, copy), k) in &self.newest {
+            let source = sources.get(key).map(PathBuf::as_path);
             if self.copy_for(key, source).ok() != *copy {
                 continue;
             }
