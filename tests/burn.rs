@@ -739,3 +739,30 @@ fn a_parity_disc_is_burned_and_recorded() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(recorded(&env), (1, 1));
 }
+
+/// A burn records its copy after the medium is spent: a write to the
+/// catalogue by another run at that moment (a copy added, a check
+/// recorded, a monitor) waits its turn and does not lose the record.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_burn_is_recorded_while_another_run_writes_the_catalogue() {
+    let env = set(2, &[]);
+    let to = env.dir.path().join("copy.iso");
+    // The burn's record held open while other runs write.
+    let child = burn_cmd(&env)
+        .args(["--disc", "1", "--device", &stdio(&to)])
+        .env("FAILPOINTS", "catalog::add_copy=sleep(1500)")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    // Bounded: three seconds of copies added to disc 2.
+    while started.elapsed() < std::time::Duration::from_secs(3) {
+        ok(env.run(&["copies", "add", "2"]), "copies add");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(copies_of(&env, "1").len(), 1);
+}

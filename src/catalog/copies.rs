@@ -125,7 +125,13 @@ impl Catalog {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(map)?;
+        // Immediate: the number is read and used under the write lock, so a
+        // writer that commits in between (a burn's record comes after the
+        // medium is spent) is waited for instead of failing this one.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(map)?;
         let next: i64 = tx
             .query_row(
                 "SELECT coalesce(max(copy), 0) + 1 FROM copies WHERE disc=?1",
@@ -133,6 +139,7 @@ impl Catalog {
                 |r| r.get(0),
             )
             .map_err(map)?;
+        fail::fail_point!("catalog::add_copy");
         if next > MAX_COPIES {
             return Err(Error::Invalid(format!(
                 "{} has {MAX_COPIES} copies recorded already",
