@@ -317,7 +317,34 @@ fn lose_a_copy(wd: &mut Workdir, opts: &LostOptions) -> Result<Copies> {
     let Some(copy) = opts.copy else {
         let mut last = Vec::new();
         if opts.found {
-            return Ok(Copies::LostWithDisc(last));
+            // A disc held in no copy, whose one copy was lost (with it, by
+            // `dbackup-lost N`): that copy is what was found. With several
+            // lost, which one must be said. All checked before any is marked.
+            let mut found = Vec::new();
+            for &d in &opts.discs {
+                if !held_copies(wd, d)?.is_empty() {
+                    continue;
+                }
+                let gone: Vec<_> = wd
+                    .catalog
+                    .copies(Some(&DiscName::Data(d)))?
+                    .into_iter()
+                    .filter(|c| c.lost.is_some())
+                    .collect();
+                match gone[..] {
+                    [] => {}
+                    [ref one] => found.push((d, one.copy)),
+                    _ => return Err(Error::Invalid(format!(
+                        "disc {d} has {} copies marked lost ({}); name the one found with --copy C",
+                        gone.len(),
+                        where_held(&gone)
+                    ))),
+                }
+            }
+            for &(d, c) in &found {
+                wd.catalog.set_copy_lost(&DiscName::Data(d), c, None)?;
+            }
+            return Ok(Copies::LostWithDisc(found));
         }
         for &d in &opts.discs {
             let held = held_copies(wd, d)?;

@@ -1009,3 +1009,36 @@ fn the_workdir_s_image_beside_a_copy_does_not_go_on_from_the_copy_s_check() {
     assert_eq!(one["resumed_from"], 0, "{r}");
     assert_eq!(one["ok"], 30, "{r}");
 }
+
+/// `dbackup-lost N` loses a disc held in one copy with that copy; found
+/// again with `dbackup-lost N --found`, the copy is found with it, so the
+/// disc is held and stays on the check schedule.
+#[test]
+fn a_disc_lost_with_its_only_copy_is_found_with_it() {
+    let env = set(2, &[]);
+    ok(stage(&env, &["copies", "add", "1"]), "add");
+    ok(lost(&env, &["1"]), "lost");
+    assert!(!available(&env, 1));
+    assert!(disc(&copies(&env), "1")["copies"][0]["lost"].is_number());
+    ok(lost(&env, &["1", "--found"]), "found");
+    assert!(available(&env, 1));
+    let list = copies(&env);
+    assert_eq!(disc(&list, "1")["held"], 1, "{list}");
+    assert!(disc(&list, "1")["copies"][0]["lost"].is_null(), "{list}");
+    // Two copies lost one by one: which was found must be said.
+    ok(stage(&env, &["copies", "add", "2"]), "add");
+    ok(stage(&env, &["copies", "add", "2"]), "add");
+    ok(lost(&env, &["2", "--copy", "1"]), "lost copy 1");
+    ok(lost(&env, &["2", "--copy", "2"]), "lost copy 2");
+    assert!(!available(&env, 2));
+    let out = lost(&env, &["2", "--found"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("--copy"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!available(&env, 2), "nothing changed");
+    ok(lost(&env, &["2", "--found", "--copy", "2"]), "found copy 2");
+    assert!(available(&env, 2));
+}
