@@ -334,11 +334,13 @@ fn lose_a_copy(wd: &mut Workdir, opts: &LostOptions) -> Result<Copies> {
                 match gone[..] {
                     [] => {}
                     [ref one] => found.push((d, one.copy)),
-                    _ => return Err(Error::Invalid(format!(
+                    _ => {
+                        return Err(Error::Invalid(format!(
                         "disc {d} has {} copies marked lost ({}); name the one found with --copy C",
                         gone.len(),
                         where_held(&gone)
-                    ))),
+                    )))
+                    }
                 }
             }
             for &(d, c) in &found {

@@ -176,8 +176,13 @@ fn print(
     if !report.not_begun.is_empty() {
         writeln!(
             out,
-            "time limit reached: not begun: {}; the next run with --record takes them first",
-            report.not_begun.join(", ")
+            "time limit reached: not begun: {}; the next run with --record takes them before the discs checked since{}",
+            report.not_begun.join(", "),
+            if report.discs.iter().any(|d| d.stopped_at.is_some()) {
+                ", after it finishes the disc it stopped on"
+            } else {
+                ""
+            }
         )?;
     }
     for r in recorded {
