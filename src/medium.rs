@@ -169,6 +169,14 @@ impl Medium {
                 why: "the image has no manifest.db".into(),
             });
         };
+        // Without its manifest a disc cannot be told apart or checked: a
+        // short image whose manifest was cut off is unusable, and says so.
+        if let Some(why) = entry.unreadable {
+            return Err(MediumError::NotADisc {
+                path: path.into(),
+                why: format!("its manifest.db cannot be read: {why}"),
+            });
+        }
         let mut tmp = tempfile::Builder::new()
             .prefix("dbackup-manifest-")
             .suffix(".db")

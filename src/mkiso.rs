@@ -483,6 +483,14 @@ pub fn read_back(
         path: path.into(),
         problem: what,
     };
+    // The reader opens a short image (to salvage a disc); an image to burn
+    // must be whole.
+    if let Some((len, volume)) = reader.cut_short() {
+        return Err(Error::Invalid(format!(
+            "cannot read back {}: the image is {len} bytes, its volume space {volume}",
+            image.display()
+        )));
+    }
 
     // The catalogue.
     match reader.find(disc::MANIFEST) {

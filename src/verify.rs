@@ -629,6 +629,22 @@ fn verify_disc(
         },
     );
 
+    // The disc's own files outside `files/` (README.TXT, RECOVER.PY,
+    // MD5SUMS: a stranger's way in) count too when a short image lost them
+    // or they cannot be decoded; `manifest.db` was read to open the disc.
+    if let Content::Image(reader) = &m.content {
+        for f in reader.files() {
+            if let Some(why) = f.unreadable {
+                if !f.path.starts_with("files/") && f.path != disc::MANIFEST {
+                    r.add(
+                        Problem::at(f.path.clone(), Kind::Unreadable, why.to_string()),
+                        on_problem,
+                    );
+                }
+            }
+        }
+    }
+
     match m.stored_files() {
         Ok(mut all) => {
             all.sort_by_key(|s| s.order);

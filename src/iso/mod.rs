@@ -28,7 +28,7 @@
 mod reader;
 mod writer;
 
-pub use reader::{IsoFile, IsoFileReader, IsoReader, Names};
+pub use reader::{IsoFile, IsoFileReader, IsoReader, Names, Unreadable};
 pub use writer::{image_size, write_image};
 
 use std::io;

@@ -7,11 +7,19 @@
 //! hostile images give an [`IsoError`], never a panic, a huge allocation or a
 //! hang. It also reads xorriso and genisoimage images (including RRIP CL/RE
 //! relocated directories).
+//!
+//! A short image (a file shorter than its volume space: a copy cut short, a
+//! disc read to its first bad spot) is not a lost image: as long as its
+//! descriptors, path tables and directories are there it opens, and each
+//! file whose data lies past the end is listed with [`Unreadable::PastEnd`]
+//! instead of failing the whole image. Likewise a file this reader cannot
+//! decode (zisofs-compressed, interleaved) is listed as unreadable on its
+//! own. Metadata past the end, or data past the volume space, is corrupt.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::Path;
 
 use super::*;
@@ -28,6 +36,54 @@ pub struct IsoFile {
     pub size: u64,
     /// (byte offset in the image, length) of each extent, in file order.
     pub extents: Vec<(u64, u64)>,
+    /// Why its data cannot be read, if so; the file is still listed, so
+    /// that it can be named.
+    pub unreadable: Option<Unreadable>,
+}
+
+/// Why a file listed in an image cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreadable {
+    /// Its data ends at byte `data_end`, past the end of the image, which
+    /// is `image_len` bytes of a volume space of `volume_len`.
+    PastEnd {
+        data_end: u64,
+        image_len: u64,
+        volume_len: u64,
+    },
+    /// Rock Ridge ZF: its data is compressed with zisofs.
+    Compressed,
+    /// Interleaved extents (file unit size or gap not zero).
+    Interleaved,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unreadable::PastEnd {
+                data_end,
+                image_len,
+                volume_len,
+            } => write!(
+                f,
+                "its data lies past the end of the image, which is cut short \
+                 ({image_len} of {volume_len} bytes; the data ends at byte {data_end})"
+            ),
+            Unreadable::Compressed => write!(f, "compressed with zisofs; not supported"),
+            Unreadable::Interleaved => write!(f, "stored interleaved; not supported"),
+        }
+    }
+}
+
+impl Unreadable {
+    /// The error a read of such a file gives.
+    pub fn io_error(self) -> io::Error {
+        let kind = match self {
+            Unreadable::PastEnd { .. } => io::ErrorKind::UnexpectedEof,
+            Unreadable::Compressed | Unreadable::Interleaved => io::ErrorKind::Unsupported,
+        };
+        io::Error::new(kind, self.to_string())
+    }
 }
 
 /// Which tree and names the reader used.
@@ -46,6 +102,10 @@ pub struct IsoReader {
     names: Names,
     files: Vec<IsoFile>,
     index: HashMap<String, usize>,
+    /// Bytes of the image file, and of the volume space its primary volume
+    /// descriptor declares.
+    len: u64,
+    volume_len: u64,
 }
 
 /// Streams one file's bytes across its extents.
@@ -54,10 +114,14 @@ pub struct IsoFileReader<'a> {
     extents: Vec<(u64, u64)>,
     idx: usize,
     pos: u64,
+    unreadable: Option<Unreadable>,
 }
 
 impl Read for IsoFileReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(u) = self.unreadable {
+            return Err(u.io_error());
+        }
         if buf.is_empty() {
             return Ok(0);
         }
@@ -97,18 +161,24 @@ impl IsoReader {
     }
 
     /// Reads an already opened image; `path` is only used in errors.
-    pub fn from_file(file: File, path: &Path) -> Result<Self, IsoError> {
-        let len = file
-            .metadata()
-            .map_err(|source| IsoError::ImageIo {
-                path: path.to_path_buf(),
-                source,
-            })?
-            .len();
+    pub fn from_file(mut file: File, path: &Path) -> Result<Self, IsoError> {
+        let io_err = |source| IsoError::ImageIo {
+            path: path.to_path_buf(),
+            source,
+        };
+        let meta = file.metadata().map_err(io_err)?;
+        // A block device (a disc in its drive) has no length in its
+        // metadata; its end is where a seek to the end lands.
+        let len = if meta.file_type().is_block_device() {
+            file.seek(SeekFrom::End(0)).map_err(io_err)?
+        } else {
+            meta.len()
+        };
         let mut s = Scan {
             file: &file,
             path,
             len,
+            volume_len: 0,
             // A valid image never reads more directory or continuation bytes
             // than it holds; this bounds work on hostile images.
             budget: len.saturating_mul(2).saturating_add(1 << 20),
@@ -120,7 +190,7 @@ impl IsoReader {
         };
         let (volume_id, volume_set_id, names, root) = s.descriptors()?;
         s.walk(root)?;
-        let files = s.files;
+        let (files, volume_len) = (s.files, s.volume_len);
         let mut index = HashMap::with_capacity(files.len());
         for (i, f) in files.iter().enumerate() {
             index.entry(f.path.clone()).or_insert(i);
@@ -132,7 +202,21 @@ impl IsoReader {
             names,
             files,
             index,
+            len,
+            volume_len,
         })
+    }
+
+    /// For a short image: (its length, the volume space it should have),
+    /// both in bytes. `None` for a whole image.
+    pub fn cut_short(&self) -> Option<(u64, u64)> {
+        (self.len < self.volume_len).then_some((self.len, self.volume_len))
+    }
+
+    /// Reads image bytes at `offset` (a positional read of the image, for
+    /// readers that go sector by sector); 0 at or past the end.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.file.read_at(buf, offset)
     }
 
     pub fn volume_id(&self) -> &str {
@@ -159,6 +243,7 @@ impl IsoReader {
             extents: f.extents.clone(),
             idx: 0,
             pos: 0,
+            unreadable: f.unreadable,
         }
     }
 }
@@ -167,6 +252,8 @@ struct Scan<'a> {
     file: &'a File,
     path: &'a Path,
     len: u64,
+    /// Bytes of the volume space (from the primary volume descriptor).
+    volume_len: u64,
     budget: u64,
     skip: usize,
     joliet: bool,
@@ -191,6 +278,7 @@ struct Pending {
     regular: bool,
     extents: Vec<(u64, u64)>,
     size: u64,
+    unreadable: Option<Unreadable>,
 }
 
 const MAX_PATH_BYTES: usize = 256 << 20;
@@ -206,9 +294,16 @@ impl Scan<'_> {
     fn read(&mut self, off: u64, len: usize, what: &str) -> Result<Vec<u8>, IsoError> {
         let end = off.checked_add(len as u64);
         if end.is_none_or(|e| e > self.len) {
+            let short = if self.len < self.volume_len {
+                format!(
+                    ", which is cut short ({} of {} bytes): its metadata is not all there",
+                    self.len, self.volume_len
+                )
+            } else {
+                format!(" ({} bytes)", self.len)
+            };
             return Err(self.corrupt(format!(
-                "{what} at byte {off} (+{len}) lies beyond the end of the image ({} bytes)",
-                self.len
+                "{what} at byte {off} (+{len}) lies beyond the end of the image{short}"
             )));
         }
         if len as u64 > self.budget {
@@ -277,14 +372,9 @@ impl Scan<'_> {
                 reason: format!("logical block size {bs}"),
             });
         }
-        let vss = u64::from(le32(&pvd, 80).unwrap_or(0));
-        if vss * BLOCK > self.len {
-            return Err(self.corrupt(format!(
-                "image truncated: volume space is {} bytes, file is {} bytes",
-                vss * BLOCK,
-                self.len
-            )));
-        }
+        // A file shorter than its volume space is read all the same: what
+        // lies past the end is found file by file (see the module header).
+        self.volume_len = u64::from(le32(&pvd, 80).unwrap_or(0)) * BLOCK;
         let text = |b: &[u8]| {
             String::from_utf8_lossy(b)
                 .trim_end_matches([' ', '\0'])
@@ -541,24 +631,32 @@ impl Scan<'_> {
             return Ok(()); // associated file
         }
         let regular = rr.mode.is_none_or(|m| m & 0o170_000 == 0o100_000);
+        // A file we cannot decode is listed as such, on its own: the
+        // image's other files are still read.
+        let mut unreadable = None;
         if regular && rec.size > 0 {
             if rec.unit != 0 || rec.gap != 0 {
-                return Err(IsoError::Unsupported {
-                    path: self.path.to_path_buf(),
-                    reason: format!("{path}: interleaved file"),
-                });
-            }
-            if rr.compressed {
-                return Err(IsoError::Unsupported {
-                    path: self.path.to_path_buf(),
-                    reason: format!("{path}: zisofs-compressed file"),
-                });
+                unreadable = Some(Unreadable::Interleaved);
+            } else if rr.compressed {
+                unreadable = Some(Unreadable::Compressed);
             }
         }
         let off = (u64::from(rec.loc) + u64::from(rec.ear)) * BLOCK;
         let len = u64::from(rec.size);
-        if regular && len > 0 && off.saturating_add(len) > self.len {
-            return Err(self.corrupt(format!("{path}: data extends beyond the end of the image")));
+        let end = off.saturating_add(len);
+        if regular && len > 0 && end > self.len {
+            // Past the end of a short image, but inside its volume space:
+            // this file's data was cut off. Past both: corrupt.
+            if end > self.volume_len {
+                return Err(
+                    self.corrupt(format!("{path}: data extends beyond the end of the image"))
+                );
+            }
+            unreadable = unreadable.or(Some(Unreadable::PastEnd {
+                data_end: end,
+                image_len: self.len,
+                volume_len: self.volume_len,
+            }));
         }
         let p = match pending.take() {
             Some(mut p) => {
@@ -567,6 +665,7 @@ impl Scan<'_> {
                 }
                 p.size = p.size.saturating_add(len);
                 p.extents.push((off, len));
+                p.unreadable = p.unreadable.or(unreadable);
                 p
             }
             None => Pending {
@@ -575,6 +674,7 @@ impl Scan<'_> {
                 regular,
                 extents: vec![(off, len)],
                 size: len,
+                unreadable,
             },
         };
         if rec.flags & 0x80 != 0 {
@@ -585,8 +685,12 @@ impl Scan<'_> {
             // Each extent lies within the image, but a multi-extent file
             // could repeat one many times: a small hostile image would then
             // hold a file of terabytes, and copying it out (its manifest)
-            // would fill the disk. No real file is larger than its image.
-            if p.size > self.len {
+            // would fill the disk. No real file is larger than its image
+            // (or, for a short image, its volume space; such a file is
+            // never read).
+            if p.size > self.len.max(self.volume_len)
+                || (p.unreadable.is_none() && p.size > self.len)
+            {
                 return Err(self.corrupt(format!(
                     "{}: {} bytes, more than the whole image",
                     p.path, p.size
@@ -597,6 +701,7 @@ impl Scan<'_> {
                 path: p.path,
                 size: p.size,
                 extents,
+                unreadable: p.unreadable,
             });
         }
         Ok(())
