@@ -587,6 +587,12 @@ fn verify_disc(
                 Some((Kind::Missing, "not on the disc".into())),
                 on_problem,
             ),
+            // A compressed file's recorded size is its compressed size:
+            // what cannot be read is unreadable before anything else.
+            Some(Stored {
+                unreadable: Some(why),
+                ..
+            }) => r.checked(e, Some((Kind::Unreadable, why.to_string())), on_problem),
             Some(s) if s.size != e.size => r.checked(
                 e,
                 Some((

@@ -238,6 +238,22 @@ fn targeted_corruptions_are_errors() {
     let mut huge = base.clone();
     set_both32(&mut huge, PVD + 80, u32::MAX);
     open_and_read(d, &huge).unwrap();
+    // An interleaved file (a file unit size) is unreadable alone.
+    let mut inter = base.clone();
+    let r = find_record(&inter, root, b"README.TXT;1");
+    inter[r + 26] = 1;
+    let path = d.join("interleaved.iso");
+    std::fs::write(&path, &inter).unwrap();
+    let reader = IsoReader::open(&path).unwrap();
+    let f = reader.find("README.TXT").unwrap();
+    assert_eq!(
+        f.unreadable,
+        Some(dbackup::iso::Unreadable::Interleaved),
+        "{f:?}"
+    );
+    assert!(reader.reader(f).read_to_end(&mut Vec::new()).is_err());
+    let md5sums = reader.find("MD5SUMS").unwrap();
+    assert_eq!(read_all(&mut reader.reader(md5sums)), pattern(100, 100));
     case(
         &|i| set_both32(i, PVD + 156 + 2, 0x00FF_FFFF),
         "root beyond end",
