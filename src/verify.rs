@@ -14,6 +14,7 @@
 
 mod hash;
 mod parity;
+mod sectors;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -22,10 +23,12 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
 use hash::{hash_all, HASHERS};
+use sectors::{BadSectors, SectorReader};
 
 use crate::catalog::manifest::{Manifest, Version};
 use crate::cli::VerifyArgs;
 use crate::history::{self, Matcher};
+use crate::iso::Unreadable;
 use crate::medium::{Content, DiscSet, Medium, MediumError, Stored};
 use crate::progress::Progress;
 use crate::{disc, names};
@@ -131,6 +134,12 @@ pub struct Problem {
     /// no backup is damaged by it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub not_a_backup: bool,
+    /// For a file of an image (or a disc in its drive) that could not be
+    /// read whole: the runs of sectors that never read, as (first LBA,
+    /// last LBA), each tried [`sectors::TRIES`] times; every other sector
+    /// of the file was read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable_sectors: Vec<(u64, u64)>,
 }
 
 impl Problem {
@@ -143,6 +152,7 @@ impl Problem {
             detail,
             part: None,
             not_a_backup: false,
+            unreadable_sectors: Vec::new(),
         }
     }
 
@@ -155,6 +165,7 @@ impl Problem {
             detail,
             part: None,
             not_a_backup: false,
+            unreadable_sectors: Vec::new(),
         }
     }
 }
@@ -309,6 +320,17 @@ impl DiscReport {
         problem: Option<(Kind, String)>,
         on_problem: &mut dyn FnMut(&str, &Problem),
     ) {
+        self.checked_with_sectors(e, problem, Vec::new(), on_problem)
+    }
+
+    /// Like [`Self::checked`], with the sectors that could not be read.
+    fn checked_with_sectors(
+        &mut self,
+        e: &Expected,
+        problem: Option<(Kind, String)>,
+        unreadable_sectors: Vec<(u64, u64)>,
+        on_problem: &mut dyn FnMut(&str, &Problem),
+    ) {
         if let Some((_, i)) = e.part {
             if let Some(p) = self.parts.get_mut(i) {
                 p.ok = problem.is_none();
@@ -333,6 +355,7 @@ impl DiscReport {
                 },
                 part: e.part.map(|(k, _)| k),
                 not_a_backup: !e.backup,
+                unreadable_sectors,
             },
             on_problem,
         );
@@ -588,11 +611,14 @@ fn verify_disc(
                 on_problem,
             ),
             // A compressed file's recorded size is its compressed size:
-            // what cannot be read is unreadable before anything else.
+            // what cannot be decoded is unreadable before anything else.
+            // (One past the end of a short image is read for its sectors.)
             Some(Stored {
                 unreadable: Some(why),
                 ..
-            }) => r.checked(e, Some((Kind::Unreadable, why.to_string())), on_problem),
+            }) if !matches!(why, Unreadable::PastEnd { .. }) => {
+                r.checked(e, Some((Kind::Unreadable, why.to_string())), on_problem)
+            }
             Some(s) if s.size != e.size => r.checked(
                 e,
                 Some((
@@ -609,10 +635,29 @@ fn verify_disc(
 
     // The content, not the medium: its manifest's connection stays here.
     let content = &m.content;
+    // An image, or a disc in its drive, is read so that a bad spot costs
+    // only its sectors, and they are named (see `sectors`).
+    let image = match content {
+        Content::Image(reader) => Some(reader),
+        Content::Folder(_) => None,
+    };
+    let read_at = |b: &mut [u8], at: u64| image.map_or(Ok(0), |i| i.read_at(b, at));
+    let open = |(s, _): &(Stored, &Expected)| -> io::Result<Box<dyn io::Read + Send + '_>> {
+        match image.and_then(|i| i.find(&s.rel)) {
+            Some(f)
+                if f.unreadable
+                    .is_none_or(|u| matches!(u, Unreadable::PastEnd { .. })) =>
+            {
+                Ok(Box::new(SectorReader::new(&read_at, f.extents.clone())))
+            }
+            _ => content.open(s),
+        }
+    };
+    let mut sectors_of_last = Vec::new();
     hash_all(
         &jobs,
         HASHERS,
-        |(s, _)| content.open(s),
+        open,
         |(s, _)| s.rel.as_str(),
         progress,
         |(_, e), outcome| {
@@ -621,7 +666,12 @@ fn verify_disc(
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {
                     Some((Kind::Missing, format!("vanished while verifying: {err}")))
                 }
-                Err(err) => Some((Kind::Unreadable, err.to_string())),
+                Err(err) => {
+                    if let Some(bad) = err.get_ref().and_then(|x| x.downcast_ref::<BadSectors>()) {
+                        sectors_of_last = bad.ranges.clone();
+                    }
+                    Some((Kind::Unreadable, err.to_string()))
+                }
                 Ok(_) if outcome.bytes != e.size => Some((
                     Kind::Damaged,
                     format!("{} bytes read instead of {}", outcome.bytes, e.size),
@@ -631,7 +681,7 @@ fn verify_disc(
                 }
                 Ok(_) => None,
             };
-            r.checked(e, problem, on_problem);
+            r.checked_with_sectors(e, problem, std::mem::take(&mut sectors_of_last), on_problem);
         },
     );
 
@@ -667,6 +717,7 @@ fn verify_disc(
                         filename: None,
                         part,
                         not_a_backup: false,
+                        unreadable_sectors: Vec::new(),
                         problem: Kind::Unknown,
                         detail: format!("{} bytes, not in this disc's manifest", s.size),
                         path: s.rel,

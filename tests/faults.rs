@@ -427,6 +427,13 @@ fn verify_read_errors_are_reported_per_file() {
             .env("FAILPOINTS", &what)
             .output()
             .unwrap();
+        if point.name == "verify::sector" {
+            // One failed read of one sector is read again: the disc is
+            // clean (tests/damaged_medium.rs fails sectors for good).
+            assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out.stderr));
+            assert!(!text(&out.stderr).contains("unreadable"), "{what}");
+            continue;
+        }
         assert_failed_as(&out, point, kind, &what);
         assert!(text(&out.stdout).contains("unreadable"), "{what}");
     }
