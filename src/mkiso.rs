@@ -401,7 +401,8 @@ fn write_and_check(
     }
     // Room for the image (files, catalogue, directory records), checked
     // before writing a byte.
-    let estimate = bytes + files.len() as u64 * 4096 + (16 << 20);
+    let estimate =
+        bytes + files.len() as u64 * 4096 + iso::PADDING_BLOCKS * iso::BLOCK + (16 << 20);
     ensure_room(wd, estimate)?;
     std::fs::create_dir_all(wd.layout.isos()).map_err(|e| Error::io(wd.layout.isos(), e))?;
     let opts_iso = WriteOptions {

@@ -37,6 +37,16 @@ use std::path::PathBuf;
 /// Logical block (sector) size; the only one this module writes or reads.
 pub const BLOCK: u64 = 2048;
 const BLOCK_US: usize = 2048;
+/// Zero blocks after the last file's data: 150 (300 KiB), as genisoimage
+/// pads and close to xorriso's 300 KiB. A drive may fail to read the last
+/// sectors of a disc written track-at-once (the run-out blocks), and a copy
+/// read with `dd` up to the first error then loses only zeros; the
+/// padding is inside the volume space, so that the image is exactly its
+/// volume space (what `isosize` and our parity discs' `dd ... count=`
+/// read) and a short image that lost only padding is seen as whole in its
+/// files. Every prediction of an image's size counts it ([`image_size`],
+/// and the disc usage of `crate::disc::FIXED_OVERHEAD`).
+pub const PADDING_BLOCKS: u64 = 150;
 /// Largest extent of a multi-extent file: the largest multiple of 2048 below 4 GiB.
 pub const MAX_EXTENT: u64 = 0xFFFF_F800;
 const CHUNK: usize = 1 << 20;

@@ -6,7 +6,8 @@
 //! tables (L and M, primary and Joliet), directories and continuation areas are
 //! written, then each file is read once in 1 MiB chunks and written straight
 //! through). Continuation areas sit right after the directory that uses them,
-//! because libarchive reads images front to back.
+//! because libarchive reads images front to back. The last file's data is
+//! followed by [`PADDING_BLOCKS`] of zeros, counted in the volume space.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -670,6 +671,8 @@ fn plan(entries: &[Entry], opts: &WriteOptions) -> Result<Plan, IsoError> {
             next += blocks_for(size);
         }
     }
+    // Zeros after the last file, inside the volume space (see PADDING_BLOCKS).
+    next += PADDING_BLOCKS;
     if next > u64::from(u32::MAX) {
         return Err(IsoError::TooLarge(format!(
             "{next} blocks exceed the 32-bit volume space size"
@@ -1049,6 +1052,9 @@ pub fn write_image<W: Write>(
             Source::File(path) => copy_file(&mut o, path, size, &mut buf, progress)?,
         }
         o.pad()?;
+    }
+    for _ in 0..PADDING_BLOCKS {
+        o.put(&ZEROS)?;
     }
     o.expect_block(p.total_blocks)?;
     o.w.flush().map_err(IsoError::Output)?;
