@@ -61,8 +61,12 @@ pub(super) struct SectorReader<'a> {
     extents: Vec<(u64, u64)>,
     idx: usize,
     pos: u64,
-    /// LBAs of the sectors skipped; at most one per sector of the file.
-    bad: Vec<u64>,
+    /// Runs of sectors skipped, (first LBA, last LBA), in reading order:
+    /// at most one per sector read and one per extent.
+    bad: Vec<(u64, u64)>,
+    /// Where the medium ends, once a read found it: nothing past it is
+    /// read (a hostile extent may claim terabytes past the end).
+    end: Option<u64>,
     reason: String,
     reported: bool,
 }
@@ -75,6 +79,7 @@ impl<'a> SectorReader<'a> {
             idx: 0,
             pos: 0,
             bad: Vec::new(),
+            end: None,
             reason: String::new(),
             reported: false,
         }
@@ -101,6 +106,18 @@ impl<'a> SectorReader<'a> {
         crate::fault::injected_for("verify::sector", &format!("lba:{lba}"))
     }
 
+    /// Notes sectors `first..=last` as unreadable.
+    fn note_bad(&mut self, first: u64, last: u64) {
+        match self.bad.last_mut() {
+            Some((a, l)) if first >= *a && first <= *l + 1 => *l = (*l).max(last),
+            _ => self.bad.push((first, last)),
+        }
+    }
+
+    fn past_the_end(&mut self) {
+        self.reason = "past the end of the image (it is cut short)".into();
+    }
+
     /// Reads `buf` from byte `at` one sector at a time, each up to
     /// [`TRIES`] times in all (the sectors in `failed_once` already failed
     /// one); a sector that never reads is zeros and noted.
@@ -110,6 +127,13 @@ impl<'a> SectorReader<'a> {
         while done < buf.len() {
             let here = at + done as u64;
             let lba = here / BLOCK;
+            if self.end.is_some_and(|e| here >= e) {
+                // The rest lies past the end of the medium.
+                buf[done..].fill(0);
+                self.note_bad(lba, (at + buf.len() as u64 - 1) / BLOCK);
+                self.past_the_end();
+                return;
+            }
             let end = ((lba + 1) * BLOCK).min(at + buf.len() as u64);
             let part = &mut buf[done..(end - at) as usize];
             let mut ok = false;
@@ -126,8 +150,9 @@ impl<'a> SectorReader<'a> {
                         break;
                     }
                     // The medium ends here: reading again gives no more.
-                    Ok(_) => {
-                        self.reason = "past the end of the image (it is cut short)".into();
+                    Ok(n) => {
+                        self.end = Some(here + n as u64);
+                        self.past_the_end();
                         break;
                     }
                     Err(e) => self.reason = e.to_string(),
@@ -135,20 +160,22 @@ impl<'a> SectorReader<'a> {
             }
             if !ok {
                 part.fill(0);
-                if self.bad.last() != Some(&lba) {
-                    self.bad.push(lba);
-                }
+                self.note_bad(lba, lba);
             }
             done += part.len();
         }
     }
 
+    /// The runs noted, sorted and merged (a multi-extent file's extents
+    /// need not be in disc order).
     fn ranges(&self) -> Vec<(u64, u64)> {
-        let mut out: Vec<(u64, u64)> = Vec::new();
-        for &lba in &self.bad {
+        let mut sorted = self.bad.clone();
+        sorted.sort_unstable();
+        let mut out: Vec<(u64, u64)> = Vec::with_capacity(sorted.len());
+        for (first, last) in sorted {
             match out.last_mut() {
-                Some((_, last)) if *last + 1 == lba => *last = lba,
-                _ => out.push((lba, lba)),
+                Some((_, l)) if first <= *l + 1 => *l = (*l).max(last),
+                _ => out.push((first, last)),
             }
         }
         out
@@ -180,6 +207,15 @@ impl Read for SectorReader<'_> {
             let at = off.checked_add(self.pos).ok_or_else(|| {
                 io::Error::new(io::ErrorKind::InvalidData, "extent offset overflows")
             })?;
+            if self.end.is_some_and(|e| at >= e) {
+                // Past the end of the medium: noted whole, never read (and
+                // no bytes given for it: the file ends in an error anyway).
+                let last = off.saturating_add(len - 1) / BLOCK;
+                self.note_bad(at / BLOCK, last);
+                self.past_the_end();
+                self.pos = len;
+                continue;
+            }
             // Up to the end of this span of sectors, so that a failed read
             // is read again over whole sectors.
             let span_end = (at / SPAN + 1) * SPAN;
@@ -313,9 +349,29 @@ mod tests {
         assert_eq!(bad.ranges, vec![(50, 59)]);
         assert!(bad.reason.contains("past the end"), "{bad}");
         assert_eq!(data.len() as u64, 20 * BLOCK);
-        // The span's read, then each of the 10 sectors past the end once:
-        // reading past the end again gives no more.
-        assert_eq!(*m.past_end.lock().unwrap(), 1 + 10);
+        // The span's read, then the first sector past the end once: the
+        // end is known, and nothing past it is read again.
+        assert_eq!(*m.past_end.lock().unwrap(), 2);
+    }
+
+    /// A hostile extent claiming a terabyte past the end of a small medium
+    /// ends at once: one run of sectors, a few reads, no data for it.
+    #[test]
+    fn an_extent_of_a_terabyte_past_the_end_ends_at_once() {
+        let m = Medium::new(50, &[]);
+        let tb = 1u64 << 40;
+        let (data, bad) = read(&m, vec![(45 * BLOCK, tb), (10 * BLOCK, tb)]);
+        let bad = bad.unwrap();
+        // Both extents run past the end; what lies inside is read.
+        assert_eq!(bad.ranges, vec![(50, 45 + tb / BLOCK - 1)]);
+        // What lies inside (5 + 40 sectors), and at most the rest of one
+        // span of reads (as zeros) per extent where the end was met.
+        assert!(
+            data.len() as u64 <= (5 + 40) * BLOCK + 2 * SPAN,
+            "{}",
+            data.len()
+        );
+        assert!(*m.past_end.lock().unwrap() <= 3);
     }
 
     #[test]
