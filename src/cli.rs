@@ -131,7 +131,7 @@ pub enum StageCommand {
         /// The setting to show or change (`check-every` is `check_every`).
         #[arg(value_parser = ["disc_size", "excludes", "ecc", "on_disc_ready", "parity", "copies", "check_every", "check-every", "watched", "name", "uuid"])]
         key: Option<String>,
-        /// The new value. disc_size: a size as for init (refused below 192 KiB,
+        /// The new value. disc_size: a size as for init (refused below 492 KiB,
         /// or below what the open disc already holds: close it first).
         /// excludes: the whole new list of globs, replacing the old ('' for
         /// none). ecc: on or off. on_disc_ready: a command ('' to clear).

@@ -54,8 +54,9 @@ pub const SECTOR: u64 = 2048;
 /// MD5SUMS.
 pub const PER_FILE_OVERHEAD: u64 = 512;
 /// What every image holds besides its files: system area, descriptors, path
-/// tables, root folders, README.TXT.
-pub const FIXED_OVERHEAD: u64 = 128 << 10;
+/// tables, root folders, README.TXT (128 KiB), and the zero padding after
+/// the last file ([`crate::iso::PADDING_BLOCKS`], 300 KiB).
+pub const FIXED_OVERHEAD: u64 = (128 << 10) + crate::iso::PADDING_BLOCKS * SECTOR;
 
 /// What a file of `size` bytes adds to a disc's image.
 pub fn file_cost(size: u64) -> u64 {

@@ -13,7 +13,8 @@
 //!   a power cut, without any cleanup).
 //!
 //! An optional `:SUFFIX` after the kind limits the fault to the items whose
-//! label ends with it (`return(eio:files/0/3)`). [`POINTS`] lists every point
+//! label ends with it (`return(eio:files/0/3)`); `|` separates several
+//! (`return(eio:lba:40|lba:97)`). [`POINTS`] lists every point
 //! with the kinds that make sense there; the fault suite runs each pair and a
 //! test checks the list against the calls in the source.
 
@@ -188,6 +189,11 @@ pub const POINTS: &[Point] = &[
         step: "verify: reading a file from a disc",
         kinds: READ_ONLY,
     },
+    Point {
+        name: "verify::sector",
+        step: "verify: reading one sector of an image or a disc in its drive (label `lba:N`)",
+        kinds: READ_ONLY,
+    },
 ];
 
 /// The fault a test injected at `point`, if any. For `kill` the process
@@ -206,7 +212,7 @@ pub fn injected_for(point: &str, label: &str) -> Option<io::Error> {
         Some((k, s)) => (k, s),
         None => (arg.as_str(), ""),
     };
-    if !label.ends_with(suffix) {
+    if !suffix.split('|').any(|s| label.ends_with(s)) {
         return None;
     }
     match Kind::parse(kind).unwrap_or(Kind::Io) {

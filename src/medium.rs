@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::catalog::manifest::{Manifest, ManifestError, SetIdentity};
 use crate::disc;
-use crate::iso::{IsoError, IsoReader};
+use crate::iso::{IsoError, IsoReader, Unreadable};
 
 /// Why a disc could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +81,10 @@ pub struct Stored {
     /// Where it starts on the medium, for reading in on-disc order (for a
     /// folder, the position its name takes in the image's sorted layout).
     pub order: u128,
+    /// Why its data cannot be read from this image (past the end of a
+    /// short image, compressed): it is then unreadable whatever its size
+    /// says.
+    pub unreadable: Option<Unreadable>,
 }
 
 /// One disc.
@@ -169,6 +173,14 @@ impl Medium {
                 why: "the image has no manifest.db".into(),
             });
         };
+        // Without its manifest a disc cannot be told apart or checked: a
+        // short image whose manifest was cut off is unusable, and says so.
+        if let Some(why) = entry.unreadable {
+            return Err(MediumError::NotADisc {
+                path: path.into(),
+                why: format!("its manifest.db cannot be read: {why}"),
+            });
+        }
         let mut tmp = tempfile::Builder::new()
             .prefix("dbackup-manifest-")
             .suffix(".db")
@@ -236,6 +248,7 @@ impl Medium {
                 rel,
                 size: f.size,
                 order: u128::from(f.extents.first().map(|e| e.0).unwrap_or(0)),
+                unreadable: f.unreadable,
             }),
             Content::Folder(root) => {
                 let meta = std::fs::symlink_metadata(root.join(&rel)).ok()?;
@@ -243,6 +256,7 @@ impl Medium {
                     order,
                     rel,
                     size: meta.len(),
+                    unreadable: None,
                 })
             }
         }
@@ -260,6 +274,7 @@ impl Medium {
                     rel: f.path.clone(),
                     size: f.size,
                     order: u128::from(f.extents.first().map(|e| e.0).unwrap_or(0)),
+                    unreadable: f.unreadable,
                 })
                 .collect()),
             Content::Folder(root) => {
@@ -297,7 +312,12 @@ impl Medium {
                             )
                         })
                         .unwrap_or(u128::MAX);
-                    out.push(Stored { rel, size, order });
+                    out.push(Stored {
+                        rel,
+                        size,
+                        order,
+                        unreadable: None,
+                    });
                 }
                 Ok(out)
             }

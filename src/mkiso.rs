@@ -401,7 +401,8 @@ fn write_and_check(
     }
     // Room for the image (files, catalogue, directory records), checked
     // before writing a byte.
-    let estimate = bytes + files.len() as u64 * 4096 + (16 << 20);
+    let estimate =
+        bytes + files.len() as u64 * 4096 + iso::PADDING_BLOCKS * iso::BLOCK + (16 << 20);
     ensure_room(wd, estimate)?;
     std::fs::create_dir_all(wd.layout.isos()).map_err(|e| Error::io(wd.layout.isos(), e))?;
     let opts_iso = WriteOptions {
@@ -483,6 +484,14 @@ pub fn read_back(
         path: path.into(),
         problem: what,
     };
+    // The reader opens a short image (to salvage a disc); an image to burn
+    // must be whole.
+    if let Some((len, volume)) = reader.cut_short() {
+        return Err(Error::Invalid(format!(
+            "cannot read back {}: the image is {len} bytes, its volume space {volume}",
+            image.display()
+        )));
+    }
 
     // The catalogue.
     match reader.find(disc::MANIFEST) {

@@ -15,6 +15,7 @@
 mod hash;
 mod parity;
 pub mod record;
+mod sectors;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -23,10 +24,12 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
 use hash::{hash_all, HASHERS};
+use sectors::{BadSectors, SectorReader};
 
 use crate::catalog::manifest::{Manifest, Version};
 use crate::cli::VerifyArgs;
 use crate::history::{self, Matcher};
+use crate::iso::Unreadable;
 use crate::medium::{Content, DiscSet, Medium, MediumError, Stored};
 use crate::progress::Progress;
 use crate::{disc, names};
@@ -158,6 +161,12 @@ pub struct Problem {
     /// no backup is damaged by it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub not_a_backup: bool,
+    /// For a file of an image (or a disc in its drive) that could not be
+    /// read whole: the runs of sectors that never read, as (first LBA,
+    /// last LBA), each tried [`sectors::TRIES`] times; every other sector
+    /// of the file was read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable_sectors: Vec<(u64, u64)>,
 }
 
 impl Problem {
@@ -170,6 +179,7 @@ impl Problem {
             detail,
             part: None,
             not_a_backup: false,
+            unreadable_sectors: Vec::new(),
         }
     }
 
@@ -182,6 +192,7 @@ impl Problem {
             detail,
             part: None,
             not_a_backup: false,
+            unreadable_sectors: Vec::new(),
         }
     }
 }
@@ -346,6 +357,17 @@ impl DiscReport {
         problem: Option<(Kind, String)>,
         on_problem: &mut dyn FnMut(&str, &Problem),
     ) {
+        self.checked_with_sectors(e, problem, Vec::new(), on_problem)
+    }
+
+    /// Like [`Self::checked`], with the sectors that could not be read.
+    fn checked_with_sectors(
+        &mut self,
+        e: &Expected,
+        problem: Option<(Kind, String)>,
+        unreadable_sectors: Vec<(u64, u64)>,
+        on_problem: &mut dyn FnMut(&str, &Problem),
+    ) {
         if let Some((_, i)) = e.part {
             if let Some(p) = self.parts.get_mut(i) {
                 p.ok = problem.is_none();
@@ -370,6 +392,7 @@ impl DiscReport {
                 },
                 part: e.part.map(|(k, _)| k),
                 not_a_backup: !e.backup,
+                unreadable_sectors,
             },
             on_problem,
         );
@@ -712,6 +735,20 @@ fn verify_disc(
                 Some((Kind::Missing, "not on the disc".into())),
                 on_problem,
             ),
+            // A compressed file's recorded size is its compressed size:
+            // what cannot be decoded is unreadable before anything else.
+            // (One past the end of a short image is read for its sectors.)
+            Some(Stored {
+                unreadable: Some(why),
+                ..
+            }) if !matches!(why, Unreadable::PastEnd { .. }) && !resumed => {
+                r.checked(e, Some((Kind::Unreadable, why.to_string())), on_problem)
+            }
+            // Found by the earlier run this one goes on from.
+            Some(Stored {
+                unreadable: Some(why),
+                ..
+            }) if !matches!(why, Unreadable::PastEnd { .. }) => {}
             Some(s) if s.size != e.size && !resumed => r.checked(
                 e,
                 Some((
@@ -733,6 +770,25 @@ fn verify_disc(
 
     // The content, not the medium: its manifest's connection stays here.
     let content = &m.content;
+    // An image, or a disc in its drive, is read so that a bad spot costs
+    // only its sectors, and they are named (see `sectors`).
+    let image = match content {
+        Content::Image(reader) => Some(reader),
+        Content::Folder(_) => None,
+    };
+    let read_at = |b: &mut [u8], at: u64| image.map_or(Ok(0), |i| i.read_at(b, at));
+    let open = |(s, _): &(Stored, &Expected)| -> io::Result<Box<dyn io::Read + Send + '_>> {
+        match image.and_then(|i| i.find(&s.rel)) {
+            Some(f)
+                if f.unreadable
+                    .is_none_or(|u| matches!(u, Unreadable::PastEnd { .. })) =>
+            {
+                Ok(Box::new(SectorReader::new(&read_at, f.extents.clone())))
+            }
+            _ => content.open(s),
+        }
+    };
+    let mut sectors_of_last = Vec::new();
     // In batches, looking at the clock between them. Bounded by the jobs:
     // each batch takes at least one.
     let batch_files = batch_files();
@@ -753,7 +809,7 @@ fn verify_disc(
         hash_all(
             batch,
             HASHERS,
-            |(s, _)| content.open(s),
+            open,
             |(s, _)| s.rel.as_str(),
             progress,
             |(_, e), outcome| {
@@ -762,7 +818,14 @@ fn verify_disc(
                     Err(err) if err.kind() == io::ErrorKind::NotFound => {
                         Some((Kind::Missing, format!("vanished while verifying: {err}")))
                     }
-                    Err(err) => Some((Kind::Unreadable, err.to_string())),
+                    Err(err) => {
+                        if let Some(bad) =
+                            err.get_ref().and_then(|x| x.downcast_ref::<BadSectors>())
+                        {
+                            sectors_of_last = bad.ranges.clone();
+                        }
+                        Some((Kind::Unreadable, err.to_string()))
+                    }
                     Ok(_) if outcome.bytes != e.size => Some((
                         Kind::Damaged,
                         format!("{} bytes read instead of {}", outcome.bytes, e.size),
@@ -772,13 +835,34 @@ fn verify_disc(
                     }
                     Ok(_) => None,
                 };
-                r.checked(e, problem, on_problem);
+                r.checked_with_sectors(
+                    e,
+                    problem,
+                    std::mem::take(&mut sectors_of_last),
+                    on_problem,
+                );
             },
         );
     }
     if r.stopped_at.is_some() {
         r.seconds = started.elapsed().as_secs_f64();
         return r;
+    }
+
+    // The disc's own files outside `files/` (README.TXT, RECOVER.PY,
+    // MD5SUMS: a stranger's way in) count too when a short image lost them
+    // or they cannot be decoded; `manifest.db` was read to open the disc.
+    if let Content::Image(reader) = &m.content {
+        for f in reader.files() {
+            if let Some(why) = f.unreadable {
+                if !f.path.starts_with("files/") && f.path != disc::MANIFEST {
+                    r.add(
+                        Problem::at(f.path.clone(), Kind::Unreadable, why.to_string()),
+                        on_problem,
+                    );
+                }
+            }
+        }
     }
 
     match m.stored_files() {
@@ -797,6 +881,7 @@ fn verify_disc(
                         filename: None,
                         part,
                         not_a_backup: false,
+                        unreadable_sectors: Vec::new(),
                         problem: Kind::Unknown,
                         detail: format!("{} bytes, not in this disc's manifest", s.size),
                         path: s.rel,

@@ -98,10 +98,10 @@ impl Lock {
 }
 
 /// The smallest disc size: an empty disc already takes the image's own
-/// structures (128 KiB) and a new set's catalogue (40 KiB), so below this
-/// every file would be too big. 192 KiB leaves room for a few small files;
-/// real media are thousands of times larger.
-pub const MIN_DISC_SIZE: u64 = 192 << 10;
+/// structures and padding (428 KiB) and a new set's catalogue (40 KiB), so
+/// below this every file would be too big. 492 KiB leaves room for a few
+/// small files; real media are thousands of times larger.
+pub const MIN_DISC_SIZE: u64 = disc::FIXED_OVERHEAD + (64 << 10);
 
 /// Refuses a disc size that no file could fit.
 pub fn check_disc_size(bytes: u64) -> Result<()> {

@@ -20,7 +20,7 @@ use common::*;
 use serde_json::Value;
 
 /// Bytes per disc: one file of `FULL` bytes fills a disc, two do not fit.
-const DISC: &str = "1000000";
+const DISC: &str = "1307200";
 const FULL: usize = 600_000;
 
 fn bytes_of(seed: u64, n: usize) -> Vec<u8> {

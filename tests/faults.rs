@@ -117,7 +117,7 @@ fn staging_faults_are_repaired_by_the_next_run() {
         let env = TestEnv::new();
         fill(&env, 40);
         // Small discs: the run also closes discs and builds their images.
-        env.init(&["--disc-size", "1500000"]);
+        env.init(&["--disc-size", "1807200"]);
         let out = env
             .stage()
             .env("FAILPOINTS", &what)
@@ -163,7 +163,7 @@ fn split_staging_faults_are_repaired_by_the_next_run() {
             // first visits of the copy points are the split file's.
             let big: Vec<u8> = (0..5_000_000u32).map(|i| (i % 253) as u8).collect();
             env.write("video.mp4", &big);
-            env.init(&["--disc-size", "1500000"]);
+            env.init(&["--disc-size", "1807200"]);
             let out = env
                 .stage()
                 .env("FAILPOINTS", &what)
@@ -268,7 +268,7 @@ fn parity_faults_leave_the_group_waiting_and_are_completed_next_run() {
         for i in 0..3 {
             env.write(format!("f{i}"), &vec![i as u8 + 1; 600_000]);
         }
-        env.init(&["--disc-size", "1000000", "--parity", "2+1"]);
+        env.init(&["--disc-size", "1307200", "--parity", "2+1"]);
         let out = env
             .stage()
             .env("FAILPOINTS", &what)
@@ -427,6 +427,13 @@ fn verify_read_errors_are_reported_per_file() {
             .env("FAILPOINTS", &what)
             .output()
             .unwrap();
+        if point.name == "verify::sector" {
+            // One failed read of one sector is read again: the disc is
+            // clean (tests/damaged_medium.rs fails sectors for good).
+            assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out.stderr));
+            assert!(!text(&out.stderr).contains("unreadable"), "{what}");
+            continue;
+        }
         assert_failed_as(&out, point, kind, &what);
         assert!(text(&out.stdout).contains("unreadable"), "{what}");
     }

@@ -99,19 +99,99 @@ fn pristine_small_image_reads() {
     open_and_read(t.path(), &small_image()).unwrap();
 }
 
+/// A file of an image: its path, extents and bytes.
+type Listed = (String, Vec<(u64, u64)>, Vec<u8>);
+
+/// Lists `img` (the whole image) with our reader.
+fn listing(dir: &Path, img: &[u8]) -> Vec<Listed> {
+    let path = dir.join("whole.iso");
+    std::fs::write(&path, img).unwrap();
+    let r = IsoReader::open(&path).unwrap();
+    assert_eq!(r.cut_short(), None);
+    r.files()
+        .iter()
+        .map(|f| {
+            (
+                f.path.clone(),
+                f.extents.clone(),
+                read_all(&mut r.reader(f)),
+            )
+        })
+        .collect()
+}
+
+/// A short image is not a lost image. Cut at every block boundary and at
+/// odd bytes around each file: before its 17th block it is no image; once
+/// every directory is in (the data starts), it always opens; when it opens,
+/// every file is listed, each file whose data lies inside reads whole with
+/// its bytes, and exactly those whose data passes the cut are unreadable,
+/// reading as an error, never as fewer bytes.
 #[test]
-fn truncated_images_are_errors() {
+fn short_images_lose_only_the_files_past_the_cut() {
     let t = tmp();
     let img = small_image();
+    let whole = listing(t.path(), &img);
+    let data_start = whole
+        .iter()
+        .flat_map(|(_, e, _)| e.iter().map(|x| x.0))
+        .min()
+        .unwrap() as usize;
     let mut cuts: Vec<usize> = (0..img.len() / 2048).map(|b| b * 2048).collect();
-    cuts.extend([1, 100, 17 * 2048 + 5, img.len() - 1, img.len() - 2047]);
-    for cut in cuts {
-        let e = expect_err(t.path(), &img[..cut], &format!("cut at {cut}"));
-        assert!(
-            matches!(e, IsoError::NotIso { .. } | IsoError::Corrupt { .. }),
-            "cut at {cut}: {e}"
-        );
+    for (_, extents, _) in &whole {
+        for &(off, len) in extents {
+            let (off, len) = (off as usize, len as usize);
+            cuts.extend([off + 1, off + len - 1, off + len, off + len + 1]);
+        }
     }
+    cuts.extend([1, 100, 17 * 2048 + 5, img.len() - 1, img.len() - 2047]);
+    cuts.retain(|&c| c < img.len());
+    let mut opened = 0;
+    for cut in cuts {
+        let path = t.path().join("t.iso");
+        std::fs::write(&path, &img[..cut]).unwrap();
+        let r = match IsoReader::open(&path) {
+            Err(e) => {
+                assert!(
+                    cut < data_start,
+                    "cut at {cut} (data from {data_start}): {e}"
+                );
+                assert!(
+                    matches!(e, IsoError::NotIso { .. } | IsoError::Corrupt { .. }),
+                    "cut at {cut}: {e}"
+                );
+                if cut < 17 * 2048 {
+                    assert!(matches!(e, IsoError::NotIso { .. }), "cut at {cut}: {e}");
+                }
+                continue;
+            }
+            Ok(r) => r,
+        };
+        opened += 1;
+        assert_eq!(r.cut_short(), Some((cut as u64, img.len() as u64)));
+        assert_eq!(r.files().len(), whole.len(), "cut at {cut}");
+        for (name, extents, bytes) in &whole {
+            let f = r
+                .find(name)
+                .unwrap_or_else(|| panic!("cut at {cut}: {name} not listed"));
+            assert_eq!(&f.extents, extents);
+            let past = extents.iter().any(|&(o, l)| o + l > cut as u64);
+            let mut data = Vec::new();
+            let read = r.reader(f).read_to_end(&mut data);
+            if past {
+                assert!(
+                    matches!(f.unreadable, Some(dbackup::iso::Unreadable::PastEnd { .. })),
+                    "cut at {cut}: {name} should be past the end: {f:?}"
+                );
+                let e = read.expect_err("a file past the end reads as an error");
+                assert!(e.to_string().contains("past the end"), "{e}");
+            } else {
+                assert_eq!(f.unreadable, None, "cut at {cut}: {name}");
+                read.unwrap();
+                assert_eq!(&data, bytes, "cut at {cut}: {name}");
+            }
+        }
+    }
+    assert!(opened > 10, "only {opened} cuts opened");
 }
 
 #[test]
@@ -153,7 +233,27 @@ fn targeted_corruptions_are_errors() {
         "block size 512",
     );
     assert!(matches!(e, IsoError::Unsupported { .. }));
-    case(&|i| set_both32(i, PVD + 80, u32::MAX), "huge volume size");
+    // A volume space larger than the file is a short image: every file
+    // lies inside, so every file is read.
+    let mut huge = base.clone();
+    set_both32(&mut huge, PVD + 80, u32::MAX);
+    open_and_read(d, &huge).unwrap();
+    // An interleaved file (a file unit size) is unreadable alone.
+    let mut inter = base.clone();
+    let r = find_record(&inter, root, b"README.TXT;1");
+    inter[r + 26] = 1;
+    let path = d.join("interleaved.iso");
+    std::fs::write(&path, &inter).unwrap();
+    let reader = IsoReader::open(&path).unwrap();
+    let f = reader.find("README.TXT").unwrap();
+    assert_eq!(
+        f.unreadable,
+        Some(dbackup::iso::Unreadable::Interleaved),
+        "{f:?}"
+    );
+    assert!(reader.reader(f).read_to_end(&mut Vec::new()).is_err());
+    let md5sums = reader.find("MD5SUMS").unwrap();
+    assert_eq!(read_all(&mut reader.reader(md5sums)), pattern(100, 100));
     case(
         &|i| set_both32(i, PVD + 156 + 2, 0x00FF_FFFF),
         "root beyond end",

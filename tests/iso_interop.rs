@@ -559,3 +559,34 @@ fn thousands_of_names_with_a_long_common_prefix() {
     let toc = run("xorriso", &["-indev", p(&img), "-toc"]);
     assert!(!toc.contains("WARNING") && !toc.contains("SORRY"), "{toc}");
 }
+
+/// The last file is followed by exactly `PADDING_BLOCKS` zero blocks, inside
+/// the volume space (the image is its volume space, as isoinfo reports);
+/// bsdtar, 7z and xorriso read the padded image (the tests above extract
+/// it), and xorriso checks it to its end without complaint.
+#[test]
+fn images_end_with_padding_inside_the_volume_space() {
+    let t = tmp();
+    let (img, _) = sample_image(t.path());
+    let bytes = std::fs::read(&img).unwrap();
+    let r = IsoReader::open(&img).unwrap();
+    let data_end = r
+        .files()
+        .iter()
+        .flat_map(|f| f.extents.iter().map(|&(o, l)| o + l))
+        .max()
+        .unwrap()
+        .div_ceil(2048)
+        * 2048;
+    let pad = dbackup::iso::PADDING_BLOCKS * 2048;
+    assert_eq!(bytes.len() as u64, data_end + pad);
+    assert!(bytes[data_end as usize..].iter().all(|&b| b == 0));
+    let pvd_blocks = u32::from_le_bytes(bytes[16 * 2048 + 80..16 * 2048 + 84].try_into().unwrap());
+    assert_eq!(u64::from(pvd_blocks) * 2048, bytes.len() as u64);
+    let checked = run("xorriso", &["-indev", p(&img), "-check_media", "--"]);
+    let blocks = bytes.len() / 2048;
+    assert!(
+        checked.contains(&format!("0 , {blocks:>10} , + good")),
+        "{checked}"
+    );
+}

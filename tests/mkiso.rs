@@ -26,7 +26,7 @@ fn multi_disc_set() -> TestEnv {
         env.write(format!("{}/Photo {i:02}.JPG", 2010 + i % 3), &data);
     }
     env.write("notes/read me.txt", b"hello");
-    env.init(&["--disc-size", "400000", "--name", "Family photos"]);
+    env.init(&["--disc-size", "707200", "--name", "Family photos"]);
     let out = env.run(&["monitor"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
@@ -91,7 +91,7 @@ fn images_are_read_by_bsdtar_7z_xorriso_and_isoinfo() {
         let disc = disc_number(iso);
         let size = std::fs::metadata(iso).unwrap().len();
         assert!(
-            size <= 400_000,
+            size <= 707_200,
             "image of disc {disc} is {size} bytes, over the disc size"
         );
 

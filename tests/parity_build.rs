@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::*;
 
 /// Bytes per disc: one file of [`FULL`] bytes fills a disc, two do not fit.
-const DISC: &str = "1000000";
+const DISC: &str = "1307200";
 const FULL: usize = 600_000;
 
 /// SplitMix64: a small seeded generator of bytes that do not repeat.

@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use common::*;
 
 /// Discs of 1 MB hold one file of 600 KB each: one file per disc.
-const DISC_SIZE: &str = "1000000";
+const DISC_SIZE: &str = "1307200";
 const FILE_SIZE: usize = 600_000;
 
 /// `len` pseudo-random bytes from `seed` (xorshift64*), the same every run.

@@ -123,7 +123,7 @@ fn monitor_scene() -> TestEnv {
         "for i in 1 2 3 4 5 6 7 8; do echo \"ready $i $DBACKUP_DISC\"; echo \"err $i\" >&2; done; touch {}/hook-$DBACKUP_DISC",
         env.dir.path().display()
     );
-    env.init(&["--disc-size", "300k", "--on-disc-ready", &hook]);
+    env.init(&["--disc-size", "607200", "--on-disc-ready", &hook]);
     env
 }
 

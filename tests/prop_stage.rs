@@ -209,14 +209,14 @@ proptest! {
     /// run is staged.
     #[test]
     fn discs_close_only_for_files_that_fit_and_the_run_ends(
-        disc_size in 200_000u64..400_000,
+        disc_size in 507_200u64..707_200,
         files in prop::collection::vec((0.0f64..1.1, 100usize..=250), 1..40),
         small in 0usize..150,
     ) {
         let env = TestEnv::new();
-        // Room on an empty disc of a new set: the image's structures (128
-        // KiB) and a catalogue of about 40 KiB.
-        let room = disc_size - (128 << 10) - (40 << 10);
+        // Room on an empty disc of a new set: the image's structures and
+        // padding (428 KiB) and a catalogue of about 40 KiB.
+        let room = disc_size - dbackup::disc::FIXED_OVERHEAD - (40 << 10);
         let mut sizes = BTreeMap::new();
         for (i, &(share, name_len)) in files.iter().enumerate() {
             let name = format!("{i:03}{}", "n".repeat(name_len - 3));
@@ -268,7 +268,7 @@ proptest! {
                 // one for the close.
                 let cost = sectors(sizes[name]) + 512 + 4 * name.len() as u64 + 256;
                 prop_assert!(
-                    cost + (128 << 10) + db as u64 + 5 * 4096 > disc_size,
+                    cost + dbackup::disc::FIXED_OVERHEAD + db as u64 + 5 * 4096 > disc_size,
                     "{} ({} bytes) would fit an empty disc", name, sizes[name]
                 );
             }
@@ -301,7 +301,7 @@ proptest! {
                 prop_assert!(n > 0, "disc {} closed empty", d);
                 let frozen = std::fs::metadata(env.workdir.join(format!("staging/disc-{d:04}/manifest.db"))).unwrap().len();
                 prop_assert!(
-                    bytes as u64 + frozen + (128 << 10) <= disc_size,
+                    bytes as u64 + frozen + dbackup::disc::FIXED_OVERHEAD <= disc_size,
                     "disc {}: {} in files and a catalogue of {} exceed {}", d, bytes, frozen, disc_size
                 );
             }
@@ -311,6 +311,15 @@ proptest! {
                     v["staged_files"] == 0 && v["closed_discs"].as_array().unwrap().is_empty()
                 }, "{}", text(&out.stdout));
             }
+        }
+        // The images of the closed discs, padding and all, fit the disc
+        // size their usage was kept under.
+        let out = env.mkiso(&[]);
+        prop_assert!(out.status.code() == Some(0), "mkiso: {}", text(&out.stderr));
+        for entry in std::fs::read_dir(env.workdir.join("isos")).unwrap() {
+            let path = entry.unwrap().path();
+            let size = std::fs::metadata(&path).unwrap().len();
+            prop_assert!(size <= disc_size, "{}: {} bytes for a disc of {}", path.display(), size, disc_size);
         }
         env.check_invariants();
     }

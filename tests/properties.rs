@@ -50,7 +50,7 @@ const NAMES: &[&str] = &["a", "b c", "é.txt", "E", "e"];
 /// Largest file written. With the disc size below, about a dozen such files
 /// fill a disc, so monitor closes discs on its own now and then.
 const MAX_LEN: usize = 6000;
-const DISC_SIZE: &str = "220000";
+const DISC_SIZE: &str = "527200";
 
 /// A monitor run's catalogue name -> (content MD5, mtime in nanoseconds).
 type Tree = BTreeMap<Vec<u8>, (String, i128)>;

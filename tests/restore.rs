@@ -71,7 +71,7 @@ fn photo_set() -> TestEnv {
     env.write("notes/empty", b"");
     let p = env.write(Path::new(os(b"caf\xe9/n\xf6te.txt")), b"latin-1 name");
     set_mtime(&p, 1_000_000_000, 999_999_000);
-    env.init(&["--disc-size", "400000", "--name", "Photos"]);
+    env.init(&["--disc-size", "707200", "--name", "Photos"]);
     monitor(&env);
     close(&env);
     env
@@ -387,7 +387,7 @@ fn a_lost_disc_is_never_asked_for_and_the_plan_says_what_it_costs() {
         let data: Vec<u8> = (0..40_000 + i * 100).map(|j| (j ^ i) as u8).collect();
         env.write(format!("p/{i:02}.raw"), &data);
     }
-    env.init(&["--disc-size", "400000", "--name", "Raw"]);
+    env.init(&["--disc-size", "707200", "--name", "Raw"]);
     monitor(&env);
     // Disc 1 is lost before the last disc closes, so the newest manifest
     // says so.

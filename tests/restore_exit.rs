@@ -31,7 +31,7 @@ fn set_of_discs() -> TestEnv {
         let data: Vec<u8> = (0..20_000 + i * 1500).map(|j| (j * 11 + i) as u8).collect();
         env.write(format!("{}/file {i:02}", 2010 + i % 3), &data);
     }
-    env.init(&["--disc-size", "400000", "--name", "Exit"]);
+    env.init(&["--disc-size", "707200", "--name", "Exit"]);
     for step in ["monitor", "close"] {
         let out = env.run(&[step]);
         assert_eq!(out.status.code(), Some(0), "{step}: {}", text(&out.stderr));

@@ -17,7 +17,7 @@ use common::*;
 use serde_json::Value;
 
 /// A disc of 1 MB: about 800 kB of room for a part.
-const DISC: &str = "1000000";
+const DISC: &str = "1307200";
 /// A file of three discs' worth: parts on discs 1, 2 and 3.
 const BIG: u64 = 2_000_000;
 

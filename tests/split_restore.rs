@@ -70,7 +70,7 @@ fn sparse(p: &Path, size: u64, stride: u64, mtime: (u64, u32)) {
 }
 
 /// A disc of 1 MB: about 800 kB of room for a part.
-const DISC: u64 = 1_000_000;
+const DISC: u64 = 1_307_200;
 
 /// A set on discs of 1 MB: a few small files and `big`, a file of
 /// `parts` discs' worth, staged with `dbackup-stage monitor` (split over

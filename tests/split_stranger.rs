@@ -395,7 +395,7 @@ fn recover_py_names_a_split_file_only_when_every_part_is_good() {
 }
 
 /// The disc size of the split sets: small, so sets of 20 parts stay small.
-const DISC: u64 = 1_000_000;
+const DISC: u64 = 1_307_200;
 /// The split file's name in the watched folder (a space and a letter that
 /// is not ASCII, as a user's are).
 const BIG: &str = "video/Holiday 2012 \u{e9}t\u{e9}.mp4";

@@ -369,7 +369,7 @@ fn a_full_disc_closes_with_a_frozen_catalogue_and_the_next_opens() {
     for i in 0..20 {
         env.write(format!("f{i:02}"), &vec![i as u8; 30_000]);
     }
-    env.init(&["--disc-size", "400000"]);
+    env.init(&["--disc-size", "707200"]);
     let out = env.run(&["monitor", "--no-iso"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
@@ -421,7 +421,10 @@ fn a_full_disc_closes_with_a_frozen_catalogue_and_the_next_opens() {
         .unwrap()
     {
         let (disc, bytes) = row.unwrap();
-        assert!(bytes < 400_000 - (128 << 10), "disc {disc} holds {bytes}");
+        assert!(
+            bytes < (707_200 - dbackup::disc::FIXED_OVERHEAD) as i64,
+            "disc {disc} holds {bytes}"
+        );
     }
     // Status reports the closed discs waiting for images.
     let out = env.run(&["status", "--json"]);
@@ -436,7 +439,7 @@ fn a_file_too_big_for_any_disc_is_reported_and_skipped() {
     env.write("small", b"fits");
     env.write("huge.mkv", &vec![0u8; 300_000]);
     env.write("z-after", b"also fits");
-    env.init(&["--disc-size", "200000"]);
+    env.init(&["--disc-size", "507200"]);
     let out = env.run(&["monitor"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
@@ -712,7 +715,7 @@ fn status_has_the_original_keys_and_json() {
     // One file: 2 sectors, its overhead, the image's fixed part, the catalogue.
     assert_eq!(
         usage,
-        4096 + 512 + (128 << 10) + st["Database_size"].as_u64().unwrap()
+        4096 + 512 + dbackup::disc::FIXED_OVERHEAD + st["Database_size"].as_u64().unwrap()
     );
 }
 
@@ -849,7 +852,7 @@ fn a_deferred_file_that_fits_an_empty_disc_is_staged_on_the_next() {
         env.write(format!("a{i:02}"), &vec![i as u8; 20_000]);
     }
     env.write("big", &vec![1u8; 250_000]);
-    env.init(&["--disc-size", "600000"]);
+    env.init(&["--disc-size", "907200"]);
     let out = run_bounded(&env, &["monitor", "--no-iso"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(env.check_invariants(), tree_md5s(&env.watched));
@@ -857,19 +860,19 @@ fn a_deferred_file_that_fits_an_empty_disc_is_staged_on_the_next() {
 
 #[test]
 fn a_disc_size_no_file_could_fit_is_refused() {
-    for size in ["1k", "196607", "100KiB"] {
+    for size in ["1k", "503807", "100KiB", "192KiB"] {
         let env = TestEnv::new();
         let out = env.run(&["init", env.watched.to_str().unwrap(), "--disc-size", size]);
         assert_eq!(out.status.code(), Some(2), "{size}");
         assert!(
-            text(&out.stderr).contains("below the minimum of 196608 bytes"),
+            text(&out.stderr).contains("below the minimum of 503808 bytes"),
             "{}",
             text(&out.stderr)
         );
         assert!(!env.workdir.join("manifest.db").exists(), "{size}");
     }
     let env = TestEnv::new();
-    env.init(&["--disc-size", "192KiB"]);
+    env.init(&["--disc-size", "492KiB"]);
     let out = env.run(&["config", "disc_size", "1k"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("below the minimum"));
@@ -887,7 +890,7 @@ fn config_lists_every_setting_and_changes_excludes_and_the_disc_size() {
         .unwrap()
         .success());
     // Discs too small to take the big file even in parts.
-    env.init(&["--disc-size", "200000", "--exclude", "*.tmp"]);
+    env.init(&["--disc-size", "507200", "--exclude", "*.tmp"]);
     let out = env.run(&["config"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let listed = text(&out.stdout);
@@ -914,7 +917,7 @@ fn config_lists_every_setting_and_changes_excludes_and_the_disc_size() {
     assert!(listed.contains("copies: 1\n"), "{listed}");
     assert!(listed.contains("check_every: 12m\n"), "{listed}");
     assert!(listed.contains("excludes: [\"*.tmp\"]"), "{listed}");
-    assert!(listed.contains("disc_size: 200000 ("), "{listed}");
+    assert!(listed.contains("disc_size: 507200 ("), "{listed}");
     // The fifo and the too-big file are reported on every run...
     let out = env.run(&["monitor", "--no-iso"]);
     assert_eq!(out.status.code(), Some(1));
@@ -948,7 +951,7 @@ fn config_lists_every_setting_and_changes_excludes_and_the_disc_size() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("big.iso: New file"));
     // Smaller than what the open disc holds: refused, with what to do.
-    let out = env.run(&["config", "disc_size", "250000"]);
+    let out = env.run(&["config", "disc_size", "507200"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("close it first"),
@@ -972,7 +975,7 @@ fn monitor_escapes_names_and_cron_prints_one_line() {
     env.write("plain", &vec![1u8; 20_000]);
     env.write("two\nlines", b"a newline in its name");
     env.write("esc\x1b[31mred", b"an escape sequence in its name");
-    env.init(&["--disc-size", "400000"]);
+    env.init(&["--disc-size", "707200"]);
     let out = env.run(&["monitor", "--no-iso"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);

@@ -102,7 +102,7 @@ fn multi_disc_set() -> TestEnv {
     env.write(os_path(b"\xff\xfe.bin"), b"not utf-8 at all");
     env.write("notes/changed.txt", b"first version");
     env.write("notes/deleted.txt", b"soon gone");
-    env.init(&["--disc-size", "400000", "--name", "Stranger"]);
+    env.init(&["--disc-size", "707200", "--name", "Stranger"]);
     let out = env.run(&["monitor"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     env.write("notes/changed.txt", b"second version, longer");

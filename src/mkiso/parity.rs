@@ -562,6 +562,11 @@ fn read_back(
     volume_id: &str,
 ) -> std::result::Result<(), String> {
     let reader = IsoReader::open(image).map_err(|e| e.to_string())?;
+    if let Some((len, volume)) = reader.cut_short() {
+        return Err(format!(
+            "the image is {len} bytes, its volume space {volume}"
+        ));
+    }
     if reader.volume_id() != volume_id {
         return Err(format!(
             "volume id {} instead of {volume_id}",

@@ -335,6 +335,12 @@ impl<'a> Run<'a> {
         target: &mut Target,
     ) -> std::result::Result<Placed<'i>, Failure> {
         let v = item;
+        if let Some(why) = stored.unreadable {
+            return Err(fail(
+                FailKind::Unreadable,
+                format!("on {} it cannot be read: {why}", medium.label()),
+            ));
+        }
         if stored.size != v.size {
             return Err(fail(
                 FailKind::Damaged,

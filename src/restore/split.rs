@@ -456,6 +456,16 @@ impl Run<'_> {
                 ),
             )
         })?;
+        if let Some(why) = stored.unreadable {
+            return Err(fail(
+                FailKind::Unreadable,
+                format!(
+                    "{what} ({}) on {} cannot be read: {why}",
+                    stored.rel,
+                    medium.label()
+                ),
+            ));
+        }
         if stored.size != row.size {
             return Err(fail(
                 FailKind::Damaged,
