@@ -19,48 +19,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-/// Bytes per disc: one file of `FULL` bytes fills a disc, two do not fit.
-const DISC: &str = "1307200";
-const FULL: usize = 600_000;
-
-fn bytes_of(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-fn ok(out: Output, what: &str) -> Output {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{what}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    out
-}
-
-/// A set of `discs` closed discs with verified images (one full file
-/// each), with `extra` init arguments.
-fn set(discs: usize, extra: &[&str]) -> TestEnv {
-    let env = TestEnv::new();
-    for i in 0..discs {
-        env.write(format!("f{i:02}"), &bytes_of(i as u64 + 1, FULL));
-    }
-    let mut args = vec!["--disc-size", DISC];
-    args.extend_from_slice(extra);
-    env.init(&args);
-    ok(env.run(&["monitor"]), "monitor");
-    ok(env.run(&["close"]), "close");
-    env
-}
-
 fn burn_cmd(env: &TestEnv) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dbackup-burn"));
     c.arg("-w")
@@ -130,7 +88,7 @@ fn holds_image(burned: &Path, image: &Path) -> bool {
 
 #[test]
 fn a_disc_is_burned_read_back_and_recorded_twice_and_a_written_medium_is_refused() {
-    let env = set(2, &[]);
+    let env = full_discs(2, &[]);
     let dir = env.dir.path();
     let copy1 = dir.join("copy1.iso");
     let img = image(&env, "disc-1");
@@ -293,7 +251,7 @@ fn a_disc_is_burned_read_back_and_recorded_twice_and_a_written_medium_is_refused
 
 #[test]
 fn what_is_not_ready_to_burn_is_refused_and_nothing_recorded() {
-    let env = set(2, &[]);
+    let env = full_discs(2, &[]);
     let dir = env.dir.path();
     let target = dir.join("x.iso");
     let dev = stdio(&target);
@@ -411,7 +369,7 @@ fn a_medium_too_small_is_refused() {
         eprintln!("SKIPPED: mounting a tmpfs needs root (CI runs as root)");
         return;
     }
-    let env = set(1, &[]);
+    let env = full_discs(1, &[]);
     let small = env.dir.path().join("small");
     std::fs::create_dir(&small).unwrap();
     let st = Command::new("mount")
@@ -432,7 +390,7 @@ fn a_medium_too_small_is_refused() {
 
 #[test]
 fn a_read_back_that_differs_records_nothing_and_the_next_burn_does() {
-    let env = set(1, &[]);
+    let env = full_discs(1, &[]);
     let dir = env.dir.path();
     let bad = dir.join("bad.iso");
     let out = burn_cmd(&env)
@@ -462,7 +420,7 @@ fn a_read_back_that_differs_records_nothing_and_the_next_burn_does() {
 /// own read-back. Nothing is written or recorded.
 #[test]
 fn an_image_that_rotted_since_it_was_made_is_not_burned() {
-    let env = set(1, &[]);
+    let env = full_discs(1, &[]);
     let iso = image(&env, "disc-1");
     let mut data = std::fs::read(&iso).unwrap();
     // A stretch of f00's bytes, found in the image and changed there.
@@ -508,7 +466,7 @@ fn fake_burner(dir: &Path, name: &str, script: &str) -> String {
 
 #[test]
 fn a_failed_burn_and_a_short_medium_record_nothing() {
-    let env = set(1, &[]);
+    let env = full_discs(1, &[]);
     let dir = env.dir.path();
     // xorriso fails: its last lines are told, exit 2.
     let path = fake_burner(
@@ -622,7 +580,7 @@ fn signal(pid: u32, sig: i32) {
 
 #[test]
 fn a_burn_killed_or_interrupted_records_nothing_and_xorriso_dies_with_it() {
-    let env = set(1, &[]);
+    let env = full_discs(1, &[]);
     let dir = env.dir.path();
     for sig in [libc::SIGKILL, libc::SIGINT, libc::SIGTERM] {
         let pidfile = dir.join(format!("pid-{sig}"));
@@ -746,7 +704,7 @@ fn a_parity_disc_is_burned_and_recorded() {
 #[cfg(feature = "failpoints")]
 #[test]
 fn a_burn_is_recorded_while_another_run_writes_the_catalogue() {
-    let env = set(2, &[]);
+    let env = full_discs(2, &[]);
     let to = env.dir.path().join("copy.iso");
     // The burn's record held open while other runs write.
     let child = burn_cmd(&env)

@@ -14,49 +14,6 @@ use std::process::{Command, Output};
 use common::*;
 use serde_json::Value;
 
-/// Bytes per disc: one file of `FULL` bytes fills a disc, two do not fit.
-const DISC: &str = "1307200";
-const FULL: usize = 600_000;
-
-fn bytes_of(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-/// A set of `discs` closed discs with verified images (one full file
-/// each), with `extra` init arguments.
-fn set(discs: usize, extra: &[&str]) -> TestEnv {
-    let env = TestEnv::new();
-    for i in 0..discs {
-        env.write(format!("f{i:02}"), &bytes_of(i as u64 + 1, FULL));
-    }
-    let mut args = vec!["--disc-size", DISC];
-    args.extend_from_slice(extra);
-    env.init(&args);
-    ok(env.run(&["monitor"]), "monitor");
-    // The last file is on the open disc: close it too.
-    ok(env.run(&["close"]), "close");
-    env
-}
-
-fn ok(out: Output, what: &str) -> Output {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{what}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    out
-}
-
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)))
@@ -64,6 +21,16 @@ fn json(out: &Output) -> Value {
 
 fn stage(env: &TestEnv, args: &[&str]) -> Output {
     env.run(args)
+}
+
+/// Records copies by hand: (disc, location) each.
+fn add_copies(env: &TestEnv, list: &[(&str, &str)]) {
+    for (d, loc) in list {
+        ok(
+            stage(env, &["copies", "add", d, "--location", loc]),
+            "copies add",
+        );
+    }
 }
 
 fn copies(env: &TestEnv) -> Value {
@@ -167,7 +134,7 @@ fn days_from_now(days: f64) -> String {
 
 #[test]
 fn copies_are_added_moved_lost_and_found_and_the_list_says_so() {
-    let env = set(3, &["--copies", "2"]);
+    let env = full_discs(3, &["--copies", "2"]);
     let list = copies(&env);
     assert_eq!(list.as_array().unwrap().len(), 3, "{list}");
     for d in ["1", "2", "3"] {
@@ -277,18 +244,10 @@ fn copies_are_added_moved_lost_and_found_and_the_list_says_so() {
 
 #[test]
 fn dbackup_lost_loses_a_copy_and_the_disc_only_with_its_last() {
-    let env = set(2, &[]);
-    ok(
-        stage(&env, &["copies", "add", "1", "--location", "home"]),
-        "add",
-    );
-    ok(
-        stage(&env, &["copies", "add", "1", "--location", "office drawer"]),
-        "add",
-    );
-    ok(
-        stage(&env, &["copies", "add", "2", "--location", "home"]),
-        "add",
+    let env = full_discs(2, &[]);
+    add_copies(
+        &env,
+        &[("1", "home"), ("1", "office drawer"), ("2", "home")],
     );
     // Which copy? Refused, nothing marked.
     let out = lost(&env, &["1"]);
@@ -335,19 +294,8 @@ fn dbackup_lost_loses_a_copy_and_the_disc_only_with_its_last() {
 
 #[test]
 fn checks_are_recorded_and_fall_due_on_schedule() {
-    let env = set(2, &[]);
-    ok(
-        stage(&env, &["copies", "add", "1", "--location", "home"]),
-        "add",
-    );
-    ok(
-        stage(&env, &["copies", "add", "1", "--location", "office"]),
-        "add",
-    );
-    ok(
-        stage(&env, &["copies", "add", "2", "--location", "home"]),
-        "add",
-    );
+    let env = full_discs(2, &[]);
+    add_copies(&env, &[("1", "home"), ("1", "office"), ("2", "home")]);
     // Copies added by hand were never read back: all due at once, in the
     // order they were made.
     let (code, list) = due(&env, &days_from_now(0.0));
@@ -419,8 +367,8 @@ fn checks_are_recorded_and_fall_due_on_schedule() {
 
 #[test]
 fn a_check_of_another_set_or_without_a_workdir_is_refused_and_records_nothing() {
-    let a = set(1, &[]);
-    let b = set(1, &[]);
+    let a = full_discs(1, &[]);
+    let b = full_discs(1, &[]);
     let iso = copy_of(&b, 1, "b");
     let out = verify_record(&a, &[&iso], &[], None);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
@@ -471,16 +419,9 @@ fn a_check_of_another_set_or_without_a_workdir_is_refused_and_records_nothing() 
 /// group), and it stays due.
 #[test]
 fn a_damaged_copy_is_recorded_with_what_can_save_it() {
-    let env = set(2, &["--parity", "2+1"]);
+    let env = full_discs(2, &["--parity", "2+1"]);
     assert!(env.workdir.join("isos/parity-1-1.iso").is_file());
-    ok(
-        stage(&env, &["copies", "add", "1", "--location", "home"]),
-        "add",
-    );
-    ok(
-        stage(&env, &["copies", "add", "1", "--location", "office"]),
-        "add",
-    );
+    add_copies(&env, &[("1", "home"), ("1", "office")]);
     // Copy 1 read back as a folder whose file rotted.
     let folder = env.dir.path().join("copy1");
     std::fs::create_dir_all(&folder).unwrap();
@@ -646,7 +587,7 @@ fn a_time_limited_check_stops_and_the_next_run_goes_on() {
 /// Printing never changes the work: a check is recorded with stdout closed.
 #[test]
 fn a_check_is_recorded_with_stdout_closed() {
-    let env = set(1, &[]);
+    let env = full_discs(1, &[]);
     ok(stage(&env, &["copies", "add", "1"]), "add");
     let c1 = copy_of(&env, 1, "c");
     let mut c = cmd("dbackup-verify");
@@ -813,7 +754,7 @@ mod model {
 /// for a copy, so a damaged one is never recorded as the copy found good.
 #[test]
 fn a_disc_given_twice_in_one_run_counts_for_no_copy() {
-    let env = set(1, &[]);
+    let env = full_discs(1, &[]);
     ok(stage(&env, &["copies", "add", "1"]), "add");
     ok(stage(&env, &["copies", "add", "1"]), "add");
     let a = copy_of(&env, 1, "a");
@@ -843,7 +784,7 @@ fn a_disc_given_twice_in_one_run_counts_for_no_copy() {
 /// line stays one line and nothing reaches the terminal as a command.
 #[test]
 fn a_location_with_control_characters_is_printed_escaped() {
-    let env = set(1, &[]);
+    let env = full_discs(1, &[]);
     let odd = "shelf\n\t\u{1b}[2Jx";
     for args in [
         &["copies", "add", "1", "--location", odd][..],
@@ -865,7 +806,7 @@ fn a_location_with_control_characters_is_printed_escaped() {
 /// as a check of our disc of the same number.
 #[test]
 fn a_disc_of_another_original_set_is_not_recorded() {
-    let env = set(1, &[]);
+    let env = full_discs(1, &[]);
     ok(stage(&env, &["copies", "add", "1"]), "add");
     let other = original_set(
         &env.dir.path().join("elsewhere"),
@@ -896,7 +837,7 @@ fn a_disc_of_another_original_set_is_not_recorded() {
 /// and the due list still work (no advice to replace the catalogue).
 #[test]
 fn a_copy_or_check_row_naming_no_disc_is_left_out() {
-    let env = set(1, &[]);
+    let env = full_discs(1, &[]);
     ok(stage(&env, &["copies", "add", "1"]), "add");
     let c1 = copy_of(&env, 1, "c");
     ok(verify_record(&env, &[&c1], &[], None), "verify");
@@ -923,7 +864,7 @@ fn a_copy_or_check_row_naming_no_disc_is_left_out() {
 /// can be": that command line works, and stages the disc's files again.
 #[test]
 fn the_last_copy_is_lost_with_restage_as_copies_lost_advises() {
-    let env = set(1, &[]);
+    let env = full_discs(1, &[]);
     ok(stage(&env, &["copies", "add", "1"]), "add");
     let out = stage(&env, &["copies", "lost", "1", "1"]);
     assert_eq!(out.status.code(), Some(2));
@@ -946,7 +887,7 @@ fn the_last_copy_is_lost_with_restage_as_copies_lost_advises() {
 /// `isos/` only while it is there.
 #[test]
 fn a_parity_disc_s_last_copy_lost_offers_its_image_only_if_there() {
-    let env = set(2, &["--parity", "2+1"]);
+    let env = full_discs(2, &["--parity", "2+1"]);
     let image = env.workdir.join("isos/parity-1-1.iso");
     assert!(image.is_file());
     ok(stage(&env, &["copies", "add", "parity-1-1"]), "add");
@@ -1015,7 +956,7 @@ fn the_workdir_s_image_beside_a_copy_does_not_go_on_from_the_copy_s_check() {
 /// disc is held and stays on the check schedule.
 #[test]
 fn a_disc_lost_with_its_only_copy_is_found_with_it() {
-    let env = set(2, &[]);
+    let env = full_discs(2, &[]);
     ok(stage(&env, &["copies", "add", "1"]), "add");
     ok(lost(&env, &["1"]), "lost");
     assert!(!available(&env, 1));

@@ -625,3 +625,49 @@ pub fn sparse(path: &Path, size: u64, seed: u8) {
         i = i.wrapping_add(1);
     }
 }
+
+/// Bytes per disc of [`full_discs`]: one file of [`FULL`] bytes fills a
+/// disc (with the image's padding and catalogue), two do not fit.
+pub const DISC: &str = "1307200";
+pub const FULL: usize = 600_000;
+
+/// `n` bytes from a seeded xorshift generator: no two seeds share a run.
+pub fn bytes_of(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// `out`, after asserting it exited 0 (saying `what` and its output if not).
+pub fn ok(out: Output, what: &str) -> Output {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{what}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    out
+}
+
+/// A set of `discs` closed discs with verified images, one full file
+/// (`f00`, `f01`, ...) each, made with `extra` init arguments.
+pub fn full_discs(discs: usize, extra: &[&str]) -> TestEnv {
+    let env = TestEnv::new();
+    for i in 0..discs {
+        env.write(format!("f{i:02}"), &bytes_of(i as u64 + 1, FULL));
+    }
+    let mut args = vec!["--disc-size", DISC];
+    args.extend_from_slice(extra);
+    env.init(&args);
+    ok(env.run(&["monitor"]), "monitor");
+    // The last file is on the open disc: close it too.
+    ok(env.run(&["close"]), "close");
+    env
+}
