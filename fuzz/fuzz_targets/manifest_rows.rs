@@ -441,6 +441,8 @@ fuzz_target!(|input: Input| {
         interactive: false,
         // Both ways of reporting what was not restored, without another input field.
         list_failed: input.overwrite,
+        // No parity disc is given: nothing is rebuilt.
+        rebuild_in: None,
     };
     let _ = restore::restore(&opts, &mut NoAnswer, &Progress::hidden(), &mut |_| {});
 

@@ -111,6 +111,7 @@ pub fn recovery_tools(disc: &Path, origin: &Path, as_of: Option<f64>) {
             what_if: true,
             restage: false,
             found: false,
+            copy: None,
         },
         &dbackup::progress::Progress::hidden(),
     );
