@@ -96,7 +96,9 @@ pub fn mkiso(
         ecc_tool()?;
     }
     if !opts.dry_run {
-        free_verified(wd, !opts.keep_staged)?;
+        // The disc asked for keeps its staged copies until its image is
+        // built again from them (then they go, unless --keep-staged).
+        free_verified(wd, !opts.keep_staged, opts.disc)?;
     }
     let discs = match opts.disc {
         Some(n) => {
@@ -131,10 +133,16 @@ pub fn mkiso(
 }
 
 /// Removes the staged copies of discs whose image is verified, when `free`
-/// (a crash may have interrupted the removal), and sets aside an image
-/// that was named final but never recorded.
-fn free_verified(wd: &Workdir, free: bool) -> Result<()> {
+/// (a crash may have interrupted the removal), but those of `spare`, the
+/// disc about to be built again from them; and sets aside an image that
+/// was named final but never recorded.
+fn free_verified(wd: &Workdir, free: bool, spare: Option<i64>) -> Result<()> {
     for img in wd.catalog.images()?.into_iter().filter(|_| free) {
+        // A half-removed folder (renamed to its freeing name) is always
+        // finished; a whole one of the disc to rebuild is kept.
+        if spare == Some(img.disc) && wd.layout.disc_dir(img.disc).exists() {
+            continue;
+        }
         let staged = wd.layout.disc_dir(img.disc).exists() || wd.layout.freeing(img.disc).exists();
         if staged && wd.layout.iso(img.disc).is_file() {
             remove_staged(wd, img.disc)?;

@@ -69,6 +69,27 @@ fn verify_iso(p: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// A disc whose staged copies were kept is built again on request without
+/// --keep-staged: from its copies (they are not freed first), and then
+/// they go.
+#[test]
+fn a_rebuild_of_a_kept_disc_without_keep_staged_uses_its_copies_then_frees_them() {
+    let env = one_disc(true);
+    let staged = env.workdir.join("staging/disc-0001");
+    assert!(staged.join("manifest.db").is_file());
+    let out = env.mkiso(&["--disc", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!staged.exists(), "freed once the new image is verified");
+    let out = verify_iso(&iso(&env, 1));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Now there is nothing to build it from: refused, the image kept.
+    let before = std::fs::read(iso(&env, 1)).unwrap();
+    let out = env.mkiso(&["--disc", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no staged copy left"));
+    assert_eq!(std::fs::read(iso(&env, 1)).unwrap(), before);
+}
+
 #[test]
 fn a_rebuild_over_a_rotten_staged_copy_keeps_the_verified_image_and_repairs_the_copy() {
     let env = one_disc(true);
