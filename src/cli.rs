@@ -194,6 +194,18 @@ pub enum CopiesCommand {
     },
 }
 
+/// A data disc's number; a parity disc is pointed to what it needs.
+fn parse_data_disc(s: &str) -> Result<i64, String> {
+    match crate::copies::DiscName::parse(s)? {
+        crate::copies::DiscName::Data(n) => Ok(n),
+        p @ crate::copies::DiscName::Parity(..) => Err(format!(
+            "{} holds no files of its own: losing one loses nothing while its group's data discs are held. Record a lost copy with `dbackup-stage copies lost {p} COPY`; burn it again from isos/{}",
+            p.label(),
+            p.image_name()
+        )),
+    }
+}
+
 fn parse_disc_name(s: &str) -> Result<crate::copies::DiscName, String> {
     crate::copies::DiscName::parse(s)
 }
@@ -393,8 +405,8 @@ pub struct LostArgs {
         conflicts_with = "manifest"
     )]
     pub workdir: Option<PathBuf>,
-    /// The discs lost (or, with --found, found again).
-    #[arg(value_name = "DISC", required = true)]
+    /// The data discs lost (or, with --found, found again).
+    #[arg(value_name = "DISC", required = true, value_parser = parse_data_disc)]
     pub discs: Vec<i64>,
     /// Report only; mark nothing.
     #[arg(long, conflicts_with_all = ["found"])]

@@ -286,6 +286,14 @@ fn dbackup_lost_loses_a_copy_and_the_disc_only_with_its_last() {
     assert!(!available(&env, 2));
     let two = disc(&copies(&env), "2").clone();
     assert!(two["copies"][0]["lost"].is_number(), "{two}");
+    // A parity disc is not lost this way: the message says what to do.
+    let out = lost(&env, &["parity-1-1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("copies lost parity-1-1 COPY"),
+        "{}",
+        text(&out.stderr)
+    );
     // Found again with a copy.
     ok(lost(&env, &["2", "--found", "--copy", "1"]), "found");
     assert!(available(&env, 2));
