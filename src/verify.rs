@@ -69,6 +69,12 @@ pub struct VerifyOptions {
     /// or, within a disc, at the next batch of files (so at most a batch
     /// past it). The discs not begun are listed in the report.
     pub deadline: Option<Instant>,
+}
+
+/// What a caller decides once the discs given are open (see
+/// [`verify_each`]): where to go on, and in what order.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
     /// Files of a disc an earlier, time-limited run checked already, by
     /// disc (`3`, `parity-1-2`): this run goes on after them, in on-disc
     /// order.
@@ -77,9 +83,6 @@ pub struct VerifyOptions {
     /// each disc's last check, so successive time-limited runs go round
     /// the set). Discs not in it come before any time, in disc order.
     pub order: Option<HashMap<String, f64>>,
-    /// The set the discs must belong to (the workdir's, when results are
-    /// recorded there).
-    pub set_uuid: Option<String>,
 }
 
 impl VerifyOptions {
@@ -117,29 +120,28 @@ pub fn verify(
     progress: &Progress,
     on_problem: &mut dyn FnMut(&str, &Problem),
 ) -> Result<VerifyReport> {
-    verify_each(opts, progress, on_problem, &mut |_| Ok(()))
+    verify_each(
+        opts,
+        progress,
+        &mut |_| Ok(Plan::default()),
+        on_problem,
+        &mut |_| Ok(()),
+    )
 }
 
-/// [`verify`], telling `on_disc` of each disc as soon as it is checked
-/// (to record it before the next is begun); an error from it stops the run.
+/// [`verify`], asking `plan` once every disc given is open (every copy
+/// too, before anything is read: it may refuse them) where to go on and
+/// in what order, and telling `on_disc` of each disc as soon as it is
+/// checked (to record it before the next is begun); an error from either
+/// stops the run.
 pub fn verify_each(
     opts: &VerifyOptions,
     progress: &Progress,
+    plan: &mut dyn FnMut(&[&Medium]) -> Result<Plan>,
     on_problem: &mut dyn FnMut(&str, &Problem),
     on_disc: &mut dyn FnMut(&DiscReport) -> Result<()>,
 ) -> Result<VerifyReport> {
     let (set, unusable) = DiscSet::open_lenient(&opts.discs)?;
-    if let Some(uuid) = &opts.set_uuid {
-        let theirs = set.identity();
-        if theirs.uuid.as_deref().is_some_and(|u| u != uuid) {
-            let m = &set.media.first().or(set.parity.first());
-            return Err(VerifyError::OtherWorkdir {
-                path: m.map(|m| m.source.clone()).unwrap_or_default(),
-                theirs: theirs.describe(),
-                ours: uuid.clone(),
-            });
-        }
-    }
     // Two copies of one disc may differ, so a disc given twice is verified
     // each time; the copy must belong to the set like the others.
     let ours = set.identity();
@@ -165,7 +167,8 @@ pub fn verify_each(
         .chain(set.parity.iter())
         .collect();
     media.sort_by_key(|m| (m.parity.is_some(), m.parity, m.disc));
-    if let Some(order) = &opts.order {
+    let plan = plan(&media)?;
+    if let Some(order) = &plan.order {
         // Lowest first; never checked (not in it) before any time; stable,
         // so disc order among equals.
         media.sort_by(|a, b| {
@@ -196,7 +199,7 @@ pub fn verify_each(
         let r = if m.parity.is_some() {
             parity::verify_parity_disc(m, &set, progress, on_problem)
         } else {
-            let skip = opts.resume.get(&medium_name(m)).copied().unwrap_or(0);
+            let skip = plan.resume.get(&medium_name(m)).copied().unwrap_or(0);
             verify_disc(m, set.history(), skip, opts.deadline, progress, on_problem)
         };
         on_disc(&r)?;
@@ -213,7 +216,7 @@ pub fn verify_each(
 }
 
 /// A disc's name for records: `3`, or `parity-1-2`.
-fn medium_name(m: &Medium) -> String {
+pub fn medium_name(m: &Medium) -> String {
     match m.parity {
         Some((g, j)) => format!("parity-{g}-{j}"),
         None => m.disc.to_string(),

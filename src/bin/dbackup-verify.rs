@@ -1,6 +1,7 @@
 //! dbackup-verify: check discs for damage, and the live folder for silent
 //! corruption.
 
+use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
 
 use anyhow::Result;
@@ -22,14 +23,13 @@ fn run() -> Result<i32> {
         return due(&args);
     }
     let mut opts = VerifyOptions::from_args(&args)?;
-    let mut recorder = match &args.record {
-        Some(w) => {
-            let mut r = Recorder::open(w, args.copy)?;
-            r.prepare(&mut opts, args.time_limit.is_some())?;
-            Some(r)
-        }
+    // Asked for the plan once the discs are open, then told of each disc:
+    // one recorder, lent to each in turn.
+    let recorder = RefCell::new(match &args.record {
+        Some(w) => Some(Recorder::open(w, args.copy)?),
         None => None,
-    };
+    });
+    let time_limited = args.time_limit.is_some();
     opts.deadline = args.time_limit.map(|d| Instant::now() + d);
     let started = dbackup::copies::now();
     let progress = Progress::bar(!args.common.no_progress && !args.json);
@@ -38,6 +38,10 @@ fn run() -> Result<i32> {
     let report = verify::verify_each(
         &opts,
         &progress,
+        &mut |media| match recorder.borrow_mut().as_mut() {
+            Some(rec) => rec.plan(media, time_limited),
+            None => Ok(verify::Plan::default()),
+        },
         &mut |scope, p| {
             let line = format!("dbackup-verify: {scope}: {}", describe(p, true));
             progress.suspend(|| {
@@ -45,7 +49,7 @@ fn run() -> Result<i32> {
             });
         },
         &mut |r| {
-            if let Some(rec) = recorder.as_mut() {
+            if let Some(rec) = recorder.borrow_mut().as_mut() {
                 rec.record(r, started)
                     .map_err(|e| verify::VerifyError::Record(e.to_string()))?;
             }
@@ -58,7 +62,10 @@ fn run() -> Result<i32> {
     } else {
         exit::FINDING
     };
-    let recorded = recorder.map(|r| r.recorded).unwrap_or_default();
+    let recorded = recorder
+        .into_inner()
+        .map(|r| r.recorded)
+        .unwrap_or_default();
     let printed = print(&args, &report, &recorded);
     printed?;
     Ok(code)

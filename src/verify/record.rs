@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::{DiscReport, Kind, VerifyOptions};
+use super::{DiscReport, Kind, Plan, VerifyError};
 use crate::catalog::copies::{CheckRow, CopyRow};
 use crate::catalog::manifest::SetIdentity;
 use crate::copies::{self, CheckResult, DiscName};
@@ -56,6 +56,8 @@ pub struct Recorder {
     /// Discs given more than once in this run, and how many times: no
     /// check of them can say which copy it read.
     twice: HashMap<String, usize>,
+    /// The workdir's set, which every disc given must be of.
+    ours: SetIdentity,
     pub recorded: Vec<Recorded>,
 }
 
@@ -74,8 +76,21 @@ impl Recorder {
                 newest.insert((k.disc.key(), k.copy), k);
             }
         }
+        // A disc of the original dBackup has no UUID: the start of the
+        // set's first disc tells its set from ours.
+        let ours = SetIdentity {
+            uuid: Some(wd.settings.uuid.clone()),
+            name: Some(wd.settings.name.clone()),
+            first_started: wd
+                .catalog
+                .discs()?
+                .into_iter()
+                .find(|d| d.id == 1)
+                .and_then(|d| d.started),
+        };
         Ok(Recorder {
             wd,
+            ours,
             copy,
             isos,
             copies,
@@ -124,54 +139,35 @@ impl Recorder {
         }
     }
 
-    /// Sets what `opts` needs: the set, where each disc's unfinished check
-    /// stopped, and (with a time limit) the discs checked longest ago first.
-    /// Fails, before anything is read or recorded, when a disc given is
-    /// of another set.
-    pub fn prepare(&mut self, opts: &mut VerifyOptions, time_limited: bool) -> Result<()> {
-        opts.set_uuid = Some(self.wd.settings.uuid.clone());
-        // A disc of the original dBackup has no UUID: the start of the
-        // set's first disc tells its set from ours.
-        let ours = SetIdentity {
-            uuid: Some(self.wd.settings.uuid.clone()),
-            name: Some(self.wd.settings.name.clone()),
-            first_started: self
-                .wd
-                .catalog
-                .discs()?
-                .into_iter()
-                .find(|d| d.id == 1)
-                .and_then(|d| d.started),
-        };
-        // The discs given, opened once more to count them: bounded by the
-        // paths given and the images in each. What cannot be opened here
-        // verify reports itself.
+    /// The plan for the discs given, once verify has them open: refused
+    /// (before anything is read or recorded) when one is of another set;
+    /// where each disc's unfinished check of the same copy stopped; and,
+    /// with a time limit, the discs checked longest ago first.
+    pub fn plan(
+        &mut self,
+        media: &[&Medium],
+        time_limited: bool,
+    ) -> std::result::Result<Plan, VerifyError> {
+        // Bounded by the discs given and the copies among them.
         let mut given: HashMap<String, usize> = HashMap::new();
         // Where each disc is read from: which copy its check is of, so
         // an unfinished check goes on only when the same copy is read.
         let mut sources: HashMap<String, PathBuf> = HashMap::new();
-        for p in &opts.discs {
-            for (_, m) in Medium::open_each(p).unwrap_or_default() {
-                if let Ok(m) = m {
-                    if !m.identity.same_set(&ours) {
-                        return Err(Error::Invalid(format!(
-                            "{} is of set {}, not of the workdir's set ({}); nothing was checked or recorded",
-                            m.source.display(),
-                            m.identity.describe(),
-                            ours.describe()
-                        )));
-                    }
-                    let name = match m.parity {
-                        Some((g, j)) => format!("parity-{g}-{j}"),
-                        None => m.disc.to_string(),
-                    };
-                    *given.entry(name.clone()).or_default() += 1;
-                    sources.insert(name, m.source.clone());
-                }
+        for m in media {
+            if !m.identity.same_set(&self.ours) {
+                return Err(VerifyError::OtherWorkdir {
+                    path: m.source.clone(),
+                    theirs: m.identity.describe(),
+                    ours: self.ours.describe(),
+                });
             }
+            let name = super::medium_name(m);
+            *given.entry(name.clone()).or_default() += 1;
+            sources.insert(name, m.source.clone());
         }
         given.retain(|_, n| *n > 1);
         self.twice = given;
+        let mut plan = Plan::default();
         let mut order = HashMap::new();
         // Bounded by the checks recorded: the newest of each disc and copy.
         for ((key, copy), k) in &self.newest {
@@ -182,16 +178,16 @@ impl Recorder {
             // An unfinished check first, so each run goes on where the
             // last one stopped; then discs never checked; then the oldest.
             if !k.complete {
-                opts.resume.insert(key.clone(), k.next_file);
+                plan.resume.insert(key.clone(), k.next_file);
                 order.insert(key.clone(), f64::MIN);
             } else {
                 order.insert(key.clone(), k.checked);
             }
         }
         if time_limited {
-            opts.order = Some(order);
+            plan.order = Some(order);
         }
-        Ok(())
+        Ok(plan)
     }
 
     /// Records one disc's check (adding to the unfinished check it went on
