@@ -306,14 +306,7 @@ enum Copies {
 /// one is lost with it.
 fn lose_a_copy(wd: &mut Workdir, opts: &LostOptions) -> Result<Copies> {
     use crate::copies::DiscName;
-    let held_copies = |wd: &Workdir, d: i64| -> Result<Vec<crate::catalog::copies::CopyRow>> {
-        Ok(wd
-            .catalog
-            .copies(Some(&DiscName::Data(d)))?
-            .into_iter()
-            .filter(|c| c.lost.is_none())
-            .collect())
-    };
+    let held_copies = |wd: &Workdir, d: i64| wd.catalog.held_copies(&DiscName::Data(d));
     let Some(copy) = opts.copy else {
         let mut last = Vec::new();
         if opts.found {

@@ -518,9 +518,9 @@ fn copies(
             }
             let others = wd
                 .catalog
-                .copies(Some(&disc))?
-                .into_iter()
-                .filter(|k| k.lost.is_none() && k.copy != copy)
+                .held_copies(&disc)?
+                .iter()
+                .filter(|k| k.copy != copy)
                 .count();
             if let (cp::DiscName::Data(n), 0) = (&disc, others) {
                 anyhow::bail!(
@@ -529,12 +529,7 @@ fn copies(
             }
             let held = wd.catalog.set_copy_lost(&disc, copy, Some(cp::now()))?;
             if held > 0 {
-                let left: Vec<_> = wd
-                    .catalog
-                    .copies(Some(&disc))?
-                    .into_iter()
-                    .filter(|c| c.lost.is_none())
-                    .collect();
+                let left = wd.catalog.held_copies(&disc)?;
                 writeln!(
                     out,
                     "{} copy {copy} marked lost; the disc is still held: {}",

@@ -220,6 +220,13 @@ impl Catalog {
         Ok(out)
     }
 
+    /// The copies of `disc` not marked lost, in copy order.
+    pub fn held_copies(&self, disc: &DiscName) -> Result<Vec<CopyRow>> {
+        let mut v = self.copies(Some(disc))?;
+        v.retain(|c| c.lost.is_none());
+        Ok(v)
+    }
+
     /// One copy, if recorded.
     pub fn copy(&self, disc: &DiscName, copy: i64) -> Result<Option<CopyRow>> {
         Ok(self
