@@ -527,6 +527,30 @@ fn image(wd: &Workdir, disc: &DiscName) -> Result<Image> {
     })
 }
 
+/// A `stdio:` file inside the workdir is refused: it is no copy (it goes
+/// with the workdir), and under `isos/` it would pass for an image.
+fn inside_workdir(wd: &Workdir, device: &str) -> Result<()> {
+    let Some(file) = device.strip_prefix("stdio:") else {
+        return Ok(());
+    };
+    let path = Path::new(file);
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Ok(parent) = parent.canonicalize() else {
+        // A folder that does not exist: xorriso says so.
+        return Ok(());
+    };
+    if parent.starts_with(&wd.layout.root) {
+        return Err(not_ready(format!(
+            "{device} is inside the workdir {}: a copy there is no copy (it is lost with the workdir, and in isos/ it would pass for an image); write it elsewhere",
+            wd.layout.root.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Reads the image through the verifier: every file against its MD5 in
 /// the image's own manifest (a parity image, its MD5SUMS).
 fn check_image(path: &Path, progress: &Progress) -> Result<()> {
@@ -791,6 +815,7 @@ fn fill(f: &mut File, buf: &mut [u8]) -> std::result::Result<usize, (usize, std:
 pub fn burn(opts: &BurnOptions, progress: &Progress) -> Result<BurnReport> {
     let mut wd = Workdir::open_read(&opts.workdir)?;
     let mut image = image(&wd, &opts.disc)?;
+    inside_workdir(&wd, &opts.device)?;
     let xorriso = xorriso()?;
     let command = command(&xorriso, &opts.device, opts.speed.as_deref(), &image.path);
     let mut report = BurnReport {

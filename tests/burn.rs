@@ -415,6 +415,32 @@ fn a_read_back_that_differs_records_nothing_and_the_next_burn_does() {
     assert_eq!(recorded(&env), (1, 1));
 }
 
+/// A `stdio:` file inside the workdir is no copy: refused, even where
+/// the name is free (under `isos/` it would pass for an image), and the
+/// image itself is never written over.
+#[test]
+fn a_copy_inside_the_workdir_is_refused() {
+    let env = full_discs(1, &[]);
+    let before = std::fs::read(image(&env, "disc-1")).unwrap();
+    for target in [
+        image(&env, "disc-1"),
+        image(&env, "disc-9"),
+        env.workdir.join("copy.iso"),
+        env.workdir.join("staging/x.iso"),
+    ] {
+        let out = burn(&env, &["--disc", "1", "--device", &stdio(&target)]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("is inside the workdir"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert_eq!(recorded(&env), (0, 0));
+    }
+    assert!(!image(&env, "disc-9").exists());
+    assert_eq!(std::fs::read(image(&env, "disc-1")).unwrap(), before);
+}
+
 /// An image that rotted in `isos/` since it was made (same size, one byte
 /// of a file's data changed) is not burned: a copy of it would pass its
 /// own read-back. Nothing is written or recorded.
