@@ -227,6 +227,14 @@ pub fn medium_name(m: &Medium) -> String {
 const BATCH_FILES: usize = 256;
 const BATCH_BYTES: u64 = 256 << 20;
 
+/// Whether a test build says the time limit is up now (the fault point
+/// `verify::time_up=K*off->return`: after K batches), so a test can stop
+/// a run at any batch without a clock.
+fn time_is_up() -> bool {
+    fail::fail_point!("verify::time_up", |_| true);
+    false
+}
+
 /// [`BATCH_FILES`], which a test build takes smaller from the fault point
 /// `verify::batch_files=return(N)` (so a small disc has several batches).
 fn batch_files() -> usize {
@@ -371,7 +379,7 @@ fn verify_disc(
     // each batch takes at least one.
     let batch_files = batch_files();
     while next < jobs.len() {
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if deadline.is_some_and(|d| Instant::now() >= d || time_is_up()) {
             r.stopped_at = Some(next as u64);
             break;
         }

@@ -991,3 +991,58 @@ fn a_disc_lost_with_its_only_copy_is_found_with_it() {
     ok(lost(&env, &["2", "--found", "--copy", "2"]), "found copy 2");
     assert!(available(&env, 2));
 }
+
+/// Time-limited checks stopped at any batches, run after run, read every
+/// file of the disc exactly once and end in one complete, good check.
+#[cfg(feature = "failpoints")]
+mod stopped_anywhere {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+        #[test]
+        fn the_runs_together_read_each_file_once(
+            files in 3usize..25,
+            batch in 1usize..6,
+            stops in proptest::collection::vec(0usize..4, 1..8),
+        ) {
+            let env = TestEnv::new();
+            for i in 0..files {
+                env.write(format!("a/f{i:02}"), &bytes_of(500 + i as u64, 3000));
+            }
+            env.init(&["--disc-size", DISC]);
+            ok(env.run(&["monitor"]), "monitor");
+            ok(env.run(&["close"]), "close");
+            ok(env.run(&["copies", "add", "1"]), "add");
+            let copy = copy_of(&env, 1, "c");
+            let mut read = 0u64;
+            // Bounded by the stops, then one run that is not stopped.
+            for k in stops.iter().map(Some).chain([None]) {
+                let mut c = cmd("dbackup-verify");
+                c.arg("-d").arg(&copy).arg("--record").arg(&env.workdir)
+                    .args(["--time-limit", "1d", "--json"]);
+                let mut fp = format!("verify::batch_files=return({batch})");
+                if let Some(k) = k {
+                    fp.push_str(&format!(";verify::time_up={k}*off->return"));
+                }
+                c.env("FAILPOINTS", fp);
+                let out = c.output().unwrap();
+                prop_assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+                let r = json(&out);
+                read += r["discs"][0]["ok"].as_u64().unwrap();
+                let rec = &r["recorded"][0];
+                if k.is_none() || rec["complete"] == true {
+                    // Done: the next run would start a new check.
+                    prop_assert_eq!(&rec["complete"], true);
+                    prop_assert_eq!(&rec["good"], true);
+                    prop_assert_eq!(rec["result"]["files_ok"].as_u64(), Some(files as u64));
+                    break;
+                }
+            }
+            prop_assert_eq!(read, files as u64, "each file read once over all the runs");
+            let (_, list) = due(&env, &days_from_now(0.0));
+            prop_assert_eq!(list, serde_json::json!([]));
+        }
+    }
+}
