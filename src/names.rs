@@ -63,6 +63,12 @@ pub fn display(name: &[u8], escape_controls: bool) -> String {
     out
 }
 
+/// Serializes a name as text for JSON: invalid UTF-8 bytes as `\xNN`, as
+/// [`display`] shows them (control characters are left to JSON's escapes).
+pub fn serialize_lossy<S: serde::Serializer>(name: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&display(name, false))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

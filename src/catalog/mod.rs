@@ -26,6 +26,7 @@ use rusqlite::{params, Connection, OpenFlags};
 
 use crate::error::{Error, Result};
 
+pub mod contents;
 pub mod copies;
 mod damaged;
 mod discs;
