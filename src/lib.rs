@@ -28,6 +28,7 @@ pub mod fsutil;
 pub mod history;
 pub mod interrupt;
 pub mod iso;
+pub mod label;
 pub mod lost;
 pub mod medium;
 pub mod mkiso;
