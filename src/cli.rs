@@ -149,6 +149,23 @@ pub enum StageCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write the printable labels of a closed disc: a disc-face label (a
+    /// 120 mm circle) and a case insert (a 120 mm square) with the set,
+    /// the disc, its dates, size and top folders, and a QR code
+    /// (dbackup:v1:UUID:DISC[:COPY]), as isos/disc-N.label.svg and
+    /// isos/disc-N.label.pdf beside its image. Prints their paths.
+    Label {
+        /// A data disc's number (3) or a parity disc (parity-1-2).
+        #[arg(value_name = "DISC", value_parser = parse_disc_name)]
+        disc: crate::copies::DiscName,
+        /// The copy the label is for: it goes into the QR code and the
+        /// file names (disc-N-copy-C.label.svg).
+        #[arg(long, value_name = "C", value_parser = clap::value_parser!(i64).range(1..))]
+        copy: Option<i64>,
+        /// A JSON object on stdout instead of the two paths.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// What `dbackup-stage copies` does.
@@ -237,6 +254,11 @@ pub struct MkisoArgs {
     /// A JSON array of the images on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also write each verified image's printable labels beside it
+    /// (isos/disc-N.label.svg and .pdf, as `dbackup-stage label N`); a
+    /// label that cannot be written is reported and leaves the image as it is.
+    #[arg(long)]
+    pub label: bool,
     #[command(flatten)]
     pub common: Common,
 }

@@ -700,6 +700,29 @@ pub fn repair_lines(r: &ImageReport) -> (Vec<String>, bool) {
     (lines, r.repairs.iter().any(|x| x.action == "damaged"))
 }
 
+/// Writes the printable labels of a disc whose image was just verified
+/// (`--label`): the line that names them, or, when they could not be
+/// written, the message that says so. A label never fails the image: the
+/// caller reports the message and keeps the run's exit code.
+pub fn write_label(
+    wd: &Workdir,
+    disc: &crate::copies::DiscName,
+) -> std::result::Result<String, String> {
+    match crate::label::write_labels(wd, disc, None) {
+        Ok(l) => Ok(format!(
+            "Labels of {}: {} {}",
+            disc.label(),
+            l.svg.display(),
+            l.pdf.display()
+        )),
+        Err(e) => Err(format!(
+            "{}: the image is verified, but its label was not written: {e}; write it later with `dbackup-stage label {}`",
+            disc.label(),
+            disc.key()
+        )),
+    }
+}
+
 /// The line that tells the user a disc is ready to burn (cron mails it).
 pub fn ready_line(r: &ImageReport) -> String {
     format!(

@@ -5,6 +5,7 @@ use std::io::Write;
 use anyhow::Result;
 use clap::Parser;
 use dbackup::cli::MkisoArgs;
+use dbackup::copies::DiscName;
 use dbackup::mkiso::{self, MkisoOptions};
 use dbackup::workdir::Workdir;
 use dbackup::{exit, output, progress::Progress};
@@ -82,9 +83,29 @@ fn run() -> Result<i32> {
             dbackup::say!("dbackup-mkiso: {failure}");
             code = exit::FINDING;
         }
+        if args.label && r.verified {
+            label(&wd, &DiscName::Data(r.disc), args.json, &mut out)?;
+        }
+    }
+    if args.label {
+        for p in &parity.built {
+            label(&wd, &DiscName::Parity(p.group, p.j), args.json, &mut out)?;
+        }
     }
     if mkiso::announce_parity(&wd, &parity, args.json, "dbackup-mkiso", &mut out)? {
         code = exit::FINDING;
     }
     Ok(code)
+}
+
+/// Writes a disc's labels (`--label`): their paths on stdout (on stderr
+/// with --json, whose stdout is the images' report), a failure on stderr
+/// only, since a label never fails the image.
+fn label(wd: &Workdir, disc: &DiscName, json: bool, out: &mut impl Write) -> Result<()> {
+    match mkiso::write_label(wd, disc) {
+        Ok(line) if json => dbackup::say!("dbackup-mkiso: {line}"),
+        Ok(line) => writeln!(out, "{line}")?,
+        Err(message) => dbackup::say!("dbackup-mkiso: {message}"),
+    }
+    Ok(())
 }

@@ -365,6 +365,7 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
         }
         StageCommand::Config { key, values } => config(&root, key.as_deref(), values, out),
         StageCommand::Copies { action, json } => copies(&root, action, json, out),
+        StageCommand::Label { disc, copy, json } => label(&root, &disc, copy, json, out),
     }
 }
 
@@ -807,4 +808,24 @@ fn waits(no_iso: bool) -> &'static str {
 fn show(path: &std::path::Path, tty: bool) -> String {
     use std::os::unix::ffi::OsStrExt;
     names::display(path.as_os_str().as_bytes(), tty)
+}
+
+/// `label`: writes a disc's SVG and PDF labels and prints their paths.
+fn label(
+    root: &std::path::Path,
+    disc: &dbackup::copies::DiscName,
+    copy: Option<i64>,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<i32> {
+    let wd = Workdir::open_read(root)?;
+    let report = dbackup::label::write_labels(&wd, disc, copy)?;
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &report)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "{}", report.svg.display())?;
+        writeln!(out, "{}", report.pdf.display())?;
+    }
+    Ok(exit::OK)
 }
