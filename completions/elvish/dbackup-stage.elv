@@ -34,6 +34,7 @@ set edit:completion:arg-completer[dbackup-stage] = {|@words|
             cand adopt 'Continue a set made by the original dBackup: adopt its working directory (settings.yaml, manifest.db, staging/, isos/), keeping every row and id; it is backed up first'
             cand config 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command), `parity` (K+M or off, for groups not yet started), `copies` (held per disc), `check_every` (a schedule). `watched`, `name` and `uuid` are shown but fixed'
             cand copies 'The copies of every disc: where each is and when it was last checked good; or record, move or lose one'
+            cand label 'Write the printable labels of a closed disc: a disc-face label (a 120 mm circle) and a case insert (a 120 mm square) with the set, the disc, its dates, size and top folders, and a QR code (dbackup:v1:UUID:DISC[:COPY]), as isos/disc-N.label.svg and isos/disc-N.label.pdf beside its image. Prints their paths'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'dbackup-stage;init'= {
@@ -179,6 +180,17 @@ set edit:completion:arg-completer[dbackup-stage] = {|@words|
         }
         &'dbackup-stage;copies;help;help'= {
         }
+        &'dbackup-stage;label'= {
+            cand --copy 'The copy the label is for: it goes into the QR code and the file names (disc-N-copy-C.label.svg)'
+            cand -w 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --workdir 'The workdir (catalogue, staging area, images). Default: the current folder'
+            cand --json 'A JSON object on stdout instead of the two paths'
+            cand --no-progress 'Never draw progress bars (they appear only on a terminal anyway)'
+            cand -q 'Print only errors and results'
+            cand --quiet 'Print only errors and results'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'dbackup-stage;help'= {
             cand init 'Create a workdir that backs up WATCHED, with disc 1 open'
             cand status 'Show the state of the workdir'
@@ -187,6 +199,7 @@ set edit:completion:arg-completer[dbackup-stage] = {|@words|
             cand adopt 'Continue a set made by the original dBackup: adopt its working directory (settings.yaml, manifest.db, staging/, isos/), keeping every row and id; it is backed up first'
             cand config 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command), `parity` (K+M or off, for groups not yet started), `copies` (held per disc), `check_every` (a schedule). `watched`, `name` and `uuid` are shown but fixed'
             cand copies 'The copies of every disc: where each is and when it was last checked good; or record, move or lose one'
+            cand label 'Write the printable labels of a closed disc: a disc-face label (a 120 mm circle) and a case insert (a 120 mm square) with the set, the disc, its dates, size and top folders, and a QR code (dbackup:v1:UUID:DISC[:COPY]), as isos/disc-N.label.svg and isos/disc-N.label.pdf beside its image. Prints their paths'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'dbackup-stage;help;init'= {
@@ -214,6 +227,8 @@ set edit:completion:arg-completer[dbackup-stage] = {|@words|
         &'dbackup-stage;help;copies;lost'= {
         }
         &'dbackup-stage;help;copies;found'= {
+        }
+        &'dbackup-stage;help;label'= {
         }
         &'dbackup-stage;help;help'= {
         }

@@ -37,6 +37,7 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
             [CompletionResult]::new('adopt', 'adopt', [CompletionResultType]::ParameterValue, 'Continue a set made by the original dBackup: adopt its working directory (settings.yaml, manifest.db, staging/, isos/), keeping every row and id; it is backed up first')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command), `parity` (K+M or off, for groups not yet started), `copies` (held per disc), `check_every` (a schedule). `watched`, `name` and `uuid` are shown but fixed')
             [CompletionResult]::new('copies', 'copies', [CompletionResultType]::ParameterValue, 'The copies of every disc: where each is and when it was last checked good; or record, move or lose one')
+            [CompletionResult]::new('label', 'label', [CompletionResultType]::ParameterValue, 'Write the printable labels of a closed disc: a disc-face label (a 120 mm circle) and a case insert (a 120 mm square) with the set, the disc, its dates, size and top folders, and a QR code (dbackup:v1:UUID:DISC[:COPY]), as isos/disc-N.label.svg and isos/disc-N.label.pdf beside its image. Prints their paths')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -200,6 +201,18 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
         'dbackup-stage;copies;help;help' {
             break
         }
+        'dbackup-stage;label' {
+            [CompletionResult]::new('--copy', '--copy', [CompletionResultType]::ParameterName, 'The copy the label is for: it goes into the QR code and the file names (disc-N-copy-C.label.svg)')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'The workdir (catalogue, staging area, images). Default: the current folder')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'A JSON object on stdout instead of the two paths')
+            [CompletionResult]::new('--no-progress', '--no-progress', [CompletionResultType]::ParameterName, 'Never draw progress bars (they appear only on a terminal anyway)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and results')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'dbackup-stage;help' {
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Create a workdir that backs up WATCHED, with disc 1 open')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the state of the workdir')
@@ -208,6 +221,7 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
             [CompletionResult]::new('adopt', 'adopt', [CompletionResultType]::ParameterValue, 'Continue a set made by the original dBackup: adopt its working directory (settings.yaml, manifest.db, staging/, isos/), keeping every row and id; it is backed up first')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show every setting of the set, or show or change one: `disc_size` (of the discs not yet closed), `excludes`, `ecc` (on/off), `on_disc_ready` (a command), `parity` (K+M or off, for groups not yet started), `copies` (held per disc), `check_every` (a schedule). `watched`, `name` and `uuid` are shown but fixed')
             [CompletionResult]::new('copies', 'copies', [CompletionResultType]::ParameterValue, 'The copies of every disc: where each is and when it was last checked good; or record, move or lose one')
+            [CompletionResult]::new('label', 'label', [CompletionResultType]::ParameterValue, 'Write the printable labels of a closed disc: a disc-face label (a 120 mm circle) and a case insert (a 120 mm square) with the set, the disc, its dates, size and top folders, and a QR code (dbackup:v1:UUID:DISC[:COPY]), as isos/disc-N.label.svg and isos/disc-N.label.pdf beside its image. Prints their paths')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -246,6 +260,9 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-stage' -ScriptBlock {
             break
         }
         'dbackup-stage;help;copies;found' {
+            break
+        }
+        'dbackup-stage;help;label' {
             break
         }
         'dbackup-stage;help;help' {
