@@ -310,3 +310,35 @@ fn a_label_that_cannot_be_written_does_not_fail_the_image() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_parity_disc_gets_a_label_naming_what_it_protects() {
+    if !have("par2") {
+        return;
+    }
+    let env = TestEnv::new();
+    for i in 0..3u64 {
+        env.write(format!("f{i}"), &bytes_of(i + 1, 400_000));
+    }
+    env.init(&["--disc-size", "1000K", "--parity", "2+1"]);
+    ok(env.run(&["monitor"]), "monitor");
+    let isos = env.workdir.join("isos");
+    assert!(isos.join("parity-1-1.iso").is_file());
+    let out = ok(env.run(&["label", "parity-1-1"]), "label parity-1-1");
+    let svg = isos.join("parity-1-1.label.svg");
+    let pdf = isos.join("parity-1-1.label.pdf");
+    assert_eq!(printed_paths(&out), vec![svg.clone(), pdf.clone()]);
+    let doc = std::fs::read_to_string(&svg).unwrap();
+    assert!(doc.contains("Parity disc 1 of group 1"), "{doc}");
+    assert!(doc.contains("Protects discs 1,2"), "{doc}");
+    if have("pdftoppm") && have("zbarimg") {
+        let tmp = tempfile::tempdir().unwrap();
+        let expected: BTreeSet<String> = [format!("dbackup:v1:{}:parity-1-1", uuid(&env))].into();
+        assert_eq!(pdf_qr(&pdf, tmp.path()), expected);
+    }
+    // One not built yet, and a group that does not exist.
+    for disc in ["parity-1-2", "parity-9-1"] {
+        let out = env.run(&["label", disc]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    }
+}
