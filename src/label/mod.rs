@@ -118,7 +118,12 @@ pub fn write_labels(wd: &Workdir, disc: &DiscName, copy: Option<i64>) -> Result<
     let (svg_doc, pdf_doc) = render(&data)?;
     let (svg_path, pdf_path) = paths(wd, disc, copy);
     let dir = wd.layout.isos();
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    if !dir.is_dir() {
+        // A set whose images were never built: `isos/` is made here, and
+        // the workdir synced so the folder outlives a crash with its files.
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        crate::fsutil::sync_dir(&wd.layout.root)?;
+    }
     write_atomic(&svg_path, svg_doc.as_bytes())?;
     write_atomic(&pdf_path, &pdf_doc)?;
     Ok(LabelReport {
@@ -309,6 +314,25 @@ mod tests {
                 None,
             ),
         }
+    }
+
+    #[test]
+    fn atomic_writes_replace_whole_files_and_leave_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disc-1.label.svg");
+        write_atomic(&path, b"old").unwrap();
+        write_atomic(&path, b"new and longer").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new and longer");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("disc-1.label.svg")]);
+        // A folder in the way: an error, and the temp file is gone too.
+        let blocked = dir.path().join("disc-2.label.svg");
+        std::fs::create_dir_all(blocked.join("x")).unwrap();
+        assert!(write_atomic(&blocked, b"data").is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 
     #[test]
