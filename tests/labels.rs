@@ -2,7 +2,7 @@
 //! checked with independent programs: the SVG parses as XML (Python's
 //! minidom), the PDF renders (pdftoppm) and the QR code in the rendered
 //! page decodes (zbarimg) to the documented payload; so does the QR code of
-//! the SVG as chromium draws it.
+//! the SVG as chromium draws it; the PDF's text reads back with pdftotext.
 
 mod common;
 
@@ -340,5 +340,32 @@ fn a_parity_disc_gets_a_label_naming_what_it_protects() {
     for disc in ["parity-1-2", "parity-9-1"] {
         let out = env.run(&["label", disc]);
         assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    }
+}
+
+/// The text of a PDF as pdftotext reads it.
+fn pdf_text(pdf: &Path) -> String {
+    let out = Command::new("pdftotext")
+        .arg(pdf)
+        .arg("-")
+        .output()
+        .expect("run pdftotext");
+    assert!(out.status.success(), "pdftotext: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[test]
+fn the_pdf_keeps_latin_text_and_marks_what_its_font_lacks() {
+    let env = closed_set("Fotos de família 写真");
+    let out = ok(env.run(&["label", "1"]), "label 1");
+    let paths = printed_paths(&out);
+    let doc = std::fs::read_to_string(&paths[0]).unwrap();
+    assert!(doc.contains("Fotos de família 写真"), "{doc}");
+    if have("pdftotext") {
+        let t = pdf_text(&paths[1]);
+        assert!(t.contains("Fotos de família ??"), "{t}");
+        assert!(t.contains("Disc 1"), "{t}");
+        assert!(t.contains("Top folders"), "{t}");
+        assert!(t.contains(&uuid(&env)), "{t}");
     }
 }
