@@ -87,13 +87,13 @@ fn run() -> Result<i32> {
             label(&wd, &DiscName::Data(r.disc), args.json, &mut out)?;
         }
     }
+    if mkiso::announce_parity(&wd, &parity, args.json, "dbackup-mkiso", &mut out)? {
+        code = exit::FINDING;
+    }
     if args.label {
         for p in &parity.built {
             label(&wd, &DiscName::Parity(p.group, p.j), args.json, &mut out)?;
         }
-    }
-    if mkiso::announce_parity(&wd, &parity, args.json, "dbackup-mkiso", &mut out)? {
-        code = exit::FINDING;
     }
     Ok(code)
 }
