@@ -44,6 +44,25 @@ fn is_busy(e: &anyhow::Error) -> bool {
 }
 
 fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
+    // clap keeps only the workdirs given on one side of the subcommand's
+    // name: a set given before `report` and others after it would be left
+    // off the page without a word.
+    let given = std::env::args_os()
+        .skip(1)
+        .filter(|a| {
+            let a = a.as_encoded_bytes();
+            a == b"-w"
+                || a == b"--workdir"
+                || a.starts_with(b"--workdir=")
+                || (a.starts_with(b"-w") && !a.starts_with(b"--"))
+        })
+        .count();
+    if given > args.workdir.len() {
+        anyhow::bail!(
+            "give every workdir (-w) after `report`, not some before it: {given} given, {} seen",
+            args.workdir.len()
+        );
+    }
     let root = match args.workdir.as_slice() {
         [] => std::env::current_dir()?,
         [w] => w.clone(),

@@ -250,6 +250,10 @@ fn attention(h: &mut String, s: &SetPage) {
     let mut any = false;
     for l in &s.lost {
         any = true;
+        let image = s
+            .discs
+            .iter()
+            .any(|d| d.id == l.disc && d.image == ImageState::InIsos);
         let _ = write!(
             h,
             "<div class=\"bad lost-cost\" data-disc=\"{}\" data-unrecoverable=\"{}\"><b>Disc {} is lost.</b> \
@@ -270,6 +274,13 @@ fn attention(h: &mut String, s: &SetPage) {
             esc(&output::bytes(l.history_only.bytes)),
             l.disc
         );
+        if image {
+            let _ = write!(
+                h,
+                " <b>Its image is still in isos/:</b> burn it again (<code>dbackup-burn --disc {} --device DEV</code>) and record it found (<code>dbackup-lost {} --found</code>).",
+                l.disc, l.disc
+            );
+        }
         if !l.examples.is_empty() {
             h.push_str("<ul>");
             for e in &l.examples {
@@ -305,7 +316,7 @@ fn attention(h: &mut String, s: &SetPage) {
         for d in &s.due {
             let _ = write!(
                 h,
-                "<li data-disc=\"{}\">disc {} copy {}{}: last good check {}, due since {}</li>",
+                "<li data-disc=\"{}\">{} copy {}{}: last good check {}, due since {}</li>",
                 esc(&d.disc),
                 esc(&d.disc),
                 d.copy,
@@ -313,7 +324,7 @@ fn attention(h: &mut String, s: &SetPage) {
                     .as_deref()
                     .map(|l| format!(" at {}", esc(l)))
                     .unwrap_or_default(),
-                date(d.last_good_check),
+                d.last_good_check.map_or("never".into(), |t| date(Some(t))),
                 date(Some(d.due))
             );
         }
@@ -323,7 +334,7 @@ fn attention(h: &mut String, s: &SetPage) {
         any = true;
         let _ = writeln!(
             h,
-            "<div class=\"warn below\">Held in fewer than {} copies: <span class=\"below-discs\">{}</span> (<code>dbackup-burn</code> makes more).</div>",
+            "<div class=\"warn below\">Held in fewer copies than the policy asks ({}): <span class=\"below-discs\">{}</span> (<code>dbackup-burn</code> makes more; <code>dbackup-stage copies add</code> records one burned by hand).</div>",
             s.copies_policy,
             esc(&s.below_policy.join(", "))
         );
@@ -353,7 +364,8 @@ fn timeline(h: &mut String, s: &SetPage) {
     let months = fill_months(&s.months);
     let (w, top, base) = (1000.0_f64, 20.0_f64, 150.0_f64);
     let n = months.len().max(1) as f64;
-    let step = w / n;
+    // A bar is at most 60 units wide: a young set's one month is no wall.
+    let step = (w / n).min(60.0);
     let max = months.iter().map(|m| m.1).max().unwrap_or(0).max(1) as f64;
     let _ = write!(
         h,

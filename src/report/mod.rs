@@ -300,6 +300,11 @@ pub fn write_atomic_random(path: &Path, data: &[u8]) -> Result<()> {
     tmp.write_all(data)
         .and_then(|_| tmp.as_file().sync_all())
         .map_err(|e| Error::io(tmp.path(), e))?;
+    // A test's fault: the page's file system fills up before the rename.
+    fail::fail_point!("report::write", |_| Err(Error::io(
+        tmp.path(),
+        std::io::Error::from_raw_os_error(libc::ENOSPC)
+    )));
     // Readable as a web page is (a temp file is made 0600).
     {
         use std::os::unix::fs::PermissionsExt;
