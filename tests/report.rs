@@ -610,3 +610,115 @@ fn a_failed_rewrite_leaves_the_old_page_whole() {
         text(&out.stderr)
     );
 }
+
+mod search_property {
+    //! The page's search against a plain model of it, over generated
+    //! trees whose names mix cases, letters whose lower case is longer
+    //! (`İ`), markup, quotes, newlines and bytes that are not UTF-8, and
+    //! over queries cut from those names: a name is a hit when its base
+    //! name holds the query, or with a `/` in the query when its path
+    //! does (both lower-cased, as shown).
+    use super::*;
+    use proptest::prelude::*;
+
+    fn piece() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just(b"a".to_vec()),
+                Just(b"B".to_vec()),
+                Just(b"x".to_vec()),
+                Just(b".".to_vec()),
+                Just(b" ".to_vec()),
+                Just("İ".as_bytes().to_vec()),
+                Just("é".as_bytes().to_vec()),
+                Just(b"<".to_vec()),
+                Just(b"'".to_vec()),
+                Just(b"\n".to_vec()),
+                Just(b"\xff".to_vec()),
+            ],
+            1..5,
+        )
+        .prop_map(|v| v.concat())
+    }
+
+    fn tree() -> impl Strategy<Value = Vec<Vec<Vec<u8>>>> {
+        proptest::collection::vec(proptest::collection::vec(piece(), 1..4), 1..25)
+    }
+
+    fn shown(bytes: &[u8]) -> String {
+        dbackup::names::display(bytes, true)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+        #[test]
+        fn the_search_finds_exactly_the_names_a_model_finds(
+            paths in tree(),
+            picks in proptest::collection::vec((any::<prop::sample::Index>(), 0usize..4, 1usize..6, any::<bool>()), 4),
+        ) {
+            let env = TestEnv::new();
+            let mut names: Vec<Vec<Vec<u8>>> = Vec::new();
+            for p in paths {
+                // A component "." or ".." is no name; a folder cannot
+                // also be a file.
+                if p.iter().any(|c| c == b"." || c == b"..") {
+                    continue;
+                }
+                if names.iter().any(|n| n.starts_with(&p) || p.starts_with(n)) {
+                    continue;
+                }
+                let rel: std::path::PathBuf = p.iter().map(|c| os(c)).collect();
+                let full = env.watched.join(&rel);
+                std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+                std::fs::write(&full, b"x").unwrap();
+                names.push(p);
+            }
+            prop_assume!(!names.is_empty());
+            env.init(&["--disc-size", DISC]);
+            ok(env.run(&["monitor"]), "monitor");
+            let page = env.dir.path().join("p.html");
+            ok(env.run(&["report", "--html", page.to_str().unwrap()]), "report");
+            // (path as shown, base name as shown), lower-cased.
+            let model: Vec<(String, String)> = names
+                .iter()
+                .map(|p| {
+                    let path: String = p.iter().map(|c| format!("/{}", shown(c))).collect();
+                    (path.to_lowercase(), shown(p.last().unwrap()).to_lowercase())
+                })
+                .collect();
+            for (which, from, len, with_path) in &picks {
+                let (path, base) = &model[which.index(model.len())];
+                let source = if *with_path { path } else { base };
+                let chars: Vec<char> = source.chars().collect();
+                let from = (*from).min(chars.len().saturating_sub(1));
+                let q: String = chars[from..(from + len).min(chars.len())].iter().collect();
+                let q = q.trim().to_string();
+                if q.is_empty() {
+                    continue;
+                }
+                let want: std::collections::BTreeSet<String> = model
+                    .iter()
+                    .filter(|(p, b)| if q.contains('/') { p.contains(&q) } else { b.contains(&q) })
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                let seen = open(&page, Some(&q));
+                prop_assert!(seen.console.is_empty(), "{:?}", seen.console);
+                let got: std::collections::BTreeSet<String> = hits(&seen.dom)
+                    .into_iter()
+                    .map(|(n, _)| unescape(&n).to_lowercase())
+                    .collect();
+                prop_assert_eq!(&got, &want, "query {:?}", q);
+            }
+        }
+    }
+
+    /// The text of HTML as the DOM dump serialises it.
+    fn unescape(s: &str) -> String {
+        s.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&nbsp;", "\u{a0}")
+            .replace("&amp;", "&")
+    }
+}

@@ -348,10 +348,15 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
                 writeln!(out, "Current Disc: {}", wd.open_disc()?)?;
             }
             if no_iso {
+                drop(wd);
+                refresh_page(&root);
                 return Ok(exit::OK);
             }
             let progress = Progress::bar(!args.common.no_progress && !json);
-            Ok(images(&mut wd, &progress, json, out)?.0)
+            let code = images(&mut wd, &progress, json, out)?.0;
+            drop(wd);
+            refresh_page(&root);
+            Ok(code)
         }
         StageCommand::Adopt { dry_run, name } => {
             let report = dbackup::adopt::adopt(&dbackup::adopt::AdoptOptions {

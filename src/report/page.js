@@ -1,6 +1,7 @@
-// The status page's search: finds every backed-up name containing what is
-// typed (case-insensitive; with a `/`, the path from the watched folder)
-// and names the discs holding it. Names are only ever set as text.
+// The status page's search: finds every backed-up name whose base name
+// holds what is typed (case-insensitive), or with a `/` whose path from the
+// watched folder holds it, and names the discs holding it. Names are only
+// ever set as text.
 (function () {
   "use strict";
   var LIMIT = 200;
@@ -78,25 +79,33 @@
       total++;
       if (hits.length < LIMIT) hits.push({ set: s, k: k });
     };
+    var head = q.slice(0, slash + 1);
     sets.forEach(function (s) {
       prepare(s);
       if (s.ix.files === 0) return;
-      if (tail === "") {
-        // A folder: every name under a folder whose path holds it.
+      if (slash !== -1) {
+        // A path: a name's path holds it either within its folder part
+        // ("/a/b/") or across into the name, when its last "/" is the
+        // folder's end and the name starts with the rest.
         var start = 0;
         for (var r = 0; r < s.gEnd.length; r++) {
           var f = s.folderLower[s.gF[r]] || "";
-          if ((("/" + f + "/").indexOf(q) !== -1)) {
-            for (var k = start; k < s.gEnd[r]; k++) take(s, k);
+          var fl = f ? "/" + f + "/" : "/";
+          var all = fl.indexOf(q) !== -1;
+          var into = !all && tail !== "" && fl.slice(-head.length) === head;
+          if (all || into) {
+            for (var k = start; k < s.gEnd[r]; k++) {
+              if (all || s.names[k].toLowerCase().indexOf(tail) === 0) take(s, k);
+            }
           }
           start = s.gEnd[r];
         }
         return;
       }
       var L = s.lower, p = -1;
-      while ((p = L.indexOf(tail, p + 1)) !== -1) {
+      while ((p = L.indexOf(q, p + 1)) !== -1) {
         var line = lineOf(s.starts, p);
-        if (slash === -1 || path(s, line).toLowerCase().indexOf(q) !== -1) take(s, line);
+        take(s, line);
         // One hit per name: go on from the next line.
         p = line + 1 < s.starts.length ? s.starts[line + 1] - 1 : L.length;
       }
