@@ -151,12 +151,13 @@ pub type BackedUp<'a> = dyn FnMut(i64, &[u8], Option<i64>) + 'a;
 
 impl Catalog {
     /// Calls `f(id, name, disc)` for every backed-up version in name order
-    /// (then id), in one pass through the `filenames` index; `disc` is
-    /// `None` for a split version (its discs are in [`Catalog::part_discs`]).
+    /// (then id, as the index holds the rowid), in one pass through the
+    /// `filenames` index with no sort; `disc` is `None` for a split version
+    /// (its discs are in [`Catalog::part_discs`]).
     pub fn for_each_backed_up(&self, f: &mut BackedUp<'_>) -> Result<()> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, filename, disc_id FROM files WHERE copied=1 ORDER BY filename, id")
+            .prepare("SELECT id, filename, disc_id FROM files WHERE copied=1 ORDER BY filename")
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
