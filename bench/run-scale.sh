@@ -10,7 +10,9 @@
 #   3. dbackup-lost's report on one disc of that manifest;
 #   4. dbackup-restore --dry-run (the plan of restoring every file) given
 #      the folder holding that manifest as the newest disc: the other 299
-#      are reported missing.
+#      are reported missing;
+#   5. dbackup-stage report --html of the workdir of step 1 (its page size,
+#      and its search timed in headless Chromium when installed).
 # Peak memory of each from one more run under /usr/bin/time -v.
 # Run by hand: bench/run-scale.sh (BENCH_QUICK=1 for a smoke run).
 #
@@ -117,5 +119,27 @@ grep -q '^Restore plan' "$RUN/plan.out" || { echo "error: dbackup-restore printe
 [[ ! -e $RUN/restored ]] || { echo "error: the dry run wrote to its target" >&2; exit 2; }
 record "restore plan, every file of $ROWS rows" "$(median "$RUN/plan.json" 0)" "$(median "$RUN/plan.json" 1)" \
     "sqlite3 GROUP BY" abs "<10" "$rss"
+
+say "5. Status page of the workdir of $ROWS files: dbackup-stage report --html (sqlite3 reading every name in order for scale)"
+check_idle
+hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$RUN/page.json" \
+    "$B/dbackup-stage -w $WD -q report --html $RUN/page.html" \
+    "sqlite3 file:$WD/manifest.db?immutable=1 \"SELECT filename, disc_id FROM files WHERE copied=1 ORDER BY filename\""
+rss=$(peak_rss "$RUN/page.out" "$B/dbackup-stage" -w "$WD" -q report --html "$RUN/page.html")
+page_bytes=$(stat -c %s "$RUN/page.html")
+record "status page of $ROWS files" "$(median "$RUN/page.json" 0)" "$(median "$RUN/page.json" 1)" \
+    "sqlite3 names in order" abs "<10" "$rss"
+printf 'status page of %s files: %s bytes (%s bytes a file)\n' "$ROWS" "$page_bytes" "$((page_bytes / ROWS))" >>"$BENCH_RESULTS.notes"
+# The page's search, timed by the page itself in headless Chromium (when
+# installed): one rare name, one path, and a name part every file has.
+if command -v chromium >/dev/null; then
+    for q in "f$(printf %07d $((ROWS - 1)))" "b00012/" ".dat"; do
+        chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
+            --disable-component-update --disable-sync --no-first-run --user-data-dir="$RUN/chromium" \
+            --virtual-time-budget=60000 --dump-dom "file://$RUN/page.html#q=$q" 2>/dev/null >"$RUN/dom.html" || true
+        ms=$(grep -o 'id="summary" data-ms="[0-9]*"' "$RUN/dom.html" | grep -o '[0-9]*' || echo '?')
+        printf 'status page search for %s in %s names (Chromium): %s ms\n' "$q" "$ROWS" "$ms" >>"$BENCH_RESULTS.notes"
+    done
+fi
 
 print_table

@@ -25,7 +25,8 @@ pub struct Common {
     after_help = "Exit status: 0 ok; 1 some files were skipped; 2 error; 3 the workdir's filesystem is full; 75 another run holds the lock."
 )]
 pub struct StageArgs {
-    /// The workdir (catalogue, staging area, images). Default: the current folder.
+    /// The workdir (catalogue, staging area, images). Default: the current
+    /// folder. `report` takes several, one set each.
     #[arg(
         short,
         long,
@@ -33,7 +34,7 @@ pub struct StageArgs {
         global = true,
         value_name = "DIR"
     )]
-    pub workdir: Option<PathBuf>,
+    pub workdir: Vec<PathBuf>,
     #[command(flatten)]
     pub common: Common,
     #[command(subcommand)]
@@ -125,20 +126,35 @@ pub enum StageCommand {
     /// Show every setting of the set, or show or change one: `disc_size`
     /// (of the discs not yet closed), `excludes`, `ecc` (on/off),
     /// `on_disc_ready` (a command), `parity` (K+M or off, for groups not yet
-    /// started), `copies` (held per disc), `check_every` (a schedule).
+    /// started), `copies` (held per disc), `check_every` (a schedule),
+    /// `report_html` (a status page rewritten after every run that changed
+    /// something).
     /// `watched`, `name` and `uuid` are shown but fixed.
     Config {
         /// The setting to show or change (`check-every` is `check_every`).
-        #[arg(value_parser = ["disc_size", "excludes", "ecc", "on_disc_ready", "parity", "copies", "check_every", "check-every", "watched", "name", "uuid"])]
+        #[arg(value_parser = ["disc_size", "excludes", "ecc", "on_disc_ready", "parity", "copies", "check_every", "check-every", "report_html", "report-html", "watched", "name", "uuid"])]
         key: Option<String>,
         /// The new value. disc_size: a size as for init (refused below 492 KiB,
         /// or below what the open disc already holds: close it first).
         /// excludes: the whole new list of globs, replacing the old ('' for
         /// none). ecc: on or off. on_disc_ready: a command ('' to clear).
         /// parity: K+M (e.g. 4+1) or off. copies: 1 to 100. check_every:
-        /// a number and d, w, m or y (90d, 12m, 2y).
+        /// a number and d, w, m or y (90d, 12m, 2y). report_html: the page's
+        /// file, then any other workdirs to show on it ('' to stop).
         #[arg(value_name = "VALUE")]
         values: Vec<String>,
+    },
+    /// Write a status page of the set (or of every set given with -w): one
+    /// HTML file that opens from disk in any browser, with every disc, its
+    /// copies and checks, what lost discs cost, a timeline, and a search
+    /// that names the disc holding a file. Reads the catalogues only.
+    Report {
+        /// The page to write (replaced atomically).
+        #[arg(long, value_name = "FILE", required = true)]
+        html: PathBuf,
+        /// A JSON summary of what was written on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// The copies of every disc: where each is and when it was last
     /// checked good; or record, move or lose one.

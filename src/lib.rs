@@ -36,6 +36,7 @@ pub mod names;
 pub mod output;
 pub mod parity;
 pub mod progress;
+pub mod report;
 pub mod restore;
 pub mod scan;
 pub mod stage;

@@ -194,7 +194,7 @@ pub fn lost(opts: &LostOptions, progress: &Progress) -> Result<LostReport> {
                 .clone()
                 .ok_or_else(|| Error::Invalid("--manifest needs --origin DIR".into()))?;
             check_discs(&manifest, &opts.discs, path)?;
-            analyse(&manifest, &opts.discs, &origin, progress)
+            analyse(&manifest, &opts.discs, Some(&origin), progress)
         }
         Source::Workdir(root) => {
             let (mut wd, _) = if opts.what_if {
@@ -277,7 +277,7 @@ pub fn lost(opts: &LostOptions, progress: &Progress) -> Result<LostReport> {
                 .clone()
                 .unwrap_or_else(|| wd.settings.watched.clone());
             let view = Manifest::open_live(&catalog).map_err(|e| Error::Invalid(e.to_string()))?;
-            let mut report = analyse(&view, &opts.discs, &origin, progress)?;
+            let mut report = analyse(&view, &opts.discs, Some(&origin), progress)?;
             drop(view);
             report.unfinished = unfinished;
             report.marked = !opts.what_if;
@@ -469,10 +469,22 @@ fn md5_file(path: &Path, progress: &Progress) -> std::io::Result<String> {
     Ok(crate::mkiso::hex(&h.finalize()))
 }
 
+/// What the discs marked lost cost, from the catalogue alone (the watched
+/// folder is not read): nothing counts as re-protectable, and a version
+/// whose content is nowhere else in the set counts as unrecoverable even
+/// if the watched folder still holds it (`dbackup-lost N --what-if` tells).
+/// For a status page.
+pub fn cost_from_catalogue(catalog: &Path, discs: &[i64]) -> Result<LostReport> {
+    let view = Manifest::open_live(catalog).map_err(|e| Error::Invalid(e.to_string()))?;
+    analyse(&view, discs, None, &Progress::hidden())
+}
+
+/// The analysis; `origin` is the live folder to look for lost content in,
+/// or `None` to look in the catalogue only.
 fn analyse(
     manifest: &Manifest,
     named: &[i64],
-    origin: &Path,
+    origin: Option<&Path>,
     progress: &Progress,
 ) -> Result<LostReport> {
     let err = |e: crate::catalog::manifest::ManifestError| Error::Invalid(e.to_string());
@@ -609,7 +621,7 @@ fn analyse(
                 .push(entry(&v, Some(notes.join("; "))));
             continue;
         }
-        let here = origin_path(origin, &v.name).and_then(|p| {
+        let here = origin.and_then(|o| origin_path(o, &v.name)).and_then(|p| {
             let m = std::fs::symlink_metadata(&p).ok()?;
             (m.is_file()
                 && m.len() == v.size
@@ -660,7 +672,7 @@ fn analyse(
     }
     // The same content in the origin under another path: hash only files
     // whose size matches a still-unresolved version.
-    if !unresolved.is_empty() && origin.is_dir() {
+    if let Some(origin) = origin.filter(|o| !unresolved.is_empty() && o.is_dir()) {
         let sizes: HashSet<u64> = unresolved.iter().map(|v| v.size).collect();
         let mut by_content: HashMap<(String, u64), PathBuf> = HashMap::new();
         let wanted: HashSet<(String, u64)> =

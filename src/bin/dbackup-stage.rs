@@ -44,9 +44,33 @@ fn is_busy(e: &anyhow::Error) -> bool {
 }
 
 fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
-    let root = match &args.workdir {
-        Some(w) => w.clone(),
-        None => std::env::current_dir()?,
+    // clap keeps only the workdirs given on one side of the subcommand's
+    // name: a set given before `report` and others after it would be left
+    // off the page without a word.
+    let given = std::env::args_os()
+        .skip(1)
+        .filter(|a| {
+            let a = a.as_encoded_bytes();
+            a == b"-w"
+                || a == b"--workdir"
+                || a.starts_with(b"--workdir=")
+                || (a.starts_with(b"-w") && !a.starts_with(b"--"))
+        })
+        .count();
+    if given > args.workdir.len() {
+        anyhow::bail!(
+            "give every workdir (-w) after `report`, not some before it: {given} given, {} seen",
+            args.workdir.len()
+        );
+    }
+    let root = match args.workdir.as_slice() {
+        [] => std::env::current_dir()?,
+        [w] => w.clone(),
+        more if matches!(args.command, StageCommand::Report { .. }) => more[0].clone(),
+        more => anyhow::bail!(
+            "give one workdir (-w), not {}: only `report` shows several sets",
+            more.len()
+        ),
     };
     let mut out = out;
     match args.command {
@@ -246,6 +270,9 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
             } else if cron && (report.changed() || !ready.is_empty() || !parity_ready.is_empty()) {
                 writeln!(out, "{}", cron_line(&report, &ready, &parity_ready))?;
             }
+            if !dry_run && (report.changed() || !ready.is_empty() || !parity_ready.is_empty()) {
+                refresh_page(&root);
+            }
             if let Some(msg) = &report.no_space {
                 dbackup::say!("dbackup-stage: error: {msg}");
                 dbackup::say!("dbackup-stage: hint: free some space (e.g. burn and verify waiting disc images) and run again; nothing staged was lost");
@@ -321,10 +348,15 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
                 writeln!(out, "Current Disc: {}", wd.open_disc()?)?;
             }
             if no_iso {
+                drop(wd);
+                refresh_page(&root);
                 return Ok(exit::OK);
             }
             let progress = Progress::bar(!args.common.no_progress && !json);
-            Ok(images(&mut wd, &progress, json, out)?.0)
+            let code = images(&mut wd, &progress, json, out)?.0;
+            drop(wd);
+            refresh_page(&root);
+            Ok(code)
         }
         StageCommand::Adopt { dry_run, name } => {
             let report = dbackup::adopt::adopt(&dbackup::adopt::AdoptOptions {
@@ -360,6 +392,29 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
                         b.display()
                     )?;
                 }
+            }
+            Ok(exit::OK)
+        }
+        StageCommand::Report { html, json } => {
+            let roots = if args.workdir.is_empty() {
+                vec![root]
+            } else {
+                args.workdir.clone()
+            };
+            let w = dbackup::report::write_html(&html, &roots)?;
+            if json {
+                serde_json::to_writer_pretty(&mut out, &w)?;
+                writeln!(out)?;
+            } else if !args.common.quiet {
+                writeln!(
+                    out,
+                    "{}: {} of {}, {}, in {:.1} s",
+                    w.path.display(),
+                    output::count(w.sets, "set", "sets"),
+                    output::count(w.files, "name", "names"),
+                    output::bytes(w.bytes),
+                    w.seconds
+                )?;
             }
             Ok(exit::OK)
         }
@@ -571,7 +626,11 @@ fn config(
     values: Vec<String>,
     out: &mut impl Write,
 ) -> Result<i32> {
-    let key = key.map(|k| if k == "check-every" { "check_every" } else { k });
+    let key = key.map(|k| match k {
+        "check-every" => "check_every",
+        "report-html" => "report_html",
+        k => k,
+    });
     let Some(key) = key else {
         let wd = Workdir::open_read(root)?;
         for (k, v) in settings_shown(&wd)? {
@@ -650,6 +709,36 @@ fn config(
             wd.catalog
                 .set_setting_text("check_every", &dbackup::copies::show_every(secs))?;
         }
+        "report_html" => {
+            let value = if values == [""] {
+                String::new()
+            } else {
+                let cwd = std::env::current_dir()?;
+                let abs = |p: &String| cwd.join(p);
+                let html = abs(&values[0]);
+                if html.is_dir() {
+                    anyhow::bail!("{}: is a folder; give the page's file name", html.display());
+                }
+                let others: Vec<std::path::PathBuf> = values[1..].iter().map(abs).collect();
+                for o in &others {
+                    Workdir::open_read(o).map_err(|e| {
+                        anyhow::anyhow!("{}: not a workdir to show: {e}", o.display())
+                    })?;
+                }
+                serde_json::to_string(&dbackup::report::PageSetting { html, others })?
+            };
+            wd.catalog
+                .set_setting_text(dbackup::report::SETTING, &value)?;
+            drop(wd);
+            // Written at once, so a wrong path shows now, not in a cron mail.
+            if let Some(w) = dbackup::report::refresh(root)? {
+                writeln!(
+                    out,
+                    "{}: written, and rewritten after every run that changes something",
+                    w.path.display()
+                )?;
+            }
+        }
         other => anyhow::bail!("{other} is fixed when the set is created and cannot be changed"),
     }
     Ok(exit::OK)
@@ -680,6 +769,17 @@ fn settings_shown(wd: &Workdir) -> Result<Vec<(&'static str, String)>> {
             dbackup::copies::show_every(wd.catalog.copy_policy()?.1),
         ),
         (
+            "report_html",
+            match dbackup::report::page_setting(&wd.catalog)? {
+                None => String::new(),
+                Some(p) => std::iter::once(&p.html)
+                    .chain(&p.others)
+                    .map(|p| show(p, true))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            },
+        ),
+        (
             "on_disc_ready",
             names::display(
                 wd.catalog
@@ -690,6 +790,15 @@ fn settings_shown(wd: &Workdir) -> Result<Vec<(&'static str, String)>> {
             ),
         ),
     ])
+}
+
+/// Rewrites the status page the set's `report_html` names, if any. A page
+/// that cannot be written is said on stderr and changes nothing else: the
+/// run's work and exit status stand.
+fn refresh_page(root: &std::path::Path) {
+    if let Err(e) = dbackup::report::refresh(root) {
+        dbackup::say!("dbackup-stage: warning: the status page was not rewritten: {e}");
+    }
 }
 
 /// The one line `monitor --cron` prints when something happened.

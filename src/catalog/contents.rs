@@ -1,6 +1,8 @@
 //! What a disc holds, summed by top folder, and what the set took in month
 //! by month: the figures a status page and a disc label show.
 
+use std::collections::HashMap;
+
 use super::Catalog;
 use crate::error::Result;
 use crate::names;
@@ -57,7 +59,7 @@ impl Catalog {
     /// its top folders only.
     pub fn disc_contents(&self, id: i64) -> Result<DiscContents> {
         let mut out = DiscContents::default();
-        let mut folders: std::collections::HashMap<Vec<u8>, (u64, u64)> = Default::default();
+        let mut folders: HashMap<Vec<u8>, (u64, u64)> = HashMap::new();
         let mut add = |name: &[u8], size: u64, mtime: Option<f64>| {
             out.files += 1;
             out.bytes += size;
@@ -141,6 +143,49 @@ impl Catalog {
                 .discs_closed = discs.max(0) as u64;
         }
         Ok(by.into_values().collect())
+    }
+}
+
+/// What [`Catalog::for_each_backed_up`] calls: (id, name, disc).
+pub type BackedUp<'a> = dyn FnMut(i64, &[u8], Option<i64>) + 'a;
+
+impl Catalog {
+    /// Calls `f(id, name, disc)` for every backed-up version in name order
+    /// (then id, as the index holds the rowid), in one pass through the
+    /// `filenames` index with no sort; `disc` is `None` for a split version
+    /// (its discs are in [`Catalog::part_discs`]).
+    pub fn for_each_backed_up(&self, f: &mut BackedUp<'_>) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, filename, disc_id FROM files WHERE copied=1 ORDER BY filename")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let Ok(id) = r.get::<_, i64>(0) else { continue };
+            let Some(name) = r.get_ref(1).ok().and_then(names::from_sql) else {
+                continue;
+            };
+            let disc = r.get::<_, Option<i64>>(2).ok().flatten();
+            f(id, &name, disc);
+        }
+        Ok(())
+    }
+
+    /// The discs holding recorded parts of each split version: version id
+    /// -> discs in part order. Bounded by the rows of `parts`.
+    pub fn part_discs(&self) -> Result<HashMap<i64, Vec<i64>>> {
+        let mut out: HashMap<i64, Vec<i64>> = HashMap::new();
+        if !self.has_split_tables()? {
+            return Ok(out);
+        }
+        for (id, disc) in self.query_all(
+            "SELECT file_id, disc_id FROM parts WHERE copied=1 ORDER BY file_id, part",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        )? {
+            out.entry(id).or_default().push(disc);
+        }
+        Ok(out)
     }
 }
 
