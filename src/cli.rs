@@ -128,11 +128,12 @@ pub enum StageCommand {
     /// `on_disc_ready` (a command), `parity` (K+M or off, for groups not yet
     /// started), `copies` (held per disc), `check_every` (a schedule),
     /// `report_html` (a status page rewritten after every run that changed
-    /// something).
+    /// something), `labels` (on: every image built gets its printable
+    /// labels, as with `dbackup-mkiso --label`).
     /// `watched`, `name` and `uuid` are shown but fixed.
     Config {
         /// The setting to show or change (`check-every` is `check_every`).
-        #[arg(value_parser = ["disc_size", "excludes", "ecc", "on_disc_ready", "parity", "copies", "check_every", "check-every", "report_html", "report-html", "watched", "name", "uuid"])]
+        #[arg(value_parser = ["disc_size", "excludes", "ecc", "on_disc_ready", "parity", "copies", "check_every", "check-every", "report_html", "report-html", "labels", "watched", "name", "uuid"])]
         key: Option<String>,
         /// The new value. disc_size: a size as for init (refused below 492 KiB,
         /// or below what the open disc already holds: close it first).
@@ -140,7 +141,8 @@ pub enum StageCommand {
         /// none). ecc: on or off. on_disc_ready: a command ('' to clear).
         /// parity: K+M (e.g. 4+1) or off. copies: 1 to 100. check_every:
         /// a number and d, w, m or y (90d, 12m, 2y). report_html: the page's
-        /// file, then any other workdirs to show on it ('' to stop).
+        /// file, then any other workdirs to show on it ('' to stop). labels:
+        /// on or off.
         #[arg(value_name = "VALUE")]
         values: Vec<String>,
     },
@@ -273,6 +275,7 @@ pub struct MkisoArgs {
     /// Also write each verified image's printable labels beside it
     /// (isos/disc-N.label.svg and .pdf, as `dbackup-stage label N`); a
     /// label that cannot be written is reported and leaves the image as it is.
+    /// On by default with `dbackup-stage config labels on`.
     #[arg(long)]
     pub label: bool,
     #[command(flatten)]

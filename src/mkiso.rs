@@ -700,6 +700,11 @@ pub fn repair_lines(r: &ImageReport) -> (Vec<String>, bool) {
     (lines, r.repairs.iter().any(|x| x.action == "damaged"))
 }
 
+/// Whether the set asks for labels with every image (`config labels on`).
+pub fn labels_on(wd: &Workdir) -> Result<bool> {
+    Ok(wd.catalog.setting_text("labels")?.as_deref() == Some("on"))
+}
+
 /// Writes the printable labels of a disc whose image was just verified
 /// (`--label`): the line that names them, or, when they could not be
 /// written, the message that says so. A label never fails the image: the

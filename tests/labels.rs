@@ -369,3 +369,29 @@ fn the_pdf_keeps_latin_text_and_marks_what_its_font_lacks() {
         assert!(t.contains(&uuid(&env)), "{t}");
     }
 }
+
+#[test]
+fn with_labels_on_every_image_built_gets_its_labels() {
+    let env = TestEnv::new();
+    env.write("a.txt", b"a");
+    env.init(&["--disc-size", DISC]);
+    ok(env.run(&["config", "labels", "on"]), "config labels on");
+    let cfg = ok(env.run(&["config", "labels"]), "show it");
+    assert_eq!(text(&cfg.stdout).trim(), "on");
+    ok(env.run(&["monitor"]), "monitor");
+    let out = ok(env.run(&["close"]), "close");
+    let isos = env.workdir.join("isos");
+    assert!(
+        isos.join("disc-1.label.svg").is_file(),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(isos.join("disc-1.label.pdf").is_file());
+    assert!(text(&out.stdout).contains("disc-1.label.svg"));
+    // Off: the next image gets none.
+    ok(env.run(&["config", "labels", "off"]), "off");
+    env.write("b.txt", b"b");
+    ok(env.run(&["monitor"]), "monitor");
+    ok(env.run(&["close"]), "close");
+    assert!(!isos.join("disc-2.label.svg").exists());
+}

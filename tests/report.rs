@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -402,7 +403,7 @@ fn the_page_shows_every_disc_and_its_search_names_the_disc_of_a_file() {
     let seen = open(&page, Some("no-such-name-anywhere"));
     assert!(hits(&seen.dom).is_empty());
     assert!(
-        summary(&seen.dom).contains("No backed-up name"),
+        summary(&seen.dom).contains("No backed-up file name"),
         "{}",
         summary(&seen.dom)
     );
@@ -721,4 +722,115 @@ mod search_property {
             .replace("&nbsp;", "\u{a0}")
             .replace("&amp;", "&")
     }
+}
+
+#[test]
+fn the_page_never_replaces_what_it_must_not() {
+    let env = generated_set(21, 5);
+    let catalogue_before = std::fs::read(env.workdir.join("manifest.db")).unwrap();
+    let fifo = env.dir.path().join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let iso = env.workdir.join("isos").join("disc-1.iso");
+    for (target, why) in [
+        (env.workdir.join("manifest.db"), "inside the workdir"),
+        (iso.clone(), "inside the workdir"),
+        (env.workdir.join("page.html"), "inside the workdir"),
+        (env.watched.join("status.html"), "inside the watched folder"),
+        (fifo.clone(), "not a regular file"),
+        (env.dir.path().to_path_buf(), "is a folder"),
+        (
+            env.dir.path().join("no-such-folder/p.html"),
+            "no-such-folder",
+        ),
+    ] {
+        for args in [
+            vec!["report", "--html", target.to_str().unwrap()],
+            vec!["config", "report_html", target.to_str().unwrap()],
+        ] {
+            let out = env.run(&args);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{args:?}: {}",
+                text(&out.stdout)
+            );
+            assert!(
+                text(&out.stderr).contains(why),
+                "{args:?}: {}",
+                text(&out.stderr)
+            );
+        }
+    }
+    assert_eq!(
+        std::fs::read(env.workdir.join("manifest.db")).unwrap(),
+        catalogue_before
+    );
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert!(!env.watched.join("status.html").exists());
+    // A refused page is not kept as the setting.
+    let cfg = ok(env.run(&["config", "report_html"]), "config");
+    assert_eq!(text(&cfg.stdout).trim(), "");
+    // A symbolic link is followed: its target is replaced, the link stays.
+    let real = env.dir.path().join("real.html");
+    let link = env.dir.path().join("link.html");
+    std::fs::write(&real, "old").unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    ok(
+        env.run(&["report", "--html", link.to_str().unwrap()]),
+        "report via a link",
+    );
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::read_to_string(&real)
+        .unwrap()
+        .starts_with("<!DOCTYPE html>"));
+    // A name as long as a name can be.
+    let long = env.dir.path().join(format!("{}.html", "p".repeat(250)));
+    ok(
+        env.run(&["report", "--html", long.to_str().unwrap()]),
+        "a long name",
+    );
+    // A set given twice is shown once.
+    let twice = env.dir.path().join("twice.html");
+    let out = Command::new(bin("dbackup-stage"))
+        .args(["report", "--json", "--html", twice.to_str().unwrap(), "-w"])
+        .arg(&env.workdir)
+        .arg("-w")
+        .arg(&env.workdir)
+        .env_remove("DBACKUP_WORKDIR")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&ok(out, "twice").stdout).unwrap();
+    assert_eq!(v["sets"], 1);
+}
+
+#[test]
+fn text_reordering_marks_and_a_bad_address_do_not_fool_the_page() {
+    let env = generated_set(22, 3);
+    env.write("evil\u{202e}txt.exe", b"x");
+    ok(env.run(&["monitor"]), "monitor");
+    let page = env.dir.path().join("p.html");
+    ok(
+        env.run(&["report", "--html", page.to_str().unwrap()]),
+        "report",
+    );
+    let seen = open(&page, Some("evil"));
+    assert_eq!(hits(&seen.dom)[0].0, "/evil\\u{202e}txt.exe");
+    // A `#q=` that is not %-encoding is searched as typed, without error.
+    let (dom, log) = browser(
+        env.dir.path(),
+        &["--dump-dom"],
+        &format!("file://{}#q=%", page.display()),
+    );
+    assert!(!log.contains(":CONSOLE"), "{log}");
+    assert!(dom.contains("data-ready=\"1\""));
 }

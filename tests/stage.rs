@@ -907,13 +907,16 @@ fn config_lists_every_setting_and_changes_excludes_and_the_disc_size() {
             "disc_size",
             "excludes",
             "ecc",
+            "labels",
             "parity",
             "copies",
             "check_every",
+            "report_html",
             "on_disc_ready"
         ]
     );
     assert!(listed.contains("parity: off"), "{listed}");
+    assert!(listed.contains("labels: off\n"), "{listed}");
     assert!(listed.contains("copies: 1\n"), "{listed}");
     assert!(listed.contains("check_every: 12m\n"), "{listed}");
     assert!(listed.contains("excludes: [\"*.tmp\"]"), "{listed}");

@@ -25,7 +25,7 @@ set edit:completion:arg-completer[dbackup-mkiso] = {|@words|
             cand --ecc 'Add dvdisaster error-correction data (also a setting: dbackup-stage config ecc on)'
             cand --dry-run 'Say which images would be built; build nothing'
             cand --json 'A JSON array of the images on stdout'
-            cand --label 'Also write each verified image''s printable labels beside it (isos/disc-N.label.svg and .pdf, as `dbackup-stage label N`); a label that cannot be written is reported and leaves the image as it is'
+            cand --label 'Also write each verified image''s printable labels beside it (isos/disc-N.label.svg and .pdf, as `dbackup-stage label N`); a label that cannot be written is reported and leaves the image as it is. On by default with `dbackup-stage config labels on`'
             cand --no-progress 'Never draw progress bars (they appear only on a terminal anyway)'
             cand -q 'Print only errors and results'
             cand --quiet 'Print only errors and results'

@@ -28,7 +28,7 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-mkiso' -ScriptBlock {
             [CompletionResult]::new('--ecc', '--ecc', [CompletionResultType]::ParameterName, 'Add dvdisaster error-correction data (also a setting: dbackup-stage config ecc on)')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Say which images would be built; build nothing')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'A JSON array of the images on stdout')
-            [CompletionResult]::new('--label', '--label', [CompletionResultType]::ParameterName, 'Also write each verified image''s printable labels beside it (isos/disc-N.label.svg and .pdf, as `dbackup-stage label N`); a label that cannot be written is reported and leaves the image as it is')
+            [CompletionResult]::new('--label', '--label', [CompletionResultType]::ParameterName, 'Also write each verified image''s printable labels beside it (isos/disc-N.label.svg and .pdf, as `dbackup-stage label N`); a label that cannot be written is reported and leaves the image as it is. On by default with `dbackup-stage config labels on`')
             [CompletionResult]::new('--no-progress', '--no-progress', [CompletionResultType]::ParameterName, 'Never draw progress bars (they appear only on a terminal anyway)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and results')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and results')

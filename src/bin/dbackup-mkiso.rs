@@ -46,6 +46,7 @@ fn run() -> Result<i32> {
         mkiso::build_parity(&mut wd, &progress)?
     };
     progress.finish();
+    let label_all = args.label || mkiso::labels_on(&wd)?;
     let mut code = exit::OK;
     if args.json {
         serde_json::to_writer_pretty(&mut out, &reports)?;
@@ -83,14 +84,14 @@ fn run() -> Result<i32> {
             dbackup::say!("dbackup-mkiso: {failure}");
             code = exit::FINDING;
         }
-        if args.label && r.verified {
+        if label_all && r.verified {
             label(&wd, &DiscName::Data(r.disc), args.json, &mut out)?;
         }
     }
     if mkiso::announce_parity(&wd, &parity, args.json, "dbackup-mkiso", &mut out)? {
         code = exit::FINDING;
     }
-    if args.label {
+    if label_all {
         for p in &parity.built {
             label(&wd, &DiscName::Parity(p.group, p.j), args.json, &mut out)?;
         }

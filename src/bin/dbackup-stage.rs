@@ -270,6 +270,9 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
             } else if cron && (report.changed() || !ready.is_empty() || !parity_ready.is_empty()) {
                 writeln!(out, "{}", cron_line(&report, &ready, &parity_ready))?;
             }
+            if !dry_run {
+                labels(&wd, &ready, &parity_ready, json || cron, out)?;
+            }
             if !dry_run && (report.changed() || !ready.is_empty() || !parity_ready.is_empty()) {
                 refresh_page(&root);
             }
@@ -353,7 +356,8 @@ fn run_with(args: StageArgs, out: &mut Box<dyn Write>) -> Result<i32> {
                 return Ok(exit::OK);
             }
             let progress = Progress::bar(!args.common.no_progress && !json);
-            let code = images(&mut wd, &progress, json, out)?.0;
+            let (code, ready, parity_ready) = images(&mut wd, &progress, json, out)?;
+            labels(&wd, &ready, &parity_ready, json, out)?;
             drop(wd);
             refresh_page(&root);
             Ok(code)
@@ -675,13 +679,13 @@ fn config(
             let list = if values == [""] { Vec::new() } else { values };
             wd.set_excludes(list)?;
         }
-        "ecc" => {
+        "ecc" | "labels" => {
             let v = match one(&values)?.as_str() {
                 "on" | "yes" | "true" | "1" => "on",
                 "off" | "no" | "false" | "0" => "off",
-                other => anyhow::bail!("ecc is on or off, not {other:?}"),
+                other => anyhow::bail!("{key} is on or off, not {other:?}"),
             };
-            wd.catalog.set_setting_text("ecc", v)?;
+            wd.catalog.set_setting_text(key, v)?;
         }
         "on_disc_ready" => wd
             .catalog
@@ -710,7 +714,7 @@ fn config(
                 .set_setting_text("check_every", &dbackup::copies::show_every(secs))?;
         }
         "report_html" => {
-            let value = if values == [""] {
+            let value = if values.iter().all(String::is_empty) {
                 String::new()
             } else {
                 let cwd = std::env::current_dir()?;
@@ -725,19 +729,20 @@ fn config(
                         anyhow::anyhow!("{}: not a workdir to show: {e}", o.display())
                     })?;
                 }
-                serde_json::to_string(&dbackup::report::PageSetting { html, others })?
-            };
-            wd.catalog
-                .set_setting_text(dbackup::report::SETTING, &value)?;
-            drop(wd);
-            // Written at once, so a wrong path shows now, not in a cron mail.
-            if let Some(w) = dbackup::report::refresh(root)? {
+                // Written first, so a wrong path is refused now (and not
+                // kept), not in every cron mail after.
+                let mut roots = vec![root.to_path_buf()];
+                roots.extend(others.iter().cloned());
+                let w = dbackup::report::write_html(&html, &roots)?;
                 writeln!(
                     out,
                     "{}: written, and rewritten after every run that changes something",
                     w.path.display()
                 )?;
-            }
+                serde_json::to_string(&dbackup::report::PageSetting { html, others })?
+            };
+            wd.catalog
+                .set_setting_text(dbackup::report::SETTING, &value)?;
         }
         other => anyhow::bail!("{other} is fixed when the set is created and cannot be changed"),
     }
@@ -757,6 +762,15 @@ fn settings_shown(wd: &Workdir) -> Result<Vec<(&'static str, String)>> {
         ),
         ("excludes", serde_json::to_string(&s.excludes)?),
         ("ecc", (if s.ecc { "on" } else { "off" }).to_string()),
+        (
+            "labels",
+            (if dbackup::mkiso::labels_on(wd)? {
+                "on"
+            } else {
+                "off"
+            })
+            .to_string(),
+        ),
         (
             "parity",
             wd.catalog
@@ -790,6 +804,38 @@ fn settings_shown(wd: &Workdir) -> Result<Vec<(&'static str, String)>> {
             ),
         ),
     ])
+}
+
+/// Writes the labels of the images a run built when the set asks for them
+/// (`config labels on`): their paths on stdout unless `brief` (cron, JSON);
+/// a label that cannot be written is said on stderr and fails nothing.
+fn labels(
+    wd: &Workdir,
+    ready: &[dbackup::mkiso::ImageReport],
+    parity: &[dbackup::mkiso::ParityReport],
+    brief: bool,
+    out: &mut impl Write,
+) -> Result<()> {
+    if !dbackup::mkiso::labels_on(wd)? {
+        return Ok(());
+    }
+    let discs = ready
+        .iter()
+        .filter(|r| r.verified)
+        .map(|r| dbackup::copies::DiscName::Data(r.disc))
+        .chain(
+            parity
+                .iter()
+                .map(|p| dbackup::copies::DiscName::Parity(p.group, p.j)),
+        );
+    for disc in discs {
+        match dbackup::mkiso::write_label(wd, &disc) {
+            Ok(line) if !brief => writeln!(out, "{line}")?,
+            Ok(_) => {}
+            Err(message) => dbackup::say!("dbackup-stage: {message}"),
+        }
+    }
+    Ok(())
 }
 
 /// Rewrites the status page the set's `report_html` names, if any. A page

@@ -73,7 +73,7 @@ impl NameIndex {
             Some(i) => (&rest[..i], &rest[i + 1..]),
             None => (&b""[..], rest),
         };
-        let folder = names::display(folder, true);
+        let folder = shown(folder);
         let next = self.folder_ids.len() as u32;
         let fid = *self.folder_ids.entry(folder.clone()).or_insert_with(|| {
             if next > 0 {
@@ -98,7 +98,7 @@ impl NameIndex {
         if self.files > 0 {
             self.names.push('\n');
         }
-        self.names.push_str(&names::display(base, true));
+        self.names.push_str(&shown(base));
         self.files += 1;
     }
 
@@ -130,6 +130,21 @@ impl NameIndex {
         });
         script_safe(&v.to_string())
     }
+}
+
+/// A name as the page shows it: control characters and bytes that are not
+/// UTF-8 escaped as everywhere, and the marks that reorder text too.
+pub fn shown(name: &[u8]) -> String {
+    let mut out = String::new();
+    for c in names::display(name, true).chars() {
+        if matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// JSON text made safe to sit inside a `<script>` element: `<` only occurs

@@ -249,10 +249,19 @@ fn lost_costs(catalog: &Path, lost: &[i64]) -> Result<Vec<LostCost>> {
 /// folder flushed. A failure leaves any earlier page as it was.
 pub fn write_html(path: &Path, roots: &[PathBuf]) -> Result<Written> {
     let start = std::time::Instant::now();
+    // A set given twice is shown once.
+    let mut seen = Vec::new();
     let mut pages = Vec::with_capacity(roots.len());
     for root in roots {
-        pages.push(gather(root)?);
+        let key = root.canonicalize().map_err(|e| Error::io(root, e))?;
+        if seen.contains(&key) {
+            continue;
+        }
+        let page = gather(root)?;
+        seen.push(key);
+        pages.push(page);
     }
+    let path = &page_target(path, &seen, &pages)?;
     let page = html::render(&pages);
     write_atomic_random(path, page.as_bytes())?;
     Ok(Written {
@@ -262,6 +271,60 @@ pub fn write_html(path: &Path, roots: &[PathBuf]) -> Result<Written> {
         files: pages.iter().map(|p| p.index.files()).sum(),
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Where the page goes, after refusing every place where replacing a file
+/// would destroy something: the page must be a regular file or not exist
+/// yet (a symbolic link is followed to its target, which is replaced),
+/// and neither it nor its folder may lie inside a workdir shown or inside
+/// a set's watched folder (there it would overwrite the catalogue, an
+/// image or the user's data, or be backed up by every run that rewrites
+/// it).
+fn page_target(path: &Path, workdirs: &[PathBuf], pages: &[SetPage]) -> Result<PathBuf> {
+    let refuse = |why: String| Err(Error::Invalid(format!("{}: {why}", path.display())));
+    let mut target = path.to_path_buf();
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        if m.file_type().is_symlink() {
+            target = match path.canonicalize() {
+                Ok(t) => t,
+                Err(_) => return refuse("is a symbolic link to nothing".into()),
+            };
+        }
+    }
+    match std::fs::metadata(&target) {
+        Ok(m) if m.is_dir() => return refuse("is a folder; give the page's file name".into()),
+        Ok(m) if !m.is_file() => {
+            return refuse("exists and is not a regular file; the page replaces only a file".into())
+        }
+        _ => {}
+    }
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dir = dir.canonicalize().map_err(|e| Error::io(&dir, e))?;
+    for w in workdirs {
+        if dir.starts_with(w) {
+            return refuse(format!(
+                "is inside the workdir {}; write the page elsewhere",
+                w.display()
+            ));
+        }
+    }
+    for p in pages {
+        let watched = p
+            .status
+            .Watched_dir
+            .canonicalize()
+            .unwrap_or_else(|_| p.status.Watched_dir.clone());
+        if dir.starts_with(&watched) {
+            return refuse(format!(
+                "is inside the watched folder {}: every run would back it up; write the page elsewhere",
+                watched.display()
+            ));
+        }
+    }
+    Ok(dir.join(target.file_name().unwrap_or_default()))
 }
 
 /// What [`write_html`] wrote.
@@ -288,18 +351,16 @@ pub fn write_atomic_random(path: &Path, data: &[u8]) -> Result<()> {
             path.display()
         )));
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    // A short fixed prefix: a page's own name may be as long as a name
+    // can be.
     let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
+        .prefix(".dbackup-page.")
         .suffix(".tmp")
         .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
+        .map_err(|e| Error::io(path, e))?;
     tmp.write_all(data)
         .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| Error::io(tmp.path(), e))?;
+        .map_err(|e| Error::io(path, e))?;
     // A test's fault: the page's file system fills up before the rename.
     fail::fail_point!("report::write", |_| Err(Error::io(
         tmp.path(),

@@ -131,7 +131,10 @@
     summary.setAttribute("data-ms", String(Date.now() - t0));
     out.hidden = r.hits.length === 0;
     if (raw.trim() === "") { summary.textContent = ""; return; }
-    summary.textContent = r.total === 0 ? "No backed-up name holds that."
+    summary.textContent = r.total === 0
+      ? (raw.indexOf("/") === -1
+        ? "No backed-up file name holds that. To search folders too, add a / (2019/ or photos/2019)."
+        : "No backed-up path holds that.")
       : r.total + (r.total === 1 ? " name" : " names") +
         (r.total > r.hits.length ? ", the first " + r.hits.length + " shown" : "");
     r.hits.forEach(function (h) {
@@ -157,7 +160,9 @@
   });
   var m = /^#q=(.*)$/.exec(location.hash);
   if (m) {
-    box.value = decodeURIComponent(m[1]);
+    var typed = m[1];
+    try { typed = decodeURIComponent(typed); } catch (e) { /* not %-encoded: as typed */ }
+    box.value = typed;
     show(box.value);
   }
   document.documentElement.setAttribute("data-ready", "1");
