@@ -181,6 +181,21 @@ fn fill(st: &crate::status::Status) -> String {
     )
 }
 
+/// A schedule (`12m`, `90d`) in words, as a page reads it.
+fn in_words(every: &str) -> String {
+    let unit = match every.chars().last() {
+        Some('d') => ("day", "days"),
+        Some('w') => ("week", "weeks"),
+        Some('m') => ("month", "months"),
+        Some('y') => ("year", "years"),
+        _ => return every.to_string(),
+    };
+    match every[..every.len() - 1].parse::<u64>() {
+        Ok(n) => output::count(n, unit.0, unit.1),
+        Err(_) => every.to_string(),
+    }
+}
+
 fn list(ids: &[i64]) -> String {
     if ids.is_empty() {
         "none".into()
@@ -226,7 +241,7 @@ fn set(h: &mut String, s: &SetPage, n: usize) {
         list(&st.Discs_waiting_for_image),
         list(&burn),
         s.copies_policy,
-        esc(&s.check_every),
+        esc(&in_words(&s.check_every)),
         esc(&st.Parity)
     );
     attention(h, s);
@@ -263,20 +278,20 @@ fn attention(h: &mut String, s: &SetPage) {
         let _ = write!(
             h,
             "<div class=\"bad lost-cost\" data-disc=\"{}\" data-unrecoverable=\"{}\"><b>Disc {} is lost.</b> \
-             {} files ({}) were only on it{}; {} files ({}) its parity group can rebuild; \
-             {} files ({}) are on other discs; {} older versions ({}) are superseded by newer ones at hand. \
+             {} ({}) only on it{}; {} ({}) its parity group can rebuild; \
+             {} ({}) on other discs; {} ({}) superseded by newer ones at hand. \
              <small>From the catalogue alone: <code>dbackup-lost {} --what-if</code> tells which the watched folder still holds.</small>",
             l.disc,
             l.unrecoverable.files,
             l.disc,
-            l.unrecoverable.files,
+            output::count(l.unrecoverable.files, "file", "files"),
             esc(&output::bytes(l.unrecoverable.bytes)),
             if l.unrecoverable.files > 0 { " (unless the watched folder still has them)" } else { "" },
-            l.recoverable_from_parity.files,
+            output::count(l.recoverable_from_parity.files, "file", "files"),
             esc(&output::bytes(l.recoverable_from_parity.bytes)),
-            l.elsewhere.files,
+            output::count(l.elsewhere.files, "file", "files"),
             esc(&output::bytes(l.elsewhere.bytes)),
-            l.history_only.files,
+            output::count(l.history_only.files, "older version", "older versions"),
             esc(&output::bytes(l.history_only.bytes)),
             l.disc
         );
@@ -542,13 +557,13 @@ fn discs(h: &mut String, s: &SetPage) {
         );
         let folder = |f: &crate::catalog::contents::Folder| {
             format!(
-                "<li><span class=\"name\">{}</span> <small>{} files, {}</small></li>",
+                "<li><span class=\"name\">{}</span> <small>{}, {}</small></li>",
                 if f.name.is_empty() {
                     "(top level)".to_string()
                 } else {
                     name(&f.name)
                 },
-                f.files,
+                output::count(f.files, "file", "files"),
                 esc(&output::bytes(f.bytes))
             )
         };
@@ -583,6 +598,14 @@ mod tests {
             esc("<script>\"a\"&'b'\n</script>"),
             "&lt;script&gt;&quot;a&quot;&amp;&#39;b&#39;\\n&lt;/script&gt;"
         );
+    }
+
+    #[test]
+    fn schedules_read_as_words() {
+        assert_eq!(in_words("12m"), "12 months");
+        assert_eq!(in_words("1y"), "1 year");
+        assert_eq!(in_words("90d"), "90 days");
+        assert_eq!(in_words("odd"), "odd");
     }
 
     #[test]
