@@ -121,6 +121,38 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     sync_dir(dir)
 }
 
+/// Writes `data` to `path` atomically for a file whose name the user
+/// chose: a temp file beside it with a random name (`PREFIX` + random +
+/// `.tmp`, created exclusively, so no file of the user's is ever taken),
+/// made with the mode a new file gets (0666 less the umask), flushed,
+/// renamed over `path`, and the folder flushed. On failure `path` is as
+/// it was. `point` names the fault point where a test fills the file
+/// system after the flush and before the rename.
+pub fn write_atomic_beside(path: &Path, data: &[u8], prefix: &str, point: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(path, e))?;
+    tmp.write_all(data)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| Error::io(path, e))?;
+    // A test's fault: the file system fills up before the rename.
+    let _ = point;
+    fail::fail_point!(point, |_| Err(Error::io(
+        path,
+        std::io::Error::from_raw_os_error(libc::ENOSPC)
+    )));
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    sync_dir(dir)
+}
+
 /// The temp name beside `path` used while it is being written.
 pub fn partial_path(path: &Path) -> std::path::PathBuf {
     let mut name = path.as_os_str().to_os_string();

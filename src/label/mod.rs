@@ -41,7 +41,6 @@ pub mod layout;
 pub mod pdf;
 pub mod svg;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::copies::DiscName;
@@ -276,20 +275,9 @@ fn date(secs: Option<f64>) -> String {
     }
 }
 
-/// Writes `data` to `path` atomically: a temp file with a random name in
-/// the same folder, sync, rename, sync of the folder.
+/// Writes a label file atomically beside the image (temp `.label-*.tmp`).
 fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".label-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(data)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    crate::fsutil::sync_dir(dir)
+    crate::fsutil::write_atomic_beside(path, data, ".label-", "label::write")
 }
 
 #[cfg(test)]

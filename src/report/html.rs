@@ -38,13 +38,8 @@ pub fn esc(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            // Controls, and the marks that reorder text (a name showing
-            // `evil<RLO>txt.exe` would read as `evilexe.txt`), as escapes.
-            c if c.is_control()
-                || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
-            {
-                out.extend(c.escape_default())
-            }
+            // Controls, and the marks that reorder text, as escapes.
+            c if c.is_control() || super::reorders_text(c) => out.extend(c.escape_default()),
             c => out.push(c),
         }
     }

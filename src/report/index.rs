@@ -135,10 +135,13 @@ impl NameIndex {
 /// A name as the page shows it: control characters and bytes that are not
 /// UTF-8 escaped as everywhere, and the marks that reorder text too.
 pub fn shown(name: &[u8]) -> String {
-    let mut out = String::new();
-    for c in names::display(name, true).chars() {
-        if matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        {
+    let text = names::display(name, true);
+    if !text.chars().any(super::reorders_text) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if super::reorders_text(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);

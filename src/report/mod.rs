@@ -243,10 +243,9 @@ fn lost_costs(catalog: &Path, lost: &[i64]) -> Result<Vec<LostCost>> {
         .collect())
 }
 
-/// Gathers every set and writes the page to `path` atomically: a temp
-/// file with a random name in the same folder (created exclusively, so no
-/// file of the user's can be taken), flushed, renamed over `path`, and the
-/// folder flushed. A failure leaves any earlier page as it was.
+/// Gathers every set and writes the page to `path` atomically
+/// ([`crate::fsutil::write_atomic_beside`]): a failure leaves any earlier
+/// page as it was.
 pub fn write_html(path: &Path, roots: &[PathBuf]) -> Result<Written> {
     let start = std::time::Instant::now();
     // A set given twice is shown once.
@@ -263,7 +262,8 @@ pub fn write_html(path: &Path, roots: &[PathBuf]) -> Result<Written> {
     }
     let path = &page_target(path, &seen, &pages)?;
     let page = html::render(&pages);
-    write_atomic_random(path, page.as_bytes())?;
+    // A short fixed prefix: a page's own name may be as long as a name can be.
+    crate::fsutil::write_atomic_beside(path, page.as_bytes(), ".dbackup-page.", "report::write")?;
     Ok(Written {
         path: path.to_path_buf(),
         bytes: page.len() as u64,
@@ -338,43 +338,11 @@ pub struct Written {
     pub seconds: f64,
 }
 
-/// Writes `data` to `path` through a randomly named temp file beside it.
-pub fn write_atomic_random(path: &Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if path.is_dir() {
-        return Err(Error::Invalid(format!(
-            "{}: is a folder; give the page's file name",
-            path.display()
-        )));
-    }
-    // A short fixed prefix: a page's own name may be as long as a name
-    // can be.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".dbackup-page.")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(path, e))?;
-    tmp.write_all(data)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| Error::io(path, e))?;
-    // A test's fault: the page's file system fills up before the rename.
-    fail::fail_point!("report::write", |_| Err(Error::io(
-        tmp.path(),
-        std::io::Error::from_raw_os_error(libc::ENOSPC)
-    )));
-    // Readable as a web page is (a temp file is made 0600).
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = tmp
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    crate::fsutil::sync_dir(dir)
+/// Whether `c` reorders the text around it (the bidirectional marks and
+/// overrides): a name showing `evil<RLO>txt.exe` would read as
+/// `evilexe.txt`, so the page shows these as escapes.
+pub fn reorders_text(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// The setting naming the page a run rewrites (`config report_html`).
