@@ -34,6 +34,7 @@ pub mod medium;
 pub mod mkiso;
 pub mod names;
 pub mod output;
+pub mod owners;
 pub mod parity;
 pub mod progress;
 pub mod report;
