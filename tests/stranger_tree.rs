@@ -439,3 +439,116 @@ fn a_disc_without_the_tables_recovers_as_before() {
     assert_eq!(zeros.len(), 1 << 20);
     assert_eq!(std::fs::read(to.join("zeros")).unwrap(), vec![0u8; 1 << 20]);
 }
+
+/// README.TXT's sqlite3 command whose SQL holds `marker`, as printed there
+/// (its lines joined), run with sh on `disc`.
+fn readme_query(disc: &Path, marker: &str) -> String {
+    let readme = std::fs::read_to_string(disc.join("README.TXT")).unwrap();
+    let at = readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker} in README.TXT"));
+    let start = readme[..at].rfind("     sqlite3 'file:").unwrap();
+    let rest = &readme[start..];
+    let open = rest.find('"').unwrap();
+    let close = open + 1 + rest[open + 1..].find('"').unwrap();
+    let cmd = rest[..=close]
+        .replace("\\\n", " ")
+        .replace("/media/cdrom", disc.to_str().unwrap())
+        .replace("IMG_0001", "a.txt");
+    let out = Command::new("sh").arg("-c").arg(&cmd).output().unwrap();
+    assert!(out.status.success(), "{cmd}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// The example command lines after "For a row" in README.TXT that start
+/// with `tool`, `~` replaced by `home`.
+fn readme_lines(disc: &Path, tool: &str, home: &Path) -> Vec<String> {
+    std::fs::read_to_string(disc.join("README.TXT"))
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(&format!("{tool} ")))
+        .map(|l| {
+            l.split(" #")
+                .next()
+                .unwrap()
+                .trim()
+                .replace('~', home.to_str().unwrap())
+        })
+        .collect()
+}
+
+fn sh(line: &str) {
+    let out = Command::new("sh").arg("-c").arg(line).output().unwrap();
+    assert!(out.status.success(), "{line}: {}", text(&out.stderr));
+}
+
+#[test]
+fn the_readme_recipes_list_links_empty_folders_modes_and_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, disc) = main_case(dir.path());
+
+    let rows = readme_query(&disc, "kind = 'symlink'");
+    let mut got: Vec<&str> = rows.lines().collect();
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        [
+            "/abs|/etc/hostname",
+            "/back|a.txt",
+            "/dangling|nowhere/at/all",
+            "/photos/latest|2012/x.jpg",
+            "/photos/out|../../outside",
+            "/todir|photos",
+            "/turned|a.txt",
+        ],
+        "(/back: the recipe does not weigh table files; RECOVER.PY does)"
+    );
+
+    let rows = readme_query(&disc, "kind = 'dir'");
+    assert_eq!(rows.lines().collect::<Vec<_>>(), ["/empty"]);
+
+    let rows = readme_query(&disc, "kind = 'hardlink'");
+    assert_eq!(
+        rows.lines().collect::<Vec<_>>(),
+        ["/photos/2012/copy.jpg|/photos/2012/x.jpg"]
+    );
+
+    let rows = readme_query(&disc, "printf('%09d'");
+    let id = file_id(&env, "/a.txt");
+    assert_eq!(
+        rows.lines().collect::<Vec<_>>(),
+        [format!("{id}|640|{SECS}.{NSEC}|no-such-user-here||/a.txt")]
+    );
+
+    // The example lines, as printed, on a file of that name: its mode and
+    // exact time come back (the row of the example is this one's twin).
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("IMG_0001.jpg"), b"x").unwrap();
+    for (tool, only) in [("chmod", "IMG_0001.jpg"), ("touch", ".123456789 ")] {
+        for line in readme_lines(&disc, tool, &home) {
+            if line.contains(only) {
+                sh(&line);
+            }
+        }
+    }
+    let md = lstat(&home.join("IMG_0001.jpg"));
+    assert_eq!(md.mode() & 0o7777, 0o644);
+    assert_eq!(ns(&md), SECS as i128 * 1_000_000_000 + NSEC as i128);
+    // The symbolic link and hard link examples do what they say.
+    let rec = home.join("recovered");
+    std::fs::create_dir_all(rec.join("photos")).unwrap();
+    std::fs::write(rec.join("a.jpg"), b"a").unwrap();
+    for line in readme_lines(&disc, "ln", &home) {
+        sh(&line);
+    }
+    assert_eq!(
+        std::fs::read_link(rec.join("photos/latest")).unwrap(),
+        Path::new("2012/holiday")
+    );
+    assert_eq!(
+        lstat(&rec.join("a.jpg")).ino(),
+        lstat(&rec.join("b.jpg")).ino()
+    );
+}
