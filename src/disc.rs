@@ -297,6 +297,9 @@ RECOVERING A FILE BY HAND
 
      touch -d @1341234567.25 ~/IMG_0001.jpg
 
+   Newer discs also have it to the nanosecond, and the file's mode: see
+   FOLDERS, LINKS, MODES AND EXACT TIMES.
+
 FILES LARGER THAN A DISC
 ------------------------
 A file too large for one disc is split into parts on consecutive discs:
