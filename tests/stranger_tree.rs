@@ -8,7 +8,7 @@
 mod common;
 
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -551,4 +551,49 @@ fn the_readme_recipes_list_links_empty_folders_modes_and_times() {
         lstat(&rec.join("a.jpg")).ino(),
         lstat(&rec.join("b.jpg")).ino()
     );
+}
+
+/// Run by another user than root (when the tests run as root and can
+/// become one): owners stay that user's, so setuid goes; modes and times
+/// are restored all the same.
+#[test]
+fn recover_py_run_by_a_user_restores_modes_but_not_owners() {
+    let python = Path::new("/usr/bin/python3");
+    let setpriv = Path::new("/usr/bin/setpriv");
+    if !is_root() || !python.exists() || !setpriv.exists() {
+        eprintln!("skipped: needs root, {python:?} and {setpriv:?}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_, disc) = main_case(dir.path());
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let to = dir.path().join("user");
+    std::fs::create_dir(&to).unwrap();
+    std::os::unix::fs::chown(&to, Some(65_534), Some(65_534)).unwrap();
+    let out = Command::new(setpriv)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(python)
+        .arg(disc.join("RECOVER.PY"))
+        .arg("--to")
+        .arg(&to)
+        .arg(&disc)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let a = lstat(&to.join("a.txt"));
+    assert_eq!((a.uid(), a.mode() & 0o7777), (65_534, 0o640));
+    assert_eq!(ns(&a), SECS as i128 * 1_000_000_000 + NSEC as i128);
+    let tool = lstat(&to.join("bin/tool"));
+    assert_eq!(tool.mode() & 0o7777, 0o755, "no setuid for another owner");
+    let photos = lstat(&to.join("photos"));
+    assert_eq!(photos.mode() & 0o7777, 0o705);
+    assert_eq!(ns(&photos), 1_100_000_000_999_999_999);
+    let x = lstat(&to.join("photos/2012/x.jpg"));
+    assert_eq!(x.ino(), lstat(&to.join("photos/2012/copy.jpg")).ino());
 }
