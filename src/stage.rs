@@ -182,9 +182,6 @@ pub fn monitor(
     if !opts.dry_run {
         wd.catalog.ensure_tree_tables()?;
     }
-    // Entries seen in this run are recorded as of its start, so that every
-    // file staged by it has them at its own time.
-    let started = catalog::now();
     let mut live = wd.catalog.live_index()?;
     let mut tree = wd.catalog.live_tree()?;
     let mut st = Stager::new(wd, opts, progress, on_event)?;
@@ -194,7 +191,7 @@ pub fn monitor(
     st.report.scanned_files = stats.files;
     st.report.scanned_bytes = stats.bytes;
     let complete = stats.complete && st.stop.is_none();
-    st.record_entries(&tree, &stats, &excludes, started, complete)?;
+    st.record_entries(&live, &tree, &stats, &excludes, complete)?;
     if complete {
         st.record_deletions(&live, &stats, &excludes)?;
         st.abandon_unseen_splits()?;
@@ -682,21 +679,32 @@ impl<'w, 'e> Stager<'w, 'e> {
 
     /// Records the folders and links that are new or changed, and (after
     /// a complete walk) those gone, as files' deletions are: not under a
-    /// folder that could not be read, not excluded, and not when the
-    /// watched folder looks unmounted.
+    /// folder that could not be read, not excluded, and nothing at all
+    /// when the watched folder looks unmounted (no file, no link, while
+    /// files or entries are recorded live), as for files. They are
+    /// recorded after the run's copies, at the time they are recorded, so
+    /// a hard link's first name already holds its copy (one whose copy
+    /// failed is skipped: the link is taken on the next run), and a disc
+    /// opened during the run counts them.
     fn record_entries(
         &mut self,
+        live: &catalog::LiveIndex,
         tree: &catalog::tree::LiveTree,
         stats: &scan::ScanStats,
         excludes: &Excludes,
-        started: f64,
         complete: bool,
     ) -> Result<()> {
-        let new = std::mem::take(&mut self.entries);
+        let mut new = std::mem::take(&mut self.entries);
+        let unseen = tree.unseen();
+        let looks_unmounted = stats.files == 0
+            && stats.symlinks == 0
+            && (live.values().any(|e| !e.seen) || !unseen.is_empty());
+        if looks_unmounted {
+            return Ok(());
+        }
         let mut gone = Vec::new();
-        let looks_unmounted = stats.files == 0 && stats.symlinks == 0 && stats.dirs == 0;
-        if complete && !looks_unmounted {
-            for id in tree.unseen() {
+        if complete {
+            for id in unseen {
                 let Some(name) = self.wd.catalog.entry_name(id)? else {
                     continue;
                 };
@@ -710,14 +718,34 @@ impl<'w, 'e> Stager<'w, 'e> {
                 gone.push(id);
             }
         }
+        if !self.opts.dry_run {
+            let mut kept = Vec::with_capacity(new.len());
+            for e in new {
+                if e.kind == catalog::tree::EntryKind::Hardlink
+                    && !self.wd.catalog.has_live_copy(&e.target)?
+                {
+                    self.report.skipped_files += 1;
+                    let skip = Skipped {
+                        path: self.wd.settings.watched.join(names::to_relative(&e.name)),
+                        reason: format!(
+                            "another name of {}, which has no backup yet (taken on the next run)",
+                            names::display(&e.target, true)
+                        ),
+                    };
+                    (self.on_event)(Event::Skipped(&skip));
+                    continue;
+                }
+                kept.push(e);
+            }
+            new = kept;
+        }
         self.report.entries_recorded += new.len() as u64;
         self.report.entries_deleted += gone.len() as u64;
         if self.opts.dry_run {
             return Ok(());
         }
-        self.wd
-            .catalog
-            .record_entries(&new, started, &gone, catalog::now())
+        let now = catalog::now();
+        self.wd.catalog.record_entries(&new, now, &gone, now)
     }
 
     fn record_deletions(

@@ -288,3 +288,39 @@ fn a_mode_change_alone_makes_no_new_version() {
         0o600
     );
 }
+
+/// A watched folder that still holds a folder but no file is treated as
+/// unmounted for files (no deletion recorded, and the run says nothing was
+/// recorded), so its folders and links must not be recorded deleted
+/// either: the catalogue would otherwise say the links and hard links are
+/// gone while every file they belong with is still live.
+#[test]
+fn a_watched_folder_that_looks_unmounted_records_no_entry_deletions() {
+    let env = TestEnv::new();
+    env.write("d/f", b"1");
+    let g = env.write("g", b"2");
+    std::fs::hard_link(&g, env.watched.join("h")).unwrap();
+    symlink("x", env.watched.join("l")).unwrap();
+    std::fs::create_dir_all(env.watched.join("e")).unwrap();
+    env.init(&[]);
+    monitor(&env);
+    let before = live_entries(&env);
+    for p in ["d/f", "g", "h", "l"] {
+        std::fs::remove_file(env.watched.join(p)).unwrap();
+    }
+    std::fs::remove_dir(env.watched.join("e")).unwrap();
+    let out = env.run(&["monitor", "--cron"]);
+    let err = text(&out.stderr);
+    assert!(err.contains("is it mounted?"), "{err}");
+    assert_eq!(
+        count(&env, "SELECT count(*) FROM deletions"),
+        0,
+        "no file deletion recorded"
+    );
+    let after = live_entries(&env);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "entries deleted while files were not (the run said nothing was recorded): {err}"
+    );
+}

@@ -381,6 +381,34 @@ impl Catalog {
         tx.commit().map_err(map)
     }
 
+    /// Whether `name`'s latest backed-up version is there and not recorded
+    /// deleted: what a hard link to it needs.
+    pub fn has_live_copy(&self, name: &[u8]) -> Result<bool> {
+        use rusqlite::OptionalExtension;
+        let latest: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT max(id) FROM files WHERE filename=?1 AND copied=1",
+                [names::to_sql(name)],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .flatten();
+        let Some(id) = latest else {
+            return Ok(false);
+        };
+        let deleted: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM deletions WHERE file_id=?1",
+                [id],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(deleted == 0)
+    }
+
     /// The name of entry `id`.
     pub fn entry_name(&self, id: i64) -> Result<Option<Vec<u8>>> {
         use rusqlite::OptionalExtension;
