@@ -437,6 +437,9 @@ fuzz_target!(|input: Input| {
         as_of,
         dry_run: false,
         overwrite: input.overwrite,
+        // Both ways, without another input field.
+        no_mode: input.ignore_case,
+        no_owner: input.ignore_case,
         drive: None,
         interactive: false,
         // Both ways of reporting what was not restored, without another input field.
