@@ -667,3 +667,192 @@ fn hard_links_to_files_not_chosen_are_copies_and_dry_runs_count_entries() {
     assert_eq!(std::fs::read(to.join("h")).unwrap(), b"the target");
     assert!(!to.join("a").exists());
 }
+
+/// What a generated tree holds at a name.
+#[derive(Debug, Clone)]
+enum Gen {
+    Dir { mode: u32, mtime: (i64, i64) },
+    Symlink { target: Vec<u8>, mtime: (i64, i64) },
+    Hardlink { to: &'static str },
+}
+
+/// A tree of entries: names of up to three components, a name with
+/// something below it a folder, the others folders, links (targets of
+/// any bytes but NUL, many pointing outside) or hard links to a file.
+fn trees(outside: String) -> impl proptest::strategy::Strategy<Value = Vec<(Vec<u8>, Gen)>> {
+    use proptest::prelude::*;
+    let part = prop::sample::select(vec!["a", "b", "c", "é", "x y", ".h"]);
+    let name = prop::collection::vec(part, 1..=3).prop_map(|p| format!("/{}", p.join("/")));
+    let mtime = (-(1i64 << 31)..(1i64 << 33), 0i64..1_000_000_000);
+    let piece = prop::sample::select(vec![
+        b"a".to_vec(),
+        b"/".to_vec(),
+        b"..".to_vec(),
+        b".".to_vec(),
+        b" ".to_vec(),
+        vec![0xff],
+        b"\n".to_vec(),
+        outside.into_bytes(),
+    ]);
+    let target = prop::collection::vec(piece, 1..6).prop_map(|p| p.concat());
+    let leaf = prop_oneof![
+        (0u32..0o10000, mtime.clone()).prop_map(|(m, t)| Gen::Dir {
+            mode: m | 0o700,
+            mtime: t
+        }),
+        (target, mtime.clone()).prop_map(|(target, mtime)| Gen::Symlink { target, mtime }),
+        prop::sample::select(vec!["/f1", "/f2"]).prop_map(|to| Gen::Hardlink { to }),
+    ];
+    let dir_attrs = (0u32..0o10000, mtime);
+    prop::collection::vec((name, leaf, dir_attrs), 1..14).prop_map(|rows| {
+        let names: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+        let mut out: std::collections::BTreeMap<Vec<u8>, Gen> = Default::default();
+        for (n, g, (m, t)) in rows {
+            let below = names.iter().any(|o| o.starts_with(&format!("{n}/")));
+            let g = if below {
+                Gen::Dir {
+                    mode: m | 0o700,
+                    mtime: t,
+                }
+            } else {
+                g
+            };
+            out.insert(n.into_bytes(), g);
+        }
+        out.into_iter().collect()
+    })
+}
+
+/// Generated trees come back exactly, and a second run finds them there.
+#[test]
+fn generated_trees_come_back_exactly() {
+    use proptest::test_runner::{Config, TestRunner};
+    let outside = tempfile::tempdir().unwrap();
+    let out_path = outside.path().to_str().unwrap().to_string();
+    let (_env, disc) = set_with(&[("f1", b"one".to_vec()), ("f2", b"two".to_vec())], &|_| {});
+    let root = disc.parent().unwrap().to_path_buf();
+    let case = std::cell::Cell::new(0u32);
+    let mut runner = TestRunner::new(Config {
+        cases: 24,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&trees(out_path), |tree| {
+            case.set(case.get() + 1);
+            let d = root.join(format!("disc-{}", case.get()));
+            let to = root.join(format!("to-{}", case.get()));
+            edited_disc(&disc, &d, true, &|c| {
+                let rows: Vec<Row<'_>> = tree
+                    .iter()
+                    .map(|(n, g)| match g {
+                        Gen::Dir { mode, mtime } => Row {
+                            name: n,
+                            mode: Some(*mode),
+                            mtime: Some(*mtime),
+                            ..row("", "dir", None)
+                        },
+                        Gen::Symlink { target, mtime } => Row {
+                            name: n,
+                            target: Some(target),
+                            mtime: Some(*mtime),
+                            ..row("", "symlink", None)
+                        },
+                        Gen::Hardlink { to } => Row {
+                            name: n,
+                            ..row("", "hardlink", Some(to))
+                        },
+                    })
+                    .collect();
+                insert_rows(c, &rows);
+            });
+            let (out, report) = run_restore(&d, &to, &[]);
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+            let count = |f: fn(&Gen) -> bool| tree.iter().filter(|(_, g)| f(g)).count() as u64;
+            let links = count(|g| !matches!(g, Gen::Dir { .. }));
+            assert_eq!(
+                report["tree"]["dirs"],
+                count(|g| matches!(g, Gen::Dir { .. }))
+            );
+            assert_eq!(
+                report["tree"]["symlinks"],
+                count(|g| matches!(g, Gen::Symlink { .. }))
+            );
+            for _ in 0..2 {
+                for (n, g) in &tree {
+                    let p = to.join(OsStr::from_bytes(&n[1..]));
+                    let shown = String::from_utf8_lossy(n);
+                    match g {
+                        Gen::Dir { mode: m, mtime: t } => {
+                            assert!(meta(&p).is_dir(), "{shown}");
+                            assert_eq!(mode(&p), *m, "{shown}");
+                            assert_eq!(mtime(&p), *t, "{shown}");
+                        }
+                        Gen::Symlink { target, mtime: t } => {
+                            assert!(meta(&p).file_type().is_symlink(), "{shown}");
+                            assert_eq!(&link(&p), target, "{shown}");
+                            assert_eq!(mtime(&p), *t, "{shown}");
+                        }
+                        Gen::Hardlink { to: t } => {
+                            let file = to.join(&t[1..]);
+                            assert_eq!(meta(&p).ino(), meta(&file).ino(), "{shown}");
+                        }
+                    }
+                }
+                assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+                // Again: all there already, nothing changed.
+                let (out, again) = run_restore(&d, &to, &[]);
+                assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+                assert_eq!(again["tree"]["already_there"], links);
+                assert_eq!(again["restored"]["files"], 0);
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// A hard link that cannot be made (here: linkat refused, as on a
+/// filesystem without hard links) is a checked copy with the link's
+/// recorded attributes, and the run says so.
+#[cfg(feature = "failpoints")]
+#[test]
+fn hard_links_that_cannot_be_made_are_copies() {
+    let (_env, disc) = set_with(&[("a/x", b"the target".to_vec())], &|c| {
+        c.execute_batch(TABLES).unwrap();
+        set_attrs(c, "/a/x", 0o640, None, (5_000, 5));
+        insert_rows(
+            c,
+            &[Row {
+                mode: Some(0o640),
+                mtime: Some((5_000, 5)),
+                ..row("/h", "hardlink", Some("/a/x"))
+            }],
+        );
+    });
+    let to = disc.parent().unwrap().join("to");
+    let out = Command::new(bin("dbackup-restore"))
+        .args(["--no-progress", "--json", "-d"])
+        .arg(&disc)
+        .arg("--to")
+        .arg(&to)
+        .env("FAILPOINTS", "restore::linkat=return")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = json(&out);
+    assert_eq!(
+        report["tree"]["hardlinks_copied"],
+        serde_json::json!(["/h"])
+    );
+    assert_eq!(report["tree"]["hardlinks"], 0);
+    assert!(
+        text(&out.stderr).contains("/h: written as a copy of /a/x"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read(to.join("h")).unwrap(), b"the target");
+    assert_ne!(meta(&to.join("h")).ino(), meta(&to.join("a/x")).ino());
+    assert_eq!(mode(&to.join("h")), 0o640);
+    assert_eq!(mtime(&to.join("h")), (5_000, 5));
+}
