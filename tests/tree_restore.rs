@@ -521,6 +521,13 @@ fn no_mode_and_no_owner_leave_modes_and_owners() {
         c.execute_batch(TABLES).unwrap();
         set_attrs(c, "/f", 0o6750, Some(4242), (1_000, 1));
         set_attrs(c, "/d/g", 0o604, Some(4242), (2_000, 2));
+        // A name this machine knows wins over the recorded number.
+        c.execute(
+            "UPDATE attrs SET owner='root', grp='root' WHERE file_id =
+               (SELECT max(id) FROM files WHERE filename='/d/g')",
+            [],
+        )
+        .unwrap();
         insert_rows(
             c,
             &[Row {
@@ -549,6 +556,7 @@ fn no_mode_and_no_owner_leave_modes_and_owners() {
     // Setuid and setgid stay only with the owner they were recorded with.
     assert_eq!(mode(&to.join("f")), if is_root() { 0o6750 } else { 0o750 });
     assert_eq!(mode(&to.join("d/g")), 0o604);
+    assert_eq!(meta(&to.join("d/g")).uid(), me);
     assert_eq!(mode(&to.join("d")), 0o701);
     assert_eq!(mtime(&to.join("d")), (3_000, 3));
 

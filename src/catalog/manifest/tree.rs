@@ -412,6 +412,10 @@ mod tests {
              INSERT INTO attrs VALUES (6, NULL, NULL, NULL, NULL, NULL, 5, -1);
              INSERT INTO attrs VALUES (7, 'rw', NULL, NULL, NULL, NULL, NULL, NULL);
              INSERT INTO attrs VALUES (8, NULL, NULL, NULL, NULL, NULL, 5, NULL);
+             INSERT INTO attrs VALUES (9, NULL, NULL, NULL, NULL, NULL, 1125899906842624, 0);
+             INSERT INTO attrs VALUES (10, NULL, 4294967296, NULL, NULL, NULL, NULL, NULL);
+             INSERT INTO attrs VALUES (11, 1.5, NULL, NULL, NULL, NULL, NULL, NULL);
+             INSERT INTO attrs VALUES (12, NULL, NULL, NULL, 'ann', x'ff', NULL, NULL);
              INSERT INTO entries VALUES (1, '/d', 'dir', 10.0, NULL, NULL, 493, NULL, NULL, NULL, NULL, 7, 8);
              INSERT INTO entries VALUES (2, '/l', 'symlink', 10.0, 20.5, x'2f746d70', NULL, NULL, NULL, NULL, NULL, NULL, NULL);
              INSERT INTO entries VALUES (3, '/h', 'hardlink', 10.0, NULL, '/d/f', NULL, NULL, NULL, NULL, NULL, NULL, NULL);
@@ -436,10 +440,10 @@ mod tests {
                 mtime: Some((-5, 999_999_999)),
             })
         );
-        for bad in 2..=8 {
+        for bad in 2..=12 {
             assert_eq!(t.file_attrs(bad).unwrap(), FileAttrs::Invalid, "{bad}");
         }
-        assert_eq!(t.file_attrs(9).unwrap(), FileAttrs::None);
+        assert_eq!(t.file_attrs(13).unwrap(), FileAttrs::None);
         let (rows, invalid) = entries(&m);
         assert_eq!(invalid, 8);
         let kinds: Vec<(i64, EntryKind)> = rows.iter().map(|e| (e.id, e.kind.clone())).collect();
