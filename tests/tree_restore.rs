@@ -864,3 +864,69 @@ fn hard_links_that_cannot_be_made_are_copies() {
     assert_eq!(mode(&to.join("h")), 0o640);
     assert_eq!(mtime(&to.join("h")), (5_000, 5));
 }
+
+/// A run killed while it makes the links leaves what a second run
+/// finishes: every entry as recorded, no private folder left.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_run_killed_among_the_links_is_finished_by_the_next() {
+    let (_env, disc) = set_with(&[("a/x", b"the target".to_vec())], &|c| {
+        c.execute_batch(TABLES).unwrap();
+        insert_rows(
+            c,
+            &[
+                Row {
+                    mode: Some(0o711),
+                    mtime: Some((7_000, 7)),
+                    ..row("/a", "dir", None)
+                },
+                row("/a/h1", "hardlink", Some("/a/x")),
+                row("/a/h2", "hardlink", Some("/a/x")),
+                row("/a/s", "symlink", Some("x")),
+            ],
+        );
+    });
+    let to = disc.parent().unwrap().join("to");
+    let mut child = Command::new(bin("dbackup-restore"))
+        .args(["--no-progress", "-d"])
+        .arg(&disc)
+        .arg("--to")
+        .arg(&to)
+        .env("FAILPOINTS", "restore::linkat=1*off->sleep(20000)")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Bounded: 20 s at most for the first link to be made.
+    let start = std::time::Instant::now();
+    while std::fs::symlink_metadata(to.join("a/h1")).is_err() {
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "the first hard link was never made"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(std::fs::symlink_metadata(to.join("a/h2")).is_err());
+    assert!(std::fs::symlink_metadata(to.join("a/s")).is_err());
+    let (out, report) = run_restore(&disc, &to, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(report["tree"]["already_there"], 1);
+    assert_eq!(report["tree"]["hardlinks"], 1);
+    assert_eq!(report["tree"]["symlinks"], 1);
+    let ino = meta(&to.join("a/x")).ino();
+    assert_eq!(meta(&to.join("a/h1")).ino(), ino);
+    assert_eq!(meta(&to.join("a/h2")).ino(), ino);
+    assert_eq!(link(&to.join("a/s")), b"x");
+    assert_eq!(mode(&to.join("a")), 0o711);
+    assert_eq!(mtime(&to.join("a")), (7_000, 7));
+    let left: Vec<_> = std::fs::read_dir(&to)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.as_bytes().starts_with(b".dbackup-tmp-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

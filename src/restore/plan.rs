@@ -291,6 +291,7 @@ impl Plan {
             && self.lost.is_empty()
             && self.refused.is_empty()
             && self.damaged.is_empty()
+            && self.entries.failed.is_empty()
     }
 }
 
