@@ -178,7 +178,14 @@ impl Run<'_> {
         });
         // Bounded by the plan's entries, each made once.
         for e in order.into_iter().flatten() {
-            if stopped || crate::interrupt::requested() {
+            if !stopped && report.stopped.is_none() && crate::interrupt::requested() {
+                report.stopped = Some(super::report::Stopped {
+                    reason: "interrupted; run the same command again to resume (what is already restored is skipped)".into(),
+                    error: false,
+                    interrupted: true,
+                });
+            }
+            if stopped || report.stopped.is_some() {
                 fail_entry(
                     report,
                     on_event,
