@@ -687,7 +687,12 @@ enum Gen {
 /// A tree of entries: names of up to three components, a name with
 /// something below it a folder, the others folders, links (targets of
 /// any bytes but NUL, many pointing outside) or hard links to a file.
-fn trees(outside: String) -> impl proptest::strategy::Strategy<Value = Vec<(Vec<u8>, Gen)>> {
+/// With `consistent` false, any kind at any name: links and hard links
+/// with names below them, as only a crafted catalogue has.
+fn trees(
+    outside: String,
+    consistent: bool,
+) -> impl proptest::strategy::Strategy<Value = Vec<(Vec<u8>, Gen)>> {
     use proptest::prelude::*;
     let part = prop::sample::select(vec!["a", "b", "c", "é", "x y", ".h"]);
     let name = prop::collection::vec(part, 1..=3).prop_map(|p| format!("/{}", p.join("/")));
@@ -712,23 +717,27 @@ fn trees(outside: String) -> impl proptest::strategy::Strategy<Value = Vec<(Vec<
         prop::sample::select(vec!["/f1", "/f2"]).prop_map(|to| Gen::Hardlink { to }),
     ];
     let dir_attrs = (0u32..0o10000, mtime);
-    prop::collection::vec((name, leaf, dir_attrs), 1..14).prop_map(|rows| {
-        let names: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
-        let mut out: std::collections::BTreeMap<Vec<u8>, Gen> = Default::default();
-        for (n, g, (m, t)) in rows {
-            let below = names.iter().any(|o| o.starts_with(&format!("{n}/")));
-            let g = if below {
-                Gen::Dir {
-                    mode: m | 0o700,
-                    mtime: t,
-                }
-            } else {
-                g
-            };
-            out.insert(n.into_bytes(), g);
-        }
-        out.into_iter().collect()
-    })
+    (
+        prop::collection::vec((name, leaf, dir_attrs), 1..14),
+        Just(consistent),
+    )
+        .prop_map(|(rows, consistent)| {
+            let names: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+            let mut out: std::collections::BTreeMap<Vec<u8>, Gen> = Default::default();
+            for (n, g, (m, t)) in rows {
+                let below = consistent && names.iter().any(|o| o.starts_with(&format!("{n}/")));
+                let g = if below {
+                    Gen::Dir {
+                        mode: m | 0o700,
+                        mtime: t,
+                    }
+                } else {
+                    g
+                };
+                out.insert(n.into_bytes(), g);
+            }
+            out.into_iter().collect()
+        })
 }
 
 /// Generated trees come back exactly, and a second run finds them there.
@@ -746,7 +755,7 @@ fn generated_trees_come_back_exactly() {
         ..Config::default()
     });
     runner
-        .run(&trees(out_path), |tree| {
+        .run(&trees(out_path, true), |tree| {
             case.set(case.get() + 1);
             let d = root.join(format!("disc-{}", case.get()));
             let to = root.join(format!("to-{}", case.get()));
@@ -929,4 +938,91 @@ fn a_run_killed_among_the_links_is_finished_by_the_next() {
         .filter(|n| n.as_bytes().starts_with(b".dbackup-tmp-"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+fn rows_of(tree: &[(Vec<u8>, Gen)]) -> Vec<Row<'_>> {
+    tree.iter()
+        .map(|(n, g)| match g {
+            Gen::Dir { mode, mtime } => Row {
+                name: n,
+                mode: Some(*mode),
+                mtime: Some(*mtime),
+                ..row("", "dir", None)
+            },
+            Gen::Symlink { target, mtime } => Row {
+                name: n,
+                target: Some(target),
+                mtime: Some(*mtime),
+                ..row("", "symlink", None)
+            },
+            Gen::Hardlink { to } => Row {
+                name: n,
+                ..row("", "hardlink", Some(to))
+            },
+        })
+        .collect()
+}
+
+/// Crafted trees (links with names below them, links planted in the
+/// target) never lead a write outside the target, and every link in the
+/// target is one that was planted or recorded.
+#[test]
+fn generated_crafted_trees_write_nothing_outside() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let outside = tempfile::tempdir().unwrap();
+    let out_path = outside.path().to_str().unwrap().to_string();
+    let (_env, disc) = set_with(
+        &[
+            ("a/f", b"one".to_vec()),
+            ("f1", b"1".to_vec()),
+            ("f2", b"2".to_vec()),
+        ],
+        &|_| {},
+    );
+    let root = disc.parent().unwrap().to_path_buf();
+    let case = std::cell::Cell::new(0u32);
+    let mut runner = TestRunner::new(Config {
+        cases: 32,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let plants = prop::collection::vec(prop::sample::select(vec!["a", "b", "c", "x y"]), 0..3);
+    runner
+        .run(
+            &(trees(out_path.clone(), false), plants, any::<bool>()),
+            |(tree, plants, overwrite)| {
+                case.set(case.get() + 1);
+                let d = root.join(format!("crafted-{}", case.get()));
+                let to = root.join(format!("into-{}", case.get()));
+                edited_disc(&disc, &d, true, &|c| insert_rows(c, &rows_of(&tree)));
+                std::fs::create_dir(&to).unwrap();
+                for p in &plants {
+                    let _ = std::os::unix::fs::symlink(outside.path(), to.join(p));
+                }
+                let extra: &[&str] = if overwrite { &["--overwrite"] } else { &[] };
+                for _ in 0..2 {
+                    let (out, _) = run_restore(&d, &to, extra);
+                    let code = out.status.code();
+                    assert!(code == Some(0) || code == Some(1), "{}", text(&out.stderr));
+                    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+                }
+                for e in walkdir::WalkDir::new(&to).follow_links(false).min_depth(1) {
+                    let e = e.unwrap();
+                    if !e.file_type().is_symlink() {
+                        continue;
+                    }
+                    let rel = e.path().strip_prefix(&to).unwrap().as_os_str().as_bytes();
+                    let t = link(e.path());
+                    let planted =
+                        plants.iter().any(|p| p.as_bytes() == rel) && t == out_path.as_bytes();
+                    let recorded = tree.iter().any(|(n, g)| {
+                        &n[1..] == rel && matches!(g, Gen::Symlink { target, .. } if *target == t)
+                    });
+                    assert!(planted || recorded, "{}", e.path().display());
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
 }
