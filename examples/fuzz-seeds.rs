@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use dbackup::catalog::tree::{Attrs, Entry as TreeEntry, EntryKind};
 use dbackup::catalog::{Catalog, NewFile, Settings};
 use dbackup::disc::{self, DiscInfo};
 use dbackup::iso::{write_image, Entry, Source, WriteOptions};
@@ -52,6 +53,17 @@ fn catalogue(dir: &Path) -> Res<Vec<PathBuf>> {
     };
     let live = dir.join("catalog.db");
     let mut cat = Catalog::create(&live, &settings)?;
+    // The tree tables, with a version's attrs and every kind of entry.
+    cat.ensure_tree_tables()?;
+    let attrs = Attrs {
+        mode: 0o4755,
+        uid: 1000,
+        gid: 100,
+        owner: Some("someone".into()),
+        group: None,
+        mtime_sec: 13_569_465_600,
+        mtime_nsec: 999_999_999,
+    };
     let mut snapshots = Vec::new();
     for disc in [1i64, 2] {
         if disc > 1 {
@@ -67,6 +79,7 @@ fn catalogue(dir: &Path) -> Res<Vec<PathBuf>> {
                 disc_id: disc,
                 desc: "New file",
                 timestamp: STARTED + disc as f64,
+                attrs: Some(&attrs),
             })
             .collect();
         let ids = cat.reserve(&new)?;
@@ -78,6 +91,26 @@ fn catalogue(dir: &Path) -> Res<Vec<PathBuf>> {
         cat.finish_copies(&done, &[])?;
         if disc == 2 {
             cat.record_deletions(&ids[1..2], STARTED + 10.0)?;
+        }
+        if disc == 1 {
+            let entry = |name: &[u8], kind, target: &[u8]| TreeEntry {
+                name: name.to_vec(),
+                kind,
+                target: target.to_vec(),
+                attrs: attrs.clone(),
+            };
+            cat.record_entries(
+                &[
+                    entry(b"/2012", EntryKind::Dir, b""),
+                    entry(b"/empty dir", EntryKind::Dir, b""),
+                    entry(b"/link", EntryKind::Symlink, b"../../etc/passwd"),
+                    entry(b"/caf\xe9/l", EntryKind::Symlink, b"\xff/x"),
+                    entry(b"/hard", EntryKind::Hardlink, b"/a.txt"),
+                ],
+                STARTED + 0.5,
+                &[],
+                STARTED + 0.5,
+            )?;
         }
         cat.complete_disc(disc)?;
         drop(cat);

@@ -209,7 +209,10 @@ MD5 before it gets its name (a file split into parts is joined from the
 discs of all its parts, each part and the whole checked); files recorded as
 deleted are left out; files already in the target are kept; running it
 again with more discs fills in the rest. Exit status 0 means everything was
-recovered.
+recovered. From newer discs (see FOLDERS, LINKS, MODES AND EXACT TIMES) it
+also restores folders (empty ones too), symbolic and hard links, modes,
+exact modification times and, run as root, owners; --no-mode and
+--no-owner leave modes and owners to the defaults.
 
 THE CATALOGUE (manifest.db)
 ---------------------------
@@ -242,6 +245,25 @@ Table splits (if present): file_id, state, why. One row per file split into
 Table parts (if present): file_id, part (1, 2, ...), disc_id (the disc that
   holds the part), offset and size (which bytes of the file it holds), md5
   (of the part), copied (1 for a finished part).
+Table attrs (if present): one row per version of a file, file_id its id:
+  mode (permission bits as a number: printf('%o', mode) shows 644, 755;
+  with setuid 4000, setgid 2000, sticky 1000), uid and gid (owner and group
+  numbers), owner and grp (their names; empty when they had none),
+  mtime_sec and mtime_nsec (the exact modification time: Unix seconds, and
+  nanoseconds 0 to 999999999 to add to them). A version without a row has
+  only the mtime of table files.
+Table entries (if present): what is not a file's content, one row per
+  version of a name: id, filename (as in files), kind, target, timestamp
+  (when the row was recorded), deleted (empty while the name is as the row
+  says; else when it was seen gone or changed), and mode, uid, gid, owner,
+  grp, mtime_sec, mtime_nsec as in attrs. kind is one of:
+    dir       a folder (every folder, empty or not)
+    symlink   a symbolic link; target is its target, as bytes (a BLOB)
+    hardlink  another name of a file; target is the filename (as in files)
+              of its first name, under which its content is backed up
+  The row of a name now is its row with the highest timestamp, if its
+  deleted is empty. When table files also has the name, not deleted, the
+  more recent of the two (timestamp) says what the name is.
 
 RECOVERING A FILE BY HAND
 -------------------------
@@ -274,6 +296,9 @@ RECOVERING A FILE BY HAND
 4. Give it back its modification time, the mtime column (say 1341234567.25):
 
      touch -d @1341234567.25 ~/IMG_0001.jpg
+
+   Newer discs also have it to the nanosecond, and the file's mode: see
+   FOLDERS, LINKS, MODES AND EXACT TIMES.
 
 FILES LARGER THAN A DISC
 ------------------------
@@ -316,6 +341,70 @@ puts 1234.10 before 1234.2), check the whole and give back its mtime:
 
 With many parts: for k in $(seq 1 20); do cat ~/parts/1234.$k; done > FILE
 On Windows: copy /b 1234.1+1234.2+1234.3 FILE, and certutil -hashfile FILE MD5.
+
+FOLDERS, LINKS, MODES AND EXACT TIMES
+-------------------------------------
+Discs whose catalogue has the tables attrs and entries (see THE CATALOGUE)
+know more than the files: RECOVER.PY restores it all. By hand, with the
+sqlite3 tool, each query below lists the rows that hold their name now.
+
+The symbolic links and their targets (hex(target) gives the exact bytes):
+
+     sqlite3 'file:/media/cdrom/manifest.db?immutable=1' \\
+       \"SELECT filename, CAST(target AS TEXT) FROM entries e
+        WHERE kind = 'symlink' AND deleted IS NULL
+          AND timestamp = (SELECT max(timestamp) FROM entries
+                           WHERE filename = e.filename)\"
+
+   For a row /photos/latest|2012/holiday:
+     ln -s '2012/holiday' ~/recovered/photos/latest
+
+The empty folders (mkdir -p ~/recovered/NAME for each; the other folders
+come back with the files in them):
+
+     sqlite3 'file:/media/cdrom/manifest.db?immutable=1' \\
+       \"SELECT filename FROM entries e
+        WHERE kind = 'dir' AND deleted IS NULL
+          AND timestamp = (SELECT max(timestamp) FROM entries
+                           WHERE filename = e.filename)
+          AND NOT EXISTS (SELECT 1 FROM entries x WHERE x.deleted IS NULL
+            AND substr(hex(x.filename), 1, length(hex(e.filename)) + 2)
+                = hex(e.filename) || '2F')
+          AND NOT EXISTS (SELECT 1 FROM files f WHERE f.copied = 1
+            AND substr(hex(f.filename), 1, length(hex(e.filename)) + 2)
+                = hex(e.filename) || '2F'
+            AND NOT EXISTS (SELECT 1 FROM deletions d
+              WHERE d.filename = f.filename AND d.file_id >= f.id))\"
+
+The hard links, each with the name of the file it is another name of:
+
+     sqlite3 'file:/media/cdrom/manifest.db?immutable=1' \\
+       \"SELECT filename, CAST(target AS TEXT) FROM entries e
+        WHERE kind = 'hardlink' AND deleted IS NULL
+          AND timestamp = (SELECT max(timestamp) FROM entries
+                           WHERE filename = e.filename)\"
+
+   Recover the file of the target first, then, for a row /b.jpg|/a.jpg:
+     ln ~/recovered/a.jpg ~/recovered/b.jpg     # or cp, on another drive
+
+A file's exact modification time and its mode (the last row is the newest
+version, as in RECOVERING A FILE BY HAND):
+
+     sqlite3 'file:/media/cdrom/manifest.db?immutable=1' \\
+       \"SELECT f.id, printf('%o', a.mode) AS mode,
+          a.mtime_sec || '.' || printf('%09d', a.mtime_nsec) AS mtime,
+          a.owner, a.grp, f.filename
+        FROM files f JOIN attrs a ON a.file_id = f.id
+        WHERE CAST(f.filename AS TEXT) LIKE '%IMG_0001%' AND f.copied = 1
+        ORDER BY f.id\"
+
+   For a row 1234|644|1341234567.123456789|ann|ann|/2012/IMG_0001.jpg:
+     chown ann:ann ~/IMG_0001.jpg     # as root, if you want; first,
+     chmod 644 ~/IMG_0001.jpg         # as chown clears setuid
+     touch -d @1341234567.123456789 ~/IMG_0001.jpg
+   (Before 1970 mtime_sec is negative and the nanoseconds still count
+   forward: -5 and 250000000 is @-4.75.) A folder's are in entries: set
+   them last, after what is inside it, since adding a file changes them.
 
 CHECKING THIS DISC
 ------------------

@@ -52,9 +52,16 @@ pub struct Stat {
     pub size: u64,
     pub mtime: i64,
     pub mtime_nsec: i64,
+    /// The whole `st_mode` (type and permission bits).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u64,
+    pub dev: u64,
+    pub ino: u64,
 }
 
-/// The size and mtime of `name` in the open folder `dir`, without following
+/// The size, mtime, mode, owner and inode of `name` in the open folder `dir`, without following
 /// a symbolic link (`fstatat(2)`). The kernel looks up one name instead of
 /// resolving every folder of a full path again, which is most of the cost
 /// of stating a million files by path.
@@ -83,6 +90,12 @@ pub fn stat_at(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> std:
         size: st.st_size as u64,
         mtime: st.st_mtime,
         mtime_nsec: st.st_mtime_nsec,
+        mode: st.st_mode,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        nlink: st.st_nlink,
+        dev: st.st_dev,
+        ino: st.st_ino,
     })
 }
 

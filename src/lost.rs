@@ -757,6 +757,7 @@ fn restage(
     progress: &Progress,
 ) -> Result<()> {
     let mut changes = Vec::new();
+    let mut owners = crate::owners::Owners::new();
     for e in &report.reprotectable {
         let Some(path) = origin_path(origin, &e.filename) else {
             continue;
@@ -785,6 +786,7 @@ fn restage(
                 if lost.len() > 1 { "s" } else { "" },
                 crate::output::discs(&lost)
             ),
+            attrs: Some(crate::scan::attrs_of(&m, &mut owners)),
         });
     }
     let mut problems = Vec::new();

@@ -1,18 +1,24 @@
 //! Walking the watched folder and deciding what changed: every regular file
-//! is compared by size and mtime with its latest backed-up version. Never
-//! follows symlinks; applies the set's excludes; reports what it cannot read
-//! or back up (special files, dangling links, unreadable folders) without
-//! stopping.
+//! is compared by size and mtime with its latest backed-up version, every
+//! folder, symbolic link and further name of a hard-linked file (an entry,
+//! see docs/tree.md) with its latest recorded version. Never follows
+//! symlinks; applies the set's excludes; reports what it cannot read or
+//! back up (special files, unreadable folders) without stopping.
 
 use std::ops::ControlFlow;
 use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use glob::{MatchOptions, Pattern};
 
+use std::collections::HashMap;
+
+use crate::catalog::tree::{Attrs, Entry, EntryKind, LiveTree};
 use crate::catalog::{name_key, LiveIndex, Mtime};
 use crate::error::{Error, Result};
+use crate::owners::Owners;
 use crate::{fsutil, names};
 
 /// Compiled exclude patterns. A pattern without a `/` matches a file or
@@ -94,6 +100,8 @@ pub struct Change {
     pub mtime_nanos: i64,
     /// Why it is backed up, in the original's words (`New file`, ...).
     pub desc: String,
+    /// Mode, owner and exact mtime, when known.
+    pub attrs: Option<Attrs>,
 }
 
 impl Change {
@@ -116,6 +124,8 @@ pub struct ScanStats {
     pub files: u64,
     pub bytes: u64,
     pub symlinks: u64,
+    /// Folders below the watched one.
+    pub dirs: u64,
     /// Folders that could not be read: nothing below them counts as deleted.
     pub unreadable_dirs: Vec<Vec<u8>>,
     /// Whether the walk went to the end (not stopped by `on_change`).
@@ -128,17 +138,57 @@ pub trait Sink {
     fn change(&mut self, change: Change) -> Result<ControlFlow<()>>;
     /// Something that cannot be backed up.
     fn skip(&mut self, skipped: Skipped);
+    /// A new or changed folder, symbolic link or hard link.
+    fn entry(&mut self, entry: Entry) -> Result<()>;
 }
 
-/// Walks `root`, marks every live file it sees in `live`, and hands each new
-/// or changed regular file and each problem to `sink` as it goes (memory
-/// stays flat however large the tree).
+/// The attrs of a file, folder or link from its metadata.
+pub fn attrs_of(m: &std::fs::Metadata, owners: &mut Owners) -> Attrs {
+    attrs_from(
+        &fsutil::Stat {
+            size: m.len(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+            mode: m.mode(),
+            uid: m.uid(),
+            gid: m.gid(),
+            nlink: m.nlink(),
+            dev: m.dev(),
+            ino: m.ino(),
+        },
+        owners,
+    )
+}
+
+fn attrs_from(st: &fsutil::Stat, owners: &mut Owners) -> Attrs {
+    Attrs {
+        mode: st.mode & 0o7777,
+        uid: st.uid,
+        gid: st.gid,
+        owner: owners.user_name(st.uid).map(str::to_string),
+        group: owners.group_name(st.gid).map(str::to_string),
+        mtime_sec: st.mtime,
+        // The kernel gives 0..1e9; anything else is clamped, never trusted.
+        mtime_nsec: st.mtime_nsec.clamp(0, 999_999_999) as u32,
+    }
+}
+
+/// Walks `root`, marks every live file it sees in `live` and every live
+/// entry in `tree`, and hands each new or changed regular file and entry,
+/// and each problem, to `sink` as it goes (memory stays flat however large
+/// the tree, but for the names of files with several links, kept to find
+/// their other names).
 pub fn walk(
     root: &Path,
     excludes: &Excludes,
     live: &mut LiveIndex,
+    tree: &mut LiveTree,
     sink: &mut dyn Sink,
 ) -> Result<ScanStats> {
+    let mut owners = Owners::new();
+    // First name of each inode with several links seen so far: bounded by
+    // the files that have several links.
+    let mut inodes: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
     let mut stats = ScanStats::default();
     let walker = walkdir::WalkDir::new(root)
         .follow_links(false)
@@ -182,22 +232,53 @@ pub fn walk(
             }
         };
         let ft = entry.file_type();
-        if ft.is_dir() {
-            continue;
-        }
         let path = entry.path();
         let rel = match path.strip_prefix(root) {
             Ok(r) => r,
             Err(_) => continue,
         };
-        if ft.is_symlink() {
-            if std::fs::metadata(path).is_err() {
-                sink.skip(Skipped {
-                    path: path.to_path_buf(),
-                    reason: "dangling symbolic link".into(),
-                });
+        if ft.is_dir() || ft.is_symlink() {
+            if entry.depth() == 0 {
+                continue;
+            }
+            let name = names::from_relative(rel);
+            let meta = match std::fs::symlink_metadata(path) {
+                Ok(m) => m,
+                Err(err) => {
+                    sink.skip(Skipped {
+                        path: path.to_path_buf(),
+                        reason: match err.kind() {
+                            std::io::ErrorKind::NotFound => "vanished during the scan".into(),
+                            _ => format!("cannot read: {err}"),
+                        },
+                    });
+                    continue;
+                }
+            };
+            let (kind, target) = if ft.is_dir() {
+                stats.dirs += 1;
+                (EntryKind::Dir, Vec::new())
             } else {
                 stats.symlinks += 1;
+                match std::fs::read_link(path) {
+                    Ok(t) => (EntryKind::Symlink, t.into_os_string().into_vec()),
+                    Err(err) => {
+                        sink.skip(Skipped {
+                            path: path.to_path_buf(),
+                            reason: format!("cannot read the link: {err}"),
+                        });
+                        continue;
+                    }
+                }
+            };
+            let e = Entry {
+                name,
+                kind,
+                target,
+                attrs: attrs_of(&meta, &mut owners),
+            };
+            if tree.observe(&e) {
+                sink.entry(e)?;
             }
             continue;
         }
@@ -228,6 +309,27 @@ pub fn walk(
                 continue;
             }
         };
+        if meta.nlink > 1 {
+            match inodes.entry((meta.dev, meta.ino)) {
+                std::collections::hash_map::Entry::Occupied(first) => {
+                    // Another name of a file seen earlier in this scan:
+                    // stored once, under its first name.
+                    let e = Entry {
+                        name,
+                        kind: EntryKind::Hardlink,
+                        target: first.get().clone(),
+                        attrs: attrs_from(&meta, &mut owners),
+                    };
+                    if tree.observe(&e) {
+                        sink.entry(e)?;
+                    }
+                    continue;
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(name.clone());
+                }
+            }
+        }
         stats.files += 1;
         stats.bytes += meta.size;
         let (secs, nanos) = (meta.mtime, meta.mtime_nsec);
@@ -244,10 +346,11 @@ pub fn walk(
                     parts.push(format!("Size changed: {} -> {}", e.size, meta.size));
                 }
                 if !mtime_same {
+                    let now = Mtime::Exact(secs, nanos.clamp(0, 999_999_999) as u32);
                     parts.push(format!(
                         "Modification time changed: {} -> {}",
-                        fmt_time(e.mtime.as_f64()),
-                        fmt_time(Mtime::from_parts(secs, nanos))
+                        e.mtime.display(),
+                        now.display()
                     ));
                 }
                 parts.join(" | ")
@@ -261,6 +364,7 @@ pub fn walk(
             mtime_secs: secs,
             mtime_nanos: nanos,
             desc,
+            attrs: Some(attrs_from(&meta, &mut owners)),
         })?;
         if flow.is_break() {
             return Ok(stats);
@@ -304,13 +408,13 @@ fn by_path(path: &Path) -> std::io::Result<fsutil::Stat> {
         size: m.len(),
         mtime: m.mtime(),
         mtime_nsec: m.mtime_nsec(),
+        mode: m.mode(),
+        uid: m.uid(),
+        gid: m.gid(),
+        nlink: m.nlink(),
+        dev: m.dev(),
+        ino: m.ino(),
     })
-}
-
-fn fmt_time(t: f64) -> String {
-    let s = format!("{t:.6}");
-    let s = s.trim_end_matches('0');
-    s.trim_end_matches('.').to_string()
 }
 
 fn kind_of(ft: &std::fs::FileType) -> &'static str {

@@ -84,6 +84,10 @@ pub struct MonitorReport {
     pub staged_bytes: u64,
     pub deleted_files: u64,
     pub skipped_files: u64,
+    /// Folders, symbolic links and hard links recorded (new or changed).
+    pub entries_recorded: u64,
+    /// Folders and links recorded gone.
+    pub entries_deleted: u64,
     pub closed_discs: Vec<i64>,
     pub open_disc: i64,
     pub open_disc_usage: u64,
@@ -100,7 +104,11 @@ pub struct MonitorReport {
 impl MonitorReport {
     /// Whether anything changed (the run prints nothing when not).
     pub fn changed(&self) -> bool {
-        self.staged_files > 0 || self.deleted_files > 0 || !self.closed_discs.is_empty()
+        self.staged_files > 0
+            || self.deleted_files > 0
+            || self.entries_recorded > 0
+            || self.entries_deleted > 0
+            || !self.closed_discs.is_empty()
     }
 }
 
@@ -140,6 +148,8 @@ struct Stager<'w, 'e> {
     free: u64,
     report: MonitorReport,
     made_dirs: BTreeSet<PathBuf>,
+    /// New or changed folders and links, recorded after the walk.
+    entries: Vec<catalog::tree::Entry>,
     stop: Option<Error>,
     /// Split versions an earlier run left with parts still to come, by
     /// name key: resumed when their file comes by unchanged.
@@ -169,14 +179,23 @@ pub fn monitor(
             settings.watched.display()
         )));
     }
+    if !opts.dry_run {
+        wd.catalog.ensure_tree_tables()?;
+    }
+    // Entries seen in this run are recorded as of its start, so that every
+    // file staged by it has them at its own time.
+    let started = catalog::now();
     let mut live = wd.catalog.live_index()?;
+    let mut tree = wd.catalog.live_tree()?;
     let mut st = Stager::new(wd, opts, progress, on_event)?;
     progress.message("scanning");
-    let stats = scan::walk(&settings.watched, &excludes, &mut live, &mut st)?;
+    let stats = scan::walk(&settings.watched, &excludes, &mut live, &mut tree, &mut st)?;
     st.drain()?;
     st.report.scanned_files = stats.files;
     st.report.scanned_bytes = stats.bytes;
-    if stats.complete && st.stop.is_none() {
+    let complete = stats.complete && st.stop.is_none();
+    st.record_entries(&tree, &stats, &excludes, started, complete)?;
+    if complete {
         st.record_deletions(&live, &stats, &excludes)?;
         st.abandon_unseen_splits()?;
     }
@@ -212,6 +231,11 @@ impl scan::Sink for Stager<'_, '_> {
     fn skip(&mut self, skipped: Skipped) {
         self.report.skipped_files += 1;
         (self.on_event)(Event::Skipped(&skipped));
+    }
+
+    fn entry(&mut self, entry: catalog::tree::Entry) -> Result<()> {
+        self.entries.push(entry);
+        Ok(())
     }
 }
 
@@ -258,6 +282,7 @@ impl<'w, 'e> Stager<'w, 'e> {
                 ..Default::default()
             },
             made_dirs: BTreeSet::new(),
+            entries: Vec::new(),
             stop: None,
             to_split: Vec::new(),
             in_progress: if opts.dry_run {
@@ -506,6 +531,7 @@ impl<'w, 'e> Stager<'w, 'e> {
                 disc_id: self.disc,
                 desc: &c.desc,
                 timestamp: now,
+                attrs: c.attrs.as_ref(),
             })
             .collect();
         let ids = self.wd.catalog.reserve(&new)?;
@@ -654,6 +680,46 @@ impl<'w, 'e> Stager<'w, 'e> {
         Ok(())
     }
 
+    /// Records the folders and links that are new or changed, and (after
+    /// a complete walk) those gone, as files' deletions are: not under a
+    /// folder that could not be read, not excluded, and not when the
+    /// watched folder looks unmounted.
+    fn record_entries(
+        &mut self,
+        tree: &catalog::tree::LiveTree,
+        stats: &scan::ScanStats,
+        excludes: &Excludes,
+        started: f64,
+        complete: bool,
+    ) -> Result<()> {
+        let new = std::mem::take(&mut self.entries);
+        let mut gone = Vec::new();
+        let looks_unmounted = stats.files == 0 && stats.symlinks == 0 && stats.dirs == 0;
+        if complete && !looks_unmounted {
+            for id in tree.unseen() {
+                let Some(name) = self.wd.catalog.entry_name(id)? else {
+                    continue;
+                };
+                let under_unreadable = stats
+                    .unreadable_dirs
+                    .iter()
+                    .any(|d| name.starts_with(d) && name.get(d.len()).is_none_or(|&b| b == b'/'));
+                if under_unreadable || excludes.is_excluded(names::to_relative(&name)) {
+                    continue;
+                }
+                gone.push(id);
+            }
+        }
+        self.report.entries_recorded += new.len() as u64;
+        self.report.entries_deleted += gone.len() as u64;
+        if self.opts.dry_run {
+            return Ok(());
+        }
+        self.wd
+            .catalog
+            .record_entries(&new, started, &gone, catalog::now())
+    }
+
     fn record_deletions(
         &mut self,
         live: &catalog::LiveIndex,
@@ -718,15 +784,17 @@ impl<'w, 'e> Stager<'w, 'e> {
 /// Whether the open disc holds nothing to close (no file, no deletion).
 pub fn open_disc_is_empty(wd: &Workdir) -> Result<bool> {
     let disc = wd.open_disc()?;
-    Ok(wd.catalog.disc_usage(disc)?.files == 0 && wd.catalog.deletions_during(disc)? == 0)
+    Ok(wd.catalog.disc_usage(disc)?.files == 0
+        && wd.catalog.deletions_during(disc)? == 0
+        && wd.catalog.entries_changed_during(disc)? == 0)
 }
 
 pub fn close(wd: &mut Workdir) -> Result<(i64, catalog::DiscUsage)> {
     let disc = wd.open_disc()?;
     let usage = wd.catalog.disc_usage(disc)?;
-    if usage.files == 0 && wd.catalog.deletions_during(disc)? == 0 {
+    if open_disc_is_empty(wd)? {
         return Err(Error::Invalid(format!(
-            "disc {disc} is empty and no deletions were recorded since it was opened; there is nothing to close"
+            "disc {disc} is empty and no deletions, folders or links were recorded since it was opened; there is nothing to close"
         )));
     }
     let closed = wd.close_disc()?;

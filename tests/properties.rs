@@ -404,9 +404,11 @@ impl World {
     }
 
     /// Whether the open disc has anything for the discs: files backed up
-    /// on it, or deletions recorded since the newest closed disc.
+    /// on it, deletions recorded since the newest closed disc, or folders
+    /// recorded (new or changed, as a rename or a new file changes them)
+    /// or gone since it was opened.
     fn open_disc_has_news(&self) -> bool {
-        let (files, deletions): (i64, i64) = self
+        let (files, deletions, entries): (i64, i64, i64) = self
             .env
             .catalog()
             .query_row(
@@ -414,12 +416,15 @@ impl World {
                    (SELECT count(*) FROM files WHERE copied=1 AND disc_id =
                       (SELECT id FROM discs WHERE completed IS NULL)),
                    (SELECT count(*) FROM deletions WHERE deleted >
-                      (SELECT coalesce(max(completed), 0) FROM discs))",
+                      (SELECT coalesce(max(completed), 0) FROM discs)),
+                   (SELECT count(*) FROM entries, (SELECT started FROM discs
+                      WHERE completed IS NULL) d
+                      WHERE timestamp >= d.started OR deleted >= d.started)",
                 [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .unwrap();
-        files > 0 || deletions > 0
+        files > 0 || deletions > 0 || entries > 0
     }
 
     fn close(&mut self, iso: bool) {

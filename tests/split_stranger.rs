@@ -270,6 +270,41 @@ fn recover_py_joins_sound_parts_and_refuses_unsound_ones() {
     );
 }
 
+/// A split version with an `attrs` row (docs/tree.md) gets its mode and
+/// exact mtime when joined, and its runs of zero blocks stay holes.
+#[test]
+fn recover_py_gives_a_joined_file_its_attrs_and_holes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_env, disc, id, _) = one_disc_with_big(dir.path());
+    let mut data = vec![0u8; 3 << 20];
+    data[..5].copy_from_slice(b"start");
+    data[(2 << 20) + 7] = 1;
+    let sizes = [1 << 20, 1 << 20, 1 << 20];
+    let copy = as_split(
+        &disc,
+        &dir.path().join("copy"),
+        id,
+        &data,
+        &sizes,
+        &format!(
+            "UPDATE files SET md5='{}', size={} WHERE id=ID;
+             CREATE TABLE attrs(file_id INTEGER PRIMARY KEY, mode INTEGER, uid INTEGER,
+                 gid INTEGER, owner TEXT, grp TEXT, mtime_sec INTEGER, mtime_nsec INTEGER);
+             INSERT INTO attrs VALUES (ID, 416, NULL, NULL, NULL, NULL, 1341234567, 987654321);",
+            md5_bytes(&data),
+            data.len()
+        ),
+    );
+    let target = dir.path().join("target");
+    let out = recover(&copy.join("RECOVER.PY"), &target, &[&copy]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(std::fs::read(target.join("big")).unwrap(), data);
+    let md = std::fs::symlink_metadata(target.join("big")).unwrap();
+    assert_eq!(md.mode() & 0o7777, 0o640);
+    assert_eq!(mtime_ns(&target.join("big")), 1_341_234_567_987_654_321);
+    assert!(md.blocks() * 512 < 1 << 20, "{} blocks", md.blocks());
+}
+
 /// The discs of a set in which version `id` of `/big` (`data`) is split in
 /// parts of `sizes` bytes, part k on disc `on[k]` (non-decreasing, from 1):
 /// disc 1 is a copy of `disc` (with `/small`), each later disc holds the

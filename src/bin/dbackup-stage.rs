@@ -861,6 +861,26 @@ fn cron_line(
     if report.deleted_files > 0 {
         parts.push(format!("{} deleted", report.deleted_files));
     }
+    if report.entries_recorded > 0 {
+        parts.push(format!(
+            "{} recorded",
+            output::count(
+                report.entries_recorded,
+                "folder or link",
+                "folders and links"
+            )
+        ));
+    }
+    if report.entries_deleted > 0 {
+        parts.push(format!(
+            "{} gone",
+            output::count(
+                report.entries_deleted,
+                "folder or link",
+                "folders and links"
+            )
+        ));
+    }
     if report.skipped_files > 0 {
         parts.push(format!("{} skipped", report.skipped_files));
     }

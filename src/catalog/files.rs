@@ -16,6 +16,9 @@ pub struct NewFile<'a> {
     pub disc_id: i64,
     pub desc: &'a str,
     pub timestamp: f64,
+    /// Mode, owner and exact mtime, recorded in `attrs` when the set has
+    /// the tree tables.
+    pub attrs: Option<&'a super::tree::Attrs>,
 }
 
 impl Catalog {
@@ -64,6 +67,7 @@ impl Catalog {
                 del.execute([id]).map_err(map)?;
             }
         }
+        super::tree::drop_attrs(&tx, ids).map_err(map)?;
         tx.commit().map_err(map)
     }
 
@@ -97,6 +101,12 @@ impl Catalog {
                 ids.push(tx.last_insert_rowid());
             }
         }
+        let attrs: Vec<_> = ids
+            .iter()
+            .zip(files)
+            .map(|(&id, f)| (id, f.attrs))
+            .collect();
+        super::tree::record_attrs(&tx, &attrs).map_err(map)?;
         tx.commit().map_err(map)?;
         Ok(ids)
     }
@@ -127,6 +137,7 @@ impl Catalog {
                 del.execute([id]).map_err(map)?;
             }
         }
+        super::tree::drop_attrs(&tx, failed).map_err(map)?;
         tx.commit().map_err(map)
     }
 

@@ -28,6 +28,8 @@ pub struct LiveEntry {
 pub enum Mtime {
     Real(f64),
     Whole(i64),
+    /// Seconds and nanoseconds exactly (a version with `attrs`).
+    Exact(i64, u32),
 }
 
 impl Mtime {
@@ -41,6 +43,7 @@ impl Mtime {
         match *self {
             Mtime::Real(f) => f == Mtime::from_parts(secs, nanos),
             Mtime::Whole(w) => w == secs,
+            Mtime::Exact(s, n) => s == secs && i64::from(n) == nanos,
         }
     }
 
@@ -49,7 +52,19 @@ impl Mtime {
         match *self {
             Mtime::Real(f) => f,
             Mtime::Whole(w) => w as f64,
+            Mtime::Exact(s, n) => Mtime::from_parts(s, i64::from(n)),
         }
+    }
+
+    /// For display: seconds with the fraction it has (nanoseconds when
+    /// exact, microseconds otherwise), trailing zeros trimmed.
+    pub fn display(&self) -> String {
+        let s = match *self {
+            Mtime::Exact(s, n) => format!("{s}.{n:09}"),
+            other => format!("{:.6}", other.as_f64()),
+        };
+        let s = s.trim_end_matches('0');
+        s.trim_end_matches('.').to_string()
     }
 }
 
@@ -158,10 +173,14 @@ impl Catalog {
         let whole_through = self.whole_second_mtimes_through()?;
         let mut entries: Vec<([u64; 2], LiveEntry)> =
             Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, filename, size, mtime FROM files WHERE copied=1 ORDER BY id")
-            .map_err(|e| self.err(e))?;
+        // With attrs, a version's exact mtime is what the scan compares.
+        let sql = if self.has_tree_tables()? {
+            "SELECT f.id, f.filename, f.size, f.mtime, a.mtime_sec, a.mtime_nsec
+             FROM files f LEFT JOIN attrs a ON a.file_id = f.id WHERE f.copied=1 ORDER BY f.id"
+        } else {
+            "SELECT id, filename, size, mtime, NULL, NULL FROM files WHERE copied=1 ORDER BY id"
+        };
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let id: i64 = row.get(0).map_err(|e| self.err(e))?;
@@ -177,12 +196,26 @@ impl Catalog {
             // The rule comes from the row's id, never from how SQLite
             // stored the value: our REAL mtime of a whole second is stored
             // as an INTEGER, and must still compare to the sub-second.
-            let mtime = match row.get_ref(3).map_err(|e| self.err(e))? {
+            let exact = match (
+                row.get_ref(4).map_err(|e| self.err(e))?.as_i64().ok(),
+                row.get_ref(5).map_err(|e| self.err(e))?.as_i64().ok(),
+            ) {
+                (Some(s), Some(n)) if (0..1_000_000_000).contains(&n) => {
+                    Some(Mtime::Exact(s, n as u32))
+                }
+                _ => None,
+            };
+            let stored = match row.get_ref(3).map_err(|e| self.err(e))? {
                 ValueRef::Integer(i) if id <= whole_through => Mtime::Whole(i),
                 ValueRef::Real(f) if id <= whole_through => Mtime::Whole(f.floor() as i64),
                 ValueRef::Integer(i) => Mtime::Real(i as f64),
                 ValueRef::Real(f) => Mtime::Real(f),
                 _ => Mtime::Real(f64::NAN),
+            };
+            // An adopted row compares at whole seconds, whatever it holds.
+            let mtime = match exact {
+                Some(e) if id > whole_through => e,
+                _ => stored,
             };
             entries.push((
                 key,

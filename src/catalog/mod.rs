@@ -18,7 +18,9 @@
 //! split tables exist (an older dbackup must not build an image that leaves
 //! parts out), 3 once the parity tables do (`parity_groups`,
 //! `parity_members`, `parity_discs`: see `parity` and docs/parity.md),
-//! else 1.
+//! 4 once the set records its tree (`attrs`: mode, owner, exact mtime of
+//! each version; `entries`: folders, symbolic and hard links; see `tree`
+//! and docs/tree.md), else 1.
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +38,7 @@ pub mod manifest;
 pub mod parity;
 mod settings;
 mod splits;
+pub mod tree;
 
 pub use damaged::{damaged_ids, record_damaged_in_frozen, Damaged, FileRecord};
 pub use discs::{Disc, DiscFile, DiscUsage, Image, Totals};
@@ -47,10 +50,12 @@ pub use splits::{PartRecord, PartRow, SplitInProgress};
 
 /// Our schema version, in `PRAGMA user_version`: 1, 2 once the set has
 /// a split file (the tables `splits` and `parts` are made with the first),
-/// 3 once parity was turned on (the parity tables, see `parity`). Each is
+/// 3 once parity was turned on (the parity tables, see `parity`), 4 once
+/// the set records its tree (`attrs`, `entries`: see `tree`). Each is
 /// the newest feature the set uses, so a dbackup that lacks it refuses it.
-pub const SCHEMA_VERSION: i64 = parity::PARITY_SCHEMA_VERSION;
-/// The schema version a new catalogue starts at.
+pub const SCHEMA_VERSION: i64 = tree::TREE_SCHEMA_VERSION;
+/// The schema version an adopted original catalogue starts at (a new one
+/// starts with the tree tables, at 4).
 const NEW_SCHEMA_VERSION: i64 = 1;
 
 /// Our catalogue's schema (the original's two tables, then ours).
@@ -205,7 +210,9 @@ impl Catalog {
         })?;
         let res = (|| {
             tx.execute_batch(SCHEMA)?;
-            tx.pragma_update(None, "user_version", NEW_SCHEMA_VERSION)?;
+            // A new set records its tree from its first run.
+            tx.execute_batch(tree::TREE_TABLES)?;
+            tx.pragma_update(None, "user_version", tree::TREE_SCHEMA_VERSION)?;
             put_settings(&tx, settings)?;
             tx.execute(
                 "INSERT INTO discs(id, started, completed, available) VALUES (1, ?1, NULL, 1)",

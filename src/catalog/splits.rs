@@ -116,6 +116,7 @@ impl Catalog {
         )
         .map_err(map)?;
         let id = tx.last_insert_rowid();
+        super::tree::record_attrs(&tx, &[(id, f.attrs)]).map_err(map)?;
         tx.execute(
             "INSERT INTO splits(file_id, state, why) VALUES (?1, 'staging', NULL)",
             [id],
@@ -358,6 +359,7 @@ impl Catalog {
                 .map_err(map)?;
             n += 1;
         }
+        super::tree::drop_attrs(&tx, &empty).map_err(map)?;
         tx.commit().map_err(map)?;
         Ok(n)
     }

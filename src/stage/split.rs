@@ -343,6 +343,7 @@ impl Stager<'_, '_> {
                     disc_id: self.disc,
                     desc: &change.desc,
                     timestamp: crate::catalog::now(),
+                    attrs: change.attrs.as_ref(),
                 })?;
                 // The catalogue the next discs carry has grown.
                 self.db_base = self.wd.catalog.db_size()?;
