@@ -16,14 +16,17 @@ use std::process::{Command, Output, Stdio};
 
 use common::*;
 
+/// The tables of docs/tree.md (staging makes them too), emptied of the
+/// entries staging recorded so a test's rows are the whole tree.
 const TABLES: &str = "
-CREATE TABLE attrs(file_id INTEGER PRIMARY KEY, mode INTEGER, uid INTEGER, gid INTEGER,
+CREATE TABLE IF NOT EXISTS attrs(file_id INTEGER PRIMARY KEY, mode INTEGER, uid INTEGER, gid INTEGER,
                    owner TEXT, grp TEXT, mtime_sec INTEGER, mtime_nsec INTEGER);
-CREATE TABLE entries(id INTEGER PRIMARY KEY, filename TEXT NOT NULL, kind TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS entries(id INTEGER PRIMARY KEY, filename TEXT NOT NULL, kind TEXT NOT NULL,
                      timestamp REAL NOT NULL, deleted REAL, target BLOB,
                      mode INTEGER, uid INTEGER, gid INTEGER, owner TEXT, grp TEXT,
                      mtime_sec INTEGER, mtime_nsec INTEGER);
-CREATE INDEX entries_filename ON entries(filename);";
+CREATE INDEX IF NOT EXISTS entries_filename ON entries(filename);
+DELETE FROM entries;";
 
 fn restore<S: AsRef<OsStr>>(args: &[S]) -> Output {
     Command::new(bin("dbackup-restore"))
@@ -60,7 +63,8 @@ fn row<'a>(name: &'a str, kind: &'a str, target: Option<&'a str>) -> Row<'a> {
     Row {
         name: name.as_bytes(),
         kind,
-        timestamp: 1000.0,
+        // Later than any staging run: the test's rows hold their names.
+        timestamp: 4e9,
         deleted: None,
         target: target.map(str::as_bytes),
         mode: None,
@@ -580,7 +584,13 @@ fn no_mode_and_no_owner_leave_modes_and_owners() {
 
 #[test]
 fn a_disc_without_the_tables_restores_as_before() {
-    let (env, disc) = set_with(&[("f", b"f".to_vec()), ("d/g", b"g".to_vec())], &|_| {});
+    let (env, staged) = set_with(&[("f", b"f".to_vec()), ("d/g", b"g".to_vec())], &|_| {});
+    // As a disc made before the tables: without them.
+    let disc = staged.parent().unwrap().join("before");
+    edited_disc(&staged, &disc, false, &|c| {
+        c.execute_batch("DROP TABLE IF EXISTS attrs; DROP TABLE IF EXISTS entries;")
+            .unwrap();
+    });
     let recorded: f64 = env
         .catalog()
         .query_row("SELECT mtime FROM files WHERE filename='/d/g'", [], |r| {
@@ -605,7 +615,8 @@ fn a_disc_without_the_tables_restores_as_before() {
     let d = disc.parent().unwrap().join("views");
     edited_disc(&disc, &d, false, &|c| {
         c.execute_batch(
-            "CREATE TABLE x(a); CREATE VIEW entries AS SELECT * FROM x;
+            "DROP TABLE IF EXISTS attrs; DROP TABLE IF EXISTS entries;
+             CREATE TABLE x(a); CREATE VIEW entries AS SELECT * FROM x;
              CREATE TABLE attrs(file_id, mode);",
         )
         .unwrap();
