@@ -1037,3 +1037,129 @@ fn generated_crafted_trees_write_nothing_outside() {
         )
         .unwrap();
 }
+
+/// Everything below `root` by relative path: kind, mode, mtime, link
+/// target or content, and which names share an inode.
+fn snapshot(root: &Path) -> Vec<(Vec<u8>, String)> {
+    let mut inodes: std::collections::BTreeMap<u64, Vec<u8>> = Default::default();
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .min_depth(1)
+        .sort_by_file_name()
+    {
+        let e = e.unwrap();
+        let rel = e
+            .path()
+            .strip_prefix(root)
+            .unwrap()
+            .as_os_str()
+            .as_bytes()
+            .to_vec();
+        let m = meta(e.path());
+        let what = if m.file_type().is_symlink() {
+            format!("link {:?} {:?}", link(e.path()), mtime(e.path()))
+        } else if m.is_dir() {
+            format!("dir {:o} {:?}", mode(e.path()), mtime(e.path()))
+        } else {
+            let first = inodes.entry(m.ino()).or_insert_with(|| rel.clone()).clone();
+            format!(
+                "file {:o} {:?} {} same as {:?}",
+                mode(e.path()),
+                mtime(e.path()),
+                md5_file(e.path()),
+                String::from_utf8_lossy(&first)
+            )
+        };
+        out.push((rel, what));
+    }
+    out
+}
+
+/// A tree staged by dbackup-stage comes back as it was: folders (empty
+/// ones too) with their modes and times, links of every kind, hard links,
+/// a sparse file with its holes, setuid kept with its owner.
+#[test]
+fn a_staged_tree_comes_back_as_it_was() {
+    use std::os::unix::fs::symlink;
+    let outside = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
+    let w = &env.watched;
+    env.write("photos/2012/a.jpg", &bytes_of(1, 30_000));
+    env.write("photos/2012/b.jpg", &bytes_of(2, 20_000));
+    env.write("bin/tool", b"#!/bin/sh\necho hi\n");
+    env.write("big.img", &sparse_content());
+    std::fs::create_dir_all(w.join("empty/deeper")).unwrap();
+    std::fs::hard_link(w.join("photos/2012/a.jpg"), w.join("photos/also-a.jpg")).unwrap();
+    symlink("2012/b.jpg", w.join("photos/latest")).unwrap();
+    symlink("/etc/hostname", w.join("abs")).unwrap();
+    symlink("no/such/file", w.join("dangling")).unwrap();
+    symlink(outside.path(), w.join("photos/outside")).unwrap();
+    symlink("photos", w.join("dirlink")).unwrap();
+    let set_mode = |p: &str, m: u32| {
+        std::fs::set_permissions(w.join(p), std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    set_mode("bin/tool", 0o4755);
+    set_mode("photos/2012/b.jpg", 0o600);
+    set_mode("empty/deeper", 0o750);
+    set_mode("empty", 0o711);
+    // Times last, deepest first, links themselves too.
+    let times = |p: &str, s: i64, ns: i64| {
+        let c = std::ffi::CString::new(w.join(p).as_os_str().as_bytes()).unwrap();
+        let ts = [
+            libc::timespec {
+                tv_sec: s,
+                tv_nsec: ns,
+            },
+            libc::timespec {
+                tv_sec: s,
+                tv_nsec: ns,
+            },
+        ];
+        // SAFETY: a valid path and two timespecs.
+        let rc = unsafe {
+            libc::utimensat(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                ts.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        assert_eq!(rc, 0, "{p}");
+    };
+    times("photos/2012/a.jpg", 1_300_000_000, 111_111_111);
+    times("photos/latest", 1_300_000_001, 222);
+    times("dangling", 1_300_000_002, 333);
+    times("big.img", 1_300_000_003, 999_999_999);
+    times("empty/deeper", 1_200_000_000, 1);
+    times("empty", 1_200_000_001, 2);
+    times("photos/2012", 1_200_000_002, 3);
+    times("photos", 1_200_000_003, 4);
+    env.init(&["--name", "Staged"]);
+    stage_ok(&env, &["monitor"]);
+    stage_ok(&env, &["close"]);
+    let iso = std::fs::read_dir(env.workdir.join("isos"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "iso"))
+        .unwrap();
+    let disc = env.dir.path().join("disc");
+    std::fs::create_dir_all(&disc).unwrap();
+    bsdtar_extract(&iso, &disc);
+    let to = env.dir.path().join("restored");
+    let (out, report) = run_restore(&disc, &to, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(report["tree"]["symlinks"], 5, "{report}");
+    assert_eq!(report["tree"]["hardlinks"], 1, "{report}");
+    let (want, got) = (snapshot(w), snapshot(&to));
+    let show = |v: &[(Vec<u8>, String)]| {
+        v.iter()
+            .map(|(n, w)| format!("{} {w}", String::from_utf8_lossy(n)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(show(&got), show(&want));
+    let blocks = meta(&to.join("big.img")).blocks() * 512;
+    assert!(blocks < (4 << 20), "{blocks} bytes allocated");
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+}
