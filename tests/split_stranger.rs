@@ -288,9 +288,11 @@ fn recover_py_gives_a_joined_file_its_attrs_and_holes() {
         &sizes,
         &format!(
             "UPDATE files SET md5='{}', size={} WHERE id=ID;
-             CREATE TABLE attrs(file_id INTEGER PRIMARY KEY, mode INTEGER, uid INTEGER,
-                 gid INTEGER, owner TEXT, grp TEXT, mtime_sec INTEGER, mtime_nsec INTEGER);
-             INSERT INTO attrs VALUES (ID, 416, NULL, NULL, NULL, NULL, 1341234567, 987654321);",
+             CREATE TABLE IF NOT EXISTS attrs(file_id INTEGER PRIMARY KEY, mode INTEGER,
+                 uid INTEGER, gid INTEGER, owner TEXT, grp TEXT, mtime_sec INTEGER,
+                 mtime_nsec INTEGER);
+             INSERT OR REPLACE INTO attrs
+                 VALUES (ID, 416, NULL, NULL, NULL, NULL, 1341234567, 987654321);",
             md5_bytes(&data),
             data.len()
         ),
