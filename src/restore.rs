@@ -401,6 +401,8 @@ pub fn restore(
     let keep = run.end_splits(&mut report, stopped, on_event);
     run.entries(&mut report, &mut target, stopped, on_event);
     report.tree.invalid_attrs = run.attrs.invalid;
+    report.tree.owners_refused = run.attrs.owners_refused;
+    report.tree.modes_refused = run.attrs.modes_refused;
     drop(run);
     scratch.remove(target.root(), &|n| keep.iter().any(|k| k.as_c_str() == n));
     progress.finish();

@@ -1163,3 +1163,33 @@ fn a_staged_tree_comes_back_as_it_was() {
     assert!(blocks < (4 << 20), "{blocks} bytes allocated");
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
 }
+
+/// An owner the target's filesystem refuses (as FAT does) leaves the file
+/// restored, without its owner and so without setuid, and counted.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_refused_owner_is_counted_and_the_file_restored() {
+    let (_env, disc) = set_with(&[("f", b"f".to_vec())], &|c| {
+        c.execute_batch(TABLES).unwrap();
+        set_attrs(c, "/f", 0o4755, Some(4242), (1_000, 1));
+    });
+    let to = disc.parent().unwrap().join("to");
+    let out = Command::new(bin("dbackup-restore"))
+        .args(["--no-progress", "--json", "-d"])
+        .arg(&disc)
+        .arg("--to")
+        .arg(&to)
+        .env("FAILPOINTS", "restore::chown=return")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = json(&out);
+    assert_eq!(report["restored"]["files"], 1);
+    // Only a root run tries to give owners.
+    let refused = if is_root() { 1 } else { 0 };
+    assert_eq!(report["tree"]["owners_refused"], refused);
+    assert_eq!(mode(&to.join("f")), 0o755);
+    assert_eq!(mtime(&to.join("f")), (1_000, 1));
+    assert_eq!(meta(&to.join("f")).uid(), unsafe { libc::geteuid() });
+}

@@ -141,6 +141,20 @@ fn run() -> Result<i32> {
     if report.nothing_matched() && !quiet && !args.json {
         dbackup::say!("dbackup-restore: nothing matched");
     }
+    let t = &report.tree;
+    if t.invalid_attrs > 0 {
+        dbackup::say!(
+            "dbackup-restore: {} with recorded modes or times that could not be used: given their recorded mtime and default modes",
+            output::count(t.invalid_attrs, "file", "files")
+        );
+    }
+    if t.owners_refused + t.modes_refused > 0 {
+        dbackup::say!(
+            "dbackup-restore: the target's filesystem refused {} owners and {} modes; those files, folders and links are restored without them",
+            t.owners_refused,
+            t.modes_refused
+        );
+    }
     if let Some(s) = &report.stopped {
         dbackup::say!("dbackup-restore: stopped: {}", s.reason);
     }

@@ -111,6 +111,10 @@ pub struct TreeTally {
     /// `attrs` rows that could not be used: those files got their
     /// recorded mtime and default modes.
     pub invalid_attrs: u64,
+    /// Files, folders and links whose recorded owner or mode the target's
+    /// filesystem refused (restored all the same, without it).
+    pub owners_refused: u64,
+    pub modes_refused: u64,
 }
 
 /// Why a run ended before its plan did.

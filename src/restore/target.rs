@@ -530,6 +530,9 @@ fn times(t: (i64, u32)) -> [libc::timespec; 2] {
 /// Gives the open file or folder `fd` an owner (`None` for a number left
 /// as it is).
 pub fn set_owner(fd: BorrowedFd<'_>, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+    fail::fail_point!("restore::chown", |_| Err(io::Error::from_raw_os_error(
+        libc::EPERM
+    )));
     // `-1` leaves a number as it is.
     let (uid, gid) = (uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX));
     // SAFETY: fchown on a descriptor the caller holds open.

@@ -34,6 +34,10 @@ pub(super) struct Attributes<'a> {
     owners: Owners,
     /// `attrs` rows that could not be used.
     pub(super) invalid: u64,
+    /// Owners and modes the target's filesystem refused (one without
+    /// owners or modes, as FAT): the file is restored all the same.
+    pub(super) owners_refused: u64,
+    pub(super) modes_refused: u64,
 }
 
 impl<'a> Attributes<'a> {
@@ -46,6 +50,8 @@ impl<'a> Attributes<'a> {
             owner: root && !opts.no_owner,
             owners: Owners::new(),
             invalid: 0,
+            owners_refused: 0,
+            modes_refused: 0,
         }
     }
 
@@ -64,16 +70,21 @@ impl<'a> Attributes<'a> {
 
     /// Gives an open file or folder its recorded owner, mode and mtime:
     /// the owner first (a change of owner clears setuid), and a regular
-    /// file whose owner is not given loses setuid and setgid.
+    /// file whose owner is not given loses setuid and setgid. An owner or
+    /// mode the filesystem refuses is counted, not an error (the content
+    /// is what matters); a refused mtime is an error, as for any file.
     pub(super) fn give(
         &mut self,
         fd: BorrowedFd<'_>,
         a: &Attrs,
         regular: bool,
     ) -> std::io::Result<()> {
-        let owner = self.owner_of(a);
+        let mut owner = self.owner_of(a);
         if let Some((uid, gid)) = owner {
-            target::set_owner(fd, uid, gid)?;
+            if target::set_owner(fd, uid, gid).is_err() {
+                self.owners_refused += 1;
+                owner = None;
+            }
         }
         let owned = owner.is_some_and(|(u, g)| u.is_some() && g.is_some());
         if let (true, Some(mode)) = (self.mode, a.mode) {
@@ -82,7 +93,9 @@ impl<'a> Attributes<'a> {
             } else {
                 mode
             };
-            target::set_mode(fd, mode)?;
+            if target::set_mode(fd, mode).is_err() {
+                self.modes_refused += 1;
+            }
         }
         if let Some(t) = a.mtime {
             target::set_mtime(fd, t)?;
@@ -514,9 +527,12 @@ impl Run<'_> {
             .attrs
             .owner_of(&e.attrs)
             .map(|(u, g)| (u.unwrap_or(u32::MAX), g.unwrap_or(u32::MAX)));
-        if let Err(err) = scratch.set_link_attrs(&tmp, owner, e.attrs.mtime) {
+        if owner.is_some() && scratch.set_link_attrs(&tmp, owner, None).is_err() {
+            self.attrs.owners_refused += 1;
+        }
+        if let Err(err) = scratch.set_link_attrs(&tmp, None, e.attrs.mtime) {
             let _ = scratch.remove(&tmp);
-            return Err(write_fail("giving the link its owner and mtime", err));
+            return Err(write_fail("giving the link its mtime", err));
         }
         self.rename_in(&tmp, &dir, &leaf, replace)?;
         Ok(Made::New)
