@@ -2,8 +2,10 @@
 //! file, from which disc, and what cannot be had: discs not given, discs
 //! marked lost, names refused), then its execution disc by disc, each
 //! disc read once front to back, every file written to a temp file while
-//! its MD5 is checked, given its recorded mtime, made durable (one flush
-//! of the filesystem per batch of files), then renamed into place.
+//! its MD5 is checked (runs of zero blocks left as holes), given its
+//! recorded mtime (with the tables of `docs/tree.md`: its exact mtime,
+//! mode and owner), made durable (one flush of the filesystem per batch
+//! of files), then renamed into place; then the folders and links.
 //!
 //! Names come from an untrusted manifest: a name that could leave the
 //! target is refused at planning, and every write goes through
@@ -13,9 +15,11 @@
 //!
 //! This file holds the options, the events and the whole run; the
 //! concepts live in their own modules: [`plan`] (what to restore from
-//! where), [`execute`] (writing one disc's files), [`copy`] (the checked
-//! copy of one file), [`drive`] (asking for discs), [`report`] (what a run
-//! did) and [`target`] (the folder written into).
+//! where), [`entries`] (the folders and links chosen, `docs/tree.md`),
+//! [`execute`] (writing one disc's files), [`copy`] (the checked copy of
+//! one file), [`tree`] (modes, owners and exact times, then the folders
+//! and links, after every disc), [`drive`] (asking for discs), [`report`]
+//! (what a run did) and [`target`] (the folder written into).
 
 mod copy;
 mod drive;

@@ -1,7 +1,8 @@
 //! The checked copy of one file from a disc into an open temp file: read
-//! in chunks, written, hashed (on a second thread for large files), the
-//! size and MD5 compared with the manifest, the recorded mtime set. It
-//! knows nothing of names or of the target's folders.
+//! in chunks, written (aligned blocks of zeros skipped, left as holes),
+//! hashed (on a second thread for large files; every byte, holes too),
+//! the size and MD5 compared with the manifest, the recorded mtime set.
+//! It knows nothing of names or of the target's folders.
 
 use std::io::{Read, Write};
 
