@@ -411,6 +411,14 @@ pub struct RestoreArgs {
     /// Replace existing files that differ.
     #[arg(long)]
     pub overwrite: bool,
+    /// Do not give files and folders their recorded modes: they get the
+    /// restoring user's defaults (and no setuid or setgid).
+    #[arg(long)]
+    pub no_mode: bool,
+    /// Do not give files, folders and links their recorded owners (given
+    /// only when running as root; without, a file loses setuid and setgid).
+    #[arg(long)]
+    pub no_owner: bool,
     /// One drive and a pile of discs: ask for each needed disc in turn at
     /// this mount point.
     #[arg(long, value_name = "MOUNTPOINT")]

@@ -4,7 +4,7 @@
 
 use glob::{MatchOptions, Pattern};
 
-use crate::catalog::manifest::{Manifest, ManifestError, Version};
+use crate::catalog::manifest::{Entry, Manifest, ManifestError, Tree, Version};
 use crate::names;
 
 /// Glob patterns over the original paths. A pattern without `/` matches the
@@ -42,6 +42,11 @@ impl Matcher {
             }
         }
         Ok(m)
+    }
+
+    /// Whether every name matches (no patterns).
+    pub fn matches_everything(&self) -> bool {
+        self.by_name.is_empty() && self.by_path.is_empty()
     }
 
     /// Whether a catalogue name (`/a/b.jpg`) matches.
@@ -291,6 +296,56 @@ pub fn for_each_file(
     })?;
     if let Some(done) = open {
         f(finish(done));
+    }
+    Ok(invalid)
+}
+
+/// What held a name of the `entries` table at the chosen time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EntryAt {
+    /// The row holding it (not deleted by then).
+    Held(Entry),
+    /// Its latest row by then was recorded deleted by then.
+    Deleted(Entry),
+}
+
+/// Every name of `entries` matching `matcher` with a row at or before
+/// `as_of` (every row when `None`): the row with the latest `timestamp`
+/// by then (the higher id between equal ones) holds the name unless it
+/// was recorded deleted by then. The names come in the manifest's order,
+/// each once per spelling (text or blob), holding one row at a time.
+/// Returns how many rows were invalid.
+pub fn for_each_entry(
+    tree: &Tree<'_>,
+    matcher: &Matcher,
+    as_of: Option<f64>,
+    f: &mut dyn FnMut(EntryAt),
+) -> Result<u64, ManifestError> {
+    let limit = as_of.unwrap_or(f64::INFINITY);
+    let settle = |e: Entry| match e.deleted {
+        Some(when) if when <= limit => EntryAt::Deleted(e),
+        _ => EntryAt::Held(e),
+    };
+    let mut open: Option<Entry> = None;
+    let invalid = tree.for_each_entry(&mut |e| {
+        if e.timestamp > limit || !matcher.matches(&e.name) {
+            return;
+        }
+        match &mut open {
+            Some(best) if best.name == e.name => {
+                if (e.timestamp, e.id) > (best.timestamp, best.id) {
+                    *best = e;
+                }
+            }
+            _ => {
+                if let Some(done) = open.replace(e) {
+                    f(settle(done));
+                }
+            }
+        }
+    })?;
+    if let Some(done) = open {
+        f(settle(done));
     }
     Ok(invalid)
 }

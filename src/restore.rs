@@ -2,8 +2,10 @@
 //! file, from which disc, and what cannot be had: discs not given, discs
 //! marked lost, names refused), then its execution disc by disc, each
 //! disc read once front to back, every file written to a temp file while
-//! its MD5 is checked, given its recorded mtime, made durable (one flush
-//! of the filesystem per batch of files), then renamed into place.
+//! its MD5 is checked (runs of zero blocks left as holes), given its
+//! recorded mtime (with the tables of `docs/tree.md`: its exact mtime,
+//! mode and owner), made durable (one flush of the filesystem per batch
+//! of files), then renamed into place; then the folders and links.
 //!
 //! Names come from an untrusted manifest: a name that could leave the
 //! target is refused at planning, and every write goes through
@@ -13,18 +15,22 @@
 //!
 //! This file holds the options, the events and the whole run; the
 //! concepts live in their own modules: [`plan`] (what to restore from
-//! where), [`execute`] (writing one disc's files), [`copy`] (the checked
-//! copy of one file), [`drive`] (asking for discs), [`report`] (what a run
-//! did) and [`target`] (the folder written into).
+//! where), [`entries`] (the folders and links chosen, `docs/tree.md`),
+//! [`execute`] (writing one disc's files), [`copy`] (the checked copy of
+//! one file), [`tree`] (modes, owners and exact times, then the folders
+//! and links, after every disc), [`drive`] (asking for discs), [`report`]
+//! (what a run did) and [`target`] (the folder written into).
 
 mod copy;
 mod drive;
+mod entries;
 mod execute;
 mod journal;
 mod plan;
 mod report;
 mod split;
 mod target;
+mod tree;
 
 use std::path::PathBuf;
 
@@ -35,11 +41,12 @@ use crate::medium::{DiscSet, Medium, MediumError};
 use crate::progress::Progress;
 
 pub use drive::{Prompt, TerminalPrompt};
+pub use entries::EntryPlan;
 pub use plan::{
     name_parts, plan, DamagedFile, DiscPlan, DiscState, LostDisc, LostFile, MissingDisc,
     OlderVersion, Plan, SetInfo, SplitFile, UnusableDisc,
 };
-pub use report::{FailKind, NotRestored, Report, Stopped, Tally};
+pub use report::{FailKind, NotRestored, Report, Stopped, Tally, TreeTally};
 
 use drive::ask_for_disc;
 use execute::Run;
@@ -59,6 +66,12 @@ pub enum RestoreError {
     Manifest(#[from] ManifestError),
     #[error("target {}", path.display())]
     Target {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("copying the manifest {} to a temp folder (the disc at the drive is let go while the files are written)", path.display())]
+    HistoryCopy {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -83,6 +96,12 @@ pub struct RestoreOptions {
     pub as_of: Option<f64>,
     pub dry_run: bool,
     pub overwrite: bool,
+    /// Leave the recorded modes: files and folders get the restoring
+    /// user's defaults.
+    pub no_mode: bool,
+    /// Leave the recorded owners (they are given only when running as
+    /// root).
+    pub no_owner: bool,
     /// One drive: needed discs not given directly are asked for here.
     pub drive: Option<PathBuf>,
     /// Whether someone can answer when a disc is asked for (stdin is a
@@ -110,6 +129,8 @@ impl RestoreOptions {
             as_of: args.select.as_of,
             dry_run: args.dry_run,
             overwrite: args.overwrite,
+            no_mode: args.no_mode,
+            no_owner: args.no_owner,
             drive: args.drive.clone(),
             interactive,
             list_failed: args.json,
@@ -134,6 +155,8 @@ pub enum Event<'a> {
     Failed(&'a NotRestored),
     /// A disc not given was rebuilt from parity, checked, and is read next.
     Rebuilt(&'a crate::parity::rebuild::Rebuilt),
+    /// A hard link was written as a copy of its target's file.
+    LinkCopied { name: &'a [u8], why: &'a str },
 }
 
 /// Plans, tells the plan, and (unless a dry run) restores: the whole run.
@@ -175,6 +198,7 @@ pub fn restore(
         dry_run: opts.dry_run,
         restored: Tally::default(),
         skipped_existing: Tally::default(),
+        tree: TreeTally::default(),
         failed: plan.refused.clone(),
         parts_read: 0,
         parts_resumed: 0,
@@ -205,6 +229,12 @@ pub fn restore(
             needs: Vec::new(),
         });
     }
+    // Hard links whose target holds no file then: few, always listed.
+    let links = report.plan.entries.failed.clone();
+    for nr in &links {
+        on_event(Event::Failed(nr));
+    }
+    report.failed.extend(links);
     // Split files with a disc missing or lost: few (each larger than a
     // disc), always listed, with the discs they need.
     let unreachable: Vec<NotRestored> = report
@@ -252,7 +282,7 @@ pub fn restore(
         }
     }
     // Nothing chosen: nothing to write, not even the target folder.
-    if opts.dry_run || report.plan.files == 0 {
+    if opts.dry_run || (report.plan.files == 0 && report.plan.entries.list.is_empty()) {
         return Ok(report);
     }
     let needs_drive = report
@@ -274,6 +304,10 @@ pub fn restore(
         path: opts.target.clone(),
         source,
     })?;
+    // The history's folders, links and attributes are read as the files
+    // are written; when its disc is at the drive, from a copy of its
+    // manifest, so the disc can go.
+    let history_copy = history_copy(opts, &set)?;
     // Discs at the drive's mount point are let go: holding their manifest
     // open would keep the disc from being ejected.
     set.media.retain(|m| match &opts.drive {
@@ -294,12 +328,23 @@ pub fn restore(
                     .split
                     .iter()
                     .any(|s| top_level(&s.raw_name) == name)
+                || report
+                    .plan
+                    .entries
+                    .list
+                    .iter()
+                    .any(|e| top_level(&e.name) == name)
         })
         .map_err(|source| RestoreError::Target {
             path: opts.target.clone(),
             source,
         })?;
-    let mut run = Run::new(opts, progress, &scratch, report.plan.split.len());
+    let history = match &history_copy {
+        Some((_, m)) => m,
+        None => set.history(),
+    };
+    let tree = history.tree()?;
+    let mut run = Run::new(opts, progress, &scratch, report.plan.split.len(), &tree);
     // What earlier runs kept of split files moves into this run's folder;
     // then their leftovers go, before anything is written (a name on the
     // disc may be theirs).
@@ -358,10 +403,42 @@ pub fn restore(
     }
     let stopped = report.stopped.is_some();
     let keep = run.end_splits(&mut report, stopped, on_event);
+    run.entries(&mut report, &mut target, stopped, on_event);
+    report.tree.invalid_attrs = run.attrs.invalid;
+    report.tree.owners_refused = run.attrs.owners_refused;
+    report.tree.modes_refused = run.attrs.modes_refused;
     drop(run);
     scratch.remove(target.root(), &|n| keep.iter().any(|k| k.as_c_str() == n));
     progress.finish();
     Ok(report)
+}
+
+/// A copy of the history's manifest, opened, when its disc is at the
+/// drive.
+fn history_copy(
+    opts: &RestoreOptions,
+    set: &DiscSet,
+) -> Result<Option<(tempfile::TempDir, crate::catalog::manifest::Manifest)>> {
+    let Some(drive) = &opts.drive else {
+        return Ok(None);
+    };
+    if !is_at(&set.history_medium().source, drive) {
+        return Ok(None);
+    }
+    let from = set.history().path();
+    let copy = (|| {
+        let dir = tempfile::Builder::new()
+            .prefix("dbackup-restore-")
+            .tempdir()?;
+        std::fs::copy(from, dir.path().join("manifest.db"))?;
+        Ok(dir)
+    })()
+    .map_err(|source| RestoreError::HistoryCopy {
+        path: from.to_path_buf(),
+        source,
+    })?;
+    let m = crate::catalog::manifest::Manifest::open(&copy.path().join("manifest.db"))?;
+    Ok(Some((copy, m)))
 }
 
 /// Rebuilds disc `disc` from parity into a temp folder and opens it.

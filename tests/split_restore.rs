@@ -240,6 +240,14 @@ fn restored_from(discs: &[PathBuf], s: &SplitSet) {
     assert_eq!(report["restored"]["files"], 4, "{report}");
     assert_same_tree(&s.env.watched, &target);
     no_temp_left(&target);
+    // Put together from its parts, the big file keeps its holes.
+    let big = std::fs::metadata(target.join("big/video.bin")).unwrap();
+    assert!(
+        big.blocks() * 512 < big.len() / 4,
+        "{} bytes allocated for {} bytes, mostly zeros",
+        big.blocks() * 512,
+        big.len()
+    );
     // Again: everything is there already, nothing is read.
     let out = restore(&args(&refs, &target, &["--json"]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

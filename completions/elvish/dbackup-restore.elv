@@ -28,6 +28,8 @@ set edit:completion:arg-completer[dbackup-restore] = {|@words|
             cand --ignore-case 'Match patterns case-insensitively'
             cand --dry-run 'Print the plan (discs needed, files, bytes); restore nothing'
             cand --overwrite 'Replace existing files that differ'
+            cand --no-mode 'Do not give files and folders their recorded modes: they get the restoring user''s defaults (and no setuid or setgid)'
+            cand --no-owner 'Do not give files, folders and links their recorded owners (given only when running as root; without, a file loses setuid and setgid)'
             cand --json 'A JSON report on stdout'
             cand --no-progress 'Never draw progress bars (they appear only on a terminal anyway)'
             cand -q 'Print only errors and results'

@@ -6,6 +6,8 @@ complete -c dbackup-restore -l rebuild-in -d 'Where the image of a disc not give
 complete -c dbackup-restore -s i -l ignore-case -d 'Match patterns case-insensitively'
 complete -c dbackup-restore -l dry-run -d 'Print the plan (discs needed, files, bytes); restore nothing'
 complete -c dbackup-restore -l overwrite -d 'Replace existing files that differ'
+complete -c dbackup-restore -l no-mode -d 'Do not give files and folders their recorded modes: they get the restoring user\'s defaults (and no setuid or setgid)'
+complete -c dbackup-restore -l no-owner -d 'Do not give files, folders and links their recorded owners (given only when running as root; without, a file loses setuid and setgid)'
 complete -c dbackup-restore -l json -d 'A JSON report on stdout'
 complete -c dbackup-restore -l no-progress -d 'Never draw progress bars (they appear only on a terminal anyway)'
 complete -c dbackup-restore -s q -l quiet -d 'Print only errors and results'

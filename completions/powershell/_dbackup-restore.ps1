@@ -31,6 +31,8 @@ Register-ArgumentCompleter -Native -CommandName 'dbackup-restore' -ScriptBlock {
             [CompletionResult]::new('--ignore-case', '--ignore-case', [CompletionResultType]::ParameterName, 'Match patterns case-insensitively')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the plan (discs needed, files, bytes); restore nothing')
             [CompletionResult]::new('--overwrite', '--overwrite', [CompletionResultType]::ParameterName, 'Replace existing files that differ')
+            [CompletionResult]::new('--no-mode', '--no-mode', [CompletionResultType]::ParameterName, 'Do not give files and folders their recorded modes: they get the restoring user''s defaults (and no setuid or setgid)')
+            [CompletionResult]::new('--no-owner', '--no-owner', [CompletionResultType]::ParameterName, 'Do not give files, folders and links their recorded owners (given only when running as root; without, a file loses setuid and setgid)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'A JSON report on stdout')
             [CompletionResult]::new('--no-progress', '--no-progress', [CompletionResultType]::ParameterName, 'Never draw progress bars (they appear only on a terminal anyway)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and results')

@@ -3,7 +3,8 @@
 //! anywhere), holding what a damaged or crafted disc could: wrong SQLite
 //! types, NULLs, huge and negative sizes and ids, hostile names (`..`,
 //! absolute paths, NUL bytes, control characters, non-UTF-8 bytes, very
-//! long ones). The recovery walk runs over it, and then a real restore
+//! long ones), and the tree's folders, links and attributes
+//! (docs/tree.md) with the same. The recovery walk runs over it, and then a real restore
 //! from it into a target folder in which symbolic links to the outside may
 //! have been planted. Property: nothing is ever written outside the target
 //! (the folder beside it and the disc stay exactly as they were).
@@ -161,6 +162,26 @@ struct FileIn {
 }
 
 #[derive(Arbitrary, Debug)]
+enum Kind {
+    Dir,
+    Symlink,
+    Hardlink,
+    Val(Val),
+}
+
+/// An `entries` row (docs/tree.md): a folder, a link (its target any
+/// name, many of them outside the target) or a hard link.
+#[derive(Arbitrary, Debug)]
+struct EntryIn {
+    name: Name,
+    kind: Kind,
+    timestamp: Val,
+    deleted: Val,
+    target: Name,
+    attrs: [Val; 7],
+}
+
+#[derive(Arbitrary, Debug)]
 enum Schema {
     Ours,
     Original,
@@ -184,6 +205,9 @@ struct Input {
     files: Vec<FileIn>,
     deletions: Vec<(Name, Val, Val)>,
     settings: Vec<(Val, Val)>,
+    /// The tree's tables: made when there are rows for them.
+    entries: Vec<EntryIn>,
+    attrs: Vec<(Id, [Val; 7])>,
     pattern: Option<String>,
     ignore_case: bool,
     as_of: Option<f64>,
@@ -202,6 +226,13 @@ CREATE TABLE discs(id, started, completed, available);
 CREATE TABLE files(id, filename, timestamp, md5, size, mtime, disc_id, desc, copied);
 CREATE TABLE settings(key, value);
 CREATE TABLE deletions(id, filename, deleted, file_id);
+";
+
+/// The tree's tables without column types, so any value fits.
+const TREE: &str = "
+CREATE TABLE IF NOT EXISTS attrs(file_id, mode, uid, gid, owner, grp, mtime_sec, mtime_nsec);
+CREATE TABLE IF NOT EXISTS entries(id INTEGER PRIMARY KEY, filename, kind, timestamp, deleted, target,
+                     mode, uid, gid, owner, grp, mtime_sec, mtime_nsec);
 ";
 
 /// Bytes stored per file at most, and rows of each kind.
@@ -286,6 +317,43 @@ fn build_disc(input: &Input, disc: &Path) -> rusqlite::Result<()> {
         let _ = conn.execute(
             "INSERT INTO deletions(filename, deleted, file_id) VALUES (?1, ?2, ?3)",
             [name.sql(), deleted.sql(), file_id.sql()],
+        );
+    }
+    if !input.entries.is_empty() || !input.attrs.is_empty() {
+        let _ = conn.execute_batch(TREE);
+    }
+    for e in input.entries.iter().take(MAX_ROWS) {
+        let kind = match &e.kind {
+            Kind::Dir => Value::Text("dir".into()),
+            Kind::Symlink => Value::Text("symlink".into()),
+            Kind::Hardlink => Value::Text("hardlink".into()),
+            Kind::Val(v) => v.sql(),
+        };
+        let mut row = vec![
+            e.name.sql(),
+            kind,
+            e.timestamp.sql(),
+            e.deleted.sql(),
+            e.target.sql(),
+        ];
+        row.extend(e.attrs.iter().map(Val::sql));
+        let _ = conn.execute(
+            "INSERT INTO entries(filename, kind, timestamp, deleted, target,
+                                 mode, uid, gid, owner, grp, mtime_sec, mtime_nsec)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            rusqlite::params_from_iter(row),
+        );
+    }
+    for (i, (id, attrs)) in input.attrs.iter().take(MAX_ROWS).enumerate() {
+        let id = match id {
+            Id::Next => Value::Integer(i as i64 + 1),
+            Id::Val(v) => v.sql(),
+        };
+        let mut row = vec![id];
+        row.extend(attrs.iter().map(Val::sql));
+        let _ = conn.execute(
+            "INSERT INTO attrs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            rusqlite::params_from_iter(row),
         );
     }
     for (key, value) in input.settings.iter().take(8) {
@@ -437,6 +505,9 @@ fuzz_target!(|input: Input| {
         as_of,
         dry_run: false,
         overwrite: input.overwrite,
+        // Both ways, without another input field.
+        no_mode: input.ignore_case,
+        no_owner: input.ignore_case,
         drive: None,
         interactive: false,
         // Both ways of reporting what was not restored, without another input field.

@@ -34,8 +34,8 @@ const PATTERNS: &[(&[&str], bool)] = &[
 
 /// Everything `find`, `restore` and `lost` read from a manifest: discs,
 /// identity, every version in both orders, deletions, each disc's
-/// versions, latest ids, the history as of a few times, and the integrity
-/// check. Nothing here may panic, whatever the manifest holds.
+/// versions, latest ids, the history as of a few times, the tree's
+/// folders, links and attributes, and the integrity check. Nothing here may panic, whatever the manifest holds.
 pub fn walk(m: &Manifest, as_of: Option<f64>) {
     let discs = m.discs().unwrap_or_default();
     let _ = m.this_disc();
@@ -70,6 +70,28 @@ pub fn walk(m: &Manifest, as_of: Option<f64>) {
                     let _ = f.current();
                     let _ = f.display(true);
                 }
+            }
+        }
+    }
+    if let Ok(tree) = m.tree() {
+        let _ = tree.unusable();
+        let mut ids = Vec::new();
+        let _ = tree.for_each_entry(&mut |e| {
+            let _ = dbackup::restore::name_parts(&e.name);
+            if ids.len() < 16 {
+                ids.push(e.id);
+            }
+        });
+        for id in ids.into_iter().chain([0, 1, -1, i64::MAX]) {
+            let _ = tree.file_attrs(id);
+        }
+        for (patterns, ignore_case) in PATTERNS {
+            let patterns: Vec<String> = patterns.iter().map(|s| s.to_string()).collect();
+            let Ok(matcher) = Matcher::new(&patterns, *ignore_case) else {
+                continue;
+            };
+            for when in [None, as_of] {
+                let _ = history::for_each_entry(&tree, &matcher, when, &mut |_| {});
             }
         }
     }

@@ -39,6 +39,23 @@ fn run() -> Result<i32> {
                     plan.invalid_rows
                 );
             }
+            if plan.entries.invalid_rows > 0 {
+                dbackup::say!(
+                    "dbackup-restore: {} rows of folders and links could not be used and were left out",
+                    plan.entries.invalid_rows
+                );
+            }
+            for why in &plan.entries.unusable {
+                dbackup::say!(
+                    "dbackup-restore: the manifest's {why}: folders, links, modes and owners not read from it"
+                );
+            }
+            if plan.entries.conflicts > 0 {
+                dbackup::say!(
+                    "dbackup-restore: {} names are held by a file and a folder or link at once; the more recent was taken",
+                    plan.entries.conflicts
+                );
+            }
             for u in &plan.unusable {
                 dbackup::say!(
                     "dbackup-restore: {}: unusable, left out like a disc not given: {}",
@@ -102,6 +119,10 @@ fn run() -> Result<i32> {
                 ));
             }
         }
+        Event::LinkCopied { name, why } => progress.println(&format!(
+            "dbackup-restore: {}: {why}",
+            names::display(name, true)
+        )),
         Event::Failed(f) => progress.println(&format!(
             "dbackup-restore: {}: {}",
             names::display(&f.raw_name, true),
@@ -119,6 +140,20 @@ fn run() -> Result<i32> {
     }
     if report.nothing_matched() && !quiet && !args.json {
         dbackup::say!("dbackup-restore: nothing matched");
+    }
+    let t = &report.tree;
+    if t.invalid_attrs > 0 {
+        dbackup::say!(
+            "dbackup-restore: {} with recorded modes or times that could not be used: given their recorded mtime and default modes",
+            output::count(t.invalid_attrs, "file", "files")
+        );
+    }
+    if t.owners_refused + t.modes_refused > 0 {
+        dbackup::say!(
+            "dbackup-restore: the target's filesystem refused {} owners and {} modes; those files, folders and links are restored without them",
+            t.owners_refused,
+            t.modes_refused
+        );
     }
     if let Some(s) = &report.stopped {
         dbackup::say!("dbackup-restore: stopped: {}", s.reason);
@@ -163,10 +198,31 @@ fn plan_text(plan: &Plan, tty: bool) -> String {
         output::bytes(plan.bytes),
         plan.target.display()
     ));
+    let e = &plan.entries;
+    if e.count() > 0 {
+        s.push_str(&format!(
+            "And {}, {}, {}.\n",
+            output::count(e.dirs, "folder", "folders"),
+            output::count(e.symlinks, "symbolic link", "symbolic links"),
+            output::count(e.hardlinks, "hard link", "hard links")
+        ));
+    }
+    if !e.hardlink_copies.is_empty() {
+        s.push_str(&format!(
+            "{} to files not chosen: restored as copies (counted among the files).\n",
+            output::count(e.hardlink_copies.len() as u64, "hard link", "hard links")
+        ));
+    }
     if plan.deleted_left_out > 0 {
         s.push_str(&format!(
             "{} recorded deleted by then left out.\n",
             output::count(plan.deleted_left_out, "file", "files")
+        ));
+    }
+    if e.deleted_left_out > 0 {
+        s.push_str(&format!(
+            "{} recorded deleted by then left out.\n",
+            output::count(e.deleted_left_out, "folder or link", "folders and links")
         ));
     }
     let with_parts = !plan.split.is_empty();
@@ -348,6 +404,22 @@ fn summary_text(report: &Report, tty: bool) -> String {
             bytes(report.skipped_existing.bytes, tty),
         ],
     ];
+    let t = &report.tree;
+    for (what, n) in [
+        ("folders", t.dirs),
+        ("symbolic links", t.symlinks),
+        ("hard links", t.hardlinks),
+        ("hard links as copies", t.hardlinks_copied.len() as u64),
+        ("links already there", t.already_there),
+    ] {
+        if n > 0 {
+            rows.push(vec![
+                format!("restored: {what}"),
+                n.to_string(),
+                String::new(),
+            ]);
+        }
+    }
     for (kind, t) in report.failures_by_kind() {
         rows.push(vec![
             format!("not restored: {}", kind.label()),

@@ -13,6 +13,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::catalog::{Mtime, PartRow};
 use crate::names;
 
+mod tree;
+pub use tree::{Attrs, Entry, EntryKind, FileAttrs, Table, Tree, TARGET_MAX};
+
 /// Why a manifest could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {

@@ -1,7 +1,8 @@
 //! The checked copy of one file from a disc into an open temp file: read
-//! in chunks, written, hashed (on a second thread for large files), the
-//! size and MD5 compared with the manifest, the recorded mtime set. It
-//! knows nothing of names or of the target's folders.
+//! in chunks, written (aligned blocks of zeros skipped, left as holes),
+//! hashed (on a second thread for large files; every byte, holes too),
+//! the size and MD5 compared with the manifest, the recorded mtime set.
+//! It knows nothing of names or of the target's folders.
 
 use std::io::{Read, Write};
 
@@ -211,6 +212,10 @@ pub(super) fn copy_loop(
         let n = match read {
             Ok(0) => {
                 hasher.give_back(chunk);
+                // A run of zero blocks at the end is a hole too: the
+                // length says where the file ends.
+                out.set_len(base + total)
+                    .map_err(|e| write_fail("writing", e))?;
                 return Ok(total);
             }
             Ok(n) => n,
@@ -220,7 +225,7 @@ pub(super) fn copy_loop(
         chunk.truncate(n);
         match crate::fault::injected("restore::write") {
             Some(e) => Err(e),
-            None => out.write_all(&chunk),
+            None => write_sparse(out, base + total, &chunk),
         }
         .map_err(|e| write_fail("writing", e))?;
         if !hasher.hash(chunk) {
@@ -235,6 +240,33 @@ pub(super) fn copy_loop(
             flushed = total;
         }
     }
+}
+
+/// Blocks of this many bytes (aligned in the file) that hold only zeros
+/// are not written: they stay holes, read back as zeros.
+const HOLE_BLOCK: usize = 4096;
+
+/// Writes `data` at `offset` of `out`, which stands there and holds
+/// nothing from there on (a new file, or one cut to `offset`), skipping
+/// aligned blocks of zeros; leaves `out` standing after `data`.
+fn write_sparse(out: &mut std::fs::File, offset: u64, data: &[u8]) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    // Bytes from `pending` on are still to be written, in one call.
+    let mut pending = 0usize;
+    let mut at = 0usize;
+    // Bounded by `data`: every pass moves `at` forward by at least one byte.
+    while at < data.len() {
+        let pos = offset + at as u64;
+        let end = (at + HOLE_BLOCK - (pos % HOLE_BLOCK as u64) as usize).min(data.len());
+        let block = &data[at..end];
+        if block.len() == HOLE_BLOCK && block.iter().all(|&b| b == 0) {
+            out.write_all(&data[pending..at])?;
+            out.seek(SeekFrom::Current(HOLE_BLOCK as i64))?;
+            pending = end;
+        }
+        at = end;
+    }
+    out.write_all(&data[pending..])
 }
 
 /// Unix seconds (REAL with a fraction, or whole) as a time to set.

@@ -18,7 +18,9 @@ use super::plan::{name_parts, Item};
 use super::report::{not_restored, FailKind, NotRestored, Report, Stopped, Tally};
 use super::split::SplitState;
 use super::target::{self, Blocked, Existing, Scratch, Target};
+use super::tree::Attributes;
 use super::{Event, RestoreOptions};
+use crate::catalog::manifest::Tree;
 
 /// How placing one file ended.
 enum Placed<'i> {
@@ -86,7 +88,9 @@ pub(super) fn write_fail(what: &str, e: std::io::Error) -> Failure {
 }
 
 pub(super) struct Run<'a> {
-    opts: &'a RestoreOptions,
+    pub(super) opts: &'a RestoreOptions,
+    /// The recorded modes, owners and mtimes, and how they are given.
+    pub(super) attrs: Attributes<'a>,
     pub(super) buf: Vec<u8>,
     /// Buffers for chunks hashed on another thread, kept between files.
     pool: Vec<Vec<u8>>,
@@ -110,9 +114,11 @@ impl<'a> Run<'a> {
         progress: &'a Progress,
         scratch: &'a Scratch,
         splits: usize,
+        tree: &'a Tree<'a>,
     ) -> Run<'a> {
         Run {
             opts,
+            attrs: Attributes::new(opts, tree),
             scratch,
             buf: vec![0; CHUNK],
             pool: Vec::new(),
@@ -370,8 +376,9 @@ impl<'a> Run<'a> {
             &mut self.pool,
             self.progress,
         );
+        let given = copied.and_then(|()| self.attrs.give_file(&file, v.id));
         drop(file);
-        if let Err(f) = copied {
+        if let Err(f) = given {
             let _ = scratch.remove(&tmp);
             return Err(f);
         }

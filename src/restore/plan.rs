@@ -17,6 +17,7 @@ use crate::history::{self, FileState};
 use crate::medium::DiscSet;
 use crate::names;
 
+use super::entries::{Chosen, EntryPlan};
 use super::journal::Resumable;
 use super::report::{FailKind, NotRestored};
 use super::target;
@@ -67,7 +68,7 @@ impl Item {
 
 /// The 16 bytes of a hex MD5, which the manifest reader has already
 /// checked to be 32 hex digits.
-fn md5_bytes(hex: &str) -> [u8; 16] {
+pub(super) fn md5_bytes(hex: &str) -> [u8; 16] {
     let nibble = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
     let mut out = [0u8; 16];
     for (o, pair) in out.iter_mut().zip(hex.as_bytes().chunks(2)) {
@@ -252,6 +253,9 @@ pub struct Plan {
     pub deleted_left_out: u64,
     /// Manifest rows that could not be used.
     pub invalid_rows: u64,
+    /// Folders, symbolic links and hard links (`docs/tree.md`); none on
+    /// a disc without the tables.
+    pub entries: EntryPlan,
     /// Every needed disc, in order.
     pub discs: Vec<DiscPlan>,
     /// Files stored in parts on several discs, in name order: each counted
@@ -287,6 +291,7 @@ impl Plan {
             && self.lost.is_empty()
             && self.refused.is_empty()
             && self.damaged.is_empty()
+            && self.entries.failed.is_empty()
     }
 }
 
@@ -301,7 +306,7 @@ pub fn name_parts(name: &[u8]) -> std::result::Result<Vec<CString>, &'static str
 
 /// The path below the target that `name` leads to (`name` without its
 /// single leading `/`), or why it is refused.
-fn checked_path(name: &[u8]) -> std::result::Result<&[u8], &'static str> {
+pub(super) fn checked_path(name: &[u8]) -> std::result::Result<&[u8], &'static str> {
     if name.contains(&0) {
         return Err("it contains a NUL byte");
     }
@@ -389,6 +394,7 @@ fn plan_with(
         }
     }
     let rebuildable = rebuildable(set, opts);
+    let mut chosen = Chosen::read(history, opts)?;
     let mut planner = Planner {
         opts,
         set,
@@ -409,6 +415,7 @@ fn plan_with(
             restorable_bytes: 0,
             deleted_left_out: 0,
             invalid_rows: 0,
+            entries: EntryPlan::default(),
             discs: Vec::new(),
             split: Vec::new(),
             missing: Vec::new(),
@@ -444,6 +451,8 @@ fn plan_with(
         }
         match checked_path(&file.current().name) {
             Err(why) => planner.add(&file, Err(why)),
+            // A name an entry holds more recently is not a file then.
+            Ok(rel) if !chosen.file_holds(rel, file.current()) => {}
             Ok(rel) => {
                 let hash = xxhash_rust::xxh3::xxh3_128(rel);
                 if aside.contains(&hash) {
@@ -469,6 +478,18 @@ fn plan_with(
     for name in left {
         planner.damaged_file(&name, None);
     }
+    // Hard links whose target is not chosen: a copy of the target's
+    // version under the link's name, planned like any file.
+    for (_, v) in chosen.targets_elsewhere(history, opts)? {
+        let file = FileState {
+            name: v.name.clone(),
+            versions: vec![v],
+            deleted: None,
+        };
+        planner.add(&file, Ok(()));
+    }
+    planner.plan.refused.append(&mut chosen.refused);
+    planner.plan.entries = chosen.finish();
     Ok((planner.finish(), collided))
 }
 

@@ -37,6 +37,9 @@ pub enum FailKind {
     /// Its newest version was recorded damaged before it reached a disc,
     /// and there is no older one.
     RecordedDamaged,
+    /// A hard link whose target file holds no version by then, or was
+    /// not restored.
+    LinkTarget,
 }
 
 impl FailKind {
@@ -54,6 +57,7 @@ impl FailKind {
             FailKind::Write => "write failed",
             FailKind::NotReached => "run stopped before its disc",
             FailKind::RecordedDamaged => "recorded damaged, no older version",
+            FailKind::LinkTarget => "hard link without its file",
         }
     }
 }
@@ -91,6 +95,28 @@ impl Tally {
     }
 }
 
+/// What a run made of the entries (folders, links, hard links).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TreeTally {
+    /// Folders made (or there already) and given their recorded mode and
+    /// mtime.
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub hardlinks: u64,
+    /// Hard links that could not be made (no hard links on the target's
+    /// filesystem, say), restored as a copy of their target instead.
+    pub hardlinks_copied: Vec<String>,
+    /// Links and hard links already there as recorded.
+    pub already_there: u64,
+    /// `attrs` rows that could not be used: those files got their
+    /// recorded mtime and default modes.
+    pub invalid_attrs: u64,
+    /// Files, folders and links whose recorded owner or mode the target's
+    /// filesystem refused (restored all the same, without it).
+    pub owners_refused: u64,
+    pub modes_refused: u64,
+}
+
 /// Why a run ended before its plan did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stopped {
@@ -108,6 +134,8 @@ pub struct Report {
     pub dry_run: bool,
     pub restored: Tally,
     pub skipped_existing: Tally,
+    /// The entries made.
+    pub tree: TreeTally,
     /// Parts of split files read from the discs in this run, and parts
     /// an earlier run had checked and kept, taken over without reading
     /// them again.
@@ -148,7 +176,10 @@ impl Report {
     /// No file was chosen: the patterns matched nothing, or nothing was
     /// backed up by `--as-of`.
     pub fn nothing_matched(&self) -> bool {
-        self.plan.files == 0 && self.plan.damaged.is_empty()
+        self.plan.files == 0
+            && self.plan.damaged.is_empty()
+            && self.plan.entries.count() == 0
+            && self.plan.entries.failed.is_empty()
     }
 
     /// How many files were not restored, listed or counted.

@@ -616,6 +616,7 @@ impl Run<'_> {
         }
         file.set_modified(system_time(s.item.mtime))
             .map_err(|e| write_fail("setting its modification time", e))?;
+        self.attrs.give_file(&file, s.id)?;
         match crate::fault::injected("restore::sync") {
             Some(e) => Err(e),
             None => file.sync_all(),

@@ -10,7 +10,7 @@ use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -234,6 +234,106 @@ impl Dir {
         Ok((st.st_dev as u64, st.st_ino as u64))
     }
 
+    /// The status of `name`, not following a link.
+    pub fn stat(&self, name: &CStr) -> io::Result<libc::stat> {
+        let mut st = MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: fstatat fills the stat buffer we own; `name` is valid.
+        check(unsafe {
+            libc::fstatat(
+                self.fd.as_raw_fd(),
+                name.as_ptr(),
+                st.as_mut_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        })?;
+        // SAFETY: fstatat succeeded, so the buffer is initialised.
+        Ok(unsafe { st.assume_init() })
+    }
+
+    /// Makes the symbolic link `name` holding `target`, which is data:
+    /// nothing here or later reads through it.
+    pub fn symlink(&self, target: &CStr, name: &CStr) -> io::Result<()> {
+        // SAFETY: both strings are valid; symlinkat only creates an entry.
+        check(unsafe { libc::symlinkat(target.as_ptr(), self.fd.as_raw_fd(), name.as_ptr()) })
+            .map(|_| ())
+    }
+
+    /// What the symbolic link `name` holds.
+    pub fn read_link(&self, name: &CStr) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+        // SAFETY: the buffer is ours and its length is passed; readlinkat
+        // writes at most that many bytes and never follows the link.
+        let n = unsafe {
+            libc::readlinkat(
+                self.fd.as_raw_fd(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        buf.truncate(n as usize);
+        Ok(buf)
+    }
+
+    /// Makes `to` in `dest` another name of the file `name` here (a link
+    /// at `name` is linked itself, never followed).
+    pub fn hard_link(&self, name: &CStr, dest: &Dir, to: &CStr) -> io::Result<()> {
+        fail::fail_point!("restore::linkat", |_| Err(io::Error::from_raw_os_error(
+            libc::EPERM
+        )));
+        // SAFETY: both names are valid and both descriptors open; with no
+        // flags linkat does not dereference a link.
+        check(unsafe {
+            libc::linkat(
+                self.fd.as_raw_fd(),
+                name.as_ptr(),
+                dest.fd.as_raw_fd(),
+                to.as_ptr(),
+                0,
+            )
+        })
+        .map(|_| ())
+    }
+
+    /// Gives the entry `name` itself (a link is not followed) an owner
+    /// and an mtime.
+    pub fn set_link_attrs(
+        &self,
+        name: &CStr,
+        owner: Option<(u32, u32)>,
+        mtime: Option<(i64, u32)>,
+    ) -> io::Result<()> {
+        if let Some((uid, gid)) = owner {
+            // SAFETY: `name` is valid; the flag makes fchownat act on a
+            // link itself.
+            check(unsafe {
+                libc::fchownat(
+                    self.fd.as_raw_fd(),
+                    name.as_ptr(),
+                    uid,
+                    gid,
+                    libc::AT_SYMLINK_NOFOLLOW,
+                )
+            })?;
+        }
+        if let Some(t) = mtime {
+            let times = times(t);
+            // SAFETY: `name` is valid and `times` holds two timespecs.
+            check(unsafe {
+                libc::utimensat(
+                    self.fd.as_raw_fd(),
+                    name.as_ptr(),
+                    times.as_ptr(),
+                    libc::AT_SYMLINK_NOFOLLOW,
+                )
+            })?;
+        }
+        Ok(())
+    }
+
     /// The names in this folder (without `.` and `..`), at most `limit`.
     pub fn names(&self, limit: usize) -> io::Result<Vec<CString>> {
         // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor that fdopendir
@@ -411,6 +511,47 @@ impl Target {
         // SAFETY: syncfs takes a valid open descriptor, owned by `root`.
         check(unsafe { libc::syncfs(self.root.fd.as_raw_fd()) }).map(|_| ())
     }
+}
+
+/// The access time left as it is and the modification time `t`.
+fn times(t: (i64, u32)) -> [libc::timespec; 2] {
+    [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        libc::timespec {
+            tv_sec: t.0 as libc::time_t,
+            tv_nsec: t.1 as libc::c_long,
+        },
+    ]
+}
+
+/// Gives the open file or folder `fd` an owner (`None` for a number left
+/// as it is).
+pub fn set_owner(fd: BorrowedFd<'_>, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+    fail::fail_point!("restore::chown", |_| Err(io::Error::from_raw_os_error(
+        libc::EPERM
+    )));
+    // `-1` leaves a number as it is.
+    let (uid, gid) = (uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX));
+    // SAFETY: fchown on a descriptor the caller holds open.
+    check(unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) }).map(|_| ())
+}
+
+/// Gives the open file or folder `fd` its permission bits.
+pub fn set_mode(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    // SAFETY: fchmod on a descriptor the caller holds open.
+    check(unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) }).map(|_| ())
+}
+
+/// Gives the open file or folder `fd` the exact mtime `t` (seconds,
+/// nanoseconds).
+pub fn set_mtime(fd: BorrowedFd<'_>, t: (i64, u32)) -> io::Result<()> {
+    let times = times(t);
+    // SAFETY: futimens on a descriptor the caller holds open, with two
+    // timespecs.
+    check(unsafe { libc::futimens(fd.as_raw_fd(), times.as_ptr()) }).map(|_| ())
 }
 
 /// A name component as a C string (checked by the plan: no NUL inside).
