@@ -318,9 +318,9 @@ fn a_parity_disc_gets_a_label_naming_what_it_protects() {
     }
     let env = TestEnv::new();
     for i in 0..3u64 {
-        env.write(format!("f{i}"), &bytes_of(i + 1, 400_000));
+        env.write(format!("f{i}"), &bytes_of(i + 1, 450_000));
     }
-    env.init(&["--disc-size", "1000K", "--parity", "2+1"]);
+    env.init(&["--disc-size", "1100K", "--parity", "2+1"]);
     ok(env.run(&["monitor"]), "monitor");
     let isos = env.workdir.join("isos");
     assert!(isos.join("parity-1-1.iso").is_file());
