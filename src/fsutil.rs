@@ -61,6 +61,23 @@ pub struct Stat {
     pub ino: u64,
 }
 
+impl From<&std::fs::Metadata> for Stat {
+    fn from(m: &std::fs::Metadata) -> Stat {
+        use std::os::unix::fs::MetadataExt;
+        Stat {
+            size: m.len(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+            mode: m.mode(),
+            uid: m.uid(),
+            gid: m.gid(),
+            nlink: m.nlink(),
+            dev: m.dev(),
+            ino: m.ino(),
+        }
+    }
+}
+
 /// The size, mtime, mode, owner and inode of `name` in the open folder `dir`, without following
 /// a symbolic link (`fstatat(2)`). The kernel looks up one name instead of
 /// resolving every folder of a full path again, which is most of the cost

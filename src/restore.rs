@@ -345,6 +345,23 @@ pub fn restore(
     };
     let tree = history.tree()?;
     let mut run = Run::new(opts, progress, &scratch, report.plan.split.len(), &tree);
+    run.resuming = resumable.resuming;
+    // Folders of the plan that are in the target before anything is
+    // written are the user's: they keep their mode, owner and mtime
+    // (unless --overwrite). Only looked at, never created or followed
+    // into; bounded by the plan's folders.
+    run.folders_there = report
+        .plan
+        .entries
+        .list
+        .iter()
+        .filter(|e| matches!(e.kind, crate::catalog::manifest::EntryKind::Dir))
+        .filter(|e| {
+            let rel = crate::names::to_relative(e.name.strip_prefix(b"/").unwrap_or(&e.name));
+            std::fs::symlink_metadata(opts.target.join(rel)).is_ok_and(|m| m.is_dir())
+        })
+        .map(|e| e.id)
+        .collect();
     // What earlier runs kept of split files moves into this run's folder;
     // then their leftovers go, before anything is written (a name on the
     // disc may be theirs).

@@ -8,7 +8,7 @@
 use std::ops::ControlFlow;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStringExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use glob::{MatchOptions, Pattern};
@@ -144,20 +144,7 @@ pub trait Sink {
 
 /// The attrs of a file, folder or link from its metadata.
 pub fn attrs_of(m: &std::fs::Metadata, owners: &mut Owners) -> Attrs {
-    attrs_from(
-        &fsutil::Stat {
-            size: m.len(),
-            mtime: m.mtime(),
-            mtime_nsec: m.mtime_nsec(),
-            mode: m.mode(),
-            uid: m.uid(),
-            gid: m.gid(),
-            nlink: m.nlink(),
-            dev: m.dev(),
-            ino: m.ino(),
-        },
-        owners,
-    )
+    attrs_from(&fsutil::Stat::from(m), owners)
 }
 
 fn attrs_from(st: &fsutil::Stat, owners: &mut Owners) -> Attrs {
@@ -403,18 +390,7 @@ impl Folder {
 }
 
 fn by_path(path: &Path) -> std::io::Result<fsutil::Stat> {
-    let m = std::fs::symlink_metadata(path)?;
-    Ok(fsutil::Stat {
-        size: m.len(),
-        mtime: m.mtime(),
-        mtime_nsec: m.mtime_nsec(),
-        mode: m.mode(),
-        uid: m.uid(),
-        gid: m.gid(),
-        nlink: m.nlink(),
-        dev: m.dev(),
-        ino: m.ino(),
-    })
+    Ok(fsutil::Stat::from(&std::fs::symlink_metadata(path)?))
 }
 
 fn kind_of(ft: &std::fs::FileType) -> &'static str {

@@ -99,6 +99,12 @@ pub(super) struct Run<'a> {
     pub(super) scratch: &'a Scratch,
     /// Each of the plan's split files, as far as this run got with it.
     pub(super) splits: Vec<SplitState>,
+    /// Whether this run finishes one that was cut off: the folders it made
+    /// are there already, and are given their attributes all the same.
+    pub(super) resuming: bool,
+    /// The plan's folders (entry ids) that were in the target before this
+    /// run wrote anything.
+    pub(super) folders_there: std::collections::HashSet<i64>,
 }
 
 /// One thing to do on a disc: a whole file, or a part of a split file
@@ -109,6 +115,27 @@ enum Work<'i> {
 }
 
 impl<'a> Run<'a> {
+    /// Whether `dir` (the folder of `parents`) is on the filesystem of the
+    /// private folder, from which what is made is renamed into place: a
+    /// mount point inside the target is not.
+    pub(super) fn on_scratch_filesystem(
+        &self,
+        dir: &target::Dir,
+        parents: &[CString],
+    ) -> Result<(), Failure> {
+        match dir.id() {
+            Ok((dev, _)) if dev == self.scratch.device() => Ok(()),
+            Ok(_) => Err(fail(
+                FailKind::Write,
+                format!(
+                    "{} is on another filesystem than the target (a mount point inside it); restore it with a --to of its own",
+                    if parents.is_empty() { ".".into() } else { target::shown(parents) }
+                ),
+            )),
+            Err(e) => Err(write_fail("checking its folder", e)),
+        }
+    }
+
     pub(super) fn new(
         opts: &'a RestoreOptions,
         progress: &'a Progress,
@@ -124,6 +151,8 @@ impl<'a> Run<'a> {
             pool: Vec::new(),
             progress,
             splits: (0..splits).map(|_| SplitState::Waiting).collect(),
+            resuming: false,
+            folders_there: Default::default(),
         }
     }
 
@@ -451,19 +480,7 @@ impl<'a> Run<'a> {
         // The temp file is renamed from the private folder at the top of
         // the target, which a folder on another filesystem (a mount point
         // inside the target) cannot take.
-        match dir.id() {
-            Ok((dev, _)) if dev == self.scratch.device() => {}
-            Ok(_) => {
-                return Err(fail(
-                    FailKind::Write,
-                    format!(
-                        "{} is on another filesystem than the target (a mount point inside it); restore it with a --to of its own",
-                        if parents.is_empty() { ".".into() } else { target::shown(parents) }
-                    ),
-                ))
-            }
-            Err(e) => return Err(write_fail("checking its folder", e)),
-        }
+        self.on_scratch_filesystem(dir, parents)?;
         let dir = dir
             .try_clone()
             .map_err(|e| write_fail("opening its folder", e))?;

@@ -205,6 +205,9 @@ impl Kept {
 #[derive(Debug, Default)]
 pub struct Resumable {
     kept: HashMap<i64, Kept>,
+    /// Whether an earlier run of a restore into this target was cut off
+    /// (it left its private folder).
+    pub(super) resuming: bool,
 }
 
 impl Resumable {
@@ -216,7 +219,9 @@ impl Resumable {
         // Data files whose journal is not beside them, by id: their folder
         // and size.
         let mut lone_data: HashMap<i64, (CString, u64)> = HashMap::new();
-        for (folder, dir) in Scratch::leftovers(target) {
+        let leftovers = Scratch::leftovers(target);
+        let resuming = !leftovers.is_empty();
+        for (folder, dir) in leftovers {
             // Bounded: a private folder holds a batch of temp files and a
             // few split files.
             for name in dir.names(1 << 20).unwrap_or_default() {
@@ -272,7 +277,7 @@ impl Resumable {
                 }
             }
         }
-        Resumable { kept }
+        Resumable { kept, resuming }
     }
 
     /// How many leading parts of split version `v` an earlier run kept.

@@ -154,8 +154,10 @@ fn split_name(name: &[u8]) -> Result<(Vec<CString>, CString), Failure> {
 }
 
 /// How deep a name is (its count of `/`).
+/// How deep a folder is: its checked components, so that `a/x` and
+/// `/a/x` count alike.
 fn depth(name: &[u8]) -> usize {
-    name.iter().filter(|&&b| b == b'/').count()
+    name_parts(name).map_or(0, |p| p.len())
 }
 
 impl Run<'_> {
@@ -221,9 +223,14 @@ impl Run<'_> {
                 EntryKind::Symlink(t) => self.symlink(e, t, target),
             };
             match made {
-                Ok(Made::AlreadyThere) if !matches!(e.kind, EntryKind::Dir) => {
-                    report.tree.already_there += 1
+                Ok(Made::AlreadyThere)
+                    if matches!(e.kind, EntryKind::Dir)
+                        && (self.opts.overwrite || self.resuming) =>
+                {
+                    report.tree.already_there += 1;
+                    dirs.push(e);
                 }
+                Ok(Made::AlreadyThere) => report.tree.already_there += 1,
                 Ok(Made::Copied(why)) => {
                     let name = crate::names::display(&e.name, false);
                     on_event(Event::LinkCopied {
@@ -262,11 +269,18 @@ impl Run<'_> {
         let _ = target.sync();
     }
 
-    /// A folder, made with the folders above it when missing.
+    /// A folder, made with the folders above it when missing. One that
+    /// was there before this run is `AlreadyThere`: it keeps its own mode,
+    /// owner and mtime unless `--overwrite` (or this run finishes one that
+    /// was cut off, which made it), and never across a mount point.
     fn dir(&mut self, e: &PlannedEntry, target: &mut Target) -> Result<Made, Failure> {
         let (mut parts, leaf) = split_name(&e.name)?;
         parts.push(leaf);
-        target.folder(&parts).map_err(blocked)?;
+        let dir = target.folder(&parts).map_err(blocked)?;
+        if self.folders_there.contains(&e.id) {
+            self.on_scratch_filesystem(dir, &parts)?;
+            return Ok(Made::AlreadyThere);
+        }
         Ok(Made::New)
     }
 
@@ -274,19 +288,7 @@ impl Run<'_> {
     /// entry is made there and renamed into place).
     fn folder_here(&self, parents: &[CString], target: &mut Target) -> Result<Dir, Failure> {
         let dir = target.folder(parents).map_err(blocked)?;
-        match dir.id() {
-            Ok((dev, _)) if dev == self.scratch.device() => {}
-            Ok(_) => {
-                return Err(fail(
-                    FailKind::Write,
-                    format!(
-                        "{} is on another filesystem than the target (a mount point inside it); restore it with a --to of its own",
-                        if parents.is_empty() { ".".into() } else { target::shown(parents) }
-                    ),
-                ))
-            }
-            Err(e) => return Err(write_fail("checking its folder", e)),
-        }
+        self.on_scratch_filesystem(dir, parents)?;
         dir.try_clone()
             .map_err(|e| write_fail("opening its folder", e))
     }
