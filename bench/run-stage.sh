@@ -88,12 +88,21 @@ made = set()
 for i in range(n):
     d = i // per_dir
     folder = os.path.join(root, f"a{d // 100:03d}", f"b{d:05d}")
-    if folder not in made:
+    first = folder not in made
+    if first:
         os.makedirs(folder, exist_ok=True)
         made.add(folder)
-    with open(os.path.join(folder, f"f{i:07d}.dat"), "wb") as f:
+    path = os.path.join(folder, f"f{i:07d}.dat")
+    with open(path, "wb") as f:
         f.write(os.urandom(size))
-print(f"{n} files in {len(made)} folders")
+    # The tree as users have it: a symbolic link in every folder, and in
+    # every tenth an empty folder and a second name of a file.
+    if first:
+        os.symlink(os.path.basename(path), os.path.join(folder, "link"))
+        if d % 10 == 0:
+            os.makedirs(os.path.join(folder, "empty"))
+            os.link(path, os.path.join(folder, "z-hard.dat"))
+print(f"{n} files in {len(made)} folders, a link in each")
 EOF
 sync
 
