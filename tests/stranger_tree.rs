@@ -661,3 +661,38 @@ fn recover_py_gives_back_a_staged_tree() {
         lstat(&to.join("a/f.txt")).ino()
     );
 }
+
+/// A folder that was in DIR before the run is the user's: RECOVER.PY
+/// leaves its mode as it is, whatever the disc records for that name,
+/// while a folder it makes gets the recorded one.
+#[test]
+fn recover_py_leaves_a_folder_already_there_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
+    env.write("keep/f", b"data");
+    env.write("made/g", b"data");
+    for d in ["keep", "made"] {
+        std::fs::set_permissions(env.watched.join(d), std::fs::Permissions::from_mode(0o777))
+            .unwrap();
+    }
+    env.init(&["--disc-size", "cd"]);
+    ok(env.run(&["monitor"]), "monitor");
+    ok(env.run(&["close"]), "close");
+    let disc = dir.path().join("disc");
+    std::fs::create_dir_all(&disc).unwrap();
+    bsdtar_extract(&env.workdir.join("isos/disc-1.iso"), &disc);
+    let to = dir.path().join("to");
+    std::fs::create_dir_all(to.join("keep")).unwrap();
+    std::fs::set_permissions(to.join("keep"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = recover(&disc.join("RECOVER.PY"), &to, &[], &[&disc]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read(to.join("keep/f")).unwrap(), b"data");
+    assert_eq!(lstat(&to.join("keep")).mode() & 0o7777, 0o700);
+    assert_eq!(lstat(&to.join("made")).mode() & 0o7777, 0o777);
+}
