@@ -80,6 +80,62 @@ record() {
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$7" "${8:--}" >>"$BENCH_RESULTS"
 }
 
+# pairs OUT RUNS PREPARE REF OURS: times the reference command REF and
+# ours (OURS) as RUNS interleaved pairs, each run after PREPARE (a command
+# line, or "" for none), the order alternating (REF first in even pairs,
+# OURS first in odd ones) so that a machine whose speed drifts weighs on
+# both alike. Writes "REF_SECONDS OURS_SECONDS" a pair a line to OUT.
+# Wall time of the whole command, from `date +%s.%N` on each side. One
+# pair first is not recorded (warm caches; PAIRS_WARMUP=0 for none).
+pairs() {
+    local out=$1 runs=$2 prepare=$3 ref=$4 ours=$5 i which cmd t0 t1 r o
+    : >"$out"
+    for ((i = -${PAIRS_WARMUP:-1}; i < runs; i++)); do
+        r="" o=""
+        for which in $( ((i % 2 == 0)) && echo "ref ours" || echo "ours ref"); do
+            if [[ -n $prepare ]]; then sh -c "$prepare" >/dev/null 2>&1; fi
+            cmd=$ref
+            [[ $which == ours ]] && cmd=$ours
+            t0=$(date +%s.%N)
+            if ! sh -c "$cmd" >/dev/null 2>"$out.err"; then
+                echo "error: failed: $cmd" >&2
+                cat "$out.err" >&2
+                return 1
+            fi
+            t1=$(date +%s.%N)
+            if [[ $which == ref ]]; then
+                r=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
+            else
+                o=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
+            fi
+        done
+        if ((i < 0)); then continue; fi
+        echo "$r $o" >>"$out"
+        echo "pair $((i + 1))/$runs: reference $r s, dbackup $o s"
+    done
+}
+
+# record_pairs NAME OUT REF_LABEL KIND GOAL RSS_BYTES [BYTES]: records the
+# pairs of OUT (see pairs) as record does, with the median of the pair
+# ratios and their spread (KIND time: ours / reference; rate: reference /
+# ours): a goal is met only when that median meets it.
+record_pairs() {
+    local stats
+    stats=$(python3 - "$2" "$4" <<'PY'
+import statistics, sys
+pairs = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+ref = statistics.median(p[0] for p in pairs)
+ours = statistics.median(p[1] for p in pairs)
+ratios = [(o / r) if sys.argv[2] == "time" else (r / o) for r, o in pairs]
+print(ours, ref, statistics.median(ratios), min(ratios), max(ratios), len(pairs), sep="\t")
+PY
+)
+    local ours ref ratio lo hi n
+    IFS=$'\t' read -r ours ref ratio lo hi n <<<"$stats"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$ours" "$ref" "$3" "$4" "$5" "$6" "${7:--}" \
+        "$ratio" "$lo-$hi over $n pairs" >>"$BENCH_RESULTS"
+}
+
 # Warns when other processes use the CPUs: the comparisons assume an idle machine.
 check_idle() {
     local load

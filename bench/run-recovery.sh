@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks of images and recovery against the plain tools doing the same
-# work, each pair in the same hyperfine run on the same data:
+# work, as interleaved pairs on the same data (see `pairs` in common.sh):
 #   1. dbackup-mkiso (build, then read back and check every MD5) vs
 #      xorriso -as mkisofs -r -J -iso-level 3 followed by md5sum of the
 #      same files (the same work with the plain tools);
@@ -12,19 +12,19 @@
 # BIG_MB=200, for a smoke run).
 #
 # Environment: BIG_MB=2048 (MiB staged on one disc), BIG_FILE_MB=10,
-# RUNS=5, BENCH_DIR=target/bench, KEEP=1 (keep the data), CARGO_TARGET_DIR.
+# PAIRS=5, BENCH_DIR=target/bench, KEEP=1 (keep the data), CARGO_TARGET_DIR.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 if [[ $BENCH_QUICK == 1 ]]; then
     BIG_MB=${BIG_MB:-100}
-    RUNS=${RUNS:-2}
+    PAIRS=${PAIRS:-3}
 fi
 BIG_MB=${BIG_MB:-2048}
 BIG_FILE_MB=${BIG_FILE_MB:-10}
-RUNS=${RUNS:-5}
+PAIRS=${PAIRS:-5}
 
-need_tools hyperfine python3 xorriso bsdtar md5sum
+need_tools python3 awk xorriso bsdtar md5sum
 build_release
 make_run_dir recovery
 
@@ -48,41 +48,40 @@ bytes=$(du -sb "$RUN/src" | cut -f1)
 
 say "1. Building an image: dbackup-mkiso (build, read back, verify) vs xorriso + md5sum"
 check_idle
-hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$RUN/mkiso.json" \
-    "$B/dbackup-mkiso -w $RUN/work --disc 1 --keep-staged --no-progress" \
-    "sh -c 'xorriso -as mkisofs -quiet -r -J -iso-level 3 -o $RUN/x.iso $STAGED && cd $STAGED && find files -type f -exec md5sum {} + > /dev/null'"
+pairs "$RUN/mkiso.pairs" "$PAIRS" "" \
+    "xorriso -as mkisofs -quiet -r -J -iso-level 3 -o $RUN/x.iso $STAGED && cd $STAGED && find files -type f -exec md5sum {} + > /dev/null" \
+    "$B/dbackup-mkiso -w $RUN/work --disc 1 --keep-staged --no-progress"
 rss=$(peak_rss "$RUN/mkiso.out" "$B/dbackup-mkiso" -w "$RUN/work" --disc 1 --keep-staged --no-progress)
-record "image build and read-back, $((bytes >> 20)) MiB" "$(median "$RUN/mkiso.json" 0)" "$(median "$RUN/mkiso.json" 1)" \
+record_pairs "image build and read-back, $((bytes >> 20)) MiB" "$RUN/mkiso.pairs" \
     "xorriso + md5sum" rate ">=0.9" "$rss" "$bytes"
 rm -f "$RUN/x.iso"
 
 say "2. Verifying the image: dbackup-verify vs md5sum of the same files"
 check_idle
-hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$RUN/verify.json" \
-    "$B/dbackup-verify --no-progress -d $ISO" \
-    "sh -c 'cd $STAGED && md5sum -c --quiet MD5SUMS 2>/dev/null || find files -type f -exec md5sum {} + > /dev/null'"
+pairs "$RUN/verify.pairs" "$PAIRS" "" \
+    "cd $STAGED && md5sum -c --quiet MD5SUMS 2>/dev/null || find files -type f -exec md5sum {} + > /dev/null" \
+    "$B/dbackup-verify --no-progress -d $ISO"
 rss=$(peak_rss "$RUN/verify.out" "$B/dbackup-verify" --no-progress -d "$ISO")
-record "verify an image, $((bytes >> 20)) MiB" "$(median "$RUN/verify.json" 0)" "$(median "$RUN/verify.json" 1)" \
+record_pairs "verify an image, $((bytes >> 20)) MiB" "$RUN/verify.pairs" \
     "md5sum" rate ">=0.9" "$rss" "$bytes"
 
 say "2b. A recorded, time-limited check (--record, --time-limit, in batches) vs md5sum"
 check_idle
-hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$RUN/verify-record.json" \
-    "$B/dbackup-verify --no-progress -d $ISO --record $RUN/work --time-limit 1d" \
-    "sh -c 'cd $STAGED && md5sum -c --quiet MD5SUMS 2>/dev/null || find files -type f -exec md5sum {} + > /dev/null'"
+pairs "$RUN/verify-record.pairs" "$PAIRS" "" \
+    "cd $STAGED && md5sum -c --quiet MD5SUMS 2>/dev/null || find files -type f -exec md5sum {} + > /dev/null" \
+    "$B/dbackup-verify --no-progress -d $ISO --record $RUN/work --time-limit 1d"
 rss=$(peak_rss "$RUN/verify-record.out" "$B/dbackup-verify" --no-progress -d "$ISO" --record "$RUN/work" --time-limit 1d)
-record "recorded time-limited verify, $((bytes >> 20)) MiB" "$(median "$RUN/verify-record.json" 0)" "$(median "$RUN/verify-record.json" 1)" \
+record_pairs "recorded time-limited verify, $((bytes >> 20)) MiB" "$RUN/verify-record.pairs" \
     "md5sum" rate ">=0.9" "$rss" "$bytes"
 
 say "3. Restoring the image: dbackup-restore vs bsdtar -xf + md5sum -c"
 check_idle
-hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$RUN/restore.json" \
-    --prepare "rm -rf $RUN/r1 $RUN/r2" \
-    "$B/dbackup-restore --no-progress -q -d $ISO --to $RUN/r1" \
-    "sh -c 'mkdir -p $RUN/r2 && bsdtar -xf $ISO -C $RUN/r2 && cd $RUN/r2 && md5sum -c --quiet MD5SUMS'"
+pairs "$RUN/restore.pairs" "$PAIRS" "rm -rf $RUN/r1 $RUN/r2" \
+    "mkdir -p $RUN/r2 && bsdtar -xf $ISO -C $RUN/r2 && cd $RUN/r2 && md5sum -c --quiet MD5SUMS" \
+    "$B/dbackup-restore --no-progress -q -d $ISO --to $RUN/r1"
 rm -rf "$RUN/r1" "$RUN/r2"
 rss=$(peak_rss "$RUN/restore.out" "$B/dbackup-restore" --no-progress -q -d "$ISO" --to "$RUN/r1")
-record "restore a whole image, $((bytes >> 20)) MiB" "$(median "$RUN/restore.json" 0)" "$(median "$RUN/restore.json" 1)" \
+record_pairs "restore a whole image, $((bytes >> 20)) MiB" "$RUN/restore.pairs" \
     "bsdtar -xf + md5sum -c" time "<=1.5" "$rss"
 
 print_table

@@ -11,8 +11,10 @@
 #   FILES_PER_DIR=100  small files per folder (100000 files -> 1000 folders)
 #   BIG_MB=2048        total MiB of the large-file tree
 #   BIG_FILE_MB=10     MiB per large file (2048/10 -> 205 files)
-#   WARMUP=3           hyperfine warmup runs of the rescan
-#   RUNS=3             hyperfine runs of each staging benchmark
+#   WARMUP=3           warm-up runs of the rescan (both sides)
+#   PAIRS=5            interleaved pairs (reference, dbackup) of each
+#                      comparison; the table gives the median pair ratio
+#                      and the spread of the pair ratios
 #   BENCH_DIR=target/bench   where the data goes (its filesystem matters)
 #   KEEP=1             keep the generated data instead of deleting it
 #   CARGO_TARGET_DIR   where cargo builds (default: target/ of the repo)
@@ -34,7 +36,7 @@ if [[ $BENCH_QUICK == 1 ]]; then
     FILES=${FILES:-2000}
     BIG_MB=${BIG_MB:-100}
     WARMUP=${WARMUP:-1}
-    RUNS=${RUNS:-2}
+    PAIRS=${PAIRS:-3}
 fi
 FILES=${FILES:-100000}
 FILE_SIZE=${FILE_SIZE:-2048}
@@ -42,10 +44,10 @@ FILES_PER_DIR=${FILES_PER_DIR:-100}
 BIG_MB=${BIG_MB:-2048}
 BIG_FILE_MB=${BIG_FILE_MB:-10}
 WARMUP=${WARMUP:-3}
-RUNS=${RUNS:-3}
+PAIRS=${PAIRS:-5}
 DISC_SIZE=bd100
 
-need_tools hyperfine python3
+need_tools python3 awk
 build_release
 BIN=$B/dbackup-stage
 make_run_dir stage
@@ -59,7 +61,7 @@ set_aside() {
         if [[ -e $d ]]; then mv "$d" "$t/"; fi
     done
 }
-# The same, as a command line for hyperfine's --prepare (run by sh).
+# The same, as a command line to run before each timed run (by sh).
 set_aside_cmd() {
     printf 't=$(mktemp -d %s/XXXXXX) && for d in %s; do if [ -e "$d" ]; then mv "$d" "$t/"; fi; done; sync' \
         "$TRASH" "$*"
@@ -68,14 +70,14 @@ set_aside_cmd() {
 # ---------------------------------------------------------------- machine
 say "Machine"
 machine "$BENCH_DIR"
-need_kb=$(( (FILES * ((FILE_SIZE + 4095) / 4096 * 4) * (2 * RUNS + 2)) + BIG_MB * 1024 * (RUNS + 2) ))
+need_kb=$(( (FILES * ((FILE_SIZE + 4095) / 4096 * 4) * (2 * PAIRS + 2)) + BIG_MB * 1024 * (PAIRS + 2) ))
 avail_kb=$(df -Pk "$BENCH_DIR" | awk 'NR == 2 { print $4 }')
 echo "space: needs about $((need_kb >> 20)) GiB, $((avail_kb >> 20)) GiB available"
 if (( avail_kb < need_kb * 11 / 10 )); then
     echo "error: not enough free space in $BENCH_DIR" >&2
     exit 2
 fi
-echo "tools: $(hyperfine --version), $(md5sum --version | head -1), $(cp --version | head -1)"
+echo "tools: $(md5sum --version | head -1), $(cp --version | head -1)"
 echo "sizes: FILES=$FILES FILE_SIZE=$FILE_SIZE FILES_PER_DIR=$FILES_PER_DIR BIG_MB=$BIG_MB BIG_FILE_MB=$BIG_FILE_MB"
 
 # ---------------------------------------------------------------- small tree
@@ -124,11 +126,16 @@ if [[ -s $RUN/rescan.out ]]; then
 fi
 sync
 
-hyperfine -N --warmup "$WARMUP" --export-json "$RUN/rescan.json" \
-    -n "dbackup monitor (rescan)" "$BIN -w $SCAN_WD monitor --no-progress" \
-    -n "find -printf" "find $SMALL -type f -printf '%s %T@\n'"
+# Warm caches, then interleaved pairs.
+for ((i = 0; i < WARMUP; i++)); do
+    "$BIN" -w "$SCAN_WD" monitor --no-progress >/dev/null
+    find "$SMALL" -type f -printf '%s %T@\n' >/dev/null
+done
+pairs "$RUN/rescan.pairs" "$PAIRS" "" \
+    "find $SMALL -type f -printf '%s %T@\n'" \
+    "$BIN -w $SCAN_WD monitor --no-progress"
 rss=$(peak_rss "$RUN/rescan.out" "$BIN" -w "$SCAN_WD" monitor --no-progress)
-record "rescan of $FILES unchanged files" "$(median "$RUN/rescan.json" 0)" "$(median "$RUN/rescan.json" 1)" \
+record_pairs "rescan of $FILES unchanged files" "$RUN/rescan.pairs" \
     "find -printf" time "<=3" "$rss"
 set_aside "$SCAN_WD"
 
@@ -137,13 +144,10 @@ say "2. First staging of $FILES files of $FILE_SIZE bytes: dbackup init+monitor 
 WD=$RUN/wd
 DEST=$RUN/dest
 check_idle
-hyperfine --runs "$RUNS" --export-json "$RUN/small.json" \
-    --prepare "$(set_aside_cmd "$WD" "$DEST")" \
-    -n "dbackup init+monitor" \
-    "$BIN -w $WD init $SMALL --disc-size $DISC_SIZE >/dev/null && $BIN -w $WD monitor --no-progress >/dev/null" \
-    -n "cp -a + sync + md5sum" \
-    "cp -a $SMALL $DEST && sync && (cd $DEST && find . -type f -print0 | xargs -0 md5sum >/dev/null)"
-record "first staging, $FILES files of $FILE_SIZE B" "$(median "$RUN/small.json" 0)" "$(median "$RUN/small.json" 1)" \
+pairs "$RUN/small.pairs" "$PAIRS" "$(set_aside_cmd "$WD" "$DEST")" \
+    "cp -a $SMALL $DEST && sync && (cd $DEST && find . -type f -print0 | xargs -0 md5sum >/dev/null)" \
+    "$BIN -w $WD init $SMALL --disc-size $DISC_SIZE >/dev/null && $BIN -w $WD monitor --no-progress >/dev/null"
+record_pairs "first staging, $FILES files of $FILE_SIZE B" "$RUN/small.pairs" \
     "cp -a + sync + md5sum" time "<=2" "$rss_first"
 set_aside "$WD" "$DEST" "$SMALL"
 
@@ -166,17 +170,14 @@ check_idle
 # Here each run's copy is deleted, not set aside: a few large files free
 # their inodes at no cost, while keeping every run's 2 GiB would make each
 # next run pay to evict the last ones from the page cache first.
-hyperfine --runs "$RUNS" --export-json "$RUN/big.json" \
-    --prepare "rm -rf $WD && sync" \
-    -n "dbackup init+monitor" \
-    "$BIN -w $WD init $BIG --disc-size $DISC_SIZE >/dev/null && $BIN -w $WD monitor --no-progress >/dev/null" \
-    -n "md5sum" \
-    "md5sum $BIG/* >/dev/null"
+pairs "$RUN/big.pairs" "$PAIRS" "rm -rf $WD && sync" \
+    "md5sum $BIG/*" \
+    "$BIN -w $WD init $BIG --disc-size $DISC_SIZE >/dev/null && $BIN -w $WD monitor --no-progress >/dev/null"
 set_aside "$WD"
 sync
 "$BIN" -w "$WD" init "$BIG" --disc-size "$DISC_SIZE" >/dev/null
 rss=$(peak_rss /dev/null "$BIN" -w "$WD" monitor --no-progress)
-record "first staging, $((big_bytes >> 20)) MiB in $BIG_FILE_MB MiB files" "$(median "$RUN/big.json" 0)" "$(median "$RUN/big.json" 1)" \
+record_pairs "first staging, $((big_bytes >> 20)) MiB in $BIG_FILE_MB MiB files" "$RUN/big.pairs" \
     "md5sum" rate ">=1" "$rss" "$big_bytes"
 
 print_table

@@ -44,7 +44,11 @@ def main():
     for line in open(path):
         if not line.strip():
             continue
-        name, ours, ref, ref_label, kind, goal, rss, nbytes = line.rstrip("\n").split("\t")
+        fields = line.rstrip("\n").split("\t")
+        name, ours, ref, ref_label, kind, goal, rss, nbytes = fields[:8]
+        # Interleaved pairs (record_pairs): the median of the pair ratios,
+        # and their spread.
+        paired = (float(fields[8]), fields[9]) if len(fields) > 9 else None
         ours = float(ours)
         ref = None if ref == "-" else float(ref)
         rss = None if rss == "-" else int(float(rss))
@@ -56,11 +60,11 @@ def main():
             if ref is not None:
                 ref_shown = f"{t(ref)} = {nbytes / ref / 1e6:.0f} MB/s ({ref_label})"
         if kind == "time":
-            ratio = ours / ref
+            ratio = paired[0] if paired else ours / ref
             ratio_shown, goal_shown = f"{ratio:.2f}x time", f"{pretty(goal)}x time"
             ok = met(ratio, goal)
         elif kind == "rate":
-            ratio = ref / ours
+            ratio = paired[0] if paired else ref / ours
             ratio_shown, goal_shown = f"{ratio:.2f}x throughput", f"{pretty(goal)}x throughput"
             ok = met(ratio, goal)
         elif kind == "abs":
@@ -70,6 +74,10 @@ def main():
             raise ValueError(f"bad kind {kind!r}")
         if rss is not None:
             rss_all.append((rss, name))
+        if paired and kind in ("time", "rate"):
+            lo, _, rest = paired[1].partition("-")
+            hi, _, n = rest.partition(" over ")
+            ratio_shown += f" (pairs {float(lo):.2f}-{float(hi):.2f}, {n})"
         table.append((name, shown, ref_shown, ratio_shown, goal_shown,
                       "yes" if ok else "NO", "-" if rss is None else f"{rss / MiB:.0f} MiB"))
     if rss_all:
