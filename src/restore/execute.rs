@@ -79,6 +79,32 @@ pub(super) fn fail(kind: FailKind, reason: impl Into<String>) -> Failure {
     }
 }
 
+/// The folders and the leaf of a checked name; a name that could leave
+/// the target is refused.
+pub(super) fn split_name(name: &[u8]) -> Result<(Vec<CString>, CString), Failure> {
+    let mut parts = name_parts(name)
+        .map_err(|why| fail(FailKind::RefusedName, format!("name refused: {why}")))?;
+    let leaf = parts
+        .pop()
+        .ok_or_else(|| fail(FailKind::RefusedName, "name refused: it is empty"))?;
+    Ok((parts, leaf))
+}
+
+/// Why the folder of a name cannot be reached, as a failure.
+pub(super) fn blocked(b: Blocked) -> Failure {
+    match b {
+        Blocked::Symlink(at) => fail(
+            FailKind::Symlink,
+            format!("{at} in the target is a symbolic link; it is not followed"),
+        ),
+        Blocked::NotAFolder(at) => fail(
+            FailKind::InTheWay,
+            format!("{at} in the target is not a folder"),
+        ),
+        Blocked::Io(at, e) => write_fail(&format!("folder {at}"), e),
+    }
+}
+
 pub(super) fn write_fail(what: &str, e: std::io::Error) -> Failure {
     Failure {
         kind: FailKind::Write,
@@ -430,22 +456,9 @@ impl<'a> Run<'a> {
         target: &mut Target,
     ) -> std::result::Result<Checked, Failure> {
         let v = item;
-        let parts = name_parts(&item.name)
-            .map_err(|why| fail(FailKind::RefusedName, format!("name refused: {why}")))?;
-        let Some((leaf, parents)) = parts.split_last() else {
-            return Err(fail(FailKind::RefusedName, "name refused: it is empty"));
-        };
-        let dir = target.folder(parents).map_err(|b| match b {
-            Blocked::Symlink(at) => fail(
-                FailKind::Symlink,
-                format!("{at} in the target is a symbolic link; it is not followed"),
-            ),
-            Blocked::NotAFolder(at) => fail(
-                FailKind::InTheWay,
-                format!("{at} in the target is not a folder"),
-            ),
-            Blocked::Io(at, e) => write_fail(&format!("folder {at}"), e),
-        })?;
+        let (parents, leaf) = split_name(&item.name)?;
+        let (parents, leaf) = (parents.as_slice(), &leaf);
+        let dir = target.folder(parents).map_err(blocked)?;
         let mut replace = false;
         match dir.entry(leaf) {
             Ok(Existing::Absent) => {}

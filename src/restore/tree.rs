@@ -20,10 +20,10 @@ use crate::catalog::manifest::{Attrs, EntryKind, FileAttrs, Tree};
 use crate::owners::Owners;
 
 use super::entries::{entry_failure, PlannedEntry};
-use super::execute::{fail, write_fail, Failure, Run};
+use super::execute::{blocked, fail, split_name, write_fail, Failure, Run};
 use super::plan::name_parts;
 use super::report::{FailKind, Report};
-use super::target::{self, Blocked, Dir, Existing, Target};
+use super::target::{self, Dir, Existing, Target};
 use super::{Event, RestoreOptions};
 
 /// How the recorded modes and owners are given.
@@ -127,30 +127,6 @@ enum Made {
     AlreadyThere,
     /// A hard link written as a copy of its target, and why.
     Copied(String),
-}
-
-fn blocked(b: Blocked) -> Failure {
-    match b {
-        Blocked::Symlink(at) => fail(
-            FailKind::Symlink,
-            format!("{at} in the target is a symbolic link; it is not followed"),
-        ),
-        Blocked::NotAFolder(at) => fail(
-            FailKind::InTheWay,
-            format!("{at} in the target is not a folder"),
-        ),
-        Blocked::Io(at, e) => write_fail(&format!("folder {at}"), e),
-    }
-}
-
-/// The parts of a checked name: its folder's and its own.
-fn split_name(name: &[u8]) -> Result<(Vec<CString>, CString), Failure> {
-    let mut parts = name_parts(name)
-        .map_err(|why| fail(FailKind::RefusedName, format!("name refused: {why}")))?;
-    let leaf = parts
-        .pop()
-        .ok_or_else(|| fail(FailKind::RefusedName, "name refused: it is empty"))?;
-    Ok((parts, leaf))
 }
 
 /// How deep a name is (its count of `/`).
