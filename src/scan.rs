@@ -16,7 +16,7 @@ use glob::{MatchOptions, Pattern};
 use std::collections::HashMap;
 
 use crate::catalog::tree::{Attrs, Entry, EntryKind, LiveTree};
-use crate::catalog::{name_key, LiveIndex, Mtime};
+use crate::catalog::{LiveFiles, Mtime};
 use crate::error::{Error, Result};
 use crate::owners::Owners;
 use crate::{fsutil, names};
@@ -160,26 +160,50 @@ fn attrs_from(st: &fsutil::Stat, owners: &mut Owners) -> Attrs {
     }
 }
 
-/// Walks `root`, marks every live file it sees in `live` and every live
-/// entry in `tree`, and hands each new or changed regular file and entry,
-/// and each problem, to `sink` as it goes (memory stays flat however large
-/// the tree, but for the names of files with several links, kept to find
-/// their other names).
+/// The order the walk takes a folder's children in: by name, a folder's
+/// name as if it ended in `/`. Then the regular files come in the byte
+/// order of their whole paths (`/a-b` before `/a/x`, as `-` sorts before
+/// `/`), the order [`LiveFiles`] streams the catalogue in.
+pub fn walk_order(a: &walkdir::DirEntry, b: &walkdir::DirEntry) -> std::cmp::Ordering {
+    use std::os::unix::ffi::OsStrExt;
+    let (x, y) = (a.file_name().as_bytes(), b.file_name().as_bytes());
+    let n = x.len().min(y.len());
+    match x[..n].cmp(&y[..n]) {
+        std::cmp::Ordering::Equal => {}
+        other => return other,
+    }
+    // One name starts the other: what follows it in each key decides (no
+    // name holds a `/`; nothing is less than something).
+    let next = |name: &[u8], e: &walkdir::DirEntry| {
+        name.get(n)
+            .copied()
+            .or_else(|| e.file_type().is_dir().then_some(b'/'))
+    };
+    next(x, a).cmp(&next(y, b))
+}
+
+/// Walks `root`, looks up every regular file it sees in `live` (in name
+/// order, see [`walk_order`]) and every entry in `tree`, and hands each new
+/// or changed regular file and entry, and each problem, to `sink` as it
+/// goes. Memory stays flat however large the tree, but for the folders and
+/// links in `tree` and the first names of files with several links whose
+/// other names are still to come.
 pub fn walk(
     root: &Path,
     excludes: &Excludes,
-    live: &mut LiveIndex,
+    live: &mut LiveFiles,
     tree: &mut LiveTree,
     sink: &mut dyn Sink,
 ) -> Result<ScanStats> {
     let mut owners = Owners::new();
-    // First name of each inode with several links seen so far: bounded by
-    // the files that have several links.
-    let mut inodes: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    // First name of each inode with several links, and how many of its
+    // links are still to come: bounded by such files seen but not yet
+    // seen whole.
+    let mut inodes: HashMap<(u64, u64), (Vec<u8>, u64)> = HashMap::new();
     let mut stats = ScanStats::default();
     let walker = walkdir::WalkDir::new(root)
         .follow_links(false)
-        .sort_by_file_name()
+        .sort_by(walk_order)
         .into_iter()
         .filter_entry(|e| {
             e.depth() == 0
@@ -277,14 +301,12 @@ pub fn walk(
             continue;
         }
         let name = names::from_relative(rel);
-        let key = name_key(&name);
         let meta = match folder.stat(path) {
             Ok(m) => m,
             Err(err) => {
-                // Known but unreadable: it must not count as deleted.
-                if let Some(e) = live.get_mut(&key) {
-                    e.seen = true;
-                }
+                // Known but unreadable: looked up, it does not count as
+                // deleted.
+                live.lookup(&name)?;
                 let reason = match err.kind() {
                     std::io::ErrorKind::NotFound => "vanished during the scan".to_string(),
                     _ => format!("cannot read: {err}"),
@@ -298,13 +320,18 @@ pub fn walk(
         };
         if meta.nlink > 1 {
             match inodes.entry((meta.dev, meta.ino)) {
-                std::collections::hash_map::Entry::Occupied(first) => {
+                std::collections::hash_map::Entry::Occupied(mut first) => {
                     // Another name of a file seen earlier in this scan:
                     // stored once, under its first name.
+                    let target = first.get().0.clone();
+                    first.get_mut().1 -= 1;
+                    if first.get().1 == 0 {
+                        first.remove();
+                    }
                     let e = Entry {
                         name,
                         kind: EntryKind::Hardlink,
-                        target: first.get().clone(),
+                        target,
                         attrs: attrs_from(&meta, &mut owners),
                     };
                     if tree.observe(&e) {
@@ -313,16 +340,15 @@ pub fn walk(
                     continue;
                 }
                 std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(name.clone());
+                    v.insert((name.clone(), meta.nlink - 1));
                 }
             }
         }
         stats.files += 1;
         stats.bytes += meta.size;
         let (secs, nanos) = (meta.mtime, meta.mtime_nsec);
-        let desc = match live.get_mut(&key) {
+        let desc = match live.lookup(&name)? {
             Some(e) => {
-                e.seen = true;
                 let size_same = e.size == meta.size;
                 let mtime_same = e.mtime.matches(secs, nanos);
                 if size_same && mtime_same {
@@ -429,6 +455,80 @@ mod tests {
         assert!(!ex.is_excluded(Path::new("sub/top.txt")));
         assert!(!ex.is_excluded(Path::new("photos/a.jpg")));
         assert!(!ex.is_excluded(Path::new("x.tmpl")));
+    }
+
+    /// Collects what the walk hands on.
+    #[derive(Default)]
+    struct Collect {
+        changes: Vec<Vec<u8>>,
+    }
+
+    impl Sink for Collect {
+        fn change(&mut self, change: Change) -> Result<ControlFlow<()>> {
+            self.changes.push(change.name);
+            Ok(ControlFlow::Continue(()))
+        }
+        fn skip(&mut self, _: Skipped) {}
+        fn entry(&mut self, _: Entry) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// The walk hands on regular files in the byte order of their whole
+        /// names, whatever bytes sort around `/` in them: the order the
+        /// catalogue is streamed in.
+        #[test]
+        fn files_come_in_the_byte_order_of_their_names(
+            paths in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::collection::vec(
+                        proptest::sample::select(vec![b'!', b'-', b'.', b'0', b'a', 0xff, 0x01]),
+                        1..3,
+                    ),
+                    1..4,
+                ),
+                1..25,
+            )
+        ) {
+            use std::os::unix::ffi::OsStrExt;
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().join("w");
+            std::fs::create_dir(&root).unwrap();
+            for parts in &paths {
+                let mut p = root.clone();
+                for (i, part) in parts.iter().enumerate() {
+                    p.push(std::ffi::OsStr::from_bytes(part));
+                    if i + 1 < parts.len() {
+                        if p.is_file() {
+                            break;
+                        }
+                        let _ = std::fs::create_dir(&p);
+                    } else if !p.exists() {
+                        std::fs::write(&p, b"x").unwrap();
+                    }
+                }
+            }
+            let settings = crate::catalog::Settings {
+                watched: root.clone(),
+                disc_size: 1 << 30,
+                excludes: Vec::new(),
+                uuid: "u".into(),
+                name: "n".into(),
+                ecc: false,
+            };
+            let cat = crate::catalog::Catalog::create(&dir.path().join("m.db"), &settings).unwrap();
+            let mut live = cat.live_files().unwrap();
+            let mut tree = LiveTree::default();
+            let mut sink = Collect::default();
+            walk(&root, &Excludes::default(), &mut live, &mut tree, &mut sink).unwrap();
+            let mut sorted = sink.changes.clone();
+            sorted.sort();
+            proptest::prop_assert_eq!(&sink.changes, &sorted);
+            proptest::prop_assert!(!sink.changes.is_empty());
+        }
     }
 
     #[test]

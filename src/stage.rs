@@ -182,7 +182,7 @@ pub fn monitor(
     if !opts.dry_run {
         wd.catalog.ensure_tree_tables()?;
     }
-    let mut live = wd.catalog.live_index()?;
+    let mut live = wd.catalog.live_files()?;
     let mut tree = wd.catalog.live_tree()?;
     let mut st = Stager::new(wd, opts, progress, on_event)?;
     progress.message("scanning");
@@ -191,9 +191,13 @@ pub fn monitor(
     st.report.scanned_files = stats.files;
     st.report.scanned_bytes = stats.bytes;
     let complete = stats.complete && st.stop.is_none();
-    st.record_entries(&live, &tree, &stats, &excludes, complete)?;
+    // The live files no lookup asked for: 8 bytes each, bounded by the
+    // files gone since the last run (and, after a stopped walk, those not
+    // walked).
+    let unseen = live.finish()?;
+    st.record_entries(&unseen, &tree, &stats, &excludes, complete)?;
     if complete {
-        st.record_deletions(&live, &stats, &excludes)?;
+        st.record_deletions(unseen, &stats, &excludes)?;
         st.abandon_unseen_splits()?;
     }
     if !opts.dry_run {
@@ -688,7 +692,7 @@ impl<'w, 'e> Stager<'w, 'e> {
     /// opened during the run counts them.
     fn record_entries(
         &mut self,
-        live: &catalog::LiveIndex,
+        unseen_files: &[i64],
         tree: &catalog::tree::LiveTree,
         stats: &scan::ScanStats,
         excludes: &Excludes,
@@ -698,7 +702,7 @@ impl<'w, 'e> Stager<'w, 'e> {
         let unseen = tree.unseen();
         let looks_unmounted = stats.files == 0
             && stats.symlinks == 0
-            && (live.values().any(|e| !e.seen) || !unseen.is_empty());
+            && (!unseen_files.is_empty() || !unseen.is_empty());
         if looks_unmounted {
             return Ok(());
         }
@@ -748,13 +752,20 @@ impl<'w, 'e> Stager<'w, 'e> {
         self.wd.catalog.record_entries(&new, now, &gone, now)
     }
 
+    /// Records as deleted the files no lookup asked for (in name order),
+    /// but those under a folder that could not be read and those excluded,
+    /// and nothing when the watched folder looks unmounted. They are
+    /// recorded a chunk at a time, each in one transaction, so memory stays
+    /// flat however many are gone; a run stopped between chunks leaves the
+    /// rest unrecorded, still live, and the next run records them.
     fn record_deletions(
         &mut self,
-        live: &catalog::LiveIndex,
+        unseen: Vec<i64>,
         stats: &scan::ScanStats,
         excludes: &Excludes,
     ) -> Result<()> {
-        let unseen: Vec<i64> = live.values().filter(|e| !e.seen).map(|e| e.id).collect();
+        /// Deletions recorded per transaction.
+        const CHUNK: usize = 4096;
         if unseen.is_empty() {
             return Ok(());
         }
@@ -775,30 +786,31 @@ impl<'w, 'e> Stager<'w, 'e> {
             (self.on_event)(Event::Skipped(&skip));
             return Ok(());
         }
-        let mut gone = Vec::new();
-        let mut ids = unseen;
-        ids.sort_unstable();
-        for id in ids {
-            let Some(name) = self.wd.catalog.name_of(id)? else {
-                continue;
-            };
-            let under_unreadable = stats
-                .unreadable_dirs
-                .iter()
-                .any(|d| name.starts_with(d) && name.get(d.len()).is_none_or(|&b| b == b'/'));
-            let rel = names::to_relative(&name);
-            if under_unreadable || excludes.is_excluded(rel) {
-                continue;
+        // Bounded by the unseen files, a chunk at a time.
+        for chunk in unseen.chunks(CHUNK) {
+            let mut gone = Vec::with_capacity(chunk.len());
+            for &id in chunk {
+                let Some(name) = self.wd.catalog.name_of(id)? else {
+                    continue;
+                };
+                let under_unreadable = stats
+                    .unreadable_dirs
+                    .iter()
+                    .any(|d| name.starts_with(d) && name.get(d.len()).is_none_or(|&b| b == b'/'));
+                let rel = names::to_relative(&name);
+                if under_unreadable || excludes.is_excluded(rel) {
+                    continue;
+                }
+                gone.push((id, watched.join(rel)));
             }
-            gone.push((id, watched.join(rel)));
-        }
-        if !self.opts.dry_run {
-            let ids: Vec<i64> = gone.iter().map(|g| g.0).collect();
-            self.wd.catalog.record_deletions(&ids, catalog::now())?;
-        }
-        for (_, path) in &gone {
-            self.report.deleted_files += 1;
-            (self.on_event)(Event::Deleted { path });
+            if !self.opts.dry_run {
+                let ids: Vec<i64> = gone.iter().map(|g| g.0).collect();
+                self.wd.catalog.record_deletions(&ids, catalog::now())?;
+            }
+            for (_, path) in &gone {
+                self.report.deleted_files += 1;
+                (self.on_event)(Event::Deleted { path });
+            }
         }
         Ok(())
     }

@@ -1,12 +1,16 @@
-//! The live index: the latest backed-up version of every file the scan
-//! compares against, keyed by a hash of its name, and how stored mtimes
-//! compare with a file's.
+//! The live files: the latest backed-up version of every file the scan
+//! compares against, streamed in name order, and how stored mtimes compare
+//! with a file's.
+
+use std::cmp::Ordering;
+use std::collections::{HashSet, VecDeque};
+use std::path::PathBuf;
 
 use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::Catalog;
-use crate::error::Result;
-use crate::names;
+use crate::error::{Error, Result};
 
 /// The latest backed-up version of a live file, as the scan needs it.
 #[derive(Debug, Clone, Copy)]
@@ -14,10 +18,6 @@ pub struct LiveEntry {
     pub id: i64,
     pub size: u64,
     pub mtime: Mtime,
-    /// Set by the scan when it sees the file.
-    pub seen: bool,
-    /// Recorded deleted after this version: not live.
-    pub gone: bool,
 }
 
 /// A recorded modification time with the rule it is compared by: REAL
@@ -68,253 +68,647 @@ impl Mtime {
     }
 }
 
-/// Live files keyed by a 128-bit hash of their name, in one sorted vector
-/// allocated to the exact count: a compact index (56 bytes a file, no hash
-/// table slack) that keeps an unchanged rescan of a million files well
-/// under 100 MiB. Since the keys are uniform hashes, a directory of where
-/// each run of leading bits starts (about 2 bytes a file) sends a lookup
-/// straight to the two or so entries that can match, instead of a binary
-/// search whose every step is a cache miss on a large index.
-#[derive(Debug, Default)]
-pub struct LiveIndex {
-    entries: Vec<([u64; 2], LiveEntry)>,
-    /// `starts[b]`: the first entry whose key's top `bits` bits are `>= b`;
-    /// one more slot at the end holds the entry count.
-    starts: Vec<u32>,
-    bits: u32,
+/// The key of a name in the maps that stay small (splits in progress,
+/// folders and links).
+pub fn name_key(name: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(name)
 }
 
 pub(super) fn split_key(key: u128) -> [u64; 2] {
     [(key >> 64) as u64, key as u64]
 }
 
-impl LiveIndex {
-    /// The index of `entries`, which must be sorted by key.
-    pub(super) fn new(entries: Vec<([u64; 2], LiveEntry)>) -> LiveIndex {
-        let n = entries.len();
-        // About two entries a bucket; none for tiny or huge indexes.
-        let bits = if n < 64 || n > u32::MAX as usize {
-            0
-        } else {
-            (usize::BITS - (n - 1).leading_zeros() - 1).min(24)
-        };
-        let mut starts = Vec::new();
-        if bits > 0 {
-            starts.reserve_exact((1 << bits) + 1);
-            for (i, (k, _)) in entries.iter().enumerate() {
-                let b = (k[0] >> (64 - bits)) as usize;
-                while starts.len() <= b {
-                    starts.push(i as u32);
-                }
-            }
-            while starts.len() <= 1 << bits {
-                starts.push(n as u32);
-            }
+/// Rows read from the catalogue at a time, per stream.
+const CHUNK: usize = 2048;
+
+/// The latest backed-up version of every live file, read from the
+/// catalogue in name (byte) order as the walk asks for the names in that
+/// same order: a merge of two sorted streams, so memory stays flat at any
+/// number of files (a chunk of rows at a time, plus the ids of the files
+/// found gone, 8 bytes each).
+///
+/// Each stream pages through the `filenames` index: SQLite sorts every
+/// TEXT before every BLOB, so names stored as text (ours, when valid
+/// UTF-8) and as blobs (ours when not, and some adopted ones) come as two
+/// ordered streams, merged here by their bytes. It reads on a connection
+/// of its own, so the run writes on its own as it goes; what it writes
+/// never reaches the streams: rows are read only up to the largest id at
+/// the start, and only past the name the walk has reached, where the run
+/// has written nothing yet.
+pub struct LiveFiles {
+    conn: Connection,
+    path: PathBuf,
+    max_id: i64,
+    whole_through: i64,
+    with_attrs: bool,
+    /// Rows per chunk ([`CHUNK`]; smaller in tests, to cross chunks).
+    chunk: usize,
+    streams: [Stream; 2],
+    last: Option<Vec<u8>>,
+    unseen: Vec<i64>,
+    /// Found by a lookup out of name order (after its stream passed it).
+    seen_late: HashSet<i64>,
+}
+
+/// One name's latest backed-up version as a stream holds it; a deleted one
+/// is kept so that it hides an older version in the other stream.
+#[derive(Debug, Clone)]
+struct Head {
+    name: Vec<u8>,
+    entry: LiveEntry,
+    gone: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Storage {
+    Text,
+    Blob,
+}
+
+struct Stream {
+    storage: Storage,
+    buf: VecDeque<Head>,
+    /// The last name read, where the next chunk starts (after it).
+    after: Option<Vec<u8>>,
+    ended: bool,
+}
+
+impl Stream {
+    fn new(storage: Storage) -> Stream {
+        Stream {
+            storage,
+            buf: VecDeque::new(),
+            after: None,
+            ended: false,
         }
-        LiveIndex {
-            entries,
-            starts,
-            bits,
-        }
-    }
-
-    fn position(&self, key: u128) -> Option<usize> {
-        let k = split_key(key);
-        let (lo, hi) = if self.bits == 0 {
-            (0, self.entries.len())
-        } else {
-            let b = (k[0] >> (64 - self.bits)) as usize;
-            (self.starts[b] as usize, self.starts[b + 1] as usize)
-        };
-        self.entries[lo..hi]
-            .binary_search_by(|(e, _)| e.cmp(&k))
-            .ok()
-            .map(|i| lo + i)
-    }
-
-    /// The entry of a name's key, if the file is live.
-    pub fn get_mut(&mut self, key: &u128) -> Option<&mut LiveEntry> {
-        let i = self.position(*key)?;
-        let e = &mut self.entries[i].1;
-        (!e.gone).then_some(e)
-    }
-
-    /// Every live entry.
-    pub fn values(&self) -> impl Iterator<Item = &LiveEntry> {
-        self.entries.iter().map(|(_, e)| e).filter(|e| !e.gone)
-    }
-
-    /// How many files are live.
-    pub fn len(&self) -> usize {
-        self.values().count()
-    }
-
-    /// Whether no file is live.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
-/// The key of a name in a [`LiveIndex`].
-pub fn name_key(name: &[u8]) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(name)
+/// A name bound as it is stored: as TEXT (its bytes as they are, even
+/// when not valid UTF-8, as an adopted catalogue may hold) or as a BLOB.
+struct Stored<'a>(Storage, &'a [u8]);
+
+impl rusqlite::ToSql for Stored<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(match self.0 {
+            Storage::Text => ValueRef::Text(self.1),
+            Storage::Blob => ValueRef::Blob(self.1),
+        }))
+    }
+}
+
+/// The columns every query reads: name, id, size, mtime, exact mtime,
+/// whether a deletion follows this version.
+fn columns(with_attrs: bool) -> &'static str {
+    if with_attrs {
+        "f.filename, f.id, f.size, f.mtime, a.mtime_sec, a.mtime_nsec,
+         EXISTS(SELECT 1 FROM deletions d WHERE d.filename = f.filename AND d.file_id = f.id)
+         FROM files f INDEXED BY filenames LEFT JOIN attrs a ON a.file_id = f.id"
+    } else {
+        "f.filename, f.id, f.size, f.mtime, NULL, NULL,
+         EXISTS(SELECT 1 FROM deletions d WHERE d.filename = f.filename AND d.file_id = f.id)
+         FROM files f INDEXED BY filenames"
+    }
+}
+
+/// The query of a stream's next chunk: `?1` the largest id read, `?2` the
+/// rows, `?3` the name it starts after (when `after`).
+fn chunk_sql(storage: Storage, after: bool, with_attrs: bool) -> String {
+    let range = match (storage, after) {
+        (Storage::Text, false) => "f.filename >= '' AND f.filename < x''",
+        (Storage::Text, true) => "f.filename > ?3 AND f.filename < x''",
+        (Storage::Blob, false) => "f.filename >= x''",
+        (Storage::Blob, true) => "f.filename > ?3",
+    };
+    format!(
+        "SELECT {} WHERE f.copied = 1 AND f.id <= ?1 AND {range} ORDER BY f.filename LIMIT ?2",
+        columns(with_attrs)
+    )
+}
+
+impl LiveFiles {
+    fn err(&self, source: rusqlite::Error) -> Error {
+        Error::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The latest version of `name` if the file is live. Names must come in
+    /// increasing byte order (the walk's order); one that does not is looked
+    /// up on its own, and still counts as seen.
+    pub fn lookup(&mut self, name: &[u8]) -> Result<Option<LiveEntry>> {
+        if self.last.as_deref().is_some_and(|last| name <= last) {
+            let found = self.point(name)?.filter(|h| !h.gone).map(|h| h.entry);
+            if let Some(e) = found {
+                self.seen_late.insert(e.id);
+            }
+            return Ok(found);
+        }
+        self.last = Some(name.to_vec());
+        // Bounded by the rows: each turn takes one head off a stream.
+        loop {
+            let Some(head) = self.next_head(Some(name))? else {
+                return Ok(None);
+            };
+            match head.name.as_slice().cmp(name) {
+                Ordering::Less => {
+                    if !head.gone {
+                        self.unseen.push(head.entry.id);
+                    }
+                }
+                Ordering::Equal => return Ok((!head.gone).then_some(head.entry)),
+                Ordering::Greater => unreachable!("next_head returns no name past the bound"),
+            }
+        }
+    }
+
+    /// The ids of the live files that no lookup asked for, in name order:
+    /// the files gone from the watched folder (or not walked).
+    pub fn finish(mut self) -> Result<Vec<i64>> {
+        // Bounded by the rows left.
+        while let Some(head) = self.next_head(None)? {
+            if !head.gone {
+                self.unseen.push(head.entry.id);
+            }
+        }
+        let late = std::mem::take(&mut self.seen_late);
+        let mut unseen = std::mem::take(&mut self.unseen);
+        if !late.is_empty() {
+            unseen.retain(|id| !late.contains(id));
+        }
+        Ok(unseen)
+    }
+
+    /// Takes off the smallest name of both streams (merging a name that
+    /// both hold: the later version wins), if it is at most `bound`.
+    fn next_head(&mut self, bound: Option<&[u8]>) -> Result<Option<Head>> {
+        for i in 0..2 {
+            if self.streams[i].buf.is_empty() && !self.streams[i].ended {
+                self.fill(i)?;
+            }
+        }
+        let pick = match (self.streams[0].buf.front(), self.streams[1].buf.front()) {
+            (None, None) => return Ok(None),
+            (Some(_), None) => 0,
+            (None, Some(_)) => 1,
+            (Some(t), Some(b)) => match t.name.cmp(&b.name) {
+                Ordering::Less => 0,
+                Ordering::Greater => 1,
+                Ordering::Equal => {
+                    let older = if t.entry.id < b.entry.id { 0 } else { 1 };
+                    self.streams[older].buf.pop_front();
+                    1 - older
+                }
+            },
+        };
+        let front = self.streams[pick]
+            .buf
+            .front()
+            .expect("picked a stream with a head");
+        if bound.is_some_and(|b| front.name.as_slice() > b) {
+            return Ok(None);
+        }
+        let head = self.streams[pick].buf.pop_front();
+        // A name that both streams hold is merged only when both fronts are
+        // there: refill the other before a later call compares.
+        Ok(head)
+    }
+
+    /// Reads the next chunk of stream `i`.
+    fn fill(&mut self, i: usize) -> Result<()> {
+        let storage = self.streams[i].storage;
+        let sql = chunk_sql(storage, self.streams[i].after.is_some(), self.with_attrs);
+        let after = self.streams[i].after.as_deref().map(|a| Stored(storage, a));
+        let chunk = self.chunk;
+        let mut rows: Vec<(Vec<u8>, LiveEntry, bool)> = Vec::with_capacity(chunk);
+        {
+            let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+            let mut q = match &after {
+                Some(a) => stmt.query(params![self.max_id, chunk as i64, a]),
+                None => stmt.query(params![self.max_id, chunk as i64]),
+            }
+            .map_err(|e| self.err(e))?;
+            while let Some(row) = q.next().map_err(|e| self.err(e))? {
+                if let Some(r) = read_row(row, self.whole_through).map_err(|e| self.err(e))? {
+                    rows.push(r);
+                } else {
+                    // A name that is neither text nor blob cannot be in
+                    // these ranges; counted so the chunk is seen full.
+                    rows.push((Vec::new(), placeholder(), true));
+                }
+            }
+        }
+        let full = rows.len() == chunk;
+        let stream = &mut self.streams[i];
+        // A name's rows are together; the one of the largest id is its
+        // latest version (SQLite does not promise their order among them).
+        for (name, entry, gone) in rows {
+            if name.is_empty() {
+                continue;
+            }
+            match stream.buf.back_mut() {
+                Some(h) if h.name == name => {
+                    if entry.id > h.entry.id {
+                        h.entry = entry;
+                        h.gone = gone;
+                    }
+                }
+                _ => stream.buf.push_back(Head { name, entry, gone }),
+            }
+        }
+        if !full {
+            stream.ended = true;
+        }
+        let Some(last) = stream.buf.back().map(|h| h.name.clone()) else {
+            return Ok(());
+        };
+        stream.after = Some(last.clone());
+        if full {
+            // The chunk may have stopped inside the last name's versions.
+            let latest = self.point_in(storage, &last)?;
+            let stream = &mut self.streams[i];
+            match latest {
+                Some(h) => *stream.buf.back_mut().expect("a last name") = h,
+                None => {
+                    stream.buf.pop_back();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The latest version of `name`, stored either way.
+    fn point(&self, name: &[u8]) -> Result<Option<Head>> {
+        let t = self.point_in(Storage::Text, name)?;
+        let b = self.point_in(Storage::Blob, name)?;
+        Ok(match (t, b) {
+            (Some(t), Some(b)) => Some(if t.entry.id > b.entry.id { t } else { b }),
+            (t, b) => t.or(b),
+        })
+    }
+
+    fn point_in(&self, storage: Storage, name: &[u8]) -> Result<Option<Head>> {
+        let sql = format!(
+            "SELECT {} WHERE f.copied = 1 AND f.id <= ?1 AND f.filename = ?2
+             ORDER BY f.id DESC LIMIT 1",
+            columns(self.with_attrs)
+        );
+        let value = Stored(storage, name);
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let mut q = stmt
+            .query(params![self.max_id, value])
+            .map_err(|e| self.err(e))?;
+        let Some(row) = q.next().map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        Ok(read_row(row, self.whole_through)
+            .map_err(|e| self.err(e))?
+            .map(|(name, entry, gone)| Head { name, entry, gone }))
+    }
+}
+
+fn placeholder() -> LiveEntry {
+    LiveEntry {
+        id: 0,
+        size: 0,
+        mtime: Mtime::Real(f64::NAN),
+    }
+}
+
+/// One row of [`columns`]: the name's bytes, the version as the scan
+/// compares it, and whether it was recorded deleted; `None` for a name that
+/// is neither text nor blob.
+fn read_row(
+    row: &rusqlite::Row<'_>,
+    whole_through: i64,
+) -> rusqlite::Result<Option<(Vec<u8>, LiveEntry, bool)>> {
+    let name = match row.get_ref(0)? {
+        ValueRef::Text(b) | ValueRef::Blob(b) => b.to_vec(),
+        _ => return Ok(None),
+    };
+    let id: i64 = row.get(1)?;
+    let size = row.get_ref(2)?.as_i64().unwrap_or(-1);
+    // The rule comes from the row's id, never from how SQLite stored the
+    // value: our REAL mtime of a whole second is stored as an INTEGER, and
+    // must still compare to the sub-second.
+    let exact = match (row.get_ref(4)?.as_i64().ok(), row.get_ref(5)?.as_i64().ok()) {
+        (Some(s), Some(n)) if (0..1_000_000_000).contains(&n) => Some(Mtime::Exact(s, n as u32)),
+        _ => None,
+    };
+    let stored = match row.get_ref(3)? {
+        ValueRef::Integer(i) if id <= whole_through => Mtime::Whole(i),
+        ValueRef::Real(f) if id <= whole_through => Mtime::Whole(f.floor() as i64),
+        ValueRef::Integer(i) => Mtime::Real(i as f64),
+        ValueRef::Real(f) => Mtime::Real(f),
+        _ => Mtime::Real(f64::NAN),
+    };
+    // An adopted row compares at whole seconds, whatever it holds.
+    let mtime = match exact {
+        Some(e) if id > whole_through => e,
+        _ => stored,
+    };
+    let gone = row.get::<_, i64>(6)? != 0;
+    Ok(Some((
+        name,
+        LiveEntry {
+            id,
+            // An impossible size makes the file look changed, so a damaged
+            // row is backed up again rather than trusted.
+            size: u64::try_from(size).unwrap_or(u64::MAX),
+            mtime,
+        },
+        gone,
+    )))
 }
 
 impl Catalog {
-    /// The latest backed-up version of every file not recorded as deleted
-    /// since, keyed by [`name_key`].
-    pub fn live_index(&self) -> Result<LiveIndex> {
-        let count: i64 = self
+    /// The streams need the index `filenames` to begin with `filename` in
+    /// byte order (BINARY); a catalogue edited by hand may lack it.
+    fn check_name_index(&self) -> Result<()> {
+        let first: Option<(String, String)> = self
             .conn
-            .query_row("SELECT count(*) FROM files WHERE copied=1", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT name, coll FROM pragma_index_xinfo('filenames') WHERE seqno = 0",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                        r.get(1)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        match first {
+            Some((col, coll)) if col == "filename" && coll.eq_ignore_ascii_case("BINARY") => Ok(()),
+            _ => Err(Error::Corrupt {
+                path: self.path.clone(),
+                why: "the index filenames is missing or not on filename in byte order \
+                      (recreate it: CREATE INDEX filenames ON files(filename, copied))"
+                    .into(),
+            }),
+        }
+    }
+
+    /// The live files, to be looked up in name order (see [`LiveFiles`]).
+    pub fn live_files(&self) -> Result<LiveFiles> {
+        let max_id: i64 = self
+            .conn
+            .query_row("SELECT coalesce(max(id), 0) FROM files", [], |r| r.get(0))
             .map_err(|e| self.err(e))?;
         let whole_through = self.whole_second_mtimes_through()?;
-        let mut entries: Vec<([u64; 2], LiveEntry)> =
-            Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-        // With attrs, a version's exact mtime is what the scan compares.
-        let sql = if self.has_tree_tables()? {
-            "SELECT f.id, f.filename, f.size, f.mtime, a.mtime_sec, a.mtime_nsec
-             FROM files f LEFT JOIN attrs a ON a.file_id = f.id WHERE f.copied=1 ORDER BY f.id"
-        } else {
-            "SELECT id, filename, size, mtime, NULL, NULL FROM files WHERE copied=1 ORDER BY id"
-        };
-        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            let id: i64 = row.get(0).map_err(|e| self.err(e))?;
-            let key = match row.get_ref(1).map_err(|e| self.err(e))? {
-                ValueRef::Text(b) | ValueRef::Blob(b) => split_key(name_key(b)),
-                _ => continue,
-            };
-            let size = row
-                .get_ref(2)
-                .map_err(|e| self.err(e))?
-                .as_i64()
-                .unwrap_or(-1);
-            // The rule comes from the row's id, never from how SQLite
-            // stored the value: our REAL mtime of a whole second is stored
-            // as an INTEGER, and must still compare to the sub-second.
-            let exact = match (
-                row.get_ref(4).map_err(|e| self.err(e))?.as_i64().ok(),
-                row.get_ref(5).map_err(|e| self.err(e))?.as_i64().ok(),
-            ) {
-                (Some(s), Some(n)) if (0..1_000_000_000).contains(&n) => {
-                    Some(Mtime::Exact(s, n as u32))
-                }
-                _ => None,
-            };
-            let stored = match row.get_ref(3).map_err(|e| self.err(e))? {
-                ValueRef::Integer(i) if id <= whole_through => Mtime::Whole(i),
-                ValueRef::Real(f) if id <= whole_through => Mtime::Whole(f.floor() as i64),
-                ValueRef::Integer(i) => Mtime::Real(i as f64),
-                ValueRef::Real(f) => Mtime::Real(f),
-                _ => Mtime::Real(f64::NAN),
-            };
-            // An adopted row compares at whole seconds, whatever it holds.
-            let mtime = match exact {
-                Some(e) if id > whole_through => e,
-                _ => stored,
-            };
-            entries.push((
-                key,
-                LiveEntry {
-                    id,
-                    // An impossible size makes the file look changed, so a
-                    // damaged row is backed up again rather than trusted.
-                    size: u64::try_from(size).unwrap_or(u64::MAX),
-                    mtime,
-                    seen: false,
-                    gone: false,
-                },
-            ));
-        }
-        drop(rows);
-        drop(stmt);
-        // Rows came in id order; a stable sort by key keeps each name's
-        // versions in id order, and the last one is the latest.
-        entries.sort_by_key(|e| e.0);
-        let mut w = 0;
-        for r in 0..entries.len() {
-            if r + 1 < entries.len() && entries[r + 1].0 == entries[r].0 {
-                continue;
-            }
-            entries.swap(w, r);
-            w += 1;
-        }
-        entries.truncate(w);
-        entries.shrink_to_fit();
-        let mut live = LiveIndex::new(entries);
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT d.file_id, f.filename FROM deletions d JOIN files f ON f.id = d.file_id",
-            )
+        let with_attrs = self.has_tree_tables()?;
+        self.check_name_index()?;
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| self.err(e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            let file_id: i64 = row.get(0).map_err(|e| self.err(e))?;
-            if let Some(name) = names::from_sql(row.get_ref(1).map_err(|e| self.err(e))?) {
-                if let Some(e) = live.get_mut(&name_key(&name)) {
-                    if e.id == file_id {
-                        e.gone = true;
-                    }
-                }
-            }
-        }
-        Ok(live)
+        Ok(LiveFiles {
+            conn,
+            path: self.path.clone(),
+            max_id,
+            whole_through,
+            with_attrs,
+            chunk: CHUNK,
+            streams: [Stream::new(Storage::Text), Stream::new(Storage::Blob)],
+            last: None,
+            unseen: Vec::new(),
+            seen_late: HashSet::new(),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::BTreeMap;
 
-    fn index_of(keys: &[u128]) -> LiveIndex {
-        let mut entries: Vec<([u64; 2], LiveEntry)> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, &k)| {
-                (
-                    split_key(k),
-                    LiveEntry {
-                        id: i as i64,
-                        size: 0,
-                        mtime: Mtime::Real(0.0),
-                        seen: false,
-                        gone: false,
-                    },
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::catalog::Settings;
+
+    fn catalogue(dir: &std::path::Path) -> Catalog {
+        let settings = Settings {
+            watched: dir.join("w"),
+            disc_size: 1 << 30,
+            excludes: Vec::new(),
+            uuid: "u".into(),
+            name: "n".into(),
+            ecc: false,
+        };
+        Catalog::create(&dir.join("manifest.db"), &settings).unwrap()
+    }
+
+    /// A version of a name: stored as a blob or not, copied or not,
+    /// deleted after or not.
+    #[derive(Debug, Clone)]
+    struct Version {
+        name: Vec<u8>,
+        blob: bool,
+        copied: bool,
+        deleted: bool,
+    }
+
+    fn insert(cat: &Catalog, versions: &[Version]) {
+        for (i, v) in versions.iter().enumerate() {
+            let id = i as i64 + 1;
+            let name: rusqlite::types::Value = if v.blob {
+                rusqlite::types::Value::Blob(v.name.clone())
+            } else {
+                // As TEXT even when not UTF-8, as an adopted set may hold.
+                rusqlite::types::Value::Text(unsafe { String::from_utf8_unchecked(v.name.clone()) })
+            };
+            cat.conn
+                .execute(
+                    "INSERT INTO files(id, filename, size, mtime, disc_id, copied)
+                     VALUES (?1, ?2, ?3, 1.5, 1, ?4)",
+                    params![id, name, id * 10, v.copied],
                 )
+                .unwrap();
+            if v.deleted {
+                cat.conn
+                    .execute(
+                        "INSERT INTO deletions(filename, deleted, file_id)
+                         SELECT filename, 2.0, id FROM files WHERE id=?1",
+                        [id],
+                    )
+                    .unwrap();
+            }
+        }
+    }
+
+    /// The latest copied version of each name, by its bytes, if live.
+    fn model(versions: &[Version]) -> BTreeMap<Vec<u8>, i64> {
+        let mut latest: BTreeMap<Vec<u8>, (i64, bool)> = BTreeMap::new();
+        for (i, v) in versions.iter().enumerate() {
+            if v.copied {
+                latest.insert(v.name.clone(), (i as i64 + 1, v.deleted));
+            }
+        }
+        latest
+            .into_iter()
+            .filter(|(_, (_, gone))| !gone)
+            .map(|(n, (id, _))| (n, id))
+            .collect()
+    }
+
+    fn name() -> impl Strategy<Value = Vec<u8>> {
+        // Few distinct bytes, so names share prefixes and repeat; bytes
+        // around `/`, high bytes that are not UTF-8.
+        proptest::collection::vec(
+            prop_oneof![
+                Just(b'/'),
+                Just(b'-'),
+                Just(b'0'),
+                Just(b'a'),
+                Just(0xffu8),
+                Just(0xc3u8)
+            ],
+            1..5,
+        )
+        .prop_map(|mut n| {
+            n.insert(0, b'/');
+            n
+        })
+    }
+
+    fn version() -> impl Strategy<Value = Version> {
+        (
+            name(),
+            any::<bool>(),
+            prop::bool::weighted(0.8),
+            prop::bool::weighted(0.2),
+        )
+            .prop_map(|(name, blob, copied, deleted)| Version {
+                name,
+                blob,
+                copied,
+                deleted,
             })
-            .collect();
-        entries.sort_by_key(|e| e.0);
-        LiveIndex::new(entries)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Looking up any names in order (and a few out of order), at any
+        /// chunk size, finds exactly the model's live versions, and what
+        /// was not looked up comes back unseen, each once.
+        #[test]
+        fn lookups_and_unseen_match_the_model(
+            versions in proptest::collection::vec(version(), 0..60),
+            asked in proptest::collection::vec(name(), 0..30),
+            late in proptest::collection::vec(name(), 0..3),
+            chunk in 1usize..6,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let cat = catalogue(dir.path());
+            insert(&cat, &versions);
+            let live_model = model(&versions);
+            let mut asked: Vec<Vec<u8>> = asked;
+            asked.sort();
+            asked.dedup();
+            let mut live = cat.live_files().unwrap();
+            live.chunk = chunk;
+            let mut looked = std::collections::BTreeSet::new();
+            for n in &asked {
+                let got = live.lookup(n).unwrap().map(|e| e.id);
+                prop_assert_eq!(got, live_model.get(n).copied(), "lookup of {:?}", n);
+                looked.insert(n.clone());
+            }
+            for n in &late {
+                let got = live.lookup(n).unwrap().map(|e| e.id);
+                prop_assert_eq!(got, live_model.get(n).copied(), "late lookup of {:?}", n);
+                looked.insert(n.clone());
+            }
+            let unseen = live.finish().unwrap();
+            let want: Vec<i64> = live_model
+                .iter()
+                .filter(|(n, _)| !looked.contains(*n))
+                .map(|(_, id)| *id)
+                .collect();
+            let mut got = unseen.clone();
+            got.sort_unstable();
+            let mut want_sorted = want.clone();
+            want_sorted.sort_unstable();
+            prop_assert_eq!(got, want_sorted);
+        }
     }
 
     #[test]
-    fn every_key_is_found_and_no_other_at_any_size() {
-        for n in [0usize, 1, 5, 63, 64, 65, 1000, 4097, 50_000] {
-            let mut keys: Vec<u128> = (0..n as u64)
-                .map(|i| name_key(format!("/f{i}").as_bytes()))
-                .collect();
-            // The edges of the key space, where buckets start and end.
-            if n > 2 {
-                keys[0] = 0;
-                keys[1] = u128::MAX;
-                keys[2] = (u128::from(u64::MAX) << 64) | 7;
-            }
-            let mut idx = index_of(&keys);
-            for (i, k) in keys.iter().enumerate() {
-                assert_eq!(
-                    idx.get_mut(k).map(|e| e.id),
-                    Some(i as i64),
-                    "n={n} key {i}"
+    fn a_name_index_in_another_order_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = catalogue(dir.path());
+        assert!(cat.live_files().is_ok());
+        cat.conn
+            .execute_batch(
+                "DROP INDEX filenames;
+                 CREATE INDEX filenames ON files(filename COLLATE NOCASE, copied);",
+            )
+            .unwrap();
+        let err = cat.live_files().err().expect("refused").to_string();
+        assert!(err.contains("index filenames"), "{err}");
+        cat.conn.execute_batch("DROP INDEX filenames;").unwrap();
+        assert!(cat.live_files().is_err());
+    }
+
+    #[test]
+    fn rows_written_after_the_start_are_never_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = catalogue(dir.path());
+        let v = |n: &[u8]| Version {
+            name: n.to_vec(),
+            blob: false,
+            copied: true,
+            deleted: false,
+        };
+        insert(&cat, &[v(b"/a"), v(b"/c")]);
+        let mut live = cat.live_files().unwrap();
+        live.chunk = 1;
+        assert_eq!(live.lookup(b"/a").unwrap().map(|e| e.id), Some(1));
+        // The run stages /b (a new name behind the walk) and /d (ahead).
+        cat.conn
+            .execute_batch(
+                "INSERT INTO files(id, filename, size, mtime, disc_id, copied)
+                 VALUES (3, '/b', 1, 1.0, 1, 1), (4, '/d', 1, 1.0, 1, 1)",
+            )
+            .unwrap();
+        assert_eq!(live.lookup(b"/c").unwrap().map(|e| e.id), Some(2));
+        assert_eq!(live.lookup(b"/d").unwrap().map(|e| e.id), None);
+        assert_eq!(live.finish().unwrap(), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn the_streams_read_the_index_in_order_without_sorting() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = catalogue(dir.path());
+        for with_attrs in [true, false] {
+            for (storage, after) in [
+                (Storage::Text, false),
+                (Storage::Text, true),
+                (Storage::Blob, false),
+                (Storage::Blob, true),
+            ] {
+                let sql = format!(
+                    "EXPLAIN QUERY PLAN {}",
+                    chunk_sql(storage, after, with_attrs)
                 );
-            }
-            for i in 0..200u64 {
-                let absent = name_key(format!("/absent{i}").as_bytes());
-                assert!(idx.get_mut(&absent).is_none(), "n={n}");
+                let mut stmt = cat.conn.prepare(&sql).unwrap();
+                let get = |r: &rusqlite::Row<'_>| r.get::<_, String>(3);
+                let plan: Vec<String> = if after {
+                    stmt.query_map(params![1, 1, "x"], get)
+                } else {
+                    stmt.query_map(params![1, 1], get)
+                }
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+                let plan = plan.join("\n");
+                assert!(plan.contains("USING INDEX filenames"), "{plan}");
+                assert!(!plan.contains("TEMP B-TREE"), "{plan}");
             }
         }
     }

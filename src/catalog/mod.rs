@@ -43,7 +43,7 @@ pub mod tree;
 pub use damaged::{damaged_ids, record_damaged_in_frozen, Damaged, FileRecord};
 pub use discs::{Disc, DiscFile, DiscUsage, Image, Totals};
 pub use files::NewFile;
-pub use live::{name_key, LiveEntry, LiveIndex, Mtime};
+pub use live::{name_key, LiveEntry, LiveFiles, Mtime};
 use settings::put_settings;
 pub use settings::Settings;
 pub use splits::{PartRecord, PartRow, SplitInProgress};
