@@ -54,11 +54,6 @@ cleanup_run() {
     fi
 }
 
-# median in seconds of command number $2 in hyperfine's JSON export $1
-median() {
-    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]["median"])' "$1" "$2"
-}
-
 # peak RSS in bytes of a command, from /usr/bin/time -v (any exit status);
 # its stdout goes to $1, its stderr to $1.err
 peak_rss() {
