@@ -68,9 +68,11 @@ done
 mkdir -p "$BENCH_DIR"
 avail_kb=$(df -Pk "$BENCH_DIR" | awk 'NR == 2 { print $4 }')
 avail_inodes=$(df -Pi "$BENCH_DIR" | awk 'NR == 2 { print $4 }')
-echo "space: SCALE_ROWS=\"$SCALE_ROWS\"$([[ $KEEP == 1 ]] && echo ' (KEEP=1: all at once)') needs about $((need_kb >> 20)) GiB and $need_inodes inodes; $((avail_kb >> 20)) GiB and $avail_inodes inodes free"
+# KiB -> "N GiB", or "N MiB" under a GiB.
+size_of() { if (($1 >= 1048576)); then echo "$(($1 >> 20)) GiB"; else echo "$(($1 >> 10)) MiB"; fi; }
+echo "space: SCALE_ROWS=\"$SCALE_ROWS\"$([[ $KEEP == 1 ]] && echo ' (KEEP=1: all at once)') needs about $(size_of "$need_kb") and $need_inodes inodes; $(size_of "$avail_kb") and $avail_inodes inodes free"
 if ((avail_kb < need_kb)); then
-    echo "error: not enough free space in $BENCH_DIR for SCALE_ROWS=\"$SCALE_ROWS\": about $((need_kb >> 20)) GiB needed, $((avail_kb >> 20)) GiB free" >&2
+    echo "error: not enough free space in $BENCH_DIR for SCALE_ROWS=\"$SCALE_ROWS\": about $(size_of "$need_kb") needed, $(size_of "$avail_kb") free" >&2
     rmdir "$BENCH_DIR" 2>/dev/null || true
     exit 2
 fi
