@@ -54,11 +54,6 @@ cleanup_run() {
     fi
 }
 
-# median in seconds of command number $2 in hyperfine's JSON export $1
-median() {
-    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]["median"])' "$1" "$2"
-}
-
 # peak RSS in bytes of a command, from /usr/bin/time -v (any exit status);
 # its stdout goes to $1, its stderr to $1.err
 peak_rss() {
@@ -86,9 +81,14 @@ record() {
 # OURS first in odd ones) so that a machine whose speed drifts weighs on
 # both alike. Writes "REF_SECONDS OURS_SECONDS" a pair a line to OUT.
 # Wall time of the whole command, from `date +%s.%N` on each side. One
-# pair first is not recorded (warm caches; PAIRS_WARMUP=0 for none).
+# pair first is not recorded (warm caches; PAIRS_WARMUP=N for N, 0 for
+# none). Either command failing stops the script, but for the exit
+# statuses PAIRS_STATUS lists (default "0"; "0 1" where a finding is
+# expected). PAIRS_QUIET=1: every run of OURS, warm-up included, must print
+# nothing, on stdout or stderr (an unchanged rescan), or the script stops.
 pairs() {
-    local out=$1 runs=$2 prepare=$3 ref=$4 ours=$5 i which cmd t0 t1 r o
+    local out=$1 runs=$2 prepare=$3 ref=$4 ours=$5 i which cmd t0 t1 r o rc
+    local ok=" ${PAIRS_STATUS:-0} " quiet=${PAIRS_QUIET:-0}
     : >"$out"
     for ((i = -${PAIRS_WARMUP:-1}; i < runs; i++)); do
         r="" o=""
@@ -96,13 +96,20 @@ pairs() {
             if [[ -n $prepare ]]; then sh -c "$prepare" >/dev/null 2>&1; fi
             cmd=$ref
             [[ $which == ours ]] && cmd=$ours
+            rc=0
             t0=$(date +%s.%N)
-            if ! sh -c "$cmd" >/dev/null 2>"$out.err"; then
-                echo "error: failed: $cmd" >&2
-                cat "$out.err" >&2
+            sh -c "$cmd" >"$out.stdout" 2>"$out.err" || rc=$?
+            t1=$(date +%s.%N)
+            if [[ $ok != *" $rc "* ]]; then
+                echo "error: exit status $rc: $cmd" >&2
+                head -20 "$out.err" >&2
                 return 1
             fi
-            t1=$(date +%s.%N)
+            if [[ $which == ours && $quiet == 1 && ( -s $out.stdout || -s $out.err ) ]]; then
+                echo "error: printed something, where nothing was expected: $cmd" >&2
+                head -5 "$out.stdout" "$out.err" >&2
+                return 1
+            fi
             if [[ $which == ref ]]; then
                 r=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
             else
@@ -113,27 +120,75 @@ pairs() {
         echo "$r $o" >>"$out"
         echo "pair $((i + 1))/$runs: reference $r s, dbackup $o s"
     done
+    rm -f "$out.stdout"
+}
+
+# solo OUT RUNS PREPARE CMD: times CMD alone RUNS times (after one run not
+# counted, PAIRS_WARMUP as in pairs), each after PREPARE; writes its
+# seconds a run a line to OUT. For what has nothing to pair with.
+solo() {
+    local out=$1 runs=$2 prepare=$3 cmd=$4 i t0 t1 s
+    : >"$out"
+    for ((i = -${PAIRS_WARMUP:-1}; i < runs; i++)); do
+        if [[ -n $prepare ]]; then sh -c "$prepare" >/dev/null 2>&1; fi
+        t0=$(date +%s.%N)
+        if ! sh -c "$cmd" >/dev/null 2>"$out.err"; then
+            echo "error: failed: $cmd" >&2
+            head -20 "$out.err" >&2
+            return 1
+        fi
+        t1=$(date +%s.%N)
+        s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
+        if ((i < 0)); then continue; fi
+        echo "$s" >>"$out"
+        echo "run $((i + 1))/$runs: $s s"
+    done
+}
+
+# Statistics of the pairs in OUT (see pairs), tab-separated: the median
+# time of ours and of the reference, the median of the pair ratios (KIND
+# time: ours / reference; rate: reference / ours; abs: ours / reference,
+# shown for no goal), the smallest and largest ratio, the number of pairs,
+# and the spread of each side's times ("lo-hi" seconds).
+pair_stats() {
+    python3 - "$1" "$2" <<'PY'
+import statistics, sys
+pairs = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+ref = [p[0] for p in pairs]
+ours = [p[1] for p in pairs]
+ratios = [(r / o) if sys.argv[2] == "rate" else (o / r) for r, o in pairs]
+print(statistics.median(ours), statistics.median(ref), statistics.median(ratios),
+      min(ratios), max(ratios), len(pairs), "%g-%g" % (min(ours), max(ours)),
+      "%g-%g" % (min(ref), max(ref)), sep="\t")
+PY
 }
 
 # record_pairs NAME OUT REF_LABEL KIND GOAL RSS_BYTES [BYTES]: records the
 # pairs of OUT (see pairs) as record does, with the median of the pair
 # ratios and their spread (KIND time: ours / reference; rate: reference /
-# ours): a goal is met only when that median meets it.
+# ours): a goal is met only when that median meets it. KIND abs: the goal
+# bounds the median of our times; the spreads of both sides' times are
+# shown (the reference does other work: for scale only).
 record_pairs() {
-    local stats
-    stats=$(python3 - "$2" "$4" <<'PY'
-import statistics, sys
-pairs = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
-ref = statistics.median(p[0] for p in pairs)
-ours = statistics.median(p[1] for p in pairs)
-ratios = [(o / r) if sys.argv[2] == "time" else (r / o) for r, o in pairs]
-print(ours, ref, statistics.median(ratios), min(ratios), max(ratios), len(pairs), sep="\t")
-PY
-)
-    local ours ref ratio lo hi n
-    IFS=$'\t' read -r ours ref ratio lo hi n <<<"$stats"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$ours" "$ref" "$3" "$4" "$5" "$6" "${7:--}" \
-        "$ratio" "$lo-$hi over $n pairs" >>"$BENCH_RESULTS"
+    local ours ref ratio lo hi n ours_spread ref_spread
+    IFS=$'\t' read -r ours ref ratio lo hi n ours_spread ref_spread <<<"$(pair_stats "$2" "$4")"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$ours" "$ref" "$3" "$4" "$5" "$6" "${7:--}" \
+        "$ratio" "$lo-$hi over $n pairs" "$ours_spread" "$ref_spread" >>"$BENCH_RESULTS"
+}
+
+# The median of the numbers in file $1, one a line (see solo).
+median_of() {
+    python3 -c 'import statistics,sys; print(statistics.median(float(l) for l in open(sys.argv[1]) if l.strip()))' "$1"
+}
+
+# 1234567 -> 1,234,567 (names of measurements).
+commas() {
+    local n=$1 out=""
+    while ((${#n} > 3)); do
+        out=,${n: -3}$out
+        n=${n:0:${#n}-3}
+    done
+    echo "$n$out"
 }
 
 # Warns when other processes use the CPUs: the comparisons assume an idle machine.

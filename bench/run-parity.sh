@@ -1,35 +1,37 @@
 #!/usr/bin/env bash
 # Benchmarks of parity discs against the stock par2 (par2cmdline) doing the
-# same work, each pair in the same hyperfine run on the same data:
+# same work, as interleaved pairs on the same data (see `pairs` in
+# common.sh):
 #   1. building the parity disc of a 4+1 group of four PARITY_DISC_MB data
 #      images: dbackup-mkiso (par2 create over the images, then the parity
 #      image written, read back and recorded) vs par2 create alone with the
 #      arguments dbackup gives it (-s B -c 8 -f0 -n 1 -u, B the largest
-#      image over 8 rounded up to a sector) on the same four images;
+#      image over 8 rounded up to a sector) on the same four images; then
+#      against par2 create -m16 as dbackup runs it, for a note of what
+#      dbackup's own work costs;
 #   2. rebuilding a lost data disc from the three survivors and the parity
 #      disc: par2 repair in a folder of survivors (what a stranger does) vs
 #      dbackup-lost N --rebuild, when this build has it (otherwise only
-#      par2 repair is measured, and a note says so).
+#      par2 repair is timed, alone, and a note says so).
 # Peak memory of each command, par2's too, from one more run under
 # /usr/bin/time -v (a dbackup command's includes the par2 it runs). Run by
 # hand: bench/run-parity.sh (BENCH_QUICK=1 for a smoke run).
 #
-# Environment: PARITY_DISC_MB=250 (the data on each of the 4 discs), RUNS=3,
-# WARMUP=1, BENCH_DIR=target/bench, KEEP=1 (keep the data),
-# CARGO_TARGET_DIR. Disk: about 15 times PARITY_DISC_MB (sources, images,
+# Environment: PARITY_DISC_MB=250 (the data on each of the 4 discs),
+# PAIRS=3 (after one not counted), BENCH_DIR=target/bench, KEEP=1 (keep the
+# data), CARGO_TARGET_DIR. Disk: about 15 times PARITY_DISC_MB (sources, images,
 # the parity data of both sides, the survivors' .par2 files, rebuilt discs).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 if [[ $BENCH_QUICK == 1 ]]; then
     PARITY_DISC_MB=${PARITY_DISC_MB:-5}
-    RUNS=${RUNS:-2}
+    PAIRS=${PAIRS:-2}
 fi
 PARITY_DISC_MB=${PARITY_DISC_MB:-250}
-RUNS=${RUNS:-3}
-WARMUP=${WARMUP:-1}
+PAIRS=${PAIRS:-3}
 
-need_tools hyperfine python3 par2 bsdtar sqlite3 cmp
+need_tools python3 awk par2 bsdtar sqlite3 cmp
 build_release
 make_run_dir parity
 
@@ -87,32 +89,43 @@ par2_create_m16="par2 create -q -q -m16 -s$block -c8 -f0 -n1 -u -- parity-1.par2
 
 say "1. Building the parity disc of a 4+1 group of $((images >> 20)) MiB: dbackup-mkiso vs par2 create"
 check_idle
-hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$RUN/build.json" \
-    --prepare "sh -c '$(fresh_workdir "$W")'" \
-    --prepare "sh -c 'rm -f $R/*.par2'" \
-    --prepare "sh -c 'rm -f $R/*.par2'" \
-    "$B/dbackup-mkiso -w $W --no-progress -q" \
-    "sh -c 'cd $R && $par2_create'" \
-    "sh -c 'cd $R && $par2_create_m16'"
+# Before each run of either side: a fresh workdir, no .par2 files.
+pairs "$RUN/build.pairs" "$PAIRS" "$(fresh_workdir "$W") && rm -f $R/*.par2" \
+    "cd $R && $par2_create" \
+    "$B/dbackup-mkiso -w $W --no-progress -q"
+
+say "1b. The same against par2 create -m16, as dbackup runs it: what dbackup's own work costs"
+check_idle
+pairs "$RUN/build-m16.pairs" "$PAIRS" "$(fresh_workdir "$W") && rm -f $R/*.par2" \
+    "cd $R && $par2_create_m16" \
+    "$B/dbackup-mkiso -w $W --no-progress -q"
+# The median of the pairs' differences (dbackup minus par2 -m16), and their spread.
+python3 - "$RUN/build-m16.pairs" >>"$BENCH_RESULTS.notes" <<'PY'
+import statistics, sys
+pairs = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+d = [o - r for r, o in pairs]
+print("parity build: par2 create -m16 alone (as dbackup runs it) %.2f s, so dbackup's own work"
+      " (image written, flushed, read back) takes %.2f s (pairs %.2f-%.2f, %d pairs)"
+      % (statistics.median(r for r, _ in pairs), statistics.median(d), min(d), max(d), len(d)))
+PY
+
+# The last run of the pairs may have been the reference's, after a fresh
+# workdir: the run under /usr/bin/time -v, in a fresh one, is the one
+# checked, and its parity disc is the one the rebuild reads.
+sh -c "$(fresh_workdir "$W")"
+rss=$(peak_rss "$RUN/build.out" "$B/dbackup-mkiso" -w "$W" --no-progress -q)
+[[ -f $W/isos/parity-1-1.iso ]] || { echo "error: no parity image:" >&2; cat "$RUN/build.out.err" >&2; exit 2; }
 recorded=$(sqlite3 "$W/manifest.db" "SELECT block_size FROM parity_groups WHERE id=1")
 if [[ $recorded != "$block" ]]; then
     echo "WARNING: dbackup used blocks of $recorded bytes, the reference $block" >&2
     printf 'parity build: dbackup used blocks of %s bytes, the reference %s: not the same work\n' \
         "$recorded" "$block" >>"$BENCH_RESULTS.notes"
 fi
-sh -c "$(fresh_workdir "$W")"
-rss=$(peak_rss "$RUN/build.out" "$B/dbackup-mkiso" -w "$W" --no-progress -q)
-[[ -f $W/isos/parity-1-1.iso ]] || { echo "error: no parity image:" >&2; cat "$RUN/build.out.err" >&2; exit 2; }
 rm -f "$R"/*.par2
 ref_rss=$(cd "$R" && peak_rss "$RUN/ref-build.out" sh -c "$par2_create")
-record "build the parity disc of a 4+1 group of 4 x $((largest >> 20)) MiB images" \
-    "$(median "$RUN/build.json" 0)" "$(median "$RUN/build.json" 1)" \
-    "par2 create -s$block -c8 -n1" time "<=1.1" "$rss" "$images"
+record_pairs "build the parity disc of a 4+1 group of 4 x $((largest >> 20)) MiB images" \
+    "$RUN/build.pairs" "par2 create -s$block -c8 -n1" time "<=1.1" "$rss" "$images"
 printf 'parity build: peak RSS of par2 create alone %s MiB\n' "$((ref_rss >> 20))" >>"$BENCH_RESULTS.notes"
-printf 'parity build: par2 create -m16 alone (as dbackup runs it) %s s, so dbackup'"'"'s own work (image written, flushed, read back) takes %s s\n' \
-    "$(printf '%.2f' "$(median "$RUN/build.json" 2)")" \
-    "$(python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) - float(sys.argv[2])))" "$(median "$RUN/build.json" 0)" "$(median "$RUN/build.json" 2)")" \
-    >>"$BENCH_RESULTS.notes"
 
 say "2. Rebuilding lost disc 3 from discs 1, 2, 4 and the parity disc"
 S=$RUN/survivors
@@ -139,24 +152,19 @@ if "$B/dbackup-lost" --help 2>/dev/null | grep -q -- '--rebuild'; then
 fi
 check_idle
 if [[ $have_rebuild == 1 ]]; then
-    hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$RUN/rebuild.json" \
-        --prepare "rm -f $rebuilt" \
-        --prepare "rm -f $S/disc-3.iso" \
-        "$lost_cmd" \
-        "sh -c '$repair'"
+    pairs "$RUN/rebuild.pairs" "$PAIRS" "rm -f $rebuilt $S/disc-3.iso" \
+        "$repair" \
+        "$lost_cmd"
     rm -f "$rebuilt"
     # shellcheck disable=SC2086
     rss=$(peak_rss "$RUN/lost.out" $lost_cmd)
     cmp "$rebuilt" "$T/isos/disc-3.iso"
-    record "rebuild a lost $((largest >> 20)) MiB disc from 3 survivors and the parity disc" \
-        "$(median "$RUN/rebuild.json" 0)" "$(median "$RUN/rebuild.json" 1)" \
-        "par2 repair" time "<=1.1" "$rss" "$largest"
-    repair_s=$(median "$RUN/rebuild.json" 1)
+    record_pairs "rebuild a lost $((largest >> 20)) MiB disc from 3 survivors and the parity disc" \
+        "$RUN/rebuild.pairs" "par2 repair" time "<=1.1" "$rss" "$largest"
+    repair_s=$(pair_stats "$RUN/rebuild.pairs" time | cut -f2)
 else
-    hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$RUN/rebuild.json" \
-        --prepare "rm -f $S/disc-3.iso" \
-        "sh -c '$repair'"
-    repair_s=$(median "$RUN/rebuild.json" 0)
+    solo "$RUN/rebuild.times" "$PAIRS" "rm -f $S/disc-3.iso" "$repair"
+    repair_s=$(median_of "$RUN/rebuild.times")
     printf 'rebuild: %s; only par2 repair measured\n' "$why_not" >>"$BENCH_RESULTS.notes"
 fi
 rm -f "$S/disc-3.iso"

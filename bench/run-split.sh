@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks of a file larger than a disc against the plain tools doing the
-# same work, each pair in the same hyperfine run on the same data:
+# same work, as interleaved pairs on the same data (see `pairs` in
+# common.sh):
 #   1. staging one SPLIT_MB file onto SPLIT_DISC_MB discs with dbackup-stage
 #      (monitor, then close: every part copied while hashed, each disc's
 #      image built and read back as it fills) vs md5sum of the file plus
@@ -12,8 +13,8 @@
 # /usr/bin/time -v. Run by hand: bench/run-split.sh (BENCH_QUICK=1 for a
 # smoke run).
 #
-# Environment: SPLIT_MB=10240, SPLIT_DISC_MB=2048, RUNS=3, WARMUP=1,
-# BENCH_DIR=target/bench, KEEP=1 (keep the data), CARGO_TARGET_DIR.
+# Environment: SPLIT_MB=10240, SPLIT_DISC_MB=2048, PAIRS=3 (after one not
+# counted), BENCH_DIR=target/bench, KEEP=1 (keep the data), CARGO_TARGET_DIR.
 # Disk: about 4.5 times SPLIT_MB (source, images, two restores).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -21,14 +22,13 @@ set -euo pipefail
 if [[ $BENCH_QUICK == 1 ]]; then
     SPLIT_MB=${SPLIT_MB:-300}
     SPLIT_DISC_MB=${SPLIT_DISC_MB:-64}
-    RUNS=${RUNS:-2}
+    PAIRS=${PAIRS:-2}
 fi
 SPLIT_MB=${SPLIT_MB:-10240}
 SPLIT_DISC_MB=${SPLIT_DISC_MB:-2048}
-RUNS=${RUNS:-3}
-WARMUP=${WARMUP:-1}
+PAIRS=${PAIRS:-3}
 
-need_tools hyperfine python3 xorriso bsdtar md5sum
+need_tools python3 awk xorriso bsdtar md5sum
 build_release
 make_run_dir split
 
@@ -48,18 +48,16 @@ stage="$B/dbackup-stage -w $RUN/work --no-progress"
 
 say "1. Staging it onto ${SPLIT_DISC_MB} MiB discs: dbackup-stage vs md5sum + xorriso"
 check_idle
-hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$RUN/stage.json" \
-    --prepare "sh -c 'rm -rf $RUN/work $RUN/x.iso && $stage init $RUN/src --disc-size $disc >/dev/null'" \
-    "sh -c '$stage monitor >/dev/null && $stage close >/dev/null'" \
-    "sh -c 'md5sum $RUN/src/video.mp4 >/dev/null && xorriso -as mkisofs -quiet -r -J -iso-level 3 -o $RUN/x.iso $RUN/src'"
+pairs "$RUN/stage.pairs" "$PAIRS" "rm -rf $RUN/work $RUN/x.iso && $stage init $RUN/src --disc-size $disc >/dev/null" \
+    "md5sum $RUN/src/video.mp4 >/dev/null && xorriso -as mkisofs -quiet -r -J -iso-level 3 -o $RUN/x.iso $RUN/src" \
+    "$stage monitor >/dev/null && $stage close >/dev/null"
 rm -f "$RUN/x.iso"
 rm -rf "$RUN/work"
 $stage init "$RUN/src" --disc-size "$disc" >/dev/null
 rss=$(peak_rss "$RUN/stage.out" sh -c "$stage monitor && $stage close")
 parts=$(ls "$RUN/work/isos" | grep -c '^disc-.*\.iso$')
-record "stage a ${SPLIT_MB} MiB file in ${parts} parts on ${SPLIT_DISC_MB} MiB discs" \
-    "$(median "$RUN/stage.json" 0)" "$(median "$RUN/stage.json" 1)" \
-    "md5sum + xorriso" rate ">=0.9" "$rss" "$bytes"
+record_pairs "stage a ${SPLIT_MB} MiB file in ${parts} parts on ${SPLIT_DISC_MB} MiB discs" \
+    "$RUN/stage.pairs" "md5sum + xorriso" rate ">=0.9" "$rss" "$bytes"
 
 say "2. Restoring it from its ${parts} images: dbackup-restore vs bsdtar -xf + cat + md5sum"
 isos=$(ls "$RUN"/work/isos/disc-*.iso | sort -V | tr '\n' ' ')
@@ -74,16 +72,14 @@ find $RUN/r2/files -type f -name '*.*' | awk -F. '{ print \$NF, \$0 }' | sort -n
 md5sum $RUN/r2/video.mp4 >/dev/null
 REF
 check_idle
-hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$RUN/restore.json" \
-    --prepare "rm -rf $RUN/r1 $RUN/r2" \
-    "$B/dbackup-restore --no-progress -q $discs --to $RUN/r1" \
-    "sh $RUN/ref-restore.sh"
+pairs "$RUN/restore.pairs" "$PAIRS" "rm -rf $RUN/r1 $RUN/r2" \
+    "sh $RUN/ref-restore.sh" \
+    "$B/dbackup-restore --no-progress -q $discs --to $RUN/r1"
 rm -rf "$RUN/r1" "$RUN/r2"
 # shellcheck disable=SC2086
 rss=$(peak_rss "$RUN/restore.out" "$B/dbackup-restore" --no-progress -q $discs --to "$RUN/r1")
 cmp "$RUN/r1/video.mp4" "$RUN/src/video.mp4"
-record "restore a ${SPLIT_MB} MiB file from ${parts} discs" \
-    "$(median "$RUN/restore.json" 0)" "$(median "$RUN/restore.json" 1)" \
-    "bsdtar -xf + cat + md5sum" time "<=1.5" "$rss"
+record_pairs "restore a ${SPLIT_MB} MiB file from ${parts} discs" \
+    "$RUN/restore.pairs" "bsdtar -xf + cat + md5sum" time "<=1.5" "$rss"
 
 print_table

@@ -4,7 +4,10 @@
 usage: table.py RESULTS [MACHINE_FILE]
 
 RESULTS holds one tab-separated line per comparison, written by `record` in
-bench/common.sh: NAME OURS_S REF_S REF_LABEL KIND GOAL RSS_BYTES BYTES.
+bench/common.sh: NAME OURS_S REF_S REF_LABEL KIND GOAL RSS_BYTES BYTES, and
+by `record_pairs` with four more fields: the median of the pair ratios, their
+spread ("lo-hi over N pairs"), and the spread of our times and of the
+reference's ("lo-hi" seconds), shown for goals on our time alone.
 MACHINE_FILE, if given, holds "key: value" lines printed above the table.
 A last row checks the peak memory of every dbackup command against 100 MiB.
 """
@@ -17,6 +20,15 @@ RSS_GOAL = 100 * MiB
 
 def t(sec):
     return f"{sec * 1000:.0f} ms" if sec < 1 else f"{sec:.2f} s"
+
+
+def span(spread):
+    """'lo-hi' seconds -> '110-130 ms' or '1.10-1.30 s'."""
+    lo, _, hi = spread.partition("-")
+    lo, hi = float(lo), float(hi)
+    if hi < 1:
+        return f"{lo * 1000:.0f}-{hi * 1000:.0f} ms"
+    return f"{lo:.2f}-{hi:.2f} s"
 
 
 def met(value, goal):
@@ -47,8 +59,9 @@ def main():
         fields = line.rstrip("\n").split("\t")
         name, ours, ref, ref_label, kind, goal, rss, nbytes = fields[:8]
         # Interleaved pairs (record_pairs): the median of the pair ratios,
-        # and their spread.
+        # and their spread; then the spread of each side's times.
         paired = (float(fields[8]), fields[9]) if len(fields) > 9 else None
+        spreads = (fields[10], fields[11]) if len(fields) > 11 else None
         ours = float(ours)
         ref = None if ref == "-" else float(ref)
         rss = None if rss == "-" else int(float(rss))
@@ -70,6 +83,11 @@ def main():
         elif kind == "abs":
             ratio_shown, goal_shown = "-", f"{pretty(goal)} s"
             ok = met(ours, goal)
+            # Not the same work: each side's times, not a ratio.
+            if spreads:
+                shown += f" ({span(spreads[0])})"
+                if ref is not None:
+                    ref_shown = f"{t(ref)} ({span(spreads[1])}, {ref_label})"
         else:
             raise ValueError(f"bad kind {kind!r}")
         if rss is not None:
