@@ -350,11 +350,12 @@ pub(super) fn plan_resuming(
     resumable: &Resumable,
 ) -> Result<Plan> {
     // Only a crafted manifest has two names for one path (`a/b` and
-    // `/a/b`): the second would replace the first. Paths are told apart
-    // by a 128-bit hash, not kept; when two hashes meet, the plan is made
-    // again with the names of those hashes set aside and compared exactly,
-    // in name order, so a chance collision refuses nothing and the name
-    // refused does not depend on the manifest's order.
+    // `/a/b`, or one name stored as text and as a blob): the second would
+    // replace the first. Paths are not kept (see [`PathOrder`]); when one
+    // may have been met before, the plan is made again with the names of
+    // its hash set aside and compared exactly, in name order, so a chance
+    // collision refuses nothing and the name refused does not depend on
+    // the manifest's order.
     let (plan, collided) = plan_with(opts, set, &HashSet::new(), resumable)?;
     if collided.is_empty() {
         return Ok(plan);
@@ -362,8 +363,37 @@ pub(super) fn plan_resuming(
     Ok(plan_with(opts, set, &collided, resumable)?.0)
 }
 
+/// Tells, holding one path, whether a path is met for the first time.
+/// A sound manifest gives its names (text, each with its leading `/`) in
+/// byte order, so their paths come strictly ascending: a path above the
+/// last one is new. A path that is not (a name without its `/`, a blob,
+/// a manifest ordered otherwise) may be one met before: its hash is kept,
+/// and it counts as met twice, which makes the caller decide its names
+/// exactly. Memory grows with those paths only, never with the sound ones.
+#[derive(Default)]
+struct PathOrder {
+    /// The last path that came in order.
+    last: Vec<u8>,
+    /// The hashes of the paths that came out of order.
+    odd: HashSet<u128>,
+}
+
+impl PathOrder {
+    /// Whether `rel` (of hash `hash`) is surely met for the first time.
+    fn first(&mut self, rel: &[u8], hash: u128) -> bool {
+        if rel > self.last.as_slice() && !self.odd.contains(&hash) {
+            self.last.clear();
+            self.last.extend_from_slice(rel);
+            return true;
+        }
+        self.odd.insert(hash);
+        false
+    }
+}
+
 /// One planning pass; the names whose path hash is in `aside` are decided
-/// exactly at the end. Returns the plan and the path hashes met twice.
+/// exactly at the end. Returns the plan and the path hashes that may have
+/// been met twice.
 fn plan_with(
     opts: &RestoreOptions,
     set: &DiscSet,
@@ -430,7 +460,7 @@ fn plan_with(
         lost_files: BTreeMap::new(),
         damaged,
     };
-    let mut paths: HashSet<u128> = HashSet::new();
+    let mut paths = PathOrder::default();
     let mut collided: HashSet<u128> = HashSet::new();
     let mut set_aside: Vec<FileState> = Vec::new();
     let invalid = history::for_each_file(history, &opts.matcher, opts.as_of, &mut |file| {
@@ -457,7 +487,7 @@ fn plan_with(
                 let hash = xxhash_rust::xxh3::xxh3_128(rel);
                 if aside.contains(&hash) {
                     set_aside.push(file);
-                } else if paths.insert(hash) {
+                } else if paths.first(rel, hash) {
                     planner.add(&file, Ok(()));
                 } else {
                     collided.insert(hash);
