@@ -10,7 +10,9 @@
 #   3. dbackup-lost's report on one disc of that manifest;
 #   4. dbackup-restore --dry-run (the plan of restoring every file) given
 #      the folder holding that manifest as the newest disc: the other 299
-#      are reported missing;
+#      are reported missing; then the plan of a real restore, with --drive
+#      and stdin not a terminal: every file planned to be read, nothing
+#      asked for, nothing restored;
 #   5. dbackup-stage report --html of the workdir of step 1 (its page size,
 #      and its search timed in headless Chromium when installed).
 # Peak memory of each from one more run under /usr/bin/time -v.
@@ -119,6 +121,17 @@ grep -q '^Restore plan' "$RUN/plan.out" || { echo "error: dbackup-restore printe
 [[ ! -e $RUN/restored ]] || { echo "error: the dry run wrote to its target" >&2; exit 2; }
 record "restore plan, every file of $ROWS rows" "$(median "$RUN/plan.json" 0)" "$(median "$RUN/plan.json" 1)" \
     "sqlite3 GROUP BY" abs "<10" "$rss"
+# The plan of a real restore keeps what writing needs; with --drive and
+# stdin not a terminal (hyperfine gives /dev/null) it is made and told,
+# and nothing is asked for or written.
+mkdir -p "$RUN/drive"
+check_idle
+hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$RUN/plan-real.json" -i \
+    "$B/dbackup-restore --no-progress -d $M --drive $RUN/drive --to $RUN/restored"
+rss=$(peak_rss "$RUN/plan-real.out" "$B/dbackup-restore" --no-progress -d "$M" --drive "$RUN/drive" --to "$RUN/restored" </dev/null)
+grep -q '^Restore plan' "$RUN/plan-real.out" || { echo "error: dbackup-restore printed no plan" >&2; exit 2; }
+[[ ! -e $RUN/restored ]] || { echo "error: the run without a terminal wrote to its target" >&2; exit 2; }
+record "restore plan of a real restore, every file of $ROWS rows" "$(median "$RUN/plan-real.json" 0)" - - abs "<10" "$rss"
 
 say "5. Status page of the workdir of $ROWS files: dbackup-stage report --html (sqlite3 reading every name in order for scale)"
 check_idle
