@@ -189,6 +189,17 @@ scale_at() {
     grep -q '^Restore plan' "$R/plan.out" || { echo "error: dbackup-restore printed no plan" >&2; exit 2; }
     [[ ! -e $R/restored ]] || { echo "error: the dry run wrote to its target" >&2; exit 2; }
     record_pairs "restore plan, every file of $n rows" "$R/plan.pairs" "sqlite3 GROUP BY" abs "<10" "$rss"
+    # The plan of a real restore keeps what writing needs; with --drive and
+    # stdin not a terminal it is made and told, and nothing is asked for or
+    # written (it exits non-zero: the discs were not inserted).
+    mkdir -p "$R/drive"
+    check_idle
+    solo "$R/plan-real.times" "$PAIRS" "" \
+        "$B/dbackup-restore --no-progress -d $M --drive $R/drive --to $R/restored </dev/null; [ \$? -ne 101 ]"
+    rss=$(peak_rss "$R/plan-real.out" "$B/dbackup-restore" --no-progress -d "$M" --drive "$R/drive" --to "$R/restored" </dev/null)
+    grep -q '^Restore plan' "$R/plan-real.out" || { echo "error: dbackup-restore printed no plan" >&2; exit 2; }
+    [[ ! -e $R/restored ]] || { echo "error: the run without a terminal wrote to its target" >&2; exit 2; }
+    record "restore plan of a real restore, every file of $n rows" "$(median_of "$R/plan-real.times")" - - abs "<10" "$rss"
 
     say "5. Status page of the workdir of $n files: dbackup-stage report --html (sqlite3 reading every name in order for scale)"
     check_idle

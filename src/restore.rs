@@ -52,7 +52,7 @@ use drive::ask_for_disc;
 use execute::Run;
 use journal::Resumable;
 use plan::{is_at, plan_resuming};
-use report::{not_restored, stop_before};
+use report::{not_restored, not_restored_id, stop_before};
 use target::Target;
 
 /// Why a restore could not run at all.
@@ -109,9 +109,10 @@ pub struct RestoreOptions {
     /// nothing.
     pub interactive: bool,
     /// List every file the plan already knows cannot be restored (its
-    /// disc missing or lost) in [`Report::failed`]; without, they are
-    /// only counted in [`Report::unlisted`], and a dry run keeps nothing
-    /// per file (a plan can cover millions).
+    /// disc missing or lost), and every file of a disc a stopped run did
+    /// not reach, in [`Report::failed`]; without, they are only counted in
+    /// [`Report::unlisted`], and a dry run keeps nothing per file (a plan
+    /// can cover millions).
     pub list_failed: bool,
     /// Where an image rebuilt from parity is written for the run (default:
     /// the system's temp folder).
@@ -275,10 +276,16 @@ pub fn restore(
             }
             continue;
         }
-        for it in &d.items {
+        let got = plan::disc_items(set.history(), d);
+        for it in &got.items {
             report
                 .failed
                 .push(not_restored(it, d.disc, kind, why.clone()));
+        }
+        for &id in &got.gone {
+            report
+                .failed
+                .push(not_restored_id(id, d.disc, kind, why.clone()));
         }
     }
     // Nothing chosen: nothing to write, not even the target folder.
@@ -293,6 +300,8 @@ pub fn restore(
     if needs_drive && !opts.interactive {
         stop_before(
             &mut report,
+            set.history(),
+            opts.list_failed,
             0,
             "stdin is not a terminal, so no disc can be asked for at the drive; nothing was restored"
                 .into(),
@@ -318,11 +327,7 @@ pub fn restore(
     let set = set;
     let scratch = target
         .scratch(&|name| {
-            report
-                .plan
-                .discs
-                .iter()
-                .any(|d| d.items.iter().any(|it| top_level(&it.name) == name))
+            report.plan.scratch_like.contains(name)
                 || report
                     .plan
                     .split
@@ -344,7 +349,14 @@ pub fn restore(
         None => set.history(),
     };
     let tree = history.tree()?;
-    let mut run = Run::new(opts, progress, &scratch, report.plan.split.len(), &tree);
+    let mut run = Run::new(
+        opts,
+        progress,
+        &scratch,
+        report.plan.split.len(),
+        &tree,
+        history,
+    );
     run.resuming = resumable.resuming;
     // Folders of the plan that are in the target before anything is
     // written are the user's: they keep their mode, owner and mtime
@@ -391,7 +403,7 @@ pub fn restore(
                     &held
                 }
                 Err(why) => {
-                    not_rebuilt(&mut report, disc, &why, on_event);
+                    not_rebuilt(&mut report, history, disc, &why, on_event);
                     continue;
                 }
             },
@@ -401,7 +413,7 @@ pub fn restore(
                     &held
                 }
                 Err(why) => {
-                    stop_before(&mut report, disc, why, false);
+                    stop_before(&mut report, history, opts.list_failed, disc, why, false);
                     break;
                 }
             },
@@ -414,7 +426,14 @@ pub fn restore(
         if let Err(stop) = outcome {
             let next = disc + 1;
             report.stopped = Some(stop);
-            stop_before(&mut report, next, String::new(), true);
+            stop_before(
+                &mut report,
+                history,
+                opts.list_failed,
+                next,
+                String::new(),
+                true,
+            );
             break;
         }
     }
@@ -473,15 +492,27 @@ fn rebuild(
 }
 
 /// A disc that parity could not rebuild: its files are not restored.
-fn not_rebuilt(report: &mut Report, disc: i64, why: &str, on_event: &mut dyn FnMut(Event<'_>)) {
+fn not_rebuilt(
+    report: &mut Report,
+    history: &crate::catalog::manifest::Manifest,
+    disc: i64,
+    why: &str,
+    on_event: &mut dyn FnMut(Event<'_>),
+) {
     let reason = format!("disc {disc} is not given and could not be rebuilt from parity: {why}");
     let Some(d) = report.plan.discs.iter().find(|d| d.disc == disc) else {
         return;
     };
-    let failed: Vec<NotRestored> = d
+    let got = plan::disc_items(history, d);
+    let failed: Vec<NotRestored> = got
         .items
         .iter()
         .map(|it| not_restored(it, disc, FailKind::MissingDisc, reason.clone()))
+        .chain(
+            got.gone
+                .iter()
+                .map(|&id| not_restored_id(id, disc, FailKind::MissingDisc, reason.clone())),
+        )
         .collect();
     for nr in &failed {
         on_event(Event::Failed(nr));

@@ -775,9 +775,10 @@ impl Manifest {
         Ok(invalid)
     }
 
-    /// Every backed-up version on disc `disc`, in id order, and the count of
-    /// invalid rows left out.
-    pub fn disc_versions(&self, disc: i64) -> Result<(Vec<Version>, u64)> {
+    /// Calls `f` with every backed-up version on disc `disc` (whole files:
+    /// a split version is on no one disc), in id order, holding one at a
+    /// time. Returns how many rows were invalid and left out.
+    pub fn for_each_disc_version(&self, disc: i64, f: &mut dyn FnMut(Version)) -> Result<u64> {
         let sql = format!(
             "SELECT {} FROM files WHERE {} AND disc_id=?1 ORDER BY id",
             Self::COLUMNS,
@@ -785,14 +786,21 @@ impl Manifest {
         );
         let mut stmt = self.conn().prepare(&sql).map_err(|e| self.err(e))?;
         let mut rows = stmt.query([disc]).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
         let mut invalid = 0;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             match self.version(r) {
-                Some(v) => out.push(v),
+                Some(v) => f(v),
                 None => invalid += 1,
             }
         }
+        Ok(invalid)
+    }
+
+    /// Every backed-up version on disc `disc`, in id order, and the count of
+    /// invalid rows left out.
+    pub fn disc_versions(&self, disc: i64) -> Result<(Vec<Version>, u64)> {
+        let mut out = Vec::new();
+        let invalid = self.for_each_disc_version(disc, &mut |v| out.push(v))?;
         Ok((out, invalid))
     }
 

@@ -14,13 +14,13 @@ use crate::names;
 use crate::progress::Progress;
 
 use super::copy::{copy_checked, CHUNK};
-use super::plan::{name_parts, Item};
-use super::report::{not_restored, FailKind, NotRestored, Report, Stopped, Tally};
+use super::plan::{disc_items, name_parts, Item};
+use super::report::{not_restored, not_restored_id, FailKind, NotRestored, Report, Stopped, Tally};
 use super::split::SplitState;
 use super::target::{self, Blocked, Existing, Scratch, Target};
 use super::tree::Attributes;
 use super::{Event, RestoreOptions};
-use crate::catalog::manifest::Tree;
+use crate::catalog::manifest::{Manifest, Tree};
 
 /// How placing one file ended.
 enum Placed<'i> {
@@ -131,6 +131,9 @@ pub(super) struct Run<'a> {
     /// The plan's folders (entry ids) that were in the target before this
     /// run wrote anything.
     pub(super) folders_there: std::collections::HashSet<i64>,
+    /// The manifest the plan was made from: a disc's files are read again
+    /// from it when the disc's turn comes.
+    history: &'a Manifest,
 }
 
 /// One thing to do on a disc: a whole file, or a part of a split file
@@ -168,6 +171,7 @@ impl<'a> Run<'a> {
         scratch: &'a Scratch,
         splits: usize,
         tree: &'a Tree<'a>,
+        history: &'a Manifest,
     ) -> Run<'a> {
         Run {
             opts,
@@ -179,6 +183,7 @@ impl<'a> Run<'a> {
             splits: (0..splits).map(|_| SplitState::Waiting).collect(),
             resuming: false,
             folders_there: Default::default(),
+            history,
         }
     }
 
@@ -208,12 +213,18 @@ impl<'a> Run<'a> {
             parts: dp.pieces.len() as u64,
             bytes: dp.whole_bytes.saturating_add(piece_bytes),
         });
+        // The disc's files, read again from the manifest: held for the
+        // disc's time only.
+        let got = disc_items(self.history, dp);
+        for &id in &got.gone {
+            let nr = not_restored_id(id, medium.disc, FailKind::Unreadable, got.why.clone());
+            on_event(Event::Failed(&nr));
+            report.failed.push(nr);
+        }
         // Taken out of the report for the disc's time: the report is
         // written to while they are worked through.
-        let items = std::mem::take(&mut report.plan.discs[di].items);
         let pieces = std::mem::take(&mut report.plan.discs[di].pieces);
-        let outcome = self.disc_work(medium, &items, &pieces, report, target, on_event);
-        report.plan.discs[di].items = items;
+        let outcome = self.disc_work(medium, &got.items, &pieces, report, target, on_event);
         report.plan.discs[di].pieces = pieces;
         outcome
     }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::catalog::manifest::{SetIdentity, Version};
+use crate::catalog::manifest::{Manifest, SetIdentity, Version};
 use crate::catalog::PartRow;
 use crate::history::{self, FileState};
 use crate::medium::DiscSet;
@@ -102,10 +102,16 @@ pub struct DiscPlan {
     /// 3 and parity disc 1-1`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rebuilt_from: Option<String>,
-    /// Its files, in name order, when the run needs them: to write them,
-    /// or to list them as not restorable.
+    /// Its whole files, by version id, when the run needs them: to write
+    /// them, or to list them as not restorable. Only the id is kept (a plan
+    /// may cover millions of files); the rest is read again from the
+    /// manifest when the disc's turn comes ([`disc_items`]).
     #[serde(skip)]
-    pub(super) items: Vec<Item>,
+    pub(super) ids: Vec<i64>,
+    /// Its files restored under a name of their own (copies of a hard
+    /// link's target, few): kept whole.
+    #[serde(skip)]
+    pub(super) renamed: Vec<Item>,
     /// Its parts of split files that can be restored, when the run needs
     /// them: (index in [`Plan::split`], index in that file's parts).
     #[serde(skip)]
@@ -275,6 +281,11 @@ pub struct Plan {
     /// Discs given that could not be opened (a truncated image, an
     /// unreadable manifest): left out like discs not given.
     pub unusable: Vec<UnusableDisc>,
+    /// The first components of the files kept in the plan that start like
+    /// the run's private folder (only a crafted or unlucky set has any):
+    /// its random name must not be one of them.
+    #[serde(skip)]
+    pub(super) scratch_like: BTreeSet<Box<[u8]>>,
 }
 
 /// A disc given that could not be opened, and why.
@@ -335,6 +346,50 @@ pub(super) fn is_at(path: &Path, mount: &Path) -> bool {
 
 const SAME_PATH: &str = "another name in the manifest leads to the same path";
 
+/// The files of a disc's plan, read again from the manifest the plan was
+/// made from.
+pub(super) struct DiscItems {
+    /// In name order.
+    pub(super) items: Vec<Item>,
+    /// The ids that could not be read again (none unless the manifest
+    /// became unreadable since), and why.
+    pub(super) gone: Vec<i64>,
+    pub(super) why: String,
+}
+
+/// The files of `d`, read again from `history` (the manifest its plan was
+/// made from) in one pass over the disc's rows, which bounds it.
+pub(super) fn disc_items(history: &Manifest, d: &DiscPlan) -> DiscItems {
+    let mut ids = d.ids.clone();
+    ids.sort_unstable();
+    let mut found = vec![false; ids.len()];
+    let mut items = Vec::with_capacity(ids.len() + d.renamed.len());
+    let mut why = String::new();
+    if !ids.is_empty() {
+        let read = history.for_each_disc_version(d.disc, &mut |v| {
+            if let Ok(i) = ids.binary_search(&v.id) {
+                if !found[i] {
+                    found[i] = true;
+                    items.push(Item::of(&v));
+                }
+            }
+        });
+        why = match read {
+            Err(e) => format!("its row in the manifest could not be read again: {e}"),
+            Ok(_) => "its row in the manifest could not be read again".into(),
+        };
+    }
+    let gone = ids
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| !**f)
+        .map(|(id, _)| *id)
+        .collect();
+    items.extend(d.renamed.iter().cloned());
+    items.sort_by(|a, b| a.name.cmp(&b.name));
+    DiscItems { items, gone, why }
+}
+
 /// Makes the plan from the newest manifest of the discs given, reading it
 /// one file at a time and keeping of each only what the run needs.
 pub fn plan(opts: &RestoreOptions, set: &DiscSet) -> Result<Plan> {
@@ -350,11 +405,12 @@ pub(super) fn plan_resuming(
     resumable: &Resumable,
 ) -> Result<Plan> {
     // Only a crafted manifest has two names for one path (`a/b` and
-    // `/a/b`): the second would replace the first. Paths are told apart
-    // by a 128-bit hash, not kept; when two hashes meet, the plan is made
-    // again with the names of those hashes set aside and compared exactly,
-    // in name order, so a chance collision refuses nothing and the name
-    // refused does not depend on the manifest's order.
+    // `/a/b`, or one name stored as text and as a blob): the second would
+    // replace the first. Paths are not kept (see [`PathOrder`]); when one
+    // may have been met before, the plan is made again with the names of
+    // its hash set aside and compared exactly, in name order, so a chance
+    // collision refuses nothing and the name refused does not depend on
+    // the manifest's order.
     let (plan, collided) = plan_with(opts, set, &HashSet::new(), resumable)?;
     if collided.is_empty() {
         return Ok(plan);
@@ -362,8 +418,37 @@ pub(super) fn plan_resuming(
     Ok(plan_with(opts, set, &collided, resumable)?.0)
 }
 
+/// Tells, holding one path, whether a path is met for the first time.
+/// A sound manifest gives its names (text, each with its leading `/`) in
+/// byte order, so their paths come strictly ascending: a path above the
+/// last one is new. A path that is not (a name without its `/`, a blob,
+/// a manifest ordered otherwise) may be one met before: its hash is kept,
+/// and it counts as met twice, which makes the caller decide its names
+/// exactly. Memory grows with those paths only, never with the sound ones.
+#[derive(Default)]
+struct PathOrder {
+    /// The last path that came in order.
+    last: Vec<u8>,
+    /// The hashes of the paths that came out of order.
+    odd: HashSet<u128>,
+}
+
+impl PathOrder {
+    /// Whether `rel` (of hash `hash`) is surely met for the first time.
+    fn first(&mut self, rel: &[u8], hash: u128) -> bool {
+        if rel > self.last.as_slice() && !self.odd.contains(&hash) {
+            self.last.clear();
+            self.last.extend_from_slice(rel);
+            return true;
+        }
+        self.odd.insert(hash);
+        false
+    }
+}
+
 /// One planning pass; the names whose path hash is in `aside` are decided
-/// exactly at the end. Returns the plan and the path hashes met twice.
+/// exactly at the end. Returns the plan and the path hashes that may have
+/// been met twice.
 fn plan_with(
     opts: &RestoreOptions,
     set: &DiscSet,
@@ -425,12 +510,14 @@ fn plan_with(
             duplicates: set.duplicates.clone(),
             drive: opts.drive.clone(),
             unusable: Vec::new(),
+            scratch_like: BTreeSet::new(),
         },
         discs: BTreeMap::new(),
         lost_files: BTreeMap::new(),
         damaged,
+        renamed: false,
     };
-    let mut paths: HashSet<u128> = HashSet::new();
+    let mut paths = PathOrder::default();
     let mut collided: HashSet<u128> = HashSet::new();
     let mut set_aside: Vec<FileState> = Vec::new();
     let invalid = history::for_each_file(history, &opts.matcher, opts.as_of, &mut |file| {
@@ -457,7 +544,7 @@ fn plan_with(
                 let hash = xxhash_rust::xxh3::xxh3_128(rel);
                 if aside.contains(&hash) {
                     set_aside.push(file);
-                } else if paths.insert(hash) {
+                } else if paths.first(rel, hash) {
                     planner.add(&file, Ok(()));
                 } else {
                     collided.insert(hash);
@@ -479,7 +566,9 @@ fn plan_with(
         planner.damaged_file(&name, None);
     }
     // Hard links whose target is not chosen: a copy of the target's
-    // version under the link's name, planned like any file.
+    // version under the link's name, planned like any file but kept whole
+    // (its name is not its version's).
+    planner.renamed = true;
     for (_, v) in chosen.targets_elsewhere(history, opts)? {
         let file = FileState {
             name: v.name.clone(),
@@ -532,6 +621,9 @@ struct Planner<'a> {
     lost_files: BTreeMap<i64, Vec<LostFile>>,
     /// Damaged versions not yet matched with their file.
     damaged: BTreeMap<Vec<u8>, Version>,
+    /// Whether the files added now are restored under another name than
+    /// their version's (hard link copies).
+    renamed: bool,
 }
 
 impl Planner<'_> {
@@ -609,7 +701,15 @@ impl Planner<'_> {
         if keep {
             // `disc_entry` made it above.
             if let Some(d) = self.discs.get_mut(&v.disc) {
-                d.items.push(Item::of(v));
+                if self.renamed {
+                    d.renamed.push(Item::of(v));
+                } else {
+                    d.ids.push(v.id);
+                }
+            }
+            let top = super::top_level(&v.name);
+            if top.starts_with(target::SCRATCH_PREFIX.as_bytes()) {
+                self.plan.scratch_like.insert(top.into());
             }
         }
     }
@@ -660,7 +760,8 @@ impl Planner<'_> {
                 source,
                 marked_lost: lost.contains(&disc),
                 rebuilt_from: rebuildable.get(&disc).cloned(),
-                items: Vec::new(),
+                ids: Vec::new(),
+                renamed: Vec::new(),
                 pieces: Vec::new(),
                 whole_bytes: 0,
                 split_files: 0,
@@ -735,7 +836,6 @@ impl Planner<'_> {
     fn finish(mut self) -> Plan {
         let mut plan = self.plan;
         for d in self.discs.values_mut() {
-            d.items.sort_by(|a, b| a.name.cmp(&b.name));
             match d.state {
                 DiscState::Missing => {
                     let (files, bytes) = d.cost();
@@ -785,6 +885,102 @@ impl Planner<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A one-disc manifest holding `names` (bytes, and whether stored as
+    /// a blob), in the given row order; the plan of restoring it all, and
+    /// the names of the files it writes.
+    fn plan_of(names: &[(Vec<u8>, bool)]) -> (Plan, Vec<Vec<u8>>) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join("manifest.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE discs(id INTEGER PRIMARY KEY, started, completed, available);
+             CREATE TABLE files(id INTEGER PRIMARY KEY, filename, timestamp, md5, size,
+                                mtime, disc_id, desc, copied);
+             CREATE INDEX filenames ON files(filename, copied);
+             INSERT INTO discs VALUES (1, 1000, 2000, 1);",
+        )
+        .unwrap();
+        for (i, (name, blob)) in names.iter().enumerate() {
+            let value = if *blob {
+                rusqlite::types::Value::Blob(name.clone())
+            } else {
+                rusqlite::types::Value::Text(String::from_utf8(name.clone()).unwrap())
+            };
+            conn.execute(
+                "INSERT INTO files VALUES (?1, ?2, 1500, ?3, 1, 1400, 1, 'New file', 1)",
+                rusqlite::params![i as i64 + 1, value, format!("{:032x}", i)],
+            )
+            .unwrap();
+        }
+        drop(conn);
+        let opts = RestoreOptions {
+            discs: vec![dir.path().to_path_buf()],
+            target: dir.path().join("target"),
+            matcher: crate::history::Matcher::new(&[], false).unwrap(),
+            as_of: None,
+            dry_run: false,
+            overwrite: false,
+            no_mode: false,
+            no_owner: false,
+            drive: None,
+            interactive: false,
+            list_failed: true,
+            rebuild_in: None,
+        };
+        let (set, _) = DiscSet::open_lenient(&opts.discs).unwrap();
+        let plan = plan(&opts, &set).unwrap();
+        let mut planned = Vec::new();
+        for d in &plan.discs {
+            let got = disc_items(set.history(), d);
+            assert!(got.gone.is_empty(), "{}", got.why);
+            planned.extend(got.items.iter().map(|it| it.name.to_vec()));
+        }
+        planned.sort();
+        (plan, planned)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// However a manifest spells its names (with or without the
+        /// leading `/`, as text or as a blob) and in whatever row order,
+        /// every path is planned once, under the first of its names in
+        /// byte order, and every other name of it is refused.
+        #[test]
+        fn every_path_is_planned_once_under_its_first_name(
+            picks in prop::collection::vec(
+                (0usize..6, any::<bool>(), any::<bool>()), 1..24),
+        ) {
+            const PATHS: [&str; 6] = ["a", "a/b", "b", "0", "z/y", ".x"];
+            let mut names: Vec<(Vec<u8>, bool)> = Vec::new();
+            for (p, slash, blob) in picks {
+                let mut n = if slash { b"/".to_vec() } else { Vec::new() };
+                n.extend_from_slice(PATHS[p].as_bytes());
+                if !names.contains(&(n.clone(), blob)) {
+                    names.push((n, blob));
+                }
+            }
+            let (plan, planned) = plan_of(&names);
+            let mut want: BTreeMap<&[u8], Vec<u8>> = BTreeMap::new();
+            for (n, _) in &names {
+                let rel = n.strip_prefix(b"/").unwrap_or(n);
+                let first = want.entry(rel).or_insert_with(|| n.clone());
+                if n < first {
+                    *first = n.clone();
+                }
+            }
+            let mut want_names: Vec<Vec<u8>> = want.values().cloned().collect();
+            want_names.sort();
+            prop_assert_eq!(&planned, &want_names);
+            for r in &plan.refused {
+                prop_assert!(r.reason.contains(SAME_PATH), "{:?}", r);
+                let rel = r.raw_name.strip_prefix(b"/").unwrap_or(&r.raw_name);
+                prop_assert!(want.contains_key(rel));
+            }
+            prop_assert_eq!(plan.files, plan.restorable_files + plan.refused.len() as u64);
+        }
+    }
 
     #[test]
     fn names_that_could_leave_the_target_are_refused() {

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use crate::catalog::manifest::Manifest;
 use crate::names;
 
 use super::plan::{DiscState, Item, Plan};
@@ -145,7 +146,8 @@ pub struct Report {
     /// already knows cannot be), but for what `unlisted` counts.
     pub failed: Vec<NotRestored>,
     /// Without [`RestoreOptions::list_failed`]: the files of missing and
-    /// lost discs, counted by kind instead of listed in `failed`.
+    /// lost discs, and of discs a stopped run did not reach, counted by
+    /// kind instead of listed in `failed`.
     #[serde(skip)]
     pub unlisted: Vec<(FailKind, Tally)>,
     pub stopped: Option<Stopped>,
@@ -206,11 +208,17 @@ impl Report {
         for f in &self.failed[..refused] {
             add(f.kind, one(f));
         }
-        for (kind, t) in &self.unlisted {
+        // Files not reached are counted after the run's own failures,
+        // where they stand when listed.
+        let late = |k: &FailKind| *k == FailKind::NotReached;
+        for (kind, t) in self.unlisted.iter().filter(|(k, _)| !late(k)) {
             add(*kind, *t);
         }
         for f in &self.failed[refused..] {
             add(f.kind, one(f));
+        }
+        for (kind, t) in self.unlisted.iter().filter(|(k, _)| late(k)) {
+            add(*kind, *t);
         }
         out
     }
@@ -229,10 +237,34 @@ pub(super) fn not_restored(item: &Item, disc: i64, kind: FailKind, reason: Strin
     }
 }
 
+/// A file of the plan known by its id alone (its manifest row could not
+/// be read again), not restored.
+pub(super) fn not_restored_id(id: i64, disc: i64, kind: FailKind, reason: String) -> NotRestored {
+    NotRestored {
+        name: format!("(file id {id})"),
+        raw_name: Vec::new(),
+        disc: Some(disc),
+        id: Some(id),
+        bytes: 0,
+        kind,
+        reason,
+        needs: Vec::new(),
+    }
+}
+
 /// Records the run as stopped before disc `from`: files of that disc and
-/// later ones that could have been restored are counted as not reached.
+/// later ones that could have been restored are counted as not reached,
+/// listed one by one (read again from `history`) only when `list` (as the
+/// files of missing discs are: a plan can cover millions).
 /// With `keep_reason`, a reason already recorded stays.
-pub(super) fn stop_before(report: &mut Report, from: i64, reason: String, keep_reason: bool) {
+pub(super) fn stop_before(
+    report: &mut Report,
+    history: &Manifest,
+    list: bool,
+    from: i64,
+    reason: String,
+    keep_reason: bool,
+) {
     if !keep_reason || report.stopped.is_none() {
         report.stopped = Some(Stopped {
             reason,
@@ -254,12 +286,40 @@ pub(super) fn stop_before(report: &mut Report, from: i64, reason: String, keep_r
         {
             continue;
         }
-        for it in &d.items {
+        if !list {
+            let tally = Tally {
+                files: d.files,
+                bytes: d.whole_bytes,
+            };
+            match report
+                .unlisted
+                .iter_mut()
+                .find(|(k, _)| *k == FailKind::NotReached)
+            {
+                Some((_, t)) => {
+                    t.files += tally.files;
+                    t.bytes = t.bytes.saturating_add(tally.bytes);
+                }
+                None => report.unlisted.push((FailKind::NotReached, tally)),
+            }
+            continue;
+        }
+        let reason = format!("disc {} was not read: {why}", d.disc);
+        let got = super::plan::disc_items(history, d);
+        for it in &got.items {
             report.failed.push(not_restored(
                 it,
                 d.disc,
                 FailKind::NotReached,
-                format!("disc {} was not read: {why}", d.disc),
+                reason.clone(),
+            ));
+        }
+        for &id in &got.gone {
+            report.failed.push(not_restored_id(
+                id,
+                d.disc,
+                FailKind::NotReached,
+                reason.clone(),
             ));
         }
     }
