@@ -168,3 +168,41 @@ fn a_catalogue_without_its_deletions_index_is_refused() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "");
 }
+
+/// A `files` table whose name column was given another collation by hand
+/// (`/A` equal to `/a`), its index of names still in byte order: the names
+/// are still compared by their bytes, and an unchanged rescan changes
+/// nothing.
+#[test]
+fn a_name_column_with_another_collation_is_compared_by_bytes() {
+    let env = TestEnv::new();
+    for n in ["A", "a", "B", "b", "c", "é", "É"] {
+        env.write(n, n.as_bytes());
+    }
+    env.init(&[]);
+    assert!(env.run(&["monitor", "--no-iso"]).status.success());
+    std::fs::remove_file(env.watched.join("b")).unwrap();
+    assert!(env.run(&["monitor", "--no-iso"]).status.success());
+    env.catalog()
+        .execute_batch(
+            "PRAGMA legacy_alter_table=ON;
+             ALTER TABLE files RENAME TO files_old;
+             CREATE TABLE files(id INTEGER PRIMARY KEY, filename TEXT COLLATE NOCASE,
+                 timestamp INTEGER, md5 TEXT, size INTEGER, mtime INTEGER, disc_id INTEGER,
+                 desc TEXT, copied BOOLEAN);
+             INSERT INTO files SELECT * FROM files_old;
+             DROP TABLE files_old;
+             CREATE INDEX filenames ON files(filename COLLATE BINARY, copied);
+             CREATE INDEX files_disc ON files(disc_id);",
+        )
+        .unwrap();
+    rescan_changes_nothing(&env).unwrap();
+    // And a change is still seen, once.
+    std::fs::write(env.watched.join("B"), b"changed").unwrap();
+    let out = env.run(&["monitor", "--no-iso"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains("/B: Size changed"), "{stdout}");
+    rescan_changes_nothing(&env).unwrap();
+}

@@ -162,26 +162,32 @@ impl rusqlite::ToSql for Stored<'_> {
 fn columns(with_attrs: bool) -> &'static str {
     if with_attrs {
         "f.filename, f.id, f.size, f.mtime, a.mtime_sec, a.mtime_nsec,
-         EXISTS(SELECT 1 FROM deletions d WHERE d.filename = f.filename AND d.file_id = f.id)
+         EXISTS(SELECT 1 FROM deletions d WHERE d.filename = f.filename COLLATE BINARY AND d.file_id = f.id)
          FROM files f INDEXED BY filenames LEFT JOIN attrs a ON a.file_id = f.id"
     } else {
         "f.filename, f.id, f.size, f.mtime, NULL, NULL,
-         EXISTS(SELECT 1 FROM deletions d WHERE d.filename = f.filename AND d.file_id = f.id)
+         EXISTS(SELECT 1 FROM deletions d WHERE d.filename = f.filename COLLATE BINARY AND d.file_id = f.id)
          FROM files f INDEXED BY filenames"
     }
 }
 
 /// The query of a stream's next chunk: `?1` the largest id read, `?2` the
 /// rows, `?3` the name it starts after (when `after`).
+/// Names compare by their bytes (BINARY) even in a `files` table whose
+/// column was given another collation by hand.
 fn chunk_sql(storage: Storage, after: bool, with_attrs: bool) -> String {
     let range = match (storage, after) {
-        (Storage::Text, false) => "f.filename >= '' AND f.filename < x''",
-        (Storage::Text, true) => "f.filename > ?3 AND f.filename < x''",
-        (Storage::Blob, false) => "f.filename >= x''",
-        (Storage::Blob, true) => "f.filename > ?3",
+        (Storage::Text, false) => {
+            "f.filename COLLATE BINARY >= '' AND f.filename COLLATE BINARY < x''"
+        }
+        (Storage::Text, true) => {
+            "f.filename COLLATE BINARY > ?3 AND f.filename COLLATE BINARY < x''"
+        }
+        (Storage::Blob, false) => "f.filename COLLATE BINARY >= x''",
+        (Storage::Blob, true) => "f.filename COLLATE BINARY > ?3",
     };
     format!(
-        "SELECT {} WHERE f.copied = 1 AND f.id <= ?1 AND {range} ORDER BY f.filename LIMIT ?2",
+        "SELECT {} WHERE f.copied = 1 AND f.id <= ?1 AND {range} ORDER BY f.filename COLLATE BINARY LIMIT ?2",
         columns(with_attrs)
     )
 }
@@ -350,7 +356,7 @@ impl LiveFiles {
 
     fn point_in(&self, storage: Storage, name: &[u8]) -> Result<Option<Head>> {
         let sql = format!(
-            "SELECT {} WHERE f.copied = 1 AND f.id <= ?1 AND f.filename = ?2
+            "SELECT {} WHERE f.copied = 1 AND f.id <= ?1 AND f.filename COLLATE BINARY = ?2
              ORDER BY f.id DESC LIMIT 1",
             columns(self.with_attrs)
         );
