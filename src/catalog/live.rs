@@ -162,26 +162,32 @@ impl rusqlite::ToSql for Stored<'_> {
 fn columns(with_attrs: bool) -> &'static str {
     if with_attrs {
         "f.filename, f.id, f.size, f.mtime, a.mtime_sec, a.mtime_nsec,
-         EXISTS(SELECT 1 FROM deletions d WHERE d.filename = f.filename AND d.file_id = f.id)
+         EXISTS(SELECT 1 FROM deletions d WHERE d.filename = f.filename COLLATE BINARY AND d.file_id = f.id)
          FROM files f INDEXED BY filenames LEFT JOIN attrs a ON a.file_id = f.id"
     } else {
         "f.filename, f.id, f.size, f.mtime, NULL, NULL,
-         EXISTS(SELECT 1 FROM deletions d WHERE d.filename = f.filename AND d.file_id = f.id)
+         EXISTS(SELECT 1 FROM deletions d WHERE d.filename = f.filename COLLATE BINARY AND d.file_id = f.id)
          FROM files f INDEXED BY filenames"
     }
 }
 
 /// The query of a stream's next chunk: `?1` the largest id read, `?2` the
 /// rows, `?3` the name it starts after (when `after`).
+/// Names compare by their bytes (BINARY) even in a `files` table whose
+/// column was given another collation by hand.
 fn chunk_sql(storage: Storage, after: bool, with_attrs: bool) -> String {
     let range = match (storage, after) {
-        (Storage::Text, false) => "f.filename >= '' AND f.filename < x''",
-        (Storage::Text, true) => "f.filename > ?3 AND f.filename < x''",
-        (Storage::Blob, false) => "f.filename >= x''",
-        (Storage::Blob, true) => "f.filename > ?3",
+        (Storage::Text, false) => {
+            "f.filename COLLATE BINARY >= '' AND f.filename COLLATE BINARY < x''"
+        }
+        (Storage::Text, true) => {
+            "f.filename COLLATE BINARY > ?3 AND f.filename COLLATE BINARY < x''"
+        }
+        (Storage::Blob, false) => "f.filename COLLATE BINARY >= x''",
+        (Storage::Blob, true) => "f.filename COLLATE BINARY > ?3",
     };
     format!(
-        "SELECT {} WHERE f.copied = 1 AND f.id <= ?1 AND {range} ORDER BY f.filename LIMIT ?2",
+        "SELECT {} WHERE f.copied = 1 AND f.id <= ?1 AND {range} ORDER BY f.filename COLLATE BINARY LIMIT ?2",
         columns(with_attrs)
     )
 }
@@ -350,7 +356,7 @@ impl LiveFiles {
 
     fn point_in(&self, storage: Storage, name: &[u8]) -> Result<Option<Head>> {
         let sql = format!(
-            "SELECT {} WHERE f.copied = 1 AND f.id <= ?1 AND f.filename = ?2
+            "SELECT {} WHERE f.copied = 1 AND f.id <= ?1 AND f.filename COLLATE BINARY = ?2
              ORDER BY f.id DESC LIMIT 1",
             columns(self.with_attrs)
         );
@@ -423,14 +429,14 @@ fn read_row(
 }
 
 impl Catalog {
-    /// The streams need the index `filenames` to begin with `filename` in
-    /// byte order (BINARY); a catalogue edited by hand may lack it.
-    fn check_name_index(&self) -> Result<()> {
+    /// Whether index `index` exists and begins with column `column` in byte
+    /// order (BINARY).
+    fn index_in_byte_order(&self, index: &str, column: &str) -> Result<bool> {
         let first: Option<(String, String)> = self
             .conn
             .query_row(
-                "SELECT name, coll FROM pragma_index_xinfo('filenames') WHERE seqno = 0",
-                [],
+                "SELECT name, coll FROM pragma_index_xinfo(?1) WHERE seqno = 0",
+                [index],
                 |r| {
                     Ok((
                         r.get::<_, Option<String>>(0)?.unwrap_or_default(),
@@ -440,15 +446,46 @@ impl Catalog {
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        match first {
-            Some((col, coll)) if col == "filename" && coll.eq_ignore_ascii_case("BINARY") => Ok(()),
-            _ => Err(Error::Corrupt {
-                path: self.path.clone(),
-                why: "the index filenames is missing or not on filename in byte order \
-                      (recreate it: CREATE INDEX filenames ON files(filename, copied))"
-                    .into(),
-            }),
+        Ok(matches!(first, Some((col, coll))
+            if col == column && coll.eq_ignore_ascii_case("BINARY")))
+    }
+
+    /// The streams need the index `filenames` to begin with `filename` in
+    /// byte order (BINARY), and the catalogue's text in UTF-8, the only
+    /// encoding whose order is that of the names' bytes (UTF-16 text sorts
+    /// by its own bytes); each row's deletion is looked up through
+    /// `deletions_filename`, without which every row reads every deletion.
+    /// A catalogue edited by hand may lack any of them.
+    fn check_name_index(&self) -> Result<()> {
+        let corrupt = |why: String| Error::Corrupt {
+            path: self.path.clone(),
+            why,
+        };
+        let encoding: String = self
+            .conn
+            .query_row("PRAGMA encoding", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if !encoding.eq_ignore_ascii_case("UTF-8") {
+            return Err(corrupt(format!(
+                "its text is in {encoding}, whose order is not that of the names' bytes \
+                 (rebuild it in UTF-8: sqlite3 manifest.db .dump | sqlite3 new.db)"
+            )));
         }
+        if !self.index_in_byte_order("filenames", "filename")? {
+            return Err(corrupt(
+                "the index filenames is missing or not on filename in byte order \
+                 (recreate it: CREATE INDEX filenames ON files(filename, copied))"
+                    .into(),
+            ));
+        }
+        if !self.index_in_byte_order("deletions_filename", "filename")? {
+            return Err(corrupt(
+                "the index deletions_filename is missing or not on filename in byte order \
+                 (recreate it: CREATE INDEX deletions_filename ON deletions(filename))"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The live files, to be looked up in name order (see [`LiveFiles`]).
