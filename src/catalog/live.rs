@@ -287,7 +287,7 @@ impl LiveFiles {
         let sql = chunk_sql(storage, self.streams[i].after.is_some(), self.with_attrs);
         let after = self.streams[i].after.as_deref().map(|a| Stored(storage, a));
         let chunk = self.chunk;
-        let mut rows: Vec<(Vec<u8>, LiveEntry, bool)> = Vec::with_capacity(chunk);
+        let mut rows: Vec<Option<(Vec<u8>, LiveEntry, bool)>> = Vec::with_capacity(chunk);
         {
             let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
             let mut q = match &after {
@@ -296,23 +296,18 @@ impl LiveFiles {
             }
             .map_err(|e| self.err(e))?;
             while let Some(row) = q.next().map_err(|e| self.err(e))? {
-                if let Some(r) = read_row(row, self.whole_through).map_err(|e| self.err(e))? {
-                    rows.push(r);
-                } else {
-                    // A name that is neither text nor blob cannot be in
-                    // these ranges; counted so the chunk is seen full.
-                    rows.push((Vec::new(), placeholder(), true));
-                }
+                // A name that is neither text nor blob (none is, in these
+                // ranges) is counted, so a full chunk is seen full.
+                rows.push(read_row(row, self.whole_through).map_err(|e| self.err(e))?);
             }
         }
         let full = rows.len() == chunk;
         let stream = &mut self.streams[i];
         // A name's rows are together; the one of the largest id is its
         // latest version (SQLite does not promise their order among them).
-        for (name, entry, gone) in rows {
-            if name.is_empty() {
-                continue;
-            }
+        // An empty name is a name like any other: the walk never asks for
+        // it, so it comes back unseen.
+        for (name, entry, gone) in rows.into_iter().flatten() {
             match stream.buf.back_mut() {
                 Some(h) if h.name == name => {
                     if entry.id > h.entry.id {
@@ -322,6 +317,11 @@ impl LiveFiles {
                 }
                 _ => stream.buf.push_back(Head { name, entry, gone }),
             }
+        }
+        if full && stream.buf.is_empty() {
+            // No name to start the next chunk after: nothing more can be
+            // read in order (never met: every row in range has a name).
+            stream.ended = true;
         }
         if !full {
             stream.ended = true;
@@ -371,14 +371,6 @@ impl LiveFiles {
         Ok(read_row(row, self.whole_through)
             .map_err(|e| self.err(e))?
             .map(|(name, entry, gone)| Head { name, entry, gone }))
-    }
-}
-
-fn placeholder() -> LiveEntry {
-    LiveEntry {
-        id: 0,
-        size: 0,
-        mtime: Mtime::Real(f64::NAN),
     }
 }
 
@@ -608,6 +600,11 @@ mod tests {
             1..5,
         )
         .prop_map(|mut n| {
+            // Some names empty (no name dbackup writes, but a catalogue
+            // edited by hand may hold them), the rest from the top.
+            if n.len() == 4 && n[0] == b'0' {
+                return Vec::new();
+            }
             n.insert(0, b'/');
             n
         })
