@@ -2,14 +2,18 @@
 //! hashed and written in the same pass, by two to four workers; renaming
 //! finished copies into place.
 
+use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use md5::{Digest, Md5};
 
+use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::progress::Progress;
 use crate::scan::Change;
@@ -25,19 +29,115 @@ pub(super) enum Outcome {
     Target(std::io::Error),
 }
 
-/// Copies a batch with two workers (or as many cores as there are, up to
-/// four): each file is read once, hashed and written in the same pass.
+/// Where a batch's copies go: each target folder opened once, and each
+/// copy's final and partial names in it. Files are created, renamed and
+/// their folders flushed through the folder's descriptor, so the kernel
+/// resolves one name per step instead of the whole staging path.
+pub(super) struct Targets {
+    dirs: Vec<(PathBuf, File)>,
+    files: Vec<Target>,
+}
+
+struct Target {
+    path: PathBuf,
+    dir: usize,
+    name: CString,
+    partial: CString,
+}
+
+impl Targets {
+    /// Opens the folders of `paths` (which exist) in order of first use.
+    pub(super) fn open(paths: Vec<PathBuf>) -> Result<Targets> {
+        let mut dirs: Vec<(PathBuf, File)> = Vec::new();
+        let mut files = Vec::with_capacity(paths.len());
+        for path in paths {
+            let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+                return Err(Error::Invalid(format!(
+                    "{}: not a file's path",
+                    path.display()
+                )));
+            };
+            // A batch's ids are consecutive: its folders come in runs.
+            let dir = match dirs.iter().rposition(|(d, _)| d == parent) {
+                Some(i) => i,
+                None => {
+                    let f = fsutil::open_dir(parent).map_err(|e| Error::io(parent, e))?;
+                    dirs.push((parent.to_path_buf(), f));
+                    dirs.len() - 1
+                }
+            };
+            let partial = fsutil::partial_path(Path::new(name));
+            let c = |s: &std::ffi::OsStr| {
+                CString::new(s.as_bytes())
+                    .map_err(|_| Error::Invalid(format!("{}: path contains NUL", path.display())))
+            };
+            files.push(Target {
+                name: c(name)?,
+                partial: c(partial.as_os_str())?,
+                dir,
+                path,
+            });
+        }
+        Ok(Targets { dirs, files })
+    }
+
+    /// The final path of copy `i`.
+    pub(super) fn path(&self, i: usize) -> &Path {
+        &self.files[i].path
+    }
+
+    /// The folder of copy `i`, as an index for [`Targets::sync_dir`].
+    pub(super) fn dir_of(&self, i: usize) -> usize {
+        self.files[i].dir
+    }
+
+    fn dir_fd(&self, i: usize) -> BorrowedFd<'_> {
+        self.dirs[self.files[i].dir].1.as_fd()
+    }
+
+    /// Creates the partial file of copy `i`. One left by an earlier run
+    /// whose removal failed is ours (no user data has a name in the
+    /// staging area): it is removed and the copy created anew.
+    fn create_partial(&self, i: usize) -> std::io::Result<File> {
+        let t = &self.files[i];
+        match fsutil::create_new_at(self.dir_fd(i), &t.partial) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                fsutil::remove_at(self.dir_fd(i), &t.partial)?;
+                fsutil::create_new_at(self.dir_fd(i), &t.partial)
+            }
+            other => other,
+        }
+    }
+
+    /// Removes copy `i` under both its names, if there; what a failed
+    /// removal leaves, the next run's repair of the reservation removes.
+    pub(super) fn remove(&self, i: usize) {
+        let t = &self.files[i];
+        let _ = fsutil::remove_at(self.dir_fd(i), &t.partial);
+        let _ = fsutil::remove_at(self.dir_fd(i), &t.name);
+    }
+
+    /// Flushes folder `dir` (an index from [`Targets::dir_of`]).
+    pub(super) fn sync_dir(&self, dir: usize) -> Result<()> {
+        let (path, f) = &self.dirs[dir];
+        f.sync_all().map_err(|e| Error::io(path, e))
+    }
+}
+
 /// Renames finished copies into place, two threads at a time (a batch of
 /// small files spends much of its time in directory lookups). `None` for
 /// outcomes that are not copies.
 pub(super) fn rename_copies(
     outcomes: &[Outcome],
-    targets: &[PathBuf],
+    targets: &Targets,
 ) -> Vec<Option<std::io::Result<()>>> {
     let rename = |i: usize| match outcomes[i] {
         Outcome::Copied(_) => Some(match crate::fault::injected("stage::rename") {
             Some(e) => Err(e),
-            None => std::fs::rename(fsutil::partial_path(&targets[i]), &targets[i]),
+            None => {
+                let t = &targets.files[i];
+                fsutil::rename_at(targets.dir_fd(i), &t.partial, &t.name)
+            }
         }),
         _ => None,
     };
@@ -63,7 +163,9 @@ pub(super) const COPY_BUFFER: usize = 256 << 10;
 /// Files a worker takes at a time.
 const CHUNK: usize = 16;
 
-pub(super) fn copy_all(batch: &[Change], targets: &[PathBuf], progress: &Progress) -> Vec<Outcome> {
+/// Copies a batch with two workers (or as many cores as there are, up to
+/// four): each file is read once, hashed and written in the same pass.
+pub(super) fn copy_all(batch: &[Change], targets: &Targets, progress: &Progress) -> Vec<Outcome> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
@@ -100,8 +202,8 @@ pub(super) fn copy_all(batch: &[Change], targets: &[PathBuf], progress: &Progres
                             })
                             .collect();
                         for (i, src) in (start..end).zip(sources) {
-                            let partial = fsutil::partial_path(&targets[i]);
-                            out.push((i, copy_one(&batch[i], src, &partial, &mut buf, progress)));
+                            let dst = || targets.create_partial(i);
+                            out.push((i, copy_one(&batch[i], src, dst, &mut buf, progress)));
                         }
                     }
                     out
@@ -172,7 +274,7 @@ fn prefetch(file: &File, len: u64) {
 fn copy_one(
     change: &Change,
     src: std::io::Result<File>,
-    partial: &Path,
+    create: impl FnOnce() -> std::io::Result<File>,
     buf: &mut [u8],
     progress: &Progress,
 ) -> Outcome {
@@ -190,7 +292,7 @@ fn copy_one(
         }
         Err(e) => return Outcome::Source(read_reason(&e)),
     }
-    let mut dst = match File::create(partial) {
+    let mut dst = match create() {
         Ok(f) => f,
         Err(e) => return Outcome::Target(e),
     };
