@@ -1,9 +1,10 @@
 //! Durability and space primitives: fsync of files and folders, a whole
 //! filesystem flush, atomic small-file writes, and free-space queries.
 
+use std::ffi::CStr;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -114,6 +115,62 @@ pub fn stat_at(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> std:
         dev: st.st_dev,
         ino: st.st_ino,
     })
+}
+
+/// Opens a folder to work inside it by name (`openat`, `renameat`) and to
+/// fsync it, without resolving its path again for each file.
+pub fn open_dir(dir: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(dir)
+}
+
+/// Creates `name` in the open folder `dir` for writing, with the mode a new
+/// file gets (0666 less the umask); fails if the name is taken, and never
+/// follows a symbolic link in its place (`O_CREAT | O_EXCL`).
+pub fn create_new_at(dir: BorrowedFd<'_>, name: &CStr) -> std::io::Result<File> {
+    // SAFETY: `dir` is an open descriptor borrowed for the call and `name`
+    // a NUL-terminated string that outlives it; on success the returned
+    // descriptor is new and owned by nobody else.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+            0o666 as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is not owned elsewhere.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Renames `from` to `to`, both in the open folder `dir` (`renameat`).
+pub fn rename_at(dir: BorrowedFd<'_>, from: &CStr, to: &CStr) -> std::io::Result<()> {
+    // SAFETY: `dir` is an open descriptor borrowed for the call; both names
+    // are NUL-terminated strings that outlive it.
+    let rc =
+        unsafe { libc::renameat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Removes the file `name` from the open folder `dir` (`unlinkat`).
+pub fn remove_at(dir: BorrowedFd<'_>, name: &CStr) -> std::io::Result<()> {
+    // SAFETY: `dir` is an open descriptor borrowed for the call and `name`
+    // a NUL-terminated string that outlives it.
+    if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Starts writing a range of a file to disk without waiting

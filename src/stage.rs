@@ -29,7 +29,7 @@ use crate::workdir::{Repairs, Workdir};
 
 mod copy;
 mod split;
-use copy::{copy_all, rename_copies, Outcome};
+use copy::{copy_all, rename_copies, Outcome, Targets};
 
 /// Files per batch (one reservation and one commit transaction each).
 const BATCH_FILES: usize = 2000;
@@ -552,10 +552,11 @@ impl<'w, 'e> Stager<'w, 'e> {
                 self.made_dirs.insert(dir);
             }
         }
-        let targets: Vec<PathBuf> = ids
-            .iter()
-            .map(|&id| self.wd.layout.staged_file(self.disc, id))
-            .collect();
+        let targets = Targets::open(
+            ids.iter()
+                .map(|&id| self.wd.layout.staged_file(self.disc, id))
+                .collect(),
+        )?;
         let outcomes = copy_all(&batch, &targets, self.progress);
 
         // Durability of the data, then of the names.
@@ -569,28 +570,25 @@ impl<'w, 'e> Stager<'w, 'e> {
         let mut dirs = BTreeSet::new();
         let mut fatal = None;
         for (i, outcome) in outcomes.iter().enumerate() {
-            let target = &targets[i];
+            let target = targets.path(i);
             let partial = fsutil::partial_path(target);
             let rename = renamed.next().flatten();
             match outcome {
                 Outcome::Copied(md5) => match rename.unwrap_or(Ok(())) {
                     Ok(()) => {
                         done.push((ids[i], md5.clone()));
-                        if let Some(d) = target.parent() {
-                            dirs.insert(d.to_path_buf());
-                        }
+                        dirs.insert(targets.dir_of(i));
                     }
                     Err(e) => {
                         // The id stays ours until the reservation is
                         // dropped: nothing may be left under either name.
-                        let _ = std::fs::remove_file(&partial);
-                        let _ = std::fs::remove_file(target);
+                        targets.remove(i);
                         failed.push(ids[i]);
                         fatal.get_or_insert(Error::io(target, e));
                     }
                 },
                 other => {
-                    let _ = std::fs::remove_file(&partial);
+                    targets.remove(i);
                     failed.push(ids[i]);
                     match other {
                         Outcome::Source(reason) => {
@@ -621,11 +619,11 @@ impl<'w, 'e> Stager<'w, 'e> {
                 }
             }
         }
-        if new_dirs {
-            dirs.insert(disc_dir.join(crate::disc::FILES_DIR));
+        for &d in &dirs {
+            targets.sync_dir(d)?;
         }
-        for d in &dirs {
-            fsutil::sync_dir(d)?;
+        if new_dirs {
+            fsutil::sync_dir(&disc_dir.join(crate::disc::FILES_DIR))?;
         }
         self.wd.catalog.finish_copies(&done, &failed)?;
         let mut written = 0;

@@ -1036,3 +1036,39 @@ fn after_a_full_filesystem_the_summary_usage_is_what_status_says() {
         );
     }
 }
+
+/// A copy's partial or final name left in the staging area where the next
+/// copies go (by a removal that failed in an earlier run) is ours: it is
+/// replaced, never written through (a symbolic link in its place is not
+/// followed), and the copies are staged whole.
+#[test]
+fn names_left_where_the_next_copies_go_are_replaced_not_followed() {
+    let env = TestEnv::new();
+    for i in 0..4u8 {
+        env.write(format!("f{i}"), &vec![i; 3000 + usize::from(i)]);
+    }
+    env.init(&[]);
+    let outside = env.dir.path().join("outside");
+    std::fs::write(&outside, b"not ours").unwrap();
+    for id in 1..=4 {
+        let target = staged_path(&env.workdir, 1, id);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        let partial = target.with_file_name(format!("{id}.partial"));
+        if id % 2 == 1 {
+            std::os::unix::fs::symlink(&outside, &partial).unwrap();
+        } else {
+            std::fs::write(&partial, b"left over").unwrap();
+            std::fs::write(&target, b"left over too").unwrap();
+        }
+    }
+    let out = env.run(&["monitor"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&outside).unwrap(), b"not ours");
+    assert_eq!(env.check_invariants(), tree_md5s(&env.watched));
+    let left: Vec<_> = std::fs::read_dir(staged_path(&env.workdir, 1, 1).parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".partial"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
