@@ -39,6 +39,8 @@ use crate::names;
 pub struct NameIndex {
     folders: String,
     folder_ids: HashMap<String, u32>,
+    /// The folder of the last name pushed, as stored, and its number.
+    last_folder: Option<(Vec<u8>, u32)>,
     runs: Vec<(u32, u32)>,
     disc_runs: Vec<(String, u32)>,
     files: u64,
@@ -56,22 +58,31 @@ impl NameIndex {
         each_name(cat, &mut |name, discs| index.push(name, discs))?;
         // Only the building looks folders up.
         index.folder_ids = HashMap::new();
+        index.last_folder = None;
         Ok(index)
     }
 
     fn push(&mut self, name: &[u8], mut discs: Vec<i64>) {
         discs.sort_unstable();
         discs.dedup();
-        let (folder, _) = split(name);
-        let folder = shown(folder);
-        let next = self.folder_ids.len() as u32;
-        let fid = *self.folder_ids.entry(folder.clone()).or_insert_with(|| {
-            if next > 0 {
-                self.folders.push('\n');
+        let (raw, _) = split(name);
+        // Sorted names come folder by folder: most share the last one's.
+        let fid = match &self.last_folder {
+            Some((f, id)) if f.as_slice() == raw => *id,
+            _ => {
+                let folder = shown(raw);
+                let next = self.folder_ids.len() as u32;
+                let id = *self.folder_ids.entry(folder.clone()).or_insert_with(|| {
+                    if next > 0 {
+                        self.folders.push('\n');
+                    }
+                    self.folders.push_str(&folder);
+                    next
+                });
+                self.last_folder = Some((raw.to_vec(), id));
+                id
             }
-            self.folders.push_str(&folder);
-            next
-        });
+        };
         match self.runs.last_mut() {
             Some((f, c)) if *f == fid => *c += 1,
             _ => self.runs.push((fid, 1)),
