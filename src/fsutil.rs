@@ -209,13 +209,30 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 }
 
 /// Writes `data` to `path` atomically for a file whose name the user
-/// chose: a temp file beside it with a random name (`PREFIX` + random +
-/// `.tmp`, created exclusively, so no file of the user's is ever taken),
-/// made with the mode a new file gets (0666 less the umask), flushed,
-/// renamed over `path`, and the folder flushed. On failure `path` is as
-/// it was. `point` names the fault point where a test fills the file
-/// system after the flush and before the rename.
+/// chose, as [`write_atomic_beside_with`] does.
 pub fn write_atomic_beside(path: &Path, data: &[u8], prefix: &str, point: &str) -> Result<()> {
+    write_atomic_beside_with(path, prefix, point, &mut |w| {
+        w.write_all(data).map_err(|e| Error::io(path, e))
+    })
+    .map(|_| ())
+}
+
+/// Writes a file whose name the user chose atomically, its bytes given by
+/// `write` as a stream (a page of millions of names is never held whole):
+/// a temp file beside `path` with a random name (`PREFIX` + random +
+/// `.tmp`, created exclusively, so no file of the user's is ever taken),
+/// made with the mode a new file gets (0666 less the umask), written
+/// through a buffer, flushed, renamed over `path`, and the folder flushed.
+/// On failure (an error of `write` too, which maps its own I/O errors)
+/// the temp file is removed and `path` is as it was. `point` names the
+/// fault point where a test fills the file system after the flush and
+/// before the rename. Returns the bytes written.
+pub fn write_atomic_beside_with(
+    path: &Path,
+    prefix: &str,
+    point: &str,
+    write: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<u64> {
     use std::os::unix::fs::PermissionsExt;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -227,9 +244,15 @@ pub fn write_atomic_beside(path: &Path, data: &[u8], prefix: &str, point: &str) 
         .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(|e| Error::io(path, e))?;
-    tmp.write_all(data)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| Error::io(path, e))?;
+    let mut out = Counted {
+        inner: std::io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut()),
+        bytes: 0,
+    };
+    write(&mut out)?;
+    out.inner.flush().map_err(|e| Error::io(path, e))?;
+    let bytes = out.bytes;
+    drop(out);
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     // A test's fault: the file system fills up before the rename.
     let _ = point;
     fail::fail_point!(point, |_| Err(Error::io(
@@ -237,7 +260,26 @@ pub fn write_atomic_beside(path: &Path, data: &[u8], prefix: &str, point: &str) 
         std::io::Error::from_raw_os_error(libc::ENOSPC)
     )));
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    sync_dir(dir)
+    sync_dir(dir)?;
+    Ok(bytes)
+}
+
+/// A writer that counts the bytes it passes on.
+struct Counted<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The temp name beside `path` used while it is being written.

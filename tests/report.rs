@@ -834,3 +834,30 @@ fn text_reordering_marks_and_a_bad_address_do_not_fool_the_page() {
     assert!(!log.contains(":CONSOLE"), "{log}");
     assert!(dom.contains("data-ready=\"1\""));
 }
+
+/// The search index reads the names twice, the second time while the page
+/// is written: a run that stages between the two passes changes neither,
+/// for both read one snapshot of the catalogue.
+#[test]
+fn a_run_between_the_index_passes_changes_neither() {
+    let env = generated_set(6, 10);
+    let file = Path::new("page.html");
+    let (page, wd) = dbackup::report::gather(&env.workdir).unwrap();
+    let files = page.index.files();
+    env.write("new/fresh-photo.jpg", b"new");
+    ok(env.run(&["monitor", "--cron"]), "monitor");
+    let mut out = Vec::new();
+    dbackup::report::html::render(std::slice::from_ref(&page), &mut out, file, &mut |_, w| {
+        page.index.write_script_json(&wd.catalog, w, file)
+    })
+    .unwrap();
+    let html = String::from_utf8(out).unwrap();
+    assert!(
+        !html.contains("fresh-photo.jpg"),
+        "the second pass saw a later name"
+    );
+    assert!(html.contains(&format!("{{\"files\":{files},")));
+    drop(wd);
+    let (later, _) = dbackup::report::gather(&env.workdir).unwrap();
+    assert_eq!(later.index.files(), files + 1, "the run staged it");
+}

@@ -150,6 +150,19 @@ impl Catalog {
 pub type BackedUp<'a> = dyn FnMut(i64, &[u8], Option<i64>) + 'a;
 
 impl Catalog {
+    /// Opens a read transaction: every read after it, until the catalogue
+    /// is closed, sees the catalogue as it is at the first of them (WAL
+    /// keeps that snapshot while others write), so two passes over the
+    /// names see the same names. Only for a catalogue opened to be read.
+    pub fn begin_snapshot(&self) -> Result<()> {
+        if self.conn.is_autocommit() {
+            self.conn
+                .execute_batch("BEGIN DEFERRED")
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
     /// Calls `f(id, name, disc)` for every backed-up version in name order
     /// (then id, as the index holds the rowid), in one pass through the
     /// `filenames` index with no sort; `disc` is `None` for a split version

@@ -10,11 +10,14 @@
 //! could neither run code nor reach the network.
 
 use std::fmt::Write as _;
+use std::io::Write;
+use std::path::Path;
 
 use base64::Engine as _;
 use sha2::Digest as _;
 
 use super::{DiscPage, ImageState, SetPage};
+use crate::error::{Error, Result};
 use crate::output;
 
 const CSS: &str = include_str!("page.css");
@@ -75,15 +78,19 @@ fn policy() -> String {
     )
 }
 
-/// The whole page for these sets.
-pub fn render(sets: &[SetPage]) -> String {
-    let mut h = String::with_capacity(
-        64 * 1024
-            + sets
-                .iter()
-                .map(|s| s.index.files() as usize * 24)
-                .sum::<usize>(),
-    );
+/// Writes the whole page for these sets to `out`; `index(i, out)` writes
+/// the search index of set `i` (see [`super::index::NameIndex`]), the
+/// one part that grows with the files and so is never held whole. `page`
+/// names the file in an I/O error.
+pub fn render(
+    sets: &[SetPage],
+    out: &mut dyn Write,
+    page: &Path,
+    index: &mut dyn FnMut(usize, &mut dyn Write) -> Result<()>,
+) -> Result<()> {
+    let io = |e: std::io::Error| Error::io(page, e);
+    // What is held here is bounded by the discs, folders and months.
+    let mut h = String::with_capacity(64 * 1024);
     let title = match sets {
         [one] => format!("dbackup: {}", one.status.Set_name),
         _ => format!("dbackup: {} sets", sets.len()),
@@ -132,17 +139,20 @@ pub fn render(sets: &[SetPage]) -> String {
             .filter(|d| d.lost)
             .map(|d| d.id.to_string())
             .collect();
-        let _ = writeln!(
+        let _ = write!(
             h,
-            "<script type=\"application/json\" class=\"idx\" data-name=\"{}\" data-anchor=\"set-{}\" data-lost=\"{}\">{}</script>",
+            "<script type=\"application/json\" class=\"idx\" data-name=\"{}\" data-anchor=\"set-{}\" data-lost=\"{}\">",
             esc(&s.status.Set_name),
             i + 1,
-            lost.join(","),
-            s.index.to_script_json()
+            lost.join(",")
         );
+        out.write_all(h.as_bytes()).map_err(io)?;
+        h.clear();
+        index(i, out)?;
+        h.push_str("</script>\n");
     }
     let _ = writeln!(h, "<script>{JS}</script>\n</body></html>");
-    h
+    out.write_all(h.as_bytes()).map_err(io)
 }
 
 /// The index of sets, as the original's page listed them.

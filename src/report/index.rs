@@ -16,19 +16,31 @@
 //! script lower-cases the name lines once and finds matches with
 //! `indexOf` over the whole text, so a search costs one pass over the
 //! names' bytes, not one test per name.
+//!
+//! Only `f`, `g` and `d`, bounded by the folders and the runs, are kept:
+//! `n` is written straight into the page from a second ordered pass over
+//! the catalogue in the same read snapshot, so a page of five million
+//! names takes no more memory than one of a thousand.
 
 use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
 
 use crate::catalog::Catalog;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::names;
 
-/// The index of one set.
+/// The index of one set, but for its base names: what it keeps is bounded
+/// by the folders and the runs (the names themselves, the bulk of the
+/// index, are written straight from the catalogue by
+/// [`NameIndex::write_script_json`], so a page's memory does not grow with
+/// its files).
 #[derive(Debug, Clone, Default)]
 pub struct NameIndex {
     folders: String,
     folder_ids: HashMap<String, u32>,
-    names: String,
+    /// The folder of the last name pushed, as stored, and its number.
+    last_folder: Option<(Vec<u8>, u32)>,
     runs: Vec<(u32, u32)>,
     disc_runs: Vec<(String, u32)>,
     files: u64,
@@ -36,52 +48,41 @@ pub struct NameIndex {
 
 impl NameIndex {
     /// Every name of the catalogue with a backed-up version (whole, or a
-    /// split version's recorded parts), in one pass over the names.
+    /// split version's recorded parts), in one pass over the names. It
+    /// opens a read snapshot of the catalogue that stays open, so that the
+    /// second pass of [`NameIndex::write_script_json`] reads the same
+    /// names.
     pub fn build(cat: &Catalog) -> Result<NameIndex> {
-        let parts = cat.part_discs()?;
+        cat.begin_snapshot()?;
         let mut index = NameIndex::default();
-        let mut current: Option<(Vec<u8>, Vec<i64>)> = None;
-        cat.for_each_backed_up(&mut |id, name, disc| {
-            let mut discs: Vec<i64> = disc.into_iter().collect();
-            if let Some(p) = parts.get(&id) {
-                discs.extend(p);
-            }
-            if discs.is_empty() {
-                return;
-            }
-            match &mut current {
-                Some((n, d)) if n.as_slice() == name => d.extend(discs),
-                _ => {
-                    if let Some((n, d)) = current.take() {
-                        index.push(&n, d);
-                    }
-                    current = Some((name.to_vec(), discs));
-                }
-            }
-        })?;
-        if let Some((n, d)) = current.take() {
-            index.push(&n, d);
-        }
+        each_name(cat, &mut |name, discs| index.push(name, discs))?;
+        // Only the building looks folders up.
+        index.folder_ids = HashMap::new();
+        index.last_folder = None;
         Ok(index)
     }
 
     fn push(&mut self, name: &[u8], mut discs: Vec<i64>) {
         discs.sort_unstable();
         discs.dedup();
-        let rest = name.strip_prefix(b"/").unwrap_or(name);
-        let (folder, base) = match memchr::memrchr(b'/', rest) {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (&b""[..], rest),
-        };
-        let folder = shown(folder);
-        let next = self.folder_ids.len() as u32;
-        let fid = *self.folder_ids.entry(folder.clone()).or_insert_with(|| {
-            if next > 0 {
-                self.folders.push('\n');
+        let (raw, _) = split(name);
+        // Sorted names come folder by folder: most share the last one's.
+        let fid = match &self.last_folder {
+            Some((f, id)) if f.as_slice() == raw => *id,
+            _ => {
+                let folder = shown(raw);
+                let next = self.folder_ids.len() as u32;
+                let id = *self.folder_ids.entry(folder.clone()).or_insert_with(|| {
+                    if next > 0 {
+                        self.folders.push('\n');
+                    }
+                    self.folders.push_str(&folder);
+                    next
+                });
+                self.last_folder = Some((raw.to_vec(), id));
+                id
             }
-            self.folders.push_str(&folder);
-            next
-        });
+        };
         match self.runs.last_mut() {
             Some((f, c)) if *f == fid => *c += 1,
             _ => self.runs.push((fid, 1)),
@@ -95,10 +96,6 @@ impl NameIndex {
             Some((d, c)) if *d == discs => *c += 1,
             _ => self.disc_runs.push((discs, 1)),
         }
-        if self.files > 0 {
-            self.names.push('\n');
-        }
-        self.names.push_str(&shown(base));
         self.files += 1;
     }
 
@@ -107,28 +104,147 @@ impl NameIndex {
         self.files
     }
 
-    /// The index as a JSON object for the page, safe inside a `<script>`
-    /// element (every `<` is written as `\u003c`, so no `</script>` or
-    /// `<!--` can appear).
-    pub fn to_script_json(&self) -> String {
-        let mut g = Vec::with_capacity(self.runs.len() * 2);
-        for (f, c) in &self.runs {
-            g.push(serde_json::Value::from(*f));
-            g.push(serde_json::Value::from(*c));
+    /// Writes the index as a JSON object for the page, safe inside a
+    /// `<script>` element (every `<` is written as `\u003c`, so no
+    /// `</script>` or `<!--` can appear), its base names read again from
+    /// `cat`, the catalogue it was built from (in the same snapshot), and
+    /// written one by one. `page` names the file in an I/O error.
+    pub fn write_script_json(&self, cat: &Catalog, out: &mut dyn Write, page: &Path) -> Result<()> {
+        self.write_json(out, page, &mut |each| {
+            each_name(cat, &mut |name, _| each(name))
+        })
+    }
+
+    /// The JSON object, its keys in the order the page has always had
+    /// (`files`, `f`, `n`, `g`, `d`), byte for byte what serializing it whole
+    /// gave; `names` calls its argument with every name in index order.
+    fn write_json(&self, out: &mut dyn Write, page: &Path, names: &mut Names<'_>) -> Result<()> {
+        let io = |e: std::io::Error| Error::io(page, e);
+        let mut w = ScriptSafe(out);
+        let w = &mut w;
+        write!(w, "{{\"files\":{},\"f\":", self.files)
+            .and_then(|_| json(w, &self.folders))
+            .and_then(|_| w.write_all(b",\"n\":\""))
+            .map_err(io)?;
+        // A name's escapes are those of its characters alone, so names
+        // escaped one by one and joined by `\n` read as the joined text
+        // escaped whole.
+        let mut written = 0u64;
+        let mut failed: Option<std::io::Error> = None;
+        let mut quoted = Vec::new();
+        names(&mut |name| {
+            if failed.is_some() {
+                return;
+            }
+            quoted.clear();
+            // Writing to a Vec cannot fail.
+            let _ = json(&mut quoted, &shown(split(name).1));
+            let sep: &[u8] = if written > 0 { b"\\n" } else { b"" };
+            let text = &quoted[1..quoted.len() - 1];
+            if let Err(e) = w.write_all(sep).and_then(|_| w.write_all(text)) {
+                failed = Some(e);
+            }
+            written += 1;
+        })?;
+        if let Some(e) = failed {
+            return Err(io(e));
         }
-        let mut d = Vec::with_capacity(self.disc_runs.len() * 2);
-        for (s, c) in &self.disc_runs {
-            d.push(serde_json::Value::from(s.as_str()));
-            d.push(serde_json::Value::from(*c));
+        if written != self.files {
+            return Err(Error::Invalid(format!(
+                "the catalogue's names changed while the page was written ({} then {written}); write it again",
+                self.files
+            )));
         }
-        let v = serde_json::json!({
-            "files": self.files,
-            "f": self.folders,
-            "n": self.names,
-            "g": g,
-            "d": d,
-        });
-        script_safe(&v.to_string())
+        (|| {
+            w.write_all(b"\",\"g\":[")?;
+            for (i, (f, c)) in self.runs.iter().enumerate() {
+                let sep = if i > 0 { "," } else { "" };
+                write!(w, "{sep}{f},{c}")?;
+            }
+            w.write_all(b"],\"d\":[")?;
+            for (i, (d, c)) in self.disc_runs.iter().enumerate() {
+                let sep: &[u8] = if i > 0 { b"," } else { b"" };
+                w.write_all(sep)?;
+                json(w, d)?;
+                write!(w, ",{c}")?;
+            }
+            w.write_all(b"]}")
+        })()
+        .map_err(io)
+    }
+}
+
+/// What [`NameIndex::write_json`] reads the names from: it calls its
+/// argument with each name in index order.
+type Names<'a> = dyn FnMut(&mut dyn FnMut(&[u8])) -> Result<()> + 'a;
+
+/// A string as JSON text, quoted, as serde_json writes it.
+fn json(w: &mut dyn Write, s: &str) -> std::io::Result<()> {
+    serde_json::to_writer(w, s).map_err(std::io::Error::from)
+}
+
+/// Every backed-up name of the catalogue in name order, once each, with
+/// the discs holding its versions (a name none of whose versions is on a
+/// disc is left out). Bounded by the catalogue's rows.
+fn each_name(cat: &Catalog, each: &mut dyn FnMut(&[u8], Vec<i64>)) -> Result<()> {
+    let parts = cat.part_discs()?;
+    let mut current: Option<(Vec<u8>, Vec<i64>)> = None;
+    cat.for_each_backed_up(&mut |id, name, disc| {
+        let mut discs: Vec<i64> = disc.into_iter().collect();
+        if let Some(p) = parts.get(&id) {
+            discs.extend(p);
+        }
+        if discs.is_empty() {
+            return;
+        }
+        match &mut current {
+            Some((n, d)) if n.as_slice() == name => d.extend(discs),
+            _ => {
+                if let Some((n, d)) = current.take() {
+                    each(&n, d);
+                }
+                current = Some((name.to_vec(), discs));
+            }
+        }
+    })?;
+    if let Some((n, d)) = current.take() {
+        each(&n, d);
+    }
+    Ok(())
+}
+
+/// A stored name's folder (without the leading `/`, empty for the top)
+/// and base name.
+fn split(name: &[u8]) -> (&[u8], &[u8]) {
+    let rest = name.strip_prefix(b"/").unwrap_or(name);
+    match memchr::memrchr(b'/', rest) {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (&b""[..], rest),
+    }
+}
+
+/// A writer for JSON text inside a `<script>` element: `<` only occurs
+/// inside JSON strings, where `\u003c` means the same.
+struct ScriptSafe<'a>(&'a mut dyn Write);
+
+impl Write for ScriptSafe<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, mut buf: &[u8]) -> std::io::Result<()> {
+        // Bounded by the bytes of `buf`: each turn consumes up to a `<`.
+        while let Some(i) = memchr::memchr(b'<', buf) {
+            self.0.write_all(&buf[..i])?;
+            self.0.write_all(b"\\u003c")?;
+            buf = &buf[i + 1..];
+        }
+        self.0.write_all(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
     }
 }
 
@@ -160,6 +276,49 @@ pub fn script_safe(json: &str) -> String {
 mod tests {
     use super::*;
 
+    fn index(names: &[&[u8]]) -> NameIndex {
+        let mut i = NameIndex::default();
+        for n in names {
+            i.push(n, vec![1]);
+        }
+        i
+    }
+
+    /// The index's JSON as the page gets it, the names given again.
+    fn script(i: &NameIndex, names: &[&[u8]]) -> String {
+        let mut out = Vec::new();
+        i.write_json(&mut out, Path::new("page.html"), &mut |each| {
+            names.iter().for_each(|n| each(n));
+            Ok(())
+        })
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The JSON as the page had it when it was built whole: one value,
+    /// serialized, then every `<` replaced.
+    fn whole(i: &NameIndex, names: &[&[u8]]) -> String {
+        let n: Vec<String> = names.iter().map(|n| shown(split(n).1)).collect();
+        let g: Vec<serde_json::Value> = i
+            .runs
+            .iter()
+            .flat_map(|(f, c)| [(*f).into(), (*c).into()])
+            .collect();
+        let d: Vec<serde_json::Value> = i
+            .disc_runs
+            .iter()
+            .flat_map(|(s, c)| [s.as_str().into(), (*c).into()])
+            .collect();
+        let v = serde_json::json!({
+            "files": i.files,
+            "f": i.folders,
+            "n": n.join("\n"),
+            "g": g,
+            "d": d,
+        });
+        v.to_string().replace('<', "\\u003c")
+    }
+
     #[test]
     fn runs_and_folders_are_shared() {
         let mut i = NameIndex::default();
@@ -169,25 +328,58 @@ mod tests {
         i.push(b"/a/zz", vec![2]);
         i.push(b"/top", vec![2]);
         assert_eq!(i.folders, "a\na/b\n");
-        assert_eq!(i.names, "x\ny\nz\nzz\ntop");
         assert_eq!(i.runs, vec![(0, 2), (1, 1), (0, 1), (2, 1)]);
         assert_eq!(
             i.disc_runs,
             vec![("1".into(), 2), ("1,2".into(), 1), ("2".into(), 2)]
         );
         assert_eq!(i.files(), 5);
+        let names: &[&[u8]] = &[b"/a/x", b"/a/y", b"/a/b/z", b"/a/zz", b"/top"];
+        let back: serde_json::Value = serde_json::from_str(&script(&i, names)).unwrap();
+        assert_eq!(back["n"], "x\ny\nz\nzz\ntop");
+        assert_eq!(back["g"], serde_json::json!([0, 2, 1, 1, 0, 1, 2, 1]));
+        assert_eq!(back["d"], serde_json::json!(["1", 2, "1,2", 1, "2", 2]));
     }
 
     #[test]
     fn hostile_names_cannot_break_lines_or_the_script() {
-        let mut i = NameIndex::default();
-        i.push(b"/d\nir</x/<script><b>\n\xff", vec![1]);
-        assert_eq!(i.names.lines().count(), 1);
+        let names: &[&[u8]] = &[b"/d\nir</x/<script><b>\n\xff"];
+        let i = index(names);
         assert_eq!(i.folders.lines().count(), 1);
-        let j = i.to_script_json();
+        let j = script(&i, names);
         assert!(!j.contains('<'), "{j}");
         let back: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(back["n"], "<script><b>\\n\\xff");
+        assert_eq!(back["n"].as_str().unwrap().lines().count(), 1);
         assert_eq!(back["f"], "d\\nir</x");
+    }
+
+    #[test]
+    fn streamed_json_is_the_whole_value_serialized() {
+        let names: &[&[u8]] = &[
+            b"/<!--/</script>",
+            b"/a/\"quoted\" \\ back",
+            b"/a/tab\there\r\x01\x7f",
+            "/a/line\u{2028}sep\u{2029}".as_bytes(),
+            "/a/evil\u{202e}txt.exe".as_bytes(),
+            b"/a/\xff\xfe<b>",
+            "/b/\u{e9}t\u{e9} \u{1f600}".as_bytes(),
+            b"/top<",
+        ];
+        let i = index(names);
+        assert_eq!(script(&i, names), whole(&i, names));
+        let empty = NameIndex::default();
+        assert_eq!(script(&empty, &[]), whole(&empty, &[]));
+    }
+
+    #[test]
+    fn names_that_changed_between_the_passes_are_refused() {
+        let i = index(&[b"/a".as_slice(), b"/b"]);
+        let mut out = Vec::new();
+        let r = i.write_json(&mut out, Path::new("page.html"), &mut |each| {
+            each(b"/a");
+            Ok(())
+        });
+        assert!(r.is_err());
     }
 }

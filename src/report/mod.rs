@@ -6,7 +6,9 @@
 //! watched folder: a page about a backup must not depend on what it backs
 //! up) and from which images are still in its `isos/`. Each set is read in
 //! bounded passes: its discs, its copies and checks, one grouped query per
-//! month and one ordered pass over every name for the search index.
+//! month and two ordered passes over every name for the search index (in
+//! one read snapshot: the first keeps its folders and runs, the second
+//! writes the names straight into the page).
 //!
 //! - [`index`] builds the compact search index of every backed-up name;
 //! - [`html`] renders the page (every shown name escaped).
@@ -120,8 +122,10 @@ pub struct DueCopy {
 const LOST_EXAMPLES: usize = 10;
 
 /// Gathers one set's page from its workdir (opened for reading only, no
-/// lock: cron may be staging meanwhile).
-pub fn gather(root: &Path) -> Result<SetPage> {
+/// lock: cron may be staging meanwhile). The workdir comes back with it,
+/// its catalogue in the read snapshot the search index was built from:
+/// the index's names are written from there when the page is.
+pub fn gather(root: &Path) -> Result<(SetPage, Workdir)> {
     let wd = Workdir::open_read(root)?;
     let status = crate::status::status(&wd)?;
     let generated = crate::copies::now();
@@ -193,7 +197,7 @@ pub fn gather(root: &Path) -> Result<SetPage> {
         .map(|d| d.disc.label())
         .collect();
     let index = index::NameIndex::build(cat)?;
-    Ok(SetPage {
+    let page = SetPage {
         status,
         generated,
         discs,
@@ -205,7 +209,8 @@ pub fn gather(root: &Path) -> Result<SetPage> {
         copies_policy: shelf.policy,
         check_every: crate::copies::show_every(shelf.every),
         index,
-    })
+    };
+    Ok((page, wd))
 }
 
 /// What each lost disc cost: one analysis over all of them, each version
@@ -244,29 +249,43 @@ fn lost_costs(catalog: &Path, lost: &[i64]) -> Result<Vec<LostCost>> {
 }
 
 /// Gathers every set and writes the page to `path` atomically
-/// ([`crate::fsutil::write_atomic_beside`]): a failure leaves any earlier
-/// page as it was.
+/// ([`crate::fsutil::write_atomic_beside_with`]): a failure leaves any
+/// earlier page as it was. The page is written as it is made, the search
+/// index's names read a second time from each catalogue, so its memory
+/// does not grow with the files.
 pub fn write_html(path: &Path, roots: &[PathBuf]) -> Result<Written> {
     let start = std::time::Instant::now();
     // A set given twice is shown once.
     let mut seen = Vec::new();
     let mut pages = Vec::with_capacity(roots.len());
+    let mut workdirs = Vec::with_capacity(roots.len());
     for root in roots {
         let key = root.canonicalize().map_err(|e| Error::io(root, e))?;
         if seen.contains(&key) {
             continue;
         }
-        let page = gather(root)?;
+        let (page, wd) = gather(root)?;
         seen.push(key);
         pages.push(page);
+        workdirs.push(wd);
     }
     let path = &page_target(path, &seen, &pages)?;
-    let page = html::render(&pages);
     // A short fixed prefix: a page's own name may be as long as a name can be.
-    crate::fsutil::write_atomic_beside(path, page.as_bytes(), ".dbackup-page.", "report::write")?;
+    let bytes = crate::fsutil::write_atomic_beside_with(
+        path,
+        ".dbackup-page.",
+        "report::write",
+        &mut |out| {
+            html::render(&pages, out, path, &mut |i, out| {
+                pages[i]
+                    .index
+                    .write_script_json(&workdirs[i].catalog, out, path)
+            })
+        },
+    )?;
     Ok(Written {
         path: path.to_path_buf(),
-        bytes: page.len() as u64,
+        bytes,
         sets: pages.len() as u64,
         files: pages.iter().map(|p| p.index.files()).sum(),
         seconds: start.elapsed().as_secs_f64(),
