@@ -254,6 +254,9 @@ pub(super) fn read_reason(e: &std::io::Error) -> String {
     }
 }
 
+/// The size from which a copy starts its own writeback (see `copy_one`).
+const WRITEBACK_FROM: u64 = 1 << 20;
+
 /// Starts reading the first `len` bytes of a source into the page cache
 /// without waiting (`posix_fadvise(WILLNEED)`). Only a hint: the read that
 /// follows reports any error.
@@ -341,9 +344,14 @@ fn copy_one(
         }
         Err(e) => return Outcome::Source(read_reason(&e)),
     }
-    // No writeback is started here: the batch's one `syncfs` writes every
-    // copy back at once, in few large requests, where one started per file
+    // A small copy starts no writeback: the batch's one `syncfs` writes
+    // them back at once, in few large requests, where one started per file
     // costs a request (and, in a virtual machine, an exit) per small file.
+    // A large one starts it now, so its pages go to disk while the next
+    // files are copied rather than all at the batch's flush.
+    if change.size >= WRITEBACK_FROM {
+        fsutil::start_writeback(&dst, 0, 0);
+    }
     let digest = hasher.finalize();
     let mut hex = String::with_capacity(32);
     for b in digest.iter() {
