@@ -710,11 +710,7 @@ impl<'w, 'e> Stager<'w, 'e> {
                 let Some(name) = self.wd.catalog.entry_name(id)? else {
                     continue;
                 };
-                let under_unreadable = stats
-                    .unreadable_dirs
-                    .iter()
-                    .any(|d| name.starts_with(d) && name.get(d.len()).is_none_or(|&b| b == b'/'));
-                if under_unreadable || excludes.is_excluded(names::to_relative(&name)) {
+                if !may_be_gone(&name, stats, excludes) {
                     continue;
                 }
                 gone.push(id);
@@ -791,14 +787,10 @@ impl<'w, 'e> Stager<'w, 'e> {
                 let Some(name) = self.wd.catalog.name_of(id)? else {
                     continue;
                 };
-                let under_unreadable = stats
-                    .unreadable_dirs
-                    .iter()
-                    .any(|d| name.starts_with(d) && name.get(d.len()).is_none_or(|&b| b == b'/'));
-                let rel = names::to_relative(&name);
-                if under_unreadable || excludes.is_excluded(rel) {
+                if !may_be_gone(&name, stats, excludes) {
                     continue;
                 }
+                let rel = names::to_relative(&name);
                 gone.push((id, watched.join(rel)));
             }
             if !self.opts.dry_run {
@@ -812,6 +804,16 @@ impl<'w, 'e> Stager<'w, 'e> {
         }
         Ok(())
     }
+}
+
+/// Whether a name the walk did not see may be recorded gone: not when it
+/// is under a folder that could not be read, nor when it is excluded.
+fn may_be_gone(name: &[u8], stats: &scan::ScanStats, excludes: &Excludes) -> bool {
+    let under_unreadable = stats
+        .unreadable_dirs
+        .iter()
+        .any(|d| name.starts_with(d) && name.get(d.len()).is_none_or(|&b| b == b'/'));
+    !under_unreadable && !excludes.is_excluded(names::to_relative(name))
 }
 
 /// Closes the open disc now (for a user who wants to burn today) and opens

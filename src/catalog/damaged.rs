@@ -23,16 +23,7 @@ impl Catalog {
                 "SELECT filename, md5, size, mtime FROM files WHERE id=?1 AND copied=1",
                 [id],
                 |r| {
-                    // As in the live index: the rule comes from the row's id
-                    // (adopted rows compare at whole seconds), never from
-                    // how SQLite stored the value.
-                    let mtime = match r.get_ref(3)? {
-                        ValueRef::Integer(i) if id <= whole_through => Mtime::Whole(i),
-                        ValueRef::Real(f) if id <= whole_through => Mtime::Whole(f.floor() as i64),
-                        ValueRef::Integer(i) => Mtime::Real(i as f64),
-                        ValueRef::Real(f) => Mtime::Real(f),
-                        _ => Mtime::Real(f64::NAN),
-                    };
+                    let mtime = Mtime::stored(r.get_ref(3)?, id, whole_through);
                     Ok((
                         names::from_sql(r.get_ref(0)?).unwrap_or_default(),
                         r.get::<_, Option<String>>(1)?.unwrap_or_default(),

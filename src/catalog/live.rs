@@ -47,6 +47,21 @@ impl Mtime {
         }
     }
 
+    /// A row's stored `files.mtime` with its rule: whole seconds for a row
+    /// a set adopted (`id <= whole_through`), REAL seconds for ours. The
+    /// rule comes from the row's id, never from how SQLite stored the
+    /// value: our REAL mtime of a whole second is stored as an INTEGER and
+    /// must still compare to the sub-second. Anything else never matches.
+    pub fn stored(value: ValueRef<'_>, id: i64, whole_through: i64) -> Mtime {
+        match value {
+            ValueRef::Integer(i) if id <= whole_through => Mtime::Whole(i),
+            ValueRef::Real(f) if id <= whole_through => Mtime::Whole(f.floor() as i64),
+            ValueRef::Integer(i) => Mtime::Real(i as f64),
+            ValueRef::Real(f) => Mtime::Real(f),
+            _ => Mtime::Real(f64::NAN),
+        }
+    }
+
     /// As fractional seconds, for display.
     pub fn as_f64(&self) -> f64 {
         match *self {
@@ -394,13 +409,7 @@ fn read_row(
         (Some(s), Some(n)) if (0..1_000_000_000).contains(&n) => Some(Mtime::Exact(s, n as u32)),
         _ => None,
     };
-    let stored = match row.get_ref(3)? {
-        ValueRef::Integer(i) if id <= whole_through => Mtime::Whole(i),
-        ValueRef::Real(f) if id <= whole_through => Mtime::Whole(f.floor() as i64),
-        ValueRef::Integer(i) => Mtime::Real(i as f64),
-        ValueRef::Real(f) => Mtime::Real(f),
-        _ => Mtime::Real(f64::NAN),
-    };
+    let stored = Mtime::stored(row.get_ref(3)?, id, whole_through);
     // An adopted row compares at whole seconds, whatever it holds.
     let mtime = match exact {
         Some(e) if id > whole_through => e,
