@@ -197,15 +197,7 @@ fn a_loop_device_is_read_like_its_image() {
 }
 
 fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(16);
-    ProptestConfig {
-        cases,
-        max_shrink_iters: 32,
-        ..ProptestConfig::default()
-    }
+    binary_property_config(16, 32)
 }
 
 proptest! {

@@ -502,15 +502,7 @@ fn assert_same(got: &Snapshot, want: &Snapshot, what: &str) {
 }
 
 fn config() -> Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(32);
-    Config {
-        cases,
-        max_shrink_iters: 64,
-        ..Config::default()
-    }
+    binary_property_config(32, 64)
 }
 
 proptest! {

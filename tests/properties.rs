@@ -729,16 +729,7 @@ fn assert_same(got: &Tree, want: &Tree, what: &str, skip: &BTreeSet<Vec<u8>>) {
 }
 
 fn config() -> Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(24);
-    Config {
-        cases,
-        // Each case runs the binaries dozens of times: shrink a little.
-        max_shrink_iters: 64,
-        ..Config::default()
-    }
+    binary_property_config(24, 64)
 }
 
 proptest! {

@@ -10,6 +10,21 @@ use std::process::{Command, Stdio};
 
 use common::*;
 
+/// `dbackup-restore` of the set's images into `to`, with `extra` flags.
+fn restore(env: &TestEnv, to: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    Command::new(bin("dbackup-restore"))
+        .arg("--no-progress")
+        .env_remove("FAILPOINTS")
+        .arg("-d")
+        .arg(env.workdir.join("isos"))
+        .arg("--to")
+        .arg(to)
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_folder_already_in_the_target_keeps_its_mode_and_mtime() {
     let env = TestEnv::new();
@@ -35,16 +50,7 @@ fn a_folder_already_in_the_target_keeps_its_mode_and_mtime() {
     std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
     let before = std::fs::symlink_metadata(&private).unwrap();
 
-    let out = Command::new(bin("dbackup-restore"))
-        .arg("--no-progress")
-        .env_remove("FAILPOINTS")
-        .arg("-d")
-        .arg(env.workdir.join("isos"))
-        .arg("--to")
-        .arg(&to)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = restore(&env, &to, &[]);
     assert_eq!(
         std::fs::read(private.join("f")).unwrap(),
         b"data",
@@ -61,17 +67,7 @@ fn a_folder_already_in_the_target_keeps_its_mode_and_mtime() {
     // (Its mtime is the kernel's once a file is written into it.)
 
     // With --overwrite the user asks for the recorded folder.
-    let out = Command::new(bin("dbackup-restore"))
-        .arg("--no-progress")
-        .env_remove("FAILPOINTS")
-        .arg("-d")
-        .arg(env.workdir.join("isos"))
-        .arg("--to")
-        .arg(&to)
-        .arg("--overwrite")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = restore(&env, &to, &["--overwrite"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let after = std::fs::symlink_metadata(&private).unwrap();
     assert_eq!(after.permissions().mode() & 0o7777, 0o777);

@@ -226,7 +226,10 @@ impl LiveFiles {
             }
             return Ok(found);
         }
-        self.last = Some(name.to_vec());
+        // One buffer for the walk's position: no allocation per file.
+        let last = self.last.get_or_insert_with(Vec::new);
+        last.clear();
+        last.extend_from_slice(name);
         // Bounded by the rows: each turn takes one head off a stream.
         loop {
             let Some(head) = self.next_head(Some(name))? else {

@@ -671,3 +671,22 @@ pub fn full_discs(discs: usize, extra: &[&str]) -> TestEnv {
     ok(env.run(&["close"]), "close");
     env
 }
+
+/// The config of a property that drives the binaries: `PROPTEST_CASES`
+/// cases (else `default_cases`), shrinking only `shrink_iters` steps, since
+/// each case runs the binaries many times.
+#[allow(dead_code)]
+pub fn binary_property_config(
+    default_cases: u32,
+    shrink_iters: u32,
+) -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_cases);
+    proptest::test_runner::Config {
+        cases,
+        max_shrink_iters: shrink_iters,
+        ..proptest::test_runner::Config::default()
+    }
+}
