@@ -92,8 +92,8 @@ pub fn mkiso(
     progress: &Progress,
     on_image: &mut dyn FnMut(&ImageReport),
 ) -> Result<Vec<ImageReport>> {
-    if opts.ecc && !opts.dry_run {
-        ecc_tool()?;
+    if !opts.dry_run {
+        check_tools(opts)?;
     }
     if !opts.dry_run {
         // The disc asked for keeps its staged copies until its image is
@@ -130,6 +130,15 @@ pub fn mkiso(
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// Fails early, with the tool named, when the images need one that is
+/// missing.
+pub(crate) fn check_tools(opts: &MkisoOptions) -> Result<()> {
+    if opts.ecc {
+        ecc_tool()?;
+    }
+    Ok(())
 }
 
 /// Removes the staged copies of discs whose image is verified, when `free`
@@ -197,12 +206,29 @@ fn build_one(
     opts: &MkisoOptions,
     progress: &Progress,
 ) -> Result<ImageReport> {
+    finish_build(wd, n, opts, progress, None)
+}
+
+/// Builds disc `n`'s image, or takes `first`, a build of it already
+/// written and read back (on another thread, by [`write_and_check`]), and
+/// installs it when its read-back found nothing; otherwise repairs the
+/// staged copies and builds once more.
+pub(crate) fn finish_build(
+    wd: &mut Workdir,
+    n: i64,
+    opts: &MkisoOptions,
+    progress: &Progress,
+    mut first: Option<Built>,
+) -> Result<ImageReport> {
     let path = wd.layout.iso(n);
     let mut repairs = Vec::new();
     // Bounded: one repair of rotten staged copies, then one build more;
     // what the second build still finds is an error.
     for attempt in 0..2 {
-        let built = write_and_check(wd, n, opts, progress)?;
+        let built = match first.take() {
+            Some(b) => b,
+            None => write_and_check(wd, n, opts, progress)?,
+        };
         let (mut report, partial, problems) = match built {
             Built::DryRun(r) => return Ok(r),
             Built::Image(r, partial, problems) => (r, partial, problems),
@@ -264,7 +290,7 @@ pub fn failed_path(path: &Path) -> PathBuf {
     name.into()
 }
 
-enum Built {
+pub(crate) enum Built {
     DryRun(ImageReport),
     /// The report, the `.partial` image and what its read-back found.
     Image(ImageReport, PathBuf, Vec<ReadBackProblem>),
@@ -296,8 +322,8 @@ fn install(wd: &Workdir, n: i64, partial: &Path, report: &ImageReport) -> Result
 
 /// Writes disc `n`'s image as `.partial` (with its error-correction data),
 /// makes it durable and reads it back.
-fn write_and_check(
-    wd: &mut Workdir,
+pub(crate) fn write_and_check(
+    wd: &Workdir,
     n: i64,
     opts: &MkisoOptions,
     progress: &Progress,
@@ -409,9 +435,7 @@ fn write_and_check(
     }
     // Room for the image (files, catalogue, directory records), checked
     // before writing a byte.
-    let estimate =
-        bytes + files.len() as u64 * 4096 + iso::PADDING_BLOCKS * iso::BLOCK + (16 << 20);
-    ensure_room(wd, estimate)?;
+    ensure_room(wd, image_room(bytes, files.len() as u64))?;
     std::fs::create_dir_all(wd.layout.isos()).map_err(|e| Error::io(wd.layout.isos(), e))?;
     let opts_iso = WriteOptions {
         volume_id: disc::volume_id(n),
@@ -505,7 +529,10 @@ pub fn read_back(
     match reader.find(disc::MANIFEST) {
         None => problems.push(problem(disc::MANIFEST, "missing".into())),
         Some(f) => {
-            let tmp = scratch.join(format!(".readback-{}.db", std::process::id()));
+            // One name per read-back: two may run at once in a process.
+            static SCRATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let k = SCRATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = scratch.join(format!(".readback-{}-{k}.db", std::process::id()));
             let copied = (|| -> std::io::Result<String> {
                 let mut out = File::create(&tmp)?;
                 let mut h = Md5::new();
@@ -747,6 +774,12 @@ pub fn ready_line(r: &ImageReport) -> String {
 
 /// Fails with [`Error::NoSpace`] unless the workdir's filesystem has
 /// `needed` bytes free for an image in `isos/`.
+/// The room an image of `files` files of `bytes` bytes in all needs:
+/// files, catalogue, directory records, padding.
+pub(crate) fn image_room(bytes: u64, files: u64) -> u64 {
+    bytes + files * 4096 + iso::PADDING_BLOCKS * iso::BLOCK + (16 << 20)
+}
+
 pub(crate) fn ensure_room(wd: &Workdir, needed: u64) -> Result<()> {
     let available = fsutil::available_space(&wd.layout.root)?;
     if available < needed {

@@ -70,8 +70,9 @@ pub enum Event<'a> {
 pub struct MonitorOptions {
     /// Report what would be staged; write nothing.
     pub dry_run: bool,
-    /// Build the image of a disc a split file's part filled before staging
-    /// its next part (so the staging area needs about one disc of room).
+    /// Build the image of a disc a split file's part filled, beside the
+    /// copy of its next part or before it (so the staging area needs about
+    /// one disc of room; two for the two to overlap).
     pub images: bool,
 }
 
@@ -157,6 +158,9 @@ struct Stager<'w, 'e> {
     /// Deferred files that the catalogue's growth made too large for an
     /// empty disc: split once the batch is drained.
     to_split: Vec<Change>,
+    /// The image of the disc a split file filled last, being built beside
+    /// the copy of its next part.
+    image_builder: Option<split::ImageBuilder>,
 }
 
 /// Walks the watched folder and stages every new or changed file; records
@@ -286,6 +290,7 @@ impl<'w, 'e> Stager<'w, 'e> {
             entries: Vec::new(),
             stop: None,
             to_split: Vec::new(),
+            image_builder: None,
             in_progress: if opts.dry_run {
                 Default::default()
             } else {

@@ -310,6 +310,19 @@ impl Workdir {
         })
     }
 
+    /// A second handle on this workdir, with a connection of its own, for a
+    /// thread that reads the catalogue while this handle goes on writing.
+    /// It holds no lock: the lock of this handle covers it, so it must not
+    /// outlive this handle's work.
+    pub(crate) fn reader(&self) -> Result<Workdir> {
+        Ok(Workdir {
+            layout: self.layout.clone(),
+            catalog: Catalog::open(&self.layout.catalog())?,
+            settings: self.settings.clone(),
+            _lock: None,
+        })
+    }
+
     /// Opens a workdir for writing: takes the lock (or fails with
     /// `Error::Busy`), then repairs what an interrupted run left.
     pub fn open_write(root: &Path) -> Result<(Workdir, Repairs)> {

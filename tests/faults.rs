@@ -181,6 +181,64 @@ fn split_staging_faults_are_repaired_by_the_next_run() {
     }
 }
 
+/// The image of a disc a split file filled is built on another thread
+/// while the next part is copied: a fault at the first or the second visit
+/// of each image point (while the copy goes on beside it, or once the main
+/// thread installs the image) never frees unverified copies, and the next
+/// run finishes both the images and the file.
+#[test]
+fn image_faults_beside_a_split_copy_are_repaired_by_the_next_run() {
+    for (point, kind) in pairs("mkiso") {
+        for visit in [1, 2] {
+            let what = if visit == 1 {
+                spec(point, kind)
+            } else {
+                format!("{}=1*off->1*return({})", point.name, kind.name())
+            };
+            let env = TestEnv::new();
+            let big: Vec<u8> = (0..5_000_000u32).map(|i| (i % 241) as u8).collect();
+            env.write("video.mp4", &big);
+            env.init(&["--disc-size", "1807200"]);
+            let out = env
+                .stage()
+                .env("FAILPOINTS", &what)
+                .arg("monitor")
+                .output()
+                .unwrap();
+            assert_failed_as(&out, point, kind, &what);
+            check_copied_rows(&env.workdir);
+            verify_images(&env.workdir, &what);
+            // Every closed disc without a verified image keeps its copies.
+            let verified = verified_discs(&env.catalog());
+            let closed: Vec<i64> = env
+                .catalog()
+                .prepare("SELECT id FROM discs WHERE completed IS NOT NULL")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            assert!(!closed.is_empty(), "{what}: no disc was closed");
+            for &disc in &closed {
+                if !verified.contains(&disc) {
+                    assert!(
+                        env.workdir
+                            .join(format!("staging/disc-{disc:04}/manifest.db"))
+                            .is_file(),
+                        "{what}: disc {disc} lost its staged copies before its image was verified"
+                    );
+                }
+            }
+            let out = env.run(&["monitor"]);
+            assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out.stderr));
+            assert_eq!(env.check_invariants(), tree_md5s(&env.watched), "{what}");
+            verify_images(&env.workdir, &what);
+            let verified = verified_discs(&env.catalog());
+            assert!(verified.len() >= 3, "{what}: verified {verified:?}");
+        }
+    }
+}
+
 #[test]
 fn closing_faults_are_repaired_by_the_next_run() {
     for (point, kind) in pairs("close") {

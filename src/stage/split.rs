@@ -2,13 +2,17 @@
 //! fill consecutive discs (see docs/split-files.md for the format).
 //!
 //! The source is read once, in order: each part's MD5 and the whole file's
-//! come from the same pass (the whole on a second thread, so both cores
-//! hash). Every part follows the crash-safe protocol of any staged file:
-//! reserve its row, copy to `<id>.<k>.partial` while hashing, fsync, rename,
-//! fsync the folder, record. When a part fills its disc, the disc is closed
-//! and (unless images are left to `dbackup-mkiso`) its image is built and
-//! read back before the next part is copied, which frees the staged copies:
-//! the staging area needs about one disc of room whatever the file's size.
+//! come from the same pass (each on a thread of its own, so the copying
+//! thread only reads and writes). Every part follows the crash-safe
+//! protocol of any staged file: reserve its row, copy to
+//! `<id>.<k>.partial` while hashing, fsync, rename, fsync the folder,
+//! record. When a part fills its disc, the disc is closed and (unless
+//! images are left to `dbackup-mkiso`) its image is built and read back:
+//! on another thread while the next part is copied when the filesystem has
+//! room for that image and a whole disc more, otherwise before the next
+//! part. Its staged copies are freed only once the read-back matched, and
+//! never more than one image is built beside the copy, so the staging area
+//! needs about one disc of room whatever the file's size (two, to overlap).
 //!
 //! A run cut short leaves the version `staging` with its recorded parts. The
 //! next run resumes it when the file still has the size and mtime it began
@@ -22,7 +26,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 use md5::{Digest, Md5};
 
@@ -56,33 +60,98 @@ enum PartOutcome {
     Target(Error),
 }
 
-/// The whole file's MD5, computed on a second thread from the buffers the
-/// copy hands over (and hands back, so two buffers go round).
-struct WholeHasher {
-    to: Option<mpsc::SyncSender<Vec<u8>>>,
-    back: mpsc::Receiver<Vec<u8>>,
-    worker: Option<std::thread::JoinHandle<String>>,
-    spare: Vec<Vec<u8>>,
+/// What a hashing thread is sent.
+enum Msg {
+    Data(Arc<Vec<u8>>),
+    /// Ends a part: its MD5 goes back on the channel given.
+    Cut(mpsc::SyncSender<String>),
 }
 
-impl WholeHasher {
-    fn new() -> WholeHasher {
-        let (to, from) = mpsc::sync_channel::<Vec<u8>>(2);
-        let (give_back, back) = mpsc::sync_channel::<Vec<u8>>(3);
+/// One MD5 on a thread of its own, fed the buffers the copy shares.
+struct HashThread {
+    to: Option<mpsc::SyncSender<Msg>>,
+    worker: Option<std::thread::JoinHandle<String>>,
+}
+
+impl HashThread {
+    fn new(give_back: mpsc::Sender<Vec<u8>>) -> HashThread {
+        let (to, from) = mpsc::sync_channel::<Msg>(2);
         let worker = std::thread::spawn(move || {
             let mut h = Md5::new();
             // Ends when the sender is dropped.
-            for buf in from {
-                h.update(&buf);
-                let _ = give_back.send(buf);
+            for msg in from {
+                match msg {
+                    Msg::Data(buf) => {
+                        h.update(&buf[..]);
+                        // The last holder of a buffer hands it back.
+                        if let Some(b) = Arc::into_inner(buf) {
+                            let _ = give_back.send(b);
+                        }
+                    }
+                    Msg::Cut(reply) => {
+                        let _ = reply.send(mkiso::hex(&std::mem::take(&mut h).finalize()));
+                    }
+                }
             }
             mkiso::hex(&h.finalize())
         });
-        WholeHasher {
+        HashThread {
             to: Some(to),
-            back,
             worker: Some(worker),
-            spare: vec![vec![0; BUFFER], vec![0; BUFFER], vec![0; BUFFER]],
+        }
+    }
+
+    fn send(&mut self, msg: Msg) {
+        if let Some(to) = &self.to {
+            if to.send(msg).is_err() {
+                // The thread is gone; `cut` or `finish` reports it.
+                self.to = None;
+            }
+        }
+    }
+
+    /// The MD5 of what was fed since the last cut (`None` if the thread
+    /// failed).
+    fn cut(&mut self) -> Option<String> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.send(Msg::Cut(reply));
+        answer.recv().ok()
+    }
+
+    fn finish(mut self) -> Option<String> {
+        self.to = None;
+        self.worker.take()?.join().ok()
+    }
+}
+
+impl Drop for HashThread {
+    fn drop(&mut self) {
+        self.to = None;
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// The part's MD5 and the whole file's, each on a thread of its own, from
+/// the buffers the copy reads into: the copying thread only reads and
+/// writes, so on two cores or more the hashing keeps pace with the disk.
+/// Four buffers go round; each comes back from whoever is last done with it.
+struct Hashers {
+    part: HashThread,
+    whole: HashThread,
+    back: mpsc::Receiver<Vec<u8>>,
+    spare: Vec<Vec<u8>>,
+}
+
+impl Hashers {
+    fn new() -> Hashers {
+        let (give_back, back) = mpsc::channel::<Vec<u8>>();
+        Hashers {
+            part: HashThread::new(give_back.clone()),
+            whole: HashThread::new(give_back),
+            back,
+            spare: (0..4).map(|_| vec![0; BUFFER]).collect(),
         }
     }
 
@@ -97,30 +166,28 @@ impl WholeHasher {
         b
     }
 
-    /// Hands the first `n` bytes of `buf` to the hashing thread.
-    fn feed(&mut self, mut buf: Vec<u8>, n: usize) {
+    /// Hands the first `n` bytes of `buf` to both hashes, then to `use_it`
+    /// (the write) while they hash.
+    fn feed<R>(&mut self, mut buf: Vec<u8>, n: usize, use_it: impl FnOnce(&[u8]) -> R) -> R {
         buf.truncate(n);
-        if let Some(to) = &self.to {
-            if to.send(buf).is_err() {
-                // The worker is gone; `finish` reports it.
-                self.to = None;
-            }
+        let shared = Arc::new(buf);
+        self.part.send(Msg::Data(Arc::clone(&shared)));
+        self.whole.send(Msg::Data(Arc::clone(&shared)));
+        let r = use_it(&shared[..]);
+        if let Some(b) = Arc::into_inner(shared) {
+            self.spare.push(b);
         }
+        r
     }
 
-    /// The whole MD5 (`None` if the hashing thread failed).
-    fn finish(mut self) -> Option<String> {
-        self.to = None;
-        self.worker.take()?.join().ok()
+    /// The MD5 of the part fed since the last cut.
+    fn cut_part(&mut self) -> Option<String> {
+        self.part.cut()
     }
-}
 
-impl Drop for WholeHasher {
-    fn drop(&mut self) {
-        self.to = None;
-        if let Some(w) = self.worker.take() {
-            let _ = w.join();
-        }
+    /// The whole MD5 (`None` if its thread failed).
+    fn finish(self) -> Option<String> {
+        self.whole.finish()
     }
 }
 
@@ -273,6 +340,14 @@ impl Stager<'_, '_> {
     }
 
     fn stage_split(&mut self, change: &Change, earlier: Option<SplitInProgress>) -> Result<()> {
+        let staged = self.stage_parts(change, earlier);
+        // An image still being built is waited for whatever became of the
+        // parts: no thread outlives the file.
+        let joined = self.join_builder();
+        staged.and(joined)
+    }
+
+    fn stage_parts(&mut self, change: &Change, earlier: Option<SplitInProgress>) -> Result<()> {
         let mut src = match open_source(&change.path) {
             Ok(f) => f,
             Err(e) => {
@@ -300,12 +375,12 @@ impl Stager<'_, '_> {
                 return Ok(());
             }
         }
-        let mut whole = WholeHasher::new();
+        let mut hashers = Hashers::new();
         // Resume what an earlier run began, if the file is still that file.
         let mut resumed = None;
         if let Some(old) = earlier {
             if old.size == change.size && old.mtime == change.mtime() {
-                match self.check_prefix(&mut src, &old, &mut whole) {
+                match self.check_prefix(&mut src, &old, &mut hashers) {
                     Ok(true) => resumed = Some(old),
                     Ok(false) => {
                         self.abandon(old.id, change, "the file changed before its last part")?;
@@ -330,7 +405,7 @@ impl Stager<'_, '_> {
             None => {
                 // A fresh start reads from the beginning (a failed resume
                 // read some of it).
-                whole = WholeHasher::new();
+                hashers = Hashers::new();
                 use std::io::{Seek, SeekFrom};
                 if let Err(e) = src.seek(SeekFrom::Start(0)) {
                     self.skip(change, read_reason(&e));
@@ -363,9 +438,13 @@ impl Stager<'_, '_> {
             if remaining == 0 {
                 break;
             }
-            if self.opts.images && !mkiso::pending(self.wd)?.is_empty() {
-                // An earlier disc still waits for its image: build it first,
-                // so the staging area never holds more than about one disc.
+            if self.opts.images
+                && self.image_builder.is_none()
+                && !mkiso::pending(self.wd)?.is_empty()
+            {
+                // An earlier disc still waits for its image (and none is
+                // being built): build it first, so the staging area holds
+                // no more than about one disc.
                 self.build_images()?;
             }
             let room = self.part_room(&change.name);
@@ -400,25 +479,32 @@ impl Stager<'_, '_> {
                 self.disc,
                 crate::names::display(&change.name, false)
             ));
-            let md5 =
-                match self.copy_part(&mut src, change, id, next_part, offset, size, &mut whole)? {
-                    PartOutcome::Copied(md5) => md5,
-                    PartOutcome::Source(reason) => {
-                        self.abandon(id, change, "the file changed before its last part")?;
-                        self.skip(change, reason);
-                        return Ok(());
-                    }
-                    PartOutcome::Target(e) => {
-                        self.wd.catalog.abandon_part(id, next_part)?;
-                        match e {
-                            Error::Io { ref source, .. } if fsutil::is_no_space(source) => {
-                                self.stop = Some(e);
-                                return Ok(());
-                            }
-                            e => return Err(e),
+            let md5 = match self.copy_part(
+                &mut src,
+                change,
+                id,
+                next_part,
+                offset,
+                size,
+                &mut hashers,
+            )? {
+                PartOutcome::Copied(md5) => md5,
+                PartOutcome::Source(reason) => {
+                    self.abandon(id, change, "the file changed before its last part")?;
+                    self.skip(change, reason);
+                    return Ok(());
+                }
+                PartOutcome::Target(e) => {
+                    self.wd.catalog.abandon_part(id, next_part)?;
+                    match e {
+                        Error::Io { ref source, .. } if fsutil::is_no_space(source) => {
+                            self.stop = Some(e);
+                            return Ok(());
                         }
+                        e => return Err(e),
                     }
-                };
+                }
+            };
             let whole_md5 = if last {
                 // The file must still be the one read, to its last byte.
                 let still = src
@@ -437,7 +523,7 @@ impl Stager<'_, '_> {
                     );
                     return Ok(());
                 }
-                let w = std::mem::replace(&mut whole, WholeHasher::new());
+                let w = std::mem::replace(&mut hashers, Hashers::new());
                 match w.finish() {
                     Some(h) => Some(h),
                     None => return Err(Error::Invalid("the hashing thread failed".into())),
@@ -490,16 +576,15 @@ impl Stager<'_, '_> {
         &mut self,
         src: &mut File,
         old: &SplitInProgress,
-        whole: &mut WholeHasher,
+        hashers: &mut Hashers,
     ) -> std::result::Result<bool, String> {
         self.progress
             .message(format!("checking the staged parts of {}", change_name(old)));
         for p in &old.parts {
-            let mut h = Md5::new();
             let mut left = p.size;
             // Bounded by the part's size.
             while left > 0 {
-                let mut buf = whole.buffer();
+                let mut buf = hashers.buffer();
                 let want = (buf.len() as u64).min(left) as usize;
                 let n = match src.read(&mut buf[..want]) {
                     Ok(0) => return Ok(false),
@@ -507,13 +592,14 @@ impl Stager<'_, '_> {
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(read_reason(&e)),
                 };
-                h.update(&buf[..n]);
-                whole.feed(buf, n);
+                hashers.feed(buf, n, |_| ());
                 left -= n as u64;
                 self.progress.add_bytes(n as u64);
             }
-            if mkiso::hex(&h.finalize()) != p.md5 {
-                return Ok(false);
+            match hashers.cut_part() {
+                Some(md5) if md5 == p.md5 => {}
+                Some(_) => return Ok(false),
+                None => return Err("the hashing thread failed".into()),
             }
         }
         Ok(true)
@@ -530,7 +616,7 @@ impl Stager<'_, '_> {
         part: u32,
         offset: u64,
         size: u64,
-        whole: &mut WholeHasher,
+        hashers: &mut Hashers,
     ) -> Result<PartOutcome> {
         self.wd
             .catalog
@@ -548,12 +634,11 @@ impl Stager<'_, '_> {
                 Ok(f) => f,
                 Err(e) => return Ok(PartOutcome::Target(Error::io(&partial, e))),
             };
-            let mut h = Md5::new();
             let mut left = size;
             let mut first = true;
             // Bounded by the part's size.
             while left > 0 {
-                let mut buf = whole.buffer();
+                let mut buf = hashers.buffer();
                 let want = (buf.len() as u64).min(left) as usize;
                 let read = match crate::fault::injected("stage::read") {
                     Some(e) => Err(e),
@@ -569,12 +654,12 @@ impl Stager<'_, '_> {
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(e) => return Ok(PartOutcome::Source(read_reason(&e))),
                 };
-                h.update(&buf[..n]);
-                let written = match crate::fault::injected("stage::write") {
-                    Some(e) => Err(e),
-                    None => dst.write_all(&buf[..n]),
-                };
-                whole.feed(buf, n);
+                let written = hashers.feed(buf, n, |data| {
+                    match crate::fault::injected("stage::write") {
+                        Some(e) => Err(e),
+                        None => dst.write_all(data),
+                    }
+                });
                 if let Err(e) = written {
                     return Ok(PartOutcome::Target(Error::io(&partial, e)));
                 }
@@ -612,7 +697,10 @@ impl Stager<'_, '_> {
             if new_dir {
                 fsutil::sync_dir(&disc_dir.join(disc::FILES_DIR))?;
             }
-            Ok(PartOutcome::Copied(mkiso::hex(&h.finalize())))
+            match hashers.cut_part() {
+                Some(md5) => Ok(PartOutcome::Copied(md5)),
+                None => Err(Error::Invalid("the hashing thread failed".into())),
+            }
         })();
         match &outcome {
             Ok(PartOutcome::Copied(_)) => {}
@@ -632,6 +720,9 @@ impl Stager<'_, '_> {
     /// images are left to `dbackup-mkiso`. `false` when the run must stop
     /// (a full filesystem).
     fn close_for_split(&mut self) -> Result<bool> {
+        // The image of the disc closed before is done first: at most one
+        // is built beside the copy.
+        self.join_builder()?;
         let usage = self.wd.catalog.disc_usage(self.disc)?;
         let closed = match self.wd.close_disc() {
             Ok(id) => id,
@@ -652,18 +743,74 @@ impl Stager<'_, '_> {
         self.on_disc = 0;
         self.usage = self.empty_usage();
         if self.opts.images {
-            self.build_images()?;
+            self.start_image(closed, usage.sector_bytes, usage.files)?;
         }
         Ok(true)
+    }
+
+    fn image_options(&self) -> MkisoOptions {
+        MkisoOptions {
+            ecc: self.wd.settings.ecc,
+            ..Default::default()
+        }
+    }
+
+    /// Builds the image of disc `closed`, just closed: on another thread,
+    /// while the next part is copied, when it is the only disc waiting and
+    /// the filesystem has room for its image and a whole disc's part beside
+    /// the staged copies; otherwise here and now, before the next part.
+    /// Either way its staged copies are freed only by [`Self::join_builder`]
+    /// or [`Self::build_images`], once the image is read back and matched.
+    fn start_image(&mut self, closed: i64, bytes: u64, files: u64) -> Result<()> {
+        let room = mkiso::image_room(bytes, files);
+        let roomy = self.free
+            >= room
+                .saturating_add(self.report.disc_size)
+                .saturating_add(SPACE_MARGIN);
+        if !roomy || mkiso::pending(self.wd)? != [closed] {
+            return self.build_images();
+        }
+        let opts = self.image_options();
+        mkiso::check_tools(&opts)?;
+        let reader = self.wd.reader()?;
+        let worker = std::thread::spawn(move || {
+            mkiso::write_and_check(&reader, closed, &opts, &crate::progress::Progress::hidden())
+        });
+        self.image_builder = Some(ImageBuilder {
+            disc: closed,
+            worker,
+        });
+        // The image takes this room while the next part is copied.
+        self.free = self.free.saturating_sub(room);
+        Ok(())
+    }
+
+    /// Waits for the image built on another thread, if any; installs it
+    /// when its read-back matched (freeing the disc's staged copies), or
+    /// repairs and builds again as `dbackup-mkiso` would.
+    pub(super) fn join_builder(&mut self) -> Result<()> {
+        let Some(b) = self.image_builder.take() else {
+            return Ok(());
+        };
+        let built = b.worker.join().unwrap_or_else(|_| {
+            Err(Error::Invalid(format!(
+                "building the image of disc {} stopped short; it is built again on the next run",
+                b.disc
+            )))
+        })?;
+        let opts = self.image_options();
+        let report = mkiso::finish_build(self.wd, b.disc, &opts, self.progress, Some(built))?;
+        self.report.images.push(report);
+        self.free = fsutil::available_space(&self.wd.layout.root)?;
+        Ok(())
     }
 
     /// Builds and reads back the image of every closed disc still waiting
     /// for one, freeing their staged copies; the reports go to the caller.
     fn build_images(&mut self) -> Result<()> {
-        let opts = MkisoOptions {
-            ecc: self.wd.settings.ecc,
-            ..Default::default()
-        };
+        // Never two builds of one image at once.
+        self.join_builder()?;
+        let opts = self.image_options();
         let mut built = Vec::new();
         let res = mkiso::mkiso(self.wd, &opts, self.progress, &mut |r| {
             built.push(r.clone())
@@ -673,6 +820,14 @@ impl Stager<'_, '_> {
         self.free = fsutil::available_space(&self.wd.layout.root)?;
         Ok(())
     }
+}
+
+/// A closed disc's image being written and read back on another thread
+/// (with a catalogue connection of its own, reading only) while the next
+/// part is copied: the copy and the image's hashing share the cores.
+pub(super) struct ImageBuilder {
+    disc: i64,
+    worker: std::thread::JoinHandle<Result<mkiso::Built>>,
 }
 
 fn change_name(old: &SplitInProgress) -> String {
