@@ -18,7 +18,7 @@
 # hand: bench/run-parity.sh (BENCH_QUICK=1 for a smoke run).
 #
 # Environment: PARITY_DISC_MB=250 (the data on each of the 4 discs),
-# PAIRS=3 (after one not counted), BENCH_DIR=target/bench, KEEP=1 (keep the
+# PAIRS=5 (after one not counted), BENCH_DIR=target/bench, KEEP=1 (keep the
 # data), CARGO_TARGET_DIR. Disk: about 15 times PARITY_DISC_MB (sources, images,
 # the parity data of both sides, the survivors' .par2 files, rebuilt discs).
 set -euo pipefail
@@ -29,7 +29,7 @@ if [[ $BENCH_QUICK == 1 ]]; then
     PAIRS=${PAIRS:-2}
 fi
 PARITY_DISC_MB=${PARITY_DISC_MB:-250}
-PAIRS=${PAIRS:-3}
+PAIRS=${PAIRS:-5}
 
 need_tools python3 awk par2 bsdtar sqlite3 cmp
 build_release

@@ -13,7 +13,7 @@
 # /usr/bin/time -v. Run by hand: bench/run-split.sh (BENCH_QUICK=1 for a
 # smoke run).
 #
-# Environment: SPLIT_MB=10240, SPLIT_DISC_MB=2048, PAIRS=3 (after one not
+# Environment: SPLIT_MB=6144, SPLIT_DISC_MB=2048, PAIRS=5 (after one not
 # counted), BENCH_DIR=target/bench, KEEP=1 (keep the data), CARGO_TARGET_DIR.
 # Disk: about 4.5 times SPLIT_MB (source, images, two restores).
 set -euo pipefail
@@ -24,9 +24,9 @@ if [[ $BENCH_QUICK == 1 ]]; then
     SPLIT_DISC_MB=${SPLIT_DISC_MB:-64}
     PAIRS=${PAIRS:-2}
 fi
-SPLIT_MB=${SPLIT_MB:-10240}
+SPLIT_MB=${SPLIT_MB:-6144}
 SPLIT_DISC_MB=${SPLIT_DISC_MB:-2048}
-PAIRS=${PAIRS:-3}
+PAIRS=${PAIRS:-5}
 
 need_tools python3 awk xorriso bsdtar md5sum
 build_release
