@@ -772,14 +772,20 @@ pub fn ready_line(r: &ImageReport) -> String {
     )
 }
 
-/// Fails with [`Error::NoSpace`] unless the workdir's filesystem has
-/// `needed` bytes free for an image in `isos/`.
 /// The room an image of `files` files of `bytes` bytes in all needs:
 /// files, catalogue, directory records, padding.
 pub(crate) fn image_room(bytes: u64, files: u64) -> u64 {
     bytes + files * 4096 + iso::PADDING_BLOCKS * iso::BLOCK + (16 << 20)
 }
 
+/// The size of an image on a disc of `disc_size` once its error-correction
+/// data is added (the medium's whole size).
+pub(crate) fn ecc_medium(disc_size: u64) -> u64 {
+    ecc::medium_of(disc_size)
+}
+
+/// Fails with [`Error::NoSpace`] unless the workdir's filesystem has
+/// `needed` bytes free for an image in `isos/`.
 pub(crate) fn ensure_room(wd: &Workdir, needed: u64) -> Result<()> {
     let available = fsutil::available_space(&wd.layout.root)?;
     if available < needed {

@@ -310,14 +310,17 @@ impl Workdir {
         })
     }
 
-    /// A second handle on this workdir, with a connection of its own, for a
-    /// thread that reads the catalogue while this handle goes on writing.
-    /// It holds no lock: the lock of this handle covers it, so it must not
-    /// outlive this handle's work.
+    /// A second handle on this workdir, with a connection of its own that
+    /// refuses to write the catalogue (`query_only`), for a thread that
+    /// reads it while this handle goes on writing: every write stays on one
+    /// connection. It holds no lock: the lock of this handle covers it, so
+    /// it must not outlive this handle's work.
     pub(crate) fn reader(&self) -> Result<Workdir> {
+        let catalog = Catalog::open(&self.layout.catalog())?;
+        catalog.set_query_only()?;
         Ok(Workdir {
             layout: self.layout.clone(),
-            catalog: Catalog::open(&self.layout.catalog())?,
+            catalog,
             settings: self.settings.clone(),
             _lock: None,
         })

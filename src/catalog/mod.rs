@@ -251,6 +251,13 @@ impl Catalog {
         Ok(cat)
     }
 
+    /// Makes this connection refuse every write to the catalogue.
+    pub(crate) fn set_query_only(&self) -> Result<()> {
+        self.conn
+            .execute_batch("PRAGMA query_only=1")
+            .map_err(|e| self.err(e))
+    }
+
     fn tune(&self) -> Result<()> {
         self.conn
             .busy_timeout(std::time::Duration::from_secs(10))

@@ -40,7 +40,7 @@ pub fn ecc_codec(disc_size: u64) -> (&'static str, Option<u64>) {
 }
 
 /// The medium a disc size was chosen for.
-fn medium_of(disc_size: u64) -> u64 {
+pub(super) fn medium_of(disc_size: u64) -> u64 {
     let (num, den) = crate::units::PRESET_SHARE;
     (disc_size as u128 * den as u128 / num as u128) as u64
 }

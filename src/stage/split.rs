@@ -60,6 +60,17 @@ enum PartOutcome {
     Target(Error),
 }
 
+/// Starts a thread, or says why the system would not.
+fn spawn<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<std::thread::JoinHandle<T>> {
+    std::thread::Builder::new()
+        .name(format!("dbackup-{what}"))
+        .spawn(f)
+        .map_err(|e| Error::Invalid(format!("cannot start a {what} thread: {e}")))
+}
+
 /// What a hashing thread is sent.
 enum Msg {
     Data(Arc<Vec<u8>>),
@@ -74,9 +85,9 @@ struct HashThread {
 }
 
 impl HashThread {
-    fn new(give_back: mpsc::Sender<Vec<u8>>) -> HashThread {
+    fn new(give_back: mpsc::Sender<Vec<u8>>) -> Result<HashThread> {
         let (to, from) = mpsc::sync_channel::<Msg>(2);
-        let worker = std::thread::spawn(move || {
+        let worker = spawn("hash", move || {
             let mut h = Md5::new();
             // Ends when the sender is dropped.
             for msg in from {
@@ -94,11 +105,11 @@ impl HashThread {
                 }
             }
             mkiso::hex(&h.finalize())
-        });
-        HashThread {
+        })?;
+        Ok(HashThread {
             to: Some(to),
             worker: Some(worker),
-        }
+        })
     }
 
     fn send(&mut self, msg: Msg) {
@@ -139,20 +150,26 @@ impl Drop for HashThread {
 /// Four buffers go round; each comes back from whoever is last done with it.
 struct Hashers {
     part: HashThread,
-    whole: HashThread,
+    /// Taken by `finish`.
+    whole: Option<HashThread>,
     back: mpsc::Receiver<Vec<u8>>,
     spare: Vec<Vec<u8>>,
 }
 
 impl Hashers {
-    fn new() -> Hashers {
+    fn new() -> Result<Hashers> {
         let (give_back, back) = mpsc::channel::<Vec<u8>>();
-        Hashers {
-            part: HashThread::new(give_back.clone()),
-            whole: HashThread::new(give_back),
+        Ok(Hashers {
+            part: HashThread::new(give_back.clone())?,
+            whole: Some(HashThread::new(give_back)?),
             back,
             spare: (0..4).map(|_| vec![0; BUFFER]).collect(),
-        }
+        })
+    }
+
+    /// Takes back a buffer that was not fed (a read to try again).
+    fn unused(&mut self, buf: Vec<u8>) {
+        self.spare.push(buf);
     }
 
     /// A buffer to read into (of `BUFFER` bytes).
@@ -172,7 +189,9 @@ impl Hashers {
         buf.truncate(n);
         let shared = Arc::new(buf);
         self.part.send(Msg::Data(Arc::clone(&shared)));
-        self.whole.send(Msg::Data(Arc::clone(&shared)));
+        if let Some(w) = &mut self.whole {
+            w.send(Msg::Data(Arc::clone(&shared)));
+        }
         let r = use_it(&shared[..]);
         if let Some(b) = Arc::into_inner(shared) {
             self.spare.push(b);
@@ -186,8 +205,8 @@ impl Hashers {
     }
 
     /// The whole MD5 (`None` if its thread failed).
-    fn finish(self) -> Option<String> {
-        self.whole.finish()
+    fn finish(&mut self) -> Option<String> {
+        self.whole.take()?.finish()
     }
 }
 
@@ -344,7 +363,15 @@ impl Stager<'_, '_> {
         // An image still being built is waited for whatever became of the
         // parts: no thread outlives the file.
         let joined = self.join_builder();
-        staged.and(joined)
+        match (staged, joined) {
+            (Err(e), Err(also)) => {
+                // The first error ends the run; the image's is said too.
+                self.progress
+                    .println(&format!("dbackup-stage: error: {also}"));
+                Err(e)
+            }
+            (staged, joined) => staged.and(joined),
+        }
     }
 
     fn stage_parts(&mut self, change: &Change, earlier: Option<SplitInProgress>) -> Result<()> {
@@ -375,11 +402,13 @@ impl Stager<'_, '_> {
                 return Ok(());
             }
         }
-        let mut hashers = Hashers::new();
+        let mut hashers = Hashers::new()?;
         // Resume what an earlier run began, if the file is still that file.
         let mut resumed = None;
+        let mut checked = false;
         if let Some(old) = earlier {
             if old.size == change.size && old.mtime == change.mtime() {
+                checked = true;
                 match self.check_prefix(&mut src, &old, &mut hashers) {
                     Ok(true) => resumed = Some(old),
                     Ok(false) => {
@@ -405,7 +434,9 @@ impl Stager<'_, '_> {
             None => {
                 // A fresh start reads from the beginning (a failed resume
                 // read some of it).
-                hashers = Hashers::new();
+                if checked {
+                    hashers = Hashers::new()?;
+                }
                 use std::io::{Seek, SeekFrom};
                 if let Err(e) = src.seek(SeekFrom::Start(0)) {
                     self.skip(change, read_reason(&e));
@@ -523,8 +554,7 @@ impl Stager<'_, '_> {
                     );
                     return Ok(());
                 }
-                let w = std::mem::replace(&mut hashers, Hashers::new());
-                match w.finish() {
+                match hashers.finish() {
                     Some(h) => Some(h),
                     None => return Err(Error::Invalid("the hashing thread failed".into())),
                 }
@@ -589,7 +619,10 @@ impl Stager<'_, '_> {
                 let n = match src.read(&mut buf[..want]) {
                     Ok(0) => return Ok(false),
                     Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                        hashers.unused(buf);
+                        continue;
+                    }
                     Err(e) => return Err(read_reason(&e)),
                 };
                 hashers.feed(buf, n, |_| ());
@@ -651,7 +684,10 @@ impl Stager<'_, '_> {
                         ))
                     }
                     Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                        hashers.unused(buf);
+                        continue;
+                    }
                     Err(e) => return Ok(PartOutcome::Source(read_reason(&e))),
                 };
                 let written = hashers.feed(buf, n, |data| {
@@ -723,6 +759,9 @@ impl Stager<'_, '_> {
         // The image of the disc closed before is done first: at most one
         // is built beside the copy.
         self.join_builder()?;
+        if self.stop.is_some() {
+            return Ok(false);
+        }
         let usage = self.wd.catalog.disc_usage(self.disc)?;
         let closed = match self.wd.close_disc() {
             Ok(id) => id,
@@ -762,7 +801,16 @@ impl Stager<'_, '_> {
     /// Either way its staged copies are freed only by [`Self::join_builder`]
     /// or [`Self::build_images`], once the image is read back and matched.
     fn start_image(&mut self, closed: i64, bytes: u64, files: u64) -> Result<()> {
-        let room = mkiso::image_room(bytes, files);
+        let opts = self.image_options();
+        // The image (grown to the medium's size by its error-correction
+        // data), the catalogue inside it and its scratch copy read back.
+        let mut room = mkiso::image_room(bytes, files);
+        if opts.ecc {
+            room = room.max(mkiso::ecc_medium(self.report.disc_size));
+        }
+        room = room.saturating_add(self.wd.catalog.db_size()?.saturating_mul(2));
+        // Closing wrote the disc's catalogue: what is free now, not before.
+        self.free = fsutil::available_space(&self.wd.layout.root)?;
         let roomy = self.free
             >= room
                 .saturating_add(self.report.disc_size)
@@ -770,12 +818,11 @@ impl Stager<'_, '_> {
         if !roomy || mkiso::pending(self.wd)? != [closed] {
             return self.build_images();
         }
-        let opts = self.image_options();
         mkiso::check_tools(&opts)?;
         let reader = self.wd.reader()?;
-        let worker = std::thread::spawn(move || {
+        let worker = spawn("image", move || {
             mkiso::write_and_check(&reader, closed, &opts, &crate::progress::Progress::hidden())
-        });
+        })?;
         self.image_builder = Some(ImageBuilder {
             disc: closed,
             worker,
@@ -797,11 +844,31 @@ impl Stager<'_, '_> {
                 "building the image of disc {} stopped short; it is built again on the next run",
                 b.disc
             )))
-        })?;
+        });
+        let built = match built {
+            Ok(b) => b,
+            Err(e) if e.exit_code() == crate::exit::NO_SPACE => {
+                if self.stop.is_none() {
+                    self.stop = Some(e);
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         let opts = self.image_options();
-        let report = mkiso::finish_build(self.wd, b.disc, &opts, self.progress, Some(built))?;
-        self.report.images.push(report);
+        let report = mkiso::finish_build(self.wd, b.disc, &opts, self.progress, Some(built));
         self.free = fsutil::available_space(&self.wd.layout.root)?;
+        match report {
+            Ok(r) => self.report.images.push(r),
+            // A full filesystem stops the run as it stops a copy: what is
+            // staged is kept, the disc waits for its image.
+            Err(e) if e.exit_code() == crate::exit::NO_SPACE => {
+                if self.stop.is_none() {
+                    self.stop = Some(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
         Ok(())
     }
 
@@ -810,6 +877,9 @@ impl Stager<'_, '_> {
     fn build_images(&mut self) -> Result<()> {
         // Never two builds of one image at once.
         self.join_builder()?;
+        if self.stop.is_some() {
+            return Ok(());
+        }
         let opts = self.image_options();
         let mut built = Vec::new();
         let res = mkiso::mkiso(self.wd, &opts, self.progress, &mut |r| {
