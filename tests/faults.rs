@@ -42,6 +42,16 @@ fn spec(point: &Point, kind: Kind) -> String {
     format!("{}=1*return({})", point.name, kind.name())
 }
 
+/// The fault for one run at the `visit`-th time `point` is reached (1 or
+/// 2); other visits pass.
+fn spec_at(point: &Point, kind: Kind, visit: u32) -> String {
+    if visit == 1 {
+        spec(point, kind)
+    } else {
+        format!("{}=1*off->1*return({})", point.name, kind.name())
+    }
+}
+
 /// What a faulted run must end with: killed, or the exit code of the
 /// shared contract for that kind of failure.
 fn assert_failed_as(out: &Output, point: &Point, kind: Kind, what: &str) {
@@ -153,11 +163,7 @@ fn split_staging_faults_are_repaired_by_the_next_run() {
     );
     for (point, kind) in cases {
         for visit in [1, 2] {
-            let what = if visit == 1 {
-                spec(point, kind)
-            } else {
-                format!("{}=1*off->1*return({})", point.name, kind.name())
-            };
+            let what = spec_at(point, kind, visit);
             let env = TestEnv::new();
             // Four parts on 1.5 MB discs; nothing else to copy, so the
             // first visits of the copy points are the split file's.
@@ -190,11 +196,7 @@ fn split_staging_faults_are_repaired_by_the_next_run() {
 fn image_faults_beside_a_split_copy_are_repaired_by_the_next_run() {
     for (point, kind) in pairs("mkiso") {
         for visit in [1, 2] {
-            let what = if visit == 1 {
-                spec(point, kind)
-            } else {
-                format!("{}=1*off->1*return({})", point.name, kind.name())
-            };
+            let what = spec_at(point, kind, visit);
             let env = TestEnv::new();
             let big: Vec<u8> = (0..5_000_000u32).map(|i| (i % 241) as u8).collect();
             env.write("video.mp4", &big);
@@ -210,14 +212,7 @@ fn image_faults_beside_a_split_copy_are_repaired_by_the_next_run() {
             verify_images(&env.workdir, &what);
             // Every closed disc without a verified image keeps its copies.
             let verified = verified_discs(&env.catalog());
-            let closed: Vec<i64> = env
-                .catalog()
-                .prepare("SELECT id FROM discs WHERE completed IS NOT NULL")
-                .unwrap()
-                .query_map([], |r| r.get(0))
-                .unwrap()
-                .map(|r| r.unwrap())
-                .collect();
+            let closed = closed_discs(&env.catalog());
             assert!(!closed.is_empty(), "{what}: no disc was closed");
             for &disc in &closed {
                 if !verified.contains(&disc) {

@@ -94,6 +94,16 @@ impl TestEnv {
     }
 }
 
+/// Discs the catalogue records as closed.
+pub fn closed_discs(conn: &rusqlite::Connection) -> Vec<i64> {
+    conn.prepare("SELECT id FROM discs WHERE completed IS NOT NULL")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
 /// Discs whose image the catalogue records as built and read back.
 pub fn verified_discs(conn: &rusqlite::Connection) -> Vec<i64> {
     conn.prepare("SELECT disc_id FROM images")
@@ -191,13 +201,7 @@ pub fn check_workdir_allowing(
     let mut verified_images: BTreeSet<i64> = verified_discs(&conn).into_iter().collect();
     // Discs of an adopted original set: their images were made before, and
     // no staged copy is left.
-    let closed_discs: Vec<i64> = conn
-        .prepare("SELECT id FROM discs WHERE completed IS NOT NULL")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect();
+    let closed_discs = closed_discs(&conn);
     for &d in &closed_discs {
         let staged = workdir.join("staging").join(format!("disc-{d:04}"));
         let iso = workdir.join("isos").join(format!("disc-{d}.iso"));
