@@ -417,22 +417,31 @@ impl<'w, 'e> Stager<'w, 'e> {
             // closing adds a row or two, within a page.
             self.db_base = self.wd.catalog.db_size()?.saturating_add(CLOSE_GROWTH);
         }
-        // A disc is never closed for a file that fits no disc.
+        // A disc is never closed for a file that fits no disc. The files
+        // that fit none by this estimate are judged again below, against
+        // the catalogue the close really leaves.
         let deferred = std::mem::take(&mut self.deferred);
         self.deferred_cost = 0;
+        let mut unfit = Vec::new();
         for change in deferred {
             if self.too_big(&change) {
-                self.to_split.push(change);
+                unfit.push(change);
             } else {
                 self.deferred_cost += cost(&change);
                 self.deferred.push(change);
             }
         }
         if self.deferred.is_empty() {
+            self.to_split.append(&mut unfit);
             return Ok(());
         }
+        self.deferred.append(&mut unfit);
         if self.on_disc == 0 {
-            // Nothing to close for: the open disc is as empty as a new one.
+            // Nothing to close for: the open disc is as empty as a new one,
+            // and carries the catalogue as it is.
+            if !self.opts.dry_run {
+                self.db_base = self.wd.catalog.db_size()?;
+            }
         } else if self.opts.dry_run {
             self.report.closed_discs.push(self.disc);
             (self.on_event)(Event::DiscClosed {

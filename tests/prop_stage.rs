@@ -419,3 +419,46 @@ proptest! {
         prop_assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
     }
 }
+
+/// A case the property above found: on a disc of 515,232 bytes, small files
+/// with long names waited for the next disc, were judged too big against
+/// the catalogue the close was expected to leave (a page larger than it
+/// did), and were reported too big, though the next run staged one. Those
+/// judged too big by the estimate are judged again after the close, so one
+/// run stages all that fits and the next has nothing to do.
+#[test]
+fn files_set_aside_before_a_close_are_judged_again_after_it() {
+    let env = TestEnv::new();
+    let disc_size = 515_232u64;
+    let room = disc_size - dbackup::disc::FIXED_OVERHEAD - (40 << 10);
+    for (i, (share, name_len)) in [(0.0944, 232), (0.0359, 103), (0.8337, 101)]
+        .into_iter()
+        .enumerate()
+    {
+        let name = format!("{i:03}{}", "n".repeat(name_len - 3));
+        env.write(&name, &vec![i as u8; (room as f64 * share) as usize]);
+    }
+    for i in 0..102 {
+        env.write(format!("s{i:03}{}", "m".repeat(240)), b"s");
+    }
+    env.init(&["--disc-size", &disc_size.to_string()]);
+    let first = stage(&env, &["monitor", "--no-iso", "--json"]);
+    assert_eq!(first.status.code(), Some(1), "{}", text(&first.stderr));
+    let staged = |conn: &rusqlite::Connection| -> i64 {
+        conn.query_row("SELECT count(*) FROM files WHERE copied=1", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    let after_first = staged(&env.catalog());
+    // The two smallest of the large files and at least one small file.
+    assert!(after_first >= 3, "{after_first} staged");
+    let second = stage(&env, &["monitor", "--no-iso", "--json"]);
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second.stderr));
+    assert_eq!(
+        staged(&env.catalog()),
+        after_first,
+        "the second run staged more"
+    );
+    env.check_invariants();
+}
