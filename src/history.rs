@@ -417,6 +417,7 @@ mod tests {
     #[test]
     fn negated_classes_pass_the_prefilter() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::catalog::manifest::register_functions(&conn).unwrap();
         for (pat, ci) in [("[!b]*.txt", false), ("[!b]*.txt", true)] {
             let matcher = m(&[pat], ci);
             assert!(matcher.matches(b"/a/notes.txt"));
@@ -543,6 +544,7 @@ mod tests {
                 return Ok(());
             };
             let conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::catalog::manifest::register_functions(&conn).unwrap();
             if matcher.matches(&n) {
                 prop_assert!(
                     passes(&conn, &p, &n, !as_blob),

@@ -13,7 +13,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::catalog::{Mtime, PartRow};
 use crate::names;
 
+mod prefilter;
 mod tree;
+pub use prefilter::{prefilter_condition, register_functions};
 pub use tree::{Attrs, Entry, EntryKind, FileAttrs, Table, Tree, TARGET_MAX};
 
 /// Why a manifest could not be used.
@@ -300,26 +302,6 @@ pub fn open_immutable(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// The SQL condition on `filename` that a [`crate::history::Prefilter`]
-/// (bound as `?1`) becomes. SQLite counts the characters of a name that is
-/// not valid UTF-8 (or holds a NUL) its own way, so only names that are
-/// text, start with `/` and hold printable ASCII alone are filtered; every
-/// other name passes, and the exact matcher decides.
-pub fn prefilter_condition(p: &crate::history::Prefilter) -> String {
-    let test = if p.like {
-        "filename LIKE ?1 ESCAPE '\\'"
-    } else {
-        "filename GLOB ?1"
-    };
-    format!(
-        "(typeof(filename) <> 'text' \
-         OR instr(CAST(filename AS BLOB), x'00') > 0 \
-         OR NOT (filename GLOB '/*') \
-         OR filename GLOB '*[^ -~]*' \
-         OR {test})"
-    )
-}
-
 fn real(v: ValueRef<'_>) -> Option<f64> {
     match v {
         ValueRef::Real(f) if f.is_finite() => Some(f),
@@ -373,6 +355,7 @@ impl Manifest {
             .filter_map(|p| std::fs::metadata(p).ok())
             .map(|m| m.len())
             .sum();
+        register_functions(&conn).map_err(err)?;
         let budget = Budget::install(&mut conn, size).map_err(err)?;
         // Before any query on its tables: a view, a virtual table or a
         // generated column would run code of the manifest's choosing (a
