@@ -190,6 +190,35 @@ pub fn start_writeback(file: &File, offset: u64, len: u64) {
     }
 }
 
+/// Turns direct I/O on or off for `file` (`O_DIRECT`: a write goes from
+/// our buffer to the disk, around the page cache, and must be of whole,
+/// aligned blocks: see [`DIRECT_ALIGN`]). A filesystem without it refuses
+/// (EINVAL), and the file stays as it was.
+pub fn set_direct_io(file: &File, on: bool) -> std::io::Result<()> {
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl with F_GETFL and F_SETFL takes a valid open descriptor,
+    // owned by `file` for the duration of the calls, and plain integers.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let want = if on {
+            flags | libc::O_DIRECT
+        } else {
+            flags & !libc::O_DIRECT
+        };
+        if want != flags && libc::fcntl(fd, libc::F_SETFL, want) == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The alignment of a direct write's buffer, offset and length: a page,
+/// which covers the logical block of any disk.
+pub const DIRECT_ALIGN: usize = 4096;
+
 /// Writes `data` to `path` atomically: a temp file in the same folder,
 /// fsync, rename, fsync of the folder.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {

@@ -1072,3 +1072,53 @@ fn names_left_where_the_next_copies_go_are_replaced_not_followed() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Large copies are written around the page cache in whole blocks, their
+/// tails through it: every size about the threshold (1 MiB) and about the
+/// copy buffer and block boundaries is staged byte for byte, in one batch
+/// with small files.
+#[test]
+fn large_copies_are_exact_at_every_block_boundary() {
+    let env = TestEnv::new();
+    let mib = 1usize << 20;
+    let sizes = [
+        mib - 1,
+        mib,
+        mib + 1,
+        mib + 4095,
+        mib + 4096,
+        mib + 4097,
+        (256 << 10) * 5 + 123,
+        3 * mib + 512,
+        5000,
+    ];
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for (i, &size) in sizes.iter().enumerate() {
+        let data: Vec<u8> = (0..size)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        env.write(format!("f{i}"), &data);
+    }
+    env.init(&[]);
+    let out = env.run(&["monitor"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(env.check_invariants(), tree_md5s(&env.watched));
+    let conn = env.catalog();
+    for (i, _) in sizes.iter().enumerate() {
+        let (id, disc): (i64, i64) = conn
+            .query_row(
+                "SELECT id, disc_id FROM files WHERE filename=?1 AND copied=1",
+                [format!("/f{i}")],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        let staged = std::fs::read(staged_path(&env.workdir, disc, id)).unwrap();
+        let source = std::fs::read(env.watched.join(format!("f{i}"))).unwrap();
+        assert!(staged == source, "f{i} ({} bytes) differs", source.len());
+    }
+}

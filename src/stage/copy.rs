@@ -160,17 +160,53 @@ pub(super) fn rename_copies(
 /// Bytes read, hashed and written at a time.
 pub(super) const COPY_BUFFER: usize = 256 << 10;
 
-/// Files a worker takes at a time.
+/// Files a worker takes at a time, at most.
 const CHUNK: usize = 16;
+/// Bytes a worker takes at a time: a chunk ends at the file that reaches
+/// them, so large files are shared out one by one and no worker is left
+/// with a long chunk at the batch's end.
+const CHUNK_BYTES: u64 = 4 << 20;
+
+/// The batch cut into runs of neighbouring files, each of [`CHUNK`] files
+/// or [`CHUNK_BYTES`] bytes at most (or one file): their starts, and the
+/// batch's length.
+fn chunks(batch: &[Change]) -> Vec<usize> {
+    let mut starts = vec![0];
+    let (mut files, mut bytes) = (0, 0u64);
+    for (i, c) in batch.iter().enumerate() {
+        if files == CHUNK || bytes >= CHUNK_BYTES {
+            starts.push(i);
+            (files, bytes) = (0, 0);
+        }
+        files += 1;
+        bytes = bytes.saturating_add(c.size);
+    }
+    starts.push(batch.len());
+    starts
+}
 
 /// Copies a batch with two workers (or as many cores as there are, up to
-/// four): each file is read once, hashed and written in the same pass.
+/// four): each file is read once, hashed and written in the same pass. A
+/// batch that is mostly large files, written directly and so waiting on
+/// the disk for each write, has twice as many (up to eight), so that the
+/// cores hash while some of them wait.
 pub(super) fn copy_all(batch: &[Change], targets: &Targets, progress: &Progress) -> Vec<Outcome> {
-    let workers = std::thread::available_parallelism()
+    let cores = std::thread::available_parallelism()
         .map(|n| n.get())
-        .unwrap_or(2)
-        .clamp(2, 4)
-        .min(batch.len());
+        .unwrap_or(2);
+    let bytes: u64 = batch.iter().map(|c| c.size).sum();
+    let direct: u64 = batch
+        .iter()
+        .filter(|c| c.size >= WRITEBACK_FROM)
+        .map(|c| c.size)
+        .sum();
+    let workers = if direct >= bytes / 2 && direct > 0 {
+        (2 * cores).clamp(4, 8)
+    } else {
+        cores.clamp(2, 4)
+    };
+    let chunks = chunks(batch);
+    let workers = workers.min(chunks.len() - 1);
     let next = AtomicUsize::new(0);
     let mut results: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
     std::thread::scope(|s| {
@@ -178,17 +214,20 @@ pub(super) fn copy_all(batch: &[Change], targets: &Targets, progress: &Progress)
             .map(|_| {
                 s.spawn(|| {
                     // Small enough to stay in the core's cache between the
-                    // read, the hash and the write of each chunk.
-                    let mut buf = vec![0u8; COPY_BUFFER];
+                    // read, the hash and the write of each chunk; aligned
+                    // for direct writes.
+                    let mut raw = vec![0u8; COPY_BUFFER + fsutil::DIRECT_ALIGN];
+                    let at = raw.as_ptr().align_offset(fsutil::DIRECT_ALIGN);
+                    let buf = &mut raw[at..at + COPY_BUFFER];
                     let mut out = Vec::new();
                     // Runs of neighbouring ids, so two workers seldom write
                     // into the same folder at once.
                     loop {
-                        let start = next.fetch_add(CHUNK, Ordering::Relaxed);
-                        if start >= batch.len() {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        if k + 1 >= chunks.len() {
                             break;
                         }
-                        let end = (start + CHUNK).min(batch.len());
+                        let (start, end) = (chunks[k], chunks[k + 1]);
                         // The chunk's sources are opened and their reads
                         // started before the first is copied: the disk
                         // reads them together while the worker copies, and
@@ -203,7 +242,7 @@ pub(super) fn copy_all(batch: &[Change], targets: &Targets, progress: &Progress)
                             .collect();
                         for (i, src) in (start..end).zip(sources) {
                             let dst = || targets.create_partial(i);
-                            out.push((i, copy_one(&batch[i], src, dst, &mut buf, progress)));
+                            out.push((i, copy_one(&batch[i], src, dst, buf, progress)));
                         }
                     }
                     out
@@ -254,7 +293,8 @@ pub(super) fn read_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// The size from which a copy starts its own writeback (see `copy_one`).
+/// The size from which a copy starts its own writeback, and writes its
+/// whole blocks directly to the disk (see `copy_one`).
 const WRITEBACK_FROM: u64 = 1 << 20;
 
 /// Starts reading the first `len` bytes of a source into the page cache
@@ -272,6 +312,32 @@ fn prefetch(file: &File, len: u64) {
             libc::POSIX_FADV_WILLNEED,
         );
     }
+}
+
+/// Writes `data` whole: directly while `direct` and the data is of whole
+/// blocks, else (for good, once it is not) through the page cache.
+fn write_chunk(dst: &mut File, data: &[u8], direct: &mut bool) -> std::io::Result<()> {
+    let mut done = 0;
+    // Bounded by the data: each turn writes a byte or more, or turns direct
+    // writes off (once), or fails.
+    while done < data.len() {
+        if *direct && !(data.len() - done).is_multiple_of(fsutil::DIRECT_ALIGN) {
+            fsutil::set_direct_io(dst, false)?;
+            *direct = false;
+        }
+        match dst.write(&data[done..]) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // A filesystem that took O_DIRECT but not this write.
+            Err(e) if *direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                fsutil::set_direct_io(dst, false)?;
+                *direct = false;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn copy_one(
@@ -299,39 +365,63 @@ fn copy_one(
         Ok(f) => f,
         Err(e) => return Outcome::Target(e),
     };
+    // A large copy writes around the page cache: its bytes go from the
+    // buffer to the disk, not first into pages the kernel must find, fill
+    // and write back (on a virtual machine, fresh pages cost as much as the
+    // hash). The batch's `syncfs` still flushes the disk's own cache before
+    // the copy is recorded. The tail (not whole blocks) is written through
+    // the page cache, as is everything where the filesystem has no direct
+    // writes.
+    let mut direct = change.size >= WRITEBACK_FROM && fsutil::set_direct_io(&dst, true).is_ok();
     let mut hasher = Md5::new();
     let mut total = 0u64;
     let mut first = true;
     // Reads what the scan saw and no more: no read is spent on finding the
     // end of a small file. A file that grew or shrank since shows it in its
-    // size after the copy, or by ending early.
+    // size after the copy, or by ending early. Bounded by the size: each
+    // turn copies at least a byte or ends.
     while total < change.size {
         let want = buf
             .len()
             .min(usize::try_from(change.size - total).unwrap_or(usize::MAX));
-        let read = match crate::fault::injected("stage::read") {
-            Some(e) => Err(e),
-            None => src.read(&mut buf[..want]),
-        };
-        let n = match read {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Outcome::Source(read_reason(&e)),
-        };
-        hasher.update(&buf[..n]);
+        // The buffer is filled before it is written, so that every write but
+        // the last is of whole blocks at an aligned offset.
+        let mut filled = 0;
+        let mut ended = false;
+        while filled < want {
+            let read = match crate::fault::injected("stage::read") {
+                Some(e) => Err(e),
+                None => src.read(&mut buf[filled..want]),
+            };
+            match read {
+                Ok(0) => {
+                    ended = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Outcome::Source(read_reason(&e)),
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        hasher.update(&buf[..filled]);
         let written = match crate::fault::injected("stage::write") {
             Some(e) => Err(e),
-            None => dst.write_all(&buf[..n]),
+            None => write_chunk(&mut dst, &buf[..filled], &mut direct),
         };
         if let Err(e) = written {
             return Outcome::Target(e);
         }
-        total += n as u64;
-        progress.add_bytes(n as u64);
+        total += filled as u64;
+        progress.add_bytes(filled as u64);
         if first {
             first = false;
             fail::fail_point!("stage::mid_copy");
+        }
+        if ended {
+            break;
         }
     }
     match src.metadata() {
@@ -347,8 +437,9 @@ fn copy_one(
     // A small copy starts no writeback: the batch's one `syncfs` writes
     // them back at once, in few large requests, where one started per file
     // costs a request (and, in a virtual machine, an exit) per small file.
-    // A large one starts it now, so its pages go to disk while the next
-    // files are copied rather than all at the batch's flush.
+    // A large one starts it now, so its pages (its tail alone, after
+    // direct writes) go to disk while the next files are copied rather
+    // than all at the batch's flush.
     if change.size >= WRITEBACK_FROM {
         fsutil::start_writeback(&dst, 0, 0);
     }
