@@ -94,9 +94,9 @@ impl TestEnv {
     }
 }
 
-/// Discs the catalogue records as closed.
-pub fn closed_discs(conn: &rusqlite::Connection) -> Vec<i64> {
-    conn.prepare("SELECT id FROM discs WHERE completed IS NOT NULL")
+/// The integers of the first column `sql` returns.
+fn ids(conn: &rusqlite::Connection, sql: &str) -> Vec<i64> {
+    conn.prepare(sql)
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
@@ -104,14 +104,14 @@ pub fn closed_discs(conn: &rusqlite::Connection) -> Vec<i64> {
         .collect()
 }
 
+/// Discs the catalogue records as closed.
+pub fn closed_discs(conn: &rusqlite::Connection) -> Vec<i64> {
+    ids(conn, "SELECT id FROM discs WHERE completed IS NOT NULL")
+}
+
 /// Discs whose image the catalogue records as built and read back.
 pub fn verified_discs(conn: &rusqlite::Connection) -> Vec<i64> {
-    conn.prepare("SELECT disc_id FROM images")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect()
+    ids(conn, "SELECT disc_id FROM images")
 }
 
 /// Where staged file `id` of disc `disc` lives in a workdir.
