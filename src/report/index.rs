@@ -42,7 +42,9 @@ pub struct NameIndex {
     /// The folder of the last name pushed, as stored, and its number.
     last_folder: Option<(Vec<u8>, u32)>,
     runs: Vec<(u32, u32)>,
-    disc_runs: Vec<(String, u32)>,
+    /// Runs of names with the same discs (sorted, each once), as
+    /// (discs, count).
+    disc_runs: Vec<(Vec<i64>, u32)>,
     files: u64,
 }
 
@@ -62,7 +64,7 @@ impl NameIndex {
         Ok(index)
     }
 
-    fn push(&mut self, name: &[u8], mut discs: Vec<i64>) {
+    fn push(&mut self, name: &[u8], discs: &mut Vec<i64>) {
         discs.sort_unstable();
         discs.dedup();
         let (raw, _) = split(name);
@@ -87,14 +89,9 @@ impl NameIndex {
             Some((f, c)) if *f == fid => *c += 1,
             _ => self.runs.push((fid, 1)),
         }
-        let discs = discs
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
         match self.disc_runs.last_mut() {
-            Some((d, c)) if *d == discs => *c += 1,
-            _ => self.disc_runs.push((discs, 1)),
+            Some((d, c)) if d == discs => *c += 1,
+            _ => self.disc_runs.push((discs.clone(), 1)),
         }
         self.files += 1;
     }
@@ -136,11 +133,17 @@ impl NameIndex {
             if failed.is_some() {
                 return;
             }
-            quoted.clear();
-            // Writing to a Vec cannot fail.
-            let _ = json(&mut quoted, &shown(split(name).1));
+            let base = split(name).1;
+            let text = if plain(base) {
+                // Shown and quoted as it is.
+                base
+            } else {
+                quoted.clear();
+                // Writing to a Vec cannot fail.
+                let _ = json(&mut quoted, &shown(base));
+                &quoted[1..quoted.len() - 1]
+            };
             let sep: &[u8] = if written > 0 { b"\\n" } else { b"" };
-            let text = &quoted[1..quoted.len() - 1];
             if let Err(e) = w.write_all(sep).and_then(|_| w.write_all(text)) {
                 failed = Some(e);
             }
@@ -165,7 +168,7 @@ impl NameIndex {
             for (i, (d, c)) in self.disc_runs.iter().enumerate() {
                 let sep: &[u8] = if i > 0 { b"," } else { b"" };
                 w.write_all(sep)?;
-                json(w, d)?;
+                json(w, &disc_list(d))?;
                 write!(w, ",{c}")?;
             }
             w.write_all(b"]}")
@@ -178,6 +181,23 @@ impl NameIndex {
 /// argument with each name in index order.
 type Names<'a> = dyn FnMut(&mut dyn FnMut(&[u8])) -> Result<()> + 'a;
 
+/// Discs as the page lists them: `3`, or `3,7`.
+fn disc_list(discs: &[i64]) -> String {
+    discs
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Whether a name is shown as it is and is its own JSON text: printable
+/// ASCII but `"` and `\` (the `<` that JSON leaves alone is the script
+/// writer's). Most names are; the others go through [`shown`] and JSON.
+fn plain(name: &[u8]) -> bool {
+    name.iter()
+        .all(|&b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+}
+
 /// A string as JSON text, quoted, as serde_json writes it.
 fn json(w: &mut dyn Write, s: &str) -> std::io::Result<()> {
     serde_json::to_writer(w, s).map_err(std::io::Error::from)
@@ -185,30 +205,40 @@ fn json(w: &mut dyn Write, s: &str) -> std::io::Result<()> {
 
 /// Every backed-up name of the catalogue in name order, once each, with
 /// the discs holding its versions (a name none of whose versions is on a
-/// disc is left out). Bounded by the catalogue's rows.
-fn each_name(cat: &Catalog, each: &mut dyn FnMut(&[u8], Vec<i64>)) -> Result<()> {
+/// disc is left out; the discs are given unsorted, and may be reordered).
+/// Bounded by the catalogue's rows; the name and discs are kept in buffers
+/// used again from name to name.
+fn each_name(cat: &Catalog, each: &mut dyn FnMut(&[u8], &mut Vec<i64>)) -> Result<()> {
     let parts = cat.part_discs()?;
-    let mut current: Option<(Vec<u8>, Vec<i64>)> = None;
+    let mut name_buf: Vec<u8> = Vec::new();
+    let mut discs: Vec<i64> = Vec::new();
+    // Whether `name_buf` holds a name with discs not yet given.
+    let mut held = false;
     cat.for_each_backed_up(&mut |id, name, disc| {
-        let mut discs: Vec<i64> = disc.into_iter().collect();
-        if let Some(p) = parts.get(&id) {
-            discs.extend(p);
-        }
-        if discs.is_empty() {
+        let split = if parts.is_empty() {
+            None
+        } else {
+            parts.get(&id)
+        };
+        if disc.is_none() && split.is_none_or(|p| p.is_empty()) {
             return;
         }
-        match &mut current {
-            Some((n, d)) if n.as_slice() == name => d.extend(discs),
-            _ => {
-                if let Some((n, d)) = current.take() {
-                    each(&n, d);
-                }
-                current = Some((name.to_vec(), discs));
+        if !held || name_buf != name {
+            if held {
+                each(&name_buf, &mut discs);
             }
+            name_buf.clear();
+            name_buf.extend_from_slice(name);
+            discs.clear();
+            held = true;
+        }
+        discs.extend(disc);
+        if let Some(p) = split {
+            discs.extend(p);
         }
     })?;
-    if let Some((n, d)) = current.take() {
-        each(&n, d);
+    if held {
+        each(&name_buf, &mut discs);
     }
     Ok(())
 }
@@ -275,11 +305,12 @@ pub fn script_safe(json: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn index(names: &[&[u8]]) -> NameIndex {
         let mut i = NameIndex::default();
         for n in names {
-            i.push(n, vec![1]);
+            i.push(n, &mut vec![1]);
         }
         i
     }
@@ -307,7 +338,7 @@ mod tests {
         let d: Vec<serde_json::Value> = i
             .disc_runs
             .iter()
-            .flat_map(|(s, c)| [s.as_str().into(), (*c).into()])
+            .flat_map(|(s, c)| [disc_list(s).into(), (*c).into()])
             .collect();
         let v = serde_json::json!({
             "files": i.files,
@@ -322,16 +353,16 @@ mod tests {
     #[test]
     fn runs_and_folders_are_shared() {
         let mut i = NameIndex::default();
-        i.push(b"/a/x", vec![1]);
-        i.push(b"/a/y", vec![1]);
-        i.push(b"/a/b/z", vec![2, 1, 2]);
-        i.push(b"/a/zz", vec![2]);
-        i.push(b"/top", vec![2]);
+        i.push(b"/a/x", &mut vec![1]);
+        i.push(b"/a/y", &mut vec![1]);
+        i.push(b"/a/b/z", &mut vec![2, 1, 2]);
+        i.push(b"/a/zz", &mut vec![2]);
+        i.push(b"/top", &mut vec![2]);
         assert_eq!(i.folders, "a\na/b\n");
         assert_eq!(i.runs, vec![(0, 2), (1, 1), (0, 1), (2, 1)]);
         assert_eq!(
             i.disc_runs,
-            vec![("1".into(), 2), ("1,2".into(), 1), ("2".into(), 2)]
+            vec![(vec![1], 2), (vec![1, 2], 1), (vec![2], 2)]
         );
         assert_eq!(i.files(), 5);
         let names: &[&[u8]] = &[b"/a/x", b"/a/y", b"/a/b/z", b"/a/zz", b"/top"];
@@ -370,6 +401,42 @@ mod tests {
         assert_eq!(script(&i, names), whole(&i, names));
         let empty = NameIndex::default();
         assert_eq!(script(&empty, &[]), whole(&empty, &[]));
+    }
+
+    proptest::proptest! {
+        /// Whatever the bytes of the names (quotes, backslashes, `<`,
+        /// controls, bytes that are not UTF-8, marks that reorder text),
+        /// the streamed JSON, plain names written as they are, is the
+        /// whole value serialized.
+        #[test]
+        fn any_names_stream_as_the_whole_value(
+            names in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::prop_oneof![
+                        6 => proptest::sample::select(b"ab/.-_ ~".to_vec()).prop_map(|b| vec![b]),
+                        1 => proptest::sample::select(b"\"\\<>\n\t\x00\x7f\xff\xc3".to_vec()).prop_map(|b| vec![b]),
+                        1 => proptest::sample::select(vec!["\u{e9}", "\u{202e}", "\u{2028}", "\u{1f600}"])
+                            .prop_map(|c| c.as_bytes().to_vec()),
+                    ],
+                    0..12,
+                ),
+                0..20,
+            )
+        ) {
+            let mut names: Vec<Vec<u8>> = names
+                .into_iter()
+                .map(|parts| {
+                    let mut n = b"/".to_vec();
+                    n.extend(parts.concat());
+                    n
+                })
+                .collect();
+            names.sort();
+            names.dedup();
+            let names: Vec<&[u8]> = names.iter().map(|n| n.as_slice()).collect();
+            let i = index(&names);
+            proptest::prop_assert_eq!(script(&i, &names), whole(&i, &names));
+        }
     }
 
     #[test]
