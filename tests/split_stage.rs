@@ -462,3 +462,44 @@ fn a_rotten_staged_part_is_taken_again_from_the_origin_or_recorded_damaged() {
         }
     }
 }
+
+/// Parts of 1 MiB or more are written around the page cache in whole
+/// blocks, their tails through it: a file of random bytes split on a disc
+/// whose parts end off any block boundary is staged and imaged byte for
+/// byte, part after part.
+#[test]
+fn parts_written_directly_are_exact_whatever_their_sizes() {
+    let env = TestEnv::new();
+    let size = 11 * (1 << 20) + 777;
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let data: Vec<u8> = (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    env.write("big.bin", &data);
+    env.init(&["--disc-size", "3500007"]);
+    let out = env.run(&["monitor"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(env.check_invariants(), tree_md5s(&env.watched));
+    let (id, state) = splits(&env).pop().unwrap();
+    assert_eq!(state, "complete");
+    let p = parts(&env, id);
+    assert!(p.len() >= 3, "{p:?}");
+    assert!(
+        p.iter()
+            .any(|(_, _, _, size, _)| *size >= 1 << 20 && size % 4096 != 0),
+        "{p:?}"
+    );
+    for (part, disc, offset, size, md5) in &p {
+        let (offset, size) = (*offset as usize, *size as usize);
+        assert_eq!(
+            md5,
+            &md5_bytes(&data[offset..offset + size]),
+            "part {part} on disc {disc}"
+        );
+    }
+}
