@@ -219,53 +219,6 @@ pub fn set_direct_io(file: &File, on: bool) -> std::io::Result<()> {
 /// which covers the logical block of any disk.
 pub const DIRECT_ALIGN: usize = 4096;
 
-/// A buffer whose bytes start at a multiple of [`DIRECT_ALIGN`] in memory,
-/// as direct writes need, holding up to its capacity and reading as its
-/// current length (see [`AlignedBuf::set_len`]).
-#[derive(Debug)]
-pub struct AlignedBuf {
-    raw: Vec<u8>,
-    at: usize,
-    cap: usize,
-    len: usize,
-}
-
-impl AlignedBuf {
-    /// A buffer of `cap` zero bytes (its length is `cap`).
-    pub fn new(cap: usize) -> AlignedBuf {
-        let raw = vec![0u8; cap + DIRECT_ALIGN];
-        // Should the offset not be found, the buffer is merely unaligned: a
-        // direct write of it is refused (EINVAL) and the write falls back
-        // to the page cache.
-        let at = raw.as_ptr().align_offset(DIRECT_ALIGN);
-        let at = if at < DIRECT_ALIGN { at } else { 0 };
-        AlignedBuf {
-            raw,
-            at,
-            cap,
-            len: cap,
-        }
-    }
-
-    /// Makes the first `len` bytes (at most the capacity) what it holds.
-    pub fn set_len(&mut self, len: usize) {
-        self.len = len.min(self.cap);
-    }
-}
-
-impl std::ops::Deref for AlignedBuf {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.raw[self.at..self.at + self.len]
-    }
-}
-
-impl std::ops::DerefMut for AlignedBuf {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.raw[self.at..self.at + self.len]
-    }
-}
-
 /// Writes `data` to `path` atomically: a temp file in the same folder,
 /// fsync, rename, fsync of the folder.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {

@@ -463,12 +463,11 @@ fn a_rotten_staged_part_is_taken_again_from_the_origin_or_recorded_damaged() {
     }
 }
 
-/// Parts of 1 MiB or more are written around the page cache in whole
-/// blocks, their tails through it: a file of random bytes split on a disc
-/// whose parts end off any block boundary is staged and imaged byte for
-/// byte, part after part.
+/// A file of random bytes (so that a part out of place or a buffer
+/// written twice shows) split on a disc whose parts end off any block and
+/// buffer boundary is staged and imaged byte for byte, part after part.
 #[test]
-fn parts_written_directly_are_exact_whatever_their_sizes() {
+fn parts_are_exact_whatever_their_sizes() {
     let env = TestEnv::new();
     let size = 11 * (1 << 20) + 777;
     let mut state = 0x2545_f491_4f6c_dd1du64;

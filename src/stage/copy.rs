@@ -216,8 +216,9 @@ pub(super) fn copy_all(batch: &[Change], targets: &Targets, progress: &Progress)
                     // Small enough to stay in the core's cache between the
                     // read, the hash and the write of each chunk; aligned
                     // for direct writes.
-                    let mut aligned = fsutil::AlignedBuf::new(COPY_BUFFER);
-                    let buf = &mut aligned[..];
+                    let mut raw = vec![0u8; COPY_BUFFER + fsutil::DIRECT_ALIGN];
+                    let at = raw.as_ptr().align_offset(fsutil::DIRECT_ALIGN);
+                    let buf = &mut raw[at..at + COPY_BUFFER];
                     let mut out = Vec::new();
                     // Runs of neighbouring ids, so two workers seldom write
                     // into the same folder at once.
@@ -294,7 +295,7 @@ pub(super) fn read_reason(e: &std::io::Error) -> String {
 
 /// The size from which a copy starts its own writeback, and writes its
 /// whole blocks directly to the disk (see `copy_one`).
-pub(super) const WRITEBACK_FROM: u64 = 1 << 20;
+const WRITEBACK_FROM: u64 = 1 << 20;
 
 /// Starts reading the first `len` bytes of a source into the page cache
 /// without waiting (`posix_fadvise(WILLNEED)`). Only a hint: the read that
@@ -315,7 +316,7 @@ fn prefetch(file: &File, len: u64) {
 
 /// Writes `data` whole: directly while `direct` and the data is of whole
 /// blocks, else (for good, once it is not) through the page cache.
-pub(super) fn write_chunk(dst: &mut File, data: &[u8], direct: &mut bool) -> std::io::Result<()> {
+fn write_chunk(dst: &mut File, data: &[u8], direct: &mut bool) -> std::io::Result<()> {
     let mut done = 0;
     // Bounded by the data: each turn writes a byte or more, or turns direct
     // writes off (once), or fails.

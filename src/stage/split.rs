@@ -23,19 +23,19 @@
 //! disc is never closed twice.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc};
 
 use md5::{Digest, Md5};
 
-use super::copy::{open_source, read_reason, unchanged, write_chunk, WRITEBACK_FROM};
+use super::copy::{open_source, read_reason, unchanged};
 use super::{Event, Stager, CATALOG_SLACK, ROW_COST, SPACE_MARGIN};
 use crate::catalog::{NewFile, SplitInProgress};
 use crate::disc;
 use crate::error::{Error, Result};
-use crate::fsutil::{self, AlignedBuf};
+use crate::fsutil;
 use crate::mkiso::{self, MkisoOptions};
 use crate::scan::{Change, Skipped};
 
@@ -73,7 +73,7 @@ fn spawn<T: Send + 'static>(
 
 /// What a hashing thread is sent.
 enum Msg {
-    Data(Arc<AlignedBuf>),
+    Data(Arc<Vec<u8>>),
     /// Ends a part: its MD5 goes back on the channel given.
     Cut(mpsc::SyncSender<String>),
 }
@@ -85,7 +85,7 @@ struct HashThread {
 }
 
 impl HashThread {
-    fn new(give_back: mpsc::Sender<AlignedBuf>) -> Result<HashThread> {
+    fn new(give_back: mpsc::Sender<Vec<u8>>) -> Result<HashThread> {
         let (to, from) = mpsc::sync_channel::<Msg>(2);
         let worker = spawn("hash", move || {
             let mut h = Md5::new();
@@ -152,42 +152,41 @@ struct Hashers {
     part: HashThread,
     /// Taken by `finish`.
     whole: Option<HashThread>,
-    back: mpsc::Receiver<AlignedBuf>,
-    spare: Vec<AlignedBuf>,
+    back: mpsc::Receiver<Vec<u8>>,
+    spare: Vec<Vec<u8>>,
 }
 
 impl Hashers {
     fn new() -> Result<Hashers> {
-        let (give_back, back) = mpsc::channel::<AlignedBuf>();
+        let (give_back, back) = mpsc::channel::<Vec<u8>>();
         Ok(Hashers {
             part: HashThread::new(give_back.clone())?,
             whole: Some(HashThread::new(give_back)?),
             back,
-            spare: (0..4).map(|_| AlignedBuf::new(BUFFER)).collect(),
+            spare: (0..4).map(|_| vec![0; BUFFER]).collect(),
         })
     }
 
     /// Takes back a buffer that was not fed (a read to try again).
-    fn unused(&mut self, buf: AlignedBuf) {
+    fn unused(&mut self, buf: Vec<u8>) {
         self.spare.push(buf);
     }
 
-    /// A buffer to read into (of `BUFFER` bytes, aligned for direct
-    /// writes).
-    fn buffer(&mut self) -> AlignedBuf {
+    /// A buffer to read into (of `BUFFER` bytes).
+    fn buffer(&mut self) -> Vec<u8> {
         let mut b = self
             .spare
             .pop()
             .or_else(|| self.back.recv().ok())
-            .unwrap_or_else(|| AlignedBuf::new(BUFFER));
-        b.set_len(BUFFER);
+            .unwrap_or_default();
+        b.resize(BUFFER, 0);
         b
     }
 
     /// Hands the first `n` bytes of `buf` to both hashes, then to `use_it`
     /// (the write) while they hash.
-    fn feed<R>(&mut self, mut buf: AlignedBuf, n: usize, use_it: impl FnOnce(&[u8]) -> R) -> R {
-        buf.set_len(n);
+    fn feed<R>(&mut self, mut buf: Vec<u8>, n: usize, use_it: impl FnOnce(&[u8]) -> R) -> R {
+        buf.truncate(n);
         let shared = Arc::new(buf);
         self.part.send(Msg::Data(Arc::clone(&shared)));
         if let Some(w) = &mut self.whole {
@@ -668,41 +667,33 @@ impl Stager<'_, '_> {
                 Ok(f) => f,
                 Err(e) => return Ok(PartOutcome::Target(Error::io(&partial, e))),
             };
-            // As a large whole copy: written around the page cache in whole
-            // blocks from aligned buffers, each filled before it is written,
-            // the tail (and all, where the filesystem refuses) through it.
-            let mut direct = size >= WRITEBACK_FROM && fsutil::set_direct_io(&dst, true).is_ok();
             let mut left = size;
             let mut first = true;
-            // Bounded by the part's size: each turn copies a byte or more,
-            // or ends.
+            // Bounded by the part's size.
             while left > 0 {
                 let mut buf = hashers.buffer();
                 let want = (buf.len() as u64).min(left) as usize;
-                let mut n = 0;
-                // Bounded by `want`: each turn reads a byte or more, ends,
-                // or is an interrupted read tried again.
-                while n < want {
-                    let read = match crate::fault::injected("stage::read") {
-                        Some(e) => Err(e),
-                        None => src.read(&mut buf[n..want]),
-                    };
-                    match read {
-                        Ok(0) => break,
-                        Ok(k) => n += k,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => return Ok(PartOutcome::Source(read_reason(&e))),
+                let read = match crate::fault::injected("stage::read") {
+                    Some(e) => Err(e),
+                    None => src.read(&mut buf[..want]),
+                };
+                let n = match read {
+                    Ok(0) => {
+                        return Ok(PartOutcome::Source(
+                            "changed while being copied (it is shorter than it was); its parts are no backup and it will be backed up on the next run".into(),
+                        ))
                     }
-                }
-                if n == 0 {
-                    return Ok(PartOutcome::Source(
-                        "changed while being copied (it is shorter than it was); its parts are no backup and it will be backed up on the next run".into(),
-                    ));
-                }
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                        hashers.unused(buf);
+                        continue;
+                    }
+                    Err(e) => return Ok(PartOutcome::Source(read_reason(&e))),
+                };
                 let written = hashers.feed(buf, n, |data| {
                     match crate::fault::injected("stage::write") {
                         Some(e) => Err(e),
-                        None => write_chunk(&mut dst, data, &mut direct),
+                        None => dst.write_all(data),
                     }
                 });
                 if let Err(e) = written {
