@@ -94,20 +94,26 @@ pairs "$RUN/build.pairs" "$PAIRS" "$(fresh_workdir "$W") && rm -f $R/*.par2" \
     "cd $R && $par2_create" \
     "$B/dbackup-mkiso -w $W --no-progress -q"
 
+# own_work LABEL WHAT PAIRS: notes the median of PAIRS' differences
+# (dbackup minus the par2 command LABEL, run as dbackup runs it), and their
+# spread: what dbackup's own work (WHAT) costs.
+own_work() {
+    python3 - "$@" >>"$BENCH_RESULTS.notes" <<'PY'
+import statistics, sys
+label, what, path = sys.argv[1:4]
+pairs = [tuple(map(float, l.split())) for l in open(path) if l.strip()]
+d = [o - r for r, o in pairs]
+print("%s alone (as dbackup runs it) %.2f s, so dbackup's own work (%s) takes %.2f s (pairs %.2f-%.2f, %d pairs)"
+      % (label, statistics.median(r for r, _ in pairs), what, statistics.median(d), min(d), max(d), len(d)))
+PY
+}
+
 say "1b. The same against par2 create -m16, as dbackup runs it: what dbackup's own work costs"
 check_idle
 pairs "$RUN/build-m16.pairs" "$PAIRS" "$(fresh_workdir "$W") && rm -f $R/*.par2" \
     "cd $R && $par2_create_m16" \
     "$B/dbackup-mkiso -w $W --no-progress -q"
-# The median of the pairs' differences (dbackup minus par2 -m16), and their spread.
-python3 - "$RUN/build-m16.pairs" >>"$BENCH_RESULTS.notes" <<'PY'
-import statistics, sys
-pairs = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
-d = [o - r for r, o in pairs]
-print("parity build: par2 create -m16 alone (as dbackup runs it) %.2f s, so dbackup's own work"
-      " (image written, flushed, read back) takes %.2f s (pairs %.2f-%.2f, %d pairs)"
-      % (statistics.median(r for r, _ in pairs), statistics.median(d), min(d), max(d), len(d)))
-PY
+own_work "parity build: par2 create -m16" "image written, flushed, read back" "$RUN/build-m16.pairs"
 
 # The last run of the pairs may have been the reference's, after a fresh
 # workdir: the run under /usr/bin/time -v, in a fresh one, is the one
@@ -169,14 +175,8 @@ if [[ $have_rebuild == 1 ]]; then
         "cd $S && par2 repair -q -q -T1 -m16 parity-1.par2" \
         "$lost_cmd"
     rm -f "$rebuilt"
-    python3 - "$RUN/rebuild-t1.pairs" >>"$BENCH_RESULTS.notes" <<'PY'
-import statistics, sys
-pairs = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
-d = [o - r for r, o in pairs]
-print("rebuild: par2 repair -T1 -m16 alone (as dbackup runs it) %.2f s, so dbackup's own work"
-      " (parity packets checked, image flushed, read back and checked) takes %.2f s (pairs %.2f-%.2f, %d pairs)"
-      % (statistics.median(r for r, _ in pairs), statistics.median(d), min(d), max(d), len(d)))
-PY
+    own_work "rebuild: par2 repair -T1 -m16" "parity packets checked, image flushed, read back and checked" \
+        "$RUN/rebuild-t1.pairs"
 else
     solo "$RUN/rebuild.times" "$PAIRS" "rm -f $S/disc-3.iso" "$repair"
     repair_s=$(median_of "$RUN/rebuild.times")

@@ -471,14 +471,7 @@ fn parts_are_exact_whatever_their_sizes() {
     let env = TestEnv::new();
     let size = 11 * (1 << 20) + 777;
     let mut state = 0x2545_f491_4f6c_dd1du64;
-    let data: Vec<u8> = (0..size)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let data = random_bytes(&mut state, size);
     env.write("big.bin", &data);
     env.init(&["--disc-size", "3500007"]);
     let out = env.run(&["monitor"]);

@@ -1094,14 +1094,7 @@ fn large_copies_are_exact_at_every_block_boundary() {
     ];
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     for (i, &size) in sizes.iter().enumerate() {
-        let data: Vec<u8> = (0..size)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
+        let data = random_bytes(&mut state, size);
         env.write(format!("f{i}"), &data);
     }
     env.init(&[]);

@@ -133,6 +133,19 @@ pub fn md5_file(p: &Path) -> String {
     md5_bytes(&data)
 }
 
+/// `len` bytes that look random (xorshift from `state`, which goes on),
+/// so that bytes out of place change an MD5.
+pub fn random_bytes(state: &mut u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            *state as u8
+        })
+        .collect()
+}
+
 pub fn md5_bytes(data: &[u8]) -> String {
     let d = Md5::digest(data);
     d.iter().map(|b| format!("{b:02x}")).collect()
