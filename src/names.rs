@@ -22,8 +22,14 @@ pub fn to_sql(name: &[u8]) -> ToSqlOutput<'_> {
 /// The bytes of a name read from the catalogue (TEXT or BLOB); `None` for
 /// values that cannot be a name (NULL, numbers).
 pub fn from_sql(value: ValueRef<'_>) -> Option<Vec<u8>> {
+    bytes_of(value).map(<[u8]>::to_vec)
+}
+
+/// The bytes of a name as SQLite holds them (TEXT or BLOB), not copied;
+/// `None` as for [`from_sql`].
+pub fn bytes_of(value: ValueRef<'_>) -> Option<&[u8]> {
     match value {
-        ValueRef::Text(b) | ValueRef::Blob(b) => Some(b.to_vec()),
+        ValueRef::Text(b) | ValueRef::Blob(b) => Some(b),
         _ => None,
     }
 }

@@ -1,7 +1,6 @@
 //! What a disc holds, summed by top folder, and what the set took in month
 //! by month: the figures a status page and a disc label show.
 
-use rusqlite::types::ValueRef;
 use std::collections::HashMap;
 
 use super::Catalog;
@@ -176,10 +175,9 @@ impl Catalog {
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let Ok(id) = r.get::<_, i64>(0) else { continue };
-            // The name as SQLite holds it, not copied: a text or a blob.
-            let name = match r.get_ref(1) {
-                Ok(ValueRef::Text(b)) | Ok(ValueRef::Blob(b)) => b,
-                _ => continue,
+            // The name as SQLite holds it, not copied.
+            let Some(name) = r.get_ref(1).ok().and_then(names::bytes_of) else {
+                continue;
             };
             let disc = r.get::<_, Option<i64>>(2).ok().flatten();
             f(id, name, disc);

@@ -215,11 +215,7 @@ fn each_name(cat: &Catalog, each: &mut dyn FnMut(&[u8], &mut Vec<i64>)) -> Resul
     // Whether `name_buf` holds a name with discs not yet given.
     let mut held = false;
     cat.for_each_backed_up(&mut |id, name, disc| {
-        let split = if parts.is_empty() {
-            None
-        } else {
-            parts.get(&id)
-        };
+        let split = parts.get(&id);
         if disc.is_none() && split.is_none_or(|p| p.is_empty()) {
             return;
         }
