@@ -247,50 +247,113 @@ pub fn write_atomic_beside(path: &Path, data: &[u8], prefix: &str, point: &str) 
 }
 
 /// Writes a file whose name the user chose atomically, its bytes given by
-/// `write` as a stream (a page of millions of names is never held whole):
-/// a temp file beside `path` with a random name (`PREFIX` + random +
-/// `.tmp`, created exclusively, so no file of the user's is ever taken),
-/// made with the mode a new file gets (0666 less the umask), written
-/// through a buffer, flushed, renamed over `path`, and the folder flushed.
+/// `write` as a stream (a page of millions of names is never held whole).
+///
+/// The bytes go to a file with no name yet (`O_TMPFILE` in `path`'s
+/// folder, with the mode a new file gets: 0666 less the umask), through a
+/// buffer, flushed; only then is it given a name: `path` itself by a link
+/// when `path` does not exist, or else a random temp name (`PREFIX` +
+/// random + `.tmp`, taken exclusively, so no file of the user's is ever
+/// taken) that is at once renamed over `path`; then the folder is
+/// flushed. So a kill at any instant leaves `path` old or new and whole,
+/// and nothing else but in the instant between that link and its rename.
+/// Where the file system has no `O_TMPFILE`, the bytes go to the temp
+/// name from the start, as before: a kill then leaves it behind.
+///
 /// On failure (an error of `write` too, which maps its own I/O errors)
-/// the temp file is removed and `path` is as it was. `point` names the
+/// nothing of ours is left and `path` is as it was. `point` names the
 /// fault point where a test fills the file system after the flush and
-/// before the rename. Returns the bytes written.
+/// before the file is named. Returns the bytes written.
 pub fn write_atomic_beside_with(
     path: &Path,
     prefix: &str,
     point: &str,
     write: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
 ) -> Result<u64> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(prefix)
-        .suffix(".tmp")
-        .permissions(std::fs::Permissions::from_mode(0o666))
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(path, e))?;
+    let unnamed = std::fs::OpenOptions::new()
+        .write(true)
+        .mode(0o666)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir)
+        .ok()
+        .filter(|_| Path::new("/proc/self/fd").is_dir());
+    let (file, named) = match unnamed {
+        Some(f) => (f, None),
+        None => {
+            let tmp = tempfile::Builder::new()
+                .prefix(prefix)
+                .suffix(".tmp")
+                .permissions(std::fs::Permissions::from_mode(0o666))
+                .tempfile_in(dir)
+                .map_err(|e| Error::io(path, e))?;
+            let (f, p) = tmp.into_parts();
+            (f, Some(p))
+        }
+    };
     let mut out = Counted {
-        inner: std::io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut()),
+        inner: std::io::BufWriter::with_capacity(1 << 16, &file),
         bytes: 0,
     };
     write(&mut out)?;
     out.inner.flush().map_err(|e| Error::io(path, e))?;
     let bytes = out.bytes;
     drop(out);
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    // A test's fault: the file system fills up before the rename.
+    file.sync_all().map_err(|e| Error::io(path, e))?;
+    // A test's fault: the file system fills up before the file is named.
     let _ = point;
     fail::fail_point!(point, |_| Err(Error::io(
         path,
         std::io::Error::from_raw_os_error(libc::ENOSPC)
     )));
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    match named {
+        Some(tmp) => tmp.persist(path).map_err(|e| Error::io(path, e.error))?,
+        None => name_unnamed(&file, dir, path, prefix).map_err(|e| Error::io(path, e))?,
+    }
     sync_dir(dir)?;
     Ok(bytes)
+}
+
+/// Gives the `O_TMPFILE` file `file` the name `path` in `dir`: linked as
+/// `path` when that is free, or else linked under a fresh temp name and
+/// renamed over it (a link never replaces a file).
+fn name_unnamed(file: &File, dir: &Path, path: &Path, prefix: &str) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let from = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(std::io::Error::other)?;
+    let link = |to: &Path| -> std::io::Result<()> {
+        let to = std::ffi::CString::new(to.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        // SAFETY: both are NUL-terminated paths that live across the call.
+        let rc = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    match link(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        done => return done,
+    }
+    // Retries on a name already taken, so no file of the user's is hit.
+    let tmp = tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(".tmp")
+        .make_in(dir, |p| link(p))?;
+    tmp.persist(path).map(|_| ()).map_err(|e| e.error)
 }
 
 /// A writer that counts the bytes it passes on.

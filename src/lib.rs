@@ -42,6 +42,7 @@ pub mod restore;
 pub mod scan;
 pub mod stage;
 pub mod status;
+pub mod temp;
 pub mod units;
 pub mod verify;
 pub mod workdir;

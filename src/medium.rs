@@ -101,8 +101,11 @@ pub struct Medium {
     pub parity: Option<(i64, i64)>,
     pub identity: SetIdentity,
     /// Keeps an image's extracted manifest alive as long as we use it.
-    _manifest_copy: Option<tempfile::TempPath>,
+    _manifest_copy: Option<crate::temp::Lease>,
 }
+
+/// The name an image's manifest copy starts with, in the temp folder.
+pub const MANIFEST_COPY: &str = "dbackup-manifest-";
 
 fn io(path: &Path, source: std::io::Error) -> MediumError {
     MediumError::Io {
@@ -181,14 +184,13 @@ impl Medium {
                 why: format!("its manifest.db cannot be read: {why}"),
             });
         }
-        let mut tmp = tempfile::Builder::new()
-            .prefix("dbackup-manifest-")
-            .suffix(".db")
-            .tempfile()
-            .map_err(|e| io(Path::new("temp file"), e))?;
-        std::io::copy(&mut reader.reader(entry), tmp.as_file_mut()).map_err(|e| io(path, e))?;
-        let tmp = tmp.into_temp_path();
-        let manifest = Manifest::open(&tmp)?;
+        // Leased: a copy left by a killed run is swept by the next one.
+        let tmp =
+            crate::temp::file(MANIFEST_COPY, ".db").map_err(|e| io(&std::env::temp_dir(), e))?;
+        std::io::copy(&mut reader.reader(entry), &mut tmp.file()).map_err(|e| io(path, e))?;
+        let manifest = Manifest::open(tmp.path())?;
+        // A test's pause with the copy in use.
+        fail::fail_point!("medium::manifest_copied");
         Medium::finish(path.into(), Content::Image(reader), manifest, Some(tmp))
     }
 
@@ -196,7 +198,7 @@ impl Medium {
         source: PathBuf,
         content: Content,
         manifest: Manifest,
-        copy: Option<tempfile::TempPath>,
+        copy: Option<crate::temp::Lease>,
     ) -> Result<Medium> {
         let disc = manifest.this_disc()?.ok_or_else(|| MediumError::NotADisc {
             path: source.clone(),

@@ -454,7 +454,7 @@ pub fn restore(
 fn history_copy(
     opts: &RestoreOptions,
     set: &DiscSet,
-) -> Result<Option<(tempfile::TempDir, crate::catalog::manifest::Manifest)>> {
+) -> Result<Option<(crate::temp::Lease, crate::catalog::manifest::Manifest)>> {
     let Some(drive) = &opts.drive else {
         return Ok(None);
     };
@@ -463,9 +463,7 @@ fn history_copy(
     }
     let from = set.history().path();
     let copy = (|| {
-        let dir = tempfile::Builder::new()
-            .prefix("dbackup-restore-")
-            .tempdir()?;
+        let dir = crate::temp::folder("dbackup-restore-")?;
         std::fs::copy(from, dir.path().join("manifest.db"))?;
         Ok(dir)
     })()

@@ -618,11 +618,7 @@ fn read_back(
     let Some(f) = reader.find(disc::MANIFEST) else {
         return Err("manifest.db missing".into());
     };
-    let tmp = tempfile::Builder::new()
-        .prefix(".readback-parity-")
-        .suffix(".db")
-        .tempfile()
-        .map_err(|e| e.to_string())?;
-    std::io::copy(&mut reader.reader(f), &mut tmp.as_file()).map_err(|e| e.to_string())?;
+    let tmp = crate::temp::file("dbackup-readback-", ".db").map_err(|e| e.to_string())?;
+    std::io::copy(&mut reader.reader(f), &mut tmp.file()).map_err(|e| e.to_string())?;
     super::integrity_check(tmp.path()).map_err(|why| format!("manifest.db: {why}"))
 }

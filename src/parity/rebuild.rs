@@ -184,10 +184,13 @@ pub struct Rebuilt {
     pub from_parity: Vec<i64>,
 }
 
+/// The name a rebuild's work folder starts with.
+pub const REBUILD_FOLDER: &str = "dbackup-rebuild-";
+
 /// A disc rebuilt into a private temp folder, removed when dropped.
 pub struct Scratch {
     pub rebuilt: Rebuilt,
-    _dir: tempfile::TempDir,
+    _dir: crate::temp::Lease,
 }
 
 /// Rebuilds data disc `disc` from the given discs into a fresh temp folder
@@ -229,10 +232,9 @@ pub fn rebuild_in(set: &DiscSet, disc: i64, scratch: &Path) -> Result<Scratch> {
         .find(|m| m.disc == disc)
         .cloned()
         .ok_or(RebuildError::NoGroup(disc))?;
-    let dir = tempfile::Builder::new()
-        .prefix("dbackup-rebuild-")
-        .tempdir_in(scratch)
-        .map_err(|e| io(scratch, e))?;
+    // Leased: the folder of a killed rebuild, image and all, is swept by
+    // the next rebuild beside it.
+    let dir = crate::temp::folder_in(scratch, REBUILD_FOLDER).map_err(|e| io(scratch, e))?;
     let work = dir.path();
     let index = super::par2_index(cov.group.id);
     // The parity discs, linked in as par2 files, never copied: an image as

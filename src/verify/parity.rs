@@ -116,9 +116,7 @@ fn par2_verdict(
         return "not checked against the data discs: par2 is not installed".into();
     }
     let run = || -> std::io::Result<Outcome> {
-        let dir = tempfile::Builder::new()
-            .prefix("dbackup-verify-parity-")
-            .tempdir()?;
+        let dir = crate::temp::folder("dbackup-verify-parity-")?;
         let index = crate::parity::par2_index(g.id);
         for name in m.root_files() {
             if !name.starts_with(&format!("parity-{}.", g.id)) || !name.ends_with(".par2") {
