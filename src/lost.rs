@@ -566,7 +566,7 @@ fn analyse(
     // Split versions with a part on a disc named, each once however many
     // of its parts those discs hold (their `files` row names no disc).
     let _other_invalid = manifest
-        .for_each_version(&mut |v| {
+        .for_each_split_version(&mut |v| {
             if v.is_split() && v.discs().iter().any(|d| named_sorted.contains(d)) {
                 on_named.push(v);
             }
@@ -578,8 +578,8 @@ fn analyse(
     let wanted_names: HashSet<&[u8]> = on_named.iter().map(|v| v.name.as_slice()).collect();
     let mut newest_held: HashMap<Vec<u8>, (i64, Vec<i64>)> = HashMap::new();
     let _other_invalid = manifest
-        .for_each_version(&mut |w| {
-            if !held(&w) || !wanted_names.contains(w.name.as_slice()) {
+        .for_each_version_kept(&mut |p| wanted_names.contains(p.name), &mut |w| {
+            if !held(&w) {
                 return;
             }
             let e = newest_held
@@ -644,22 +644,26 @@ fn analyse(
             .collect();
         let mut found: HashMap<(String, u64), String> = HashMap::new();
         // Malformed rows of other discs are not this report's business.
+        let sizes: HashSet<u64> = unresolved.iter().map(|v| v.size).collect();
         let _other_invalid = manifest
-            .for_each_version(&mut |v| {
-                if !held(&v) || !wanted.contains(&(v.md5.as_str(), v.size)) {
-                    return;
-                }
-                let discs = v.discs();
-                found.entry((v.md5.clone(), v.size)).or_insert_with(|| {
-                    format!(
-                        "same content on disc{} {} as {} (version {})",
-                        if discs.len() > 1 { "s" } else { "" },
-                        crate::output::discs(&discs),
-                        names::display(&v.name, false),
-                        v.id
-                    )
-                });
-            })
+            .for_each_version_kept(
+                &mut |p| p.size.is_some_and(|s| sizes.contains(&s)),
+                &mut |v| {
+                    if !held(&v) || !wanted.contains(&(v.md5.as_str(), v.size)) {
+                        return;
+                    }
+                    let discs = v.discs();
+                    found.entry((v.md5.clone(), v.size)).or_insert_with(|| {
+                        format!(
+                            "same content on disc{} {} as {} (version {})",
+                            if discs.len() > 1 { "s" } else { "" },
+                            crate::output::discs(&discs),
+                            names::display(&v.name, false),
+                            v.id
+                        )
+                    });
+                },
+            )
             .map_err(err)?;
         let mut still = Vec::new();
         for v in unresolved {

@@ -65,6 +65,15 @@ pub struct Version {
     pub parts: Vec<PartRow>,
 }
 
+/// A row's name and size as stored, seen before the row is read whole
+/// ([`Manifest::for_each_version_kept`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Peek<'a> {
+    pub name: &'a [u8],
+    /// `None` when it is not a whole number of bytes (the row is invalid).
+    pub size: Option<u64>,
+}
+
 impl Version {
     /// Whether it is stored in parts on several discs.
     pub fn is_split(&self) -> bool {
@@ -310,8 +319,51 @@ fn real(v: ValueRef<'_>) -> Option<f64> {
     }
 }
 
-fn is_md5(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+/// What a byte is in an MD5's hex: 1 a digit or `a`-`f`, 2 `A`-`F`, 0 not
+/// hex. A table, so that the check of millions of rows has no branch per
+/// byte.
+const HEX_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = match b as u8 {
+            b'0'..=b'9' | b'a'..=b'f' => 1,
+            b'A'..=b'F' => 2,
+            _ => 0,
+        };
+        b += 1;
+    }
+    t
+};
+
+/// The MD5 a TEXT value holds, lower-cased: 32 hex digits, or `None`.
+/// Checked on the bytes before anything is allocated.
+fn md5_text(t: &[u8]) -> Option<String> {
+    let t: &[u8; 32] = t.try_into().ok()?;
+    let (mut all, mut upper) = (1u8, 0u8);
+    for &b in t {
+        let c = HEX_CLASS[b as usize];
+        all &= (c != 0) as u8;
+        upper |= c;
+    }
+    if all == 0 {
+        return None;
+    }
+    // Only hex digits: ASCII, so always UTF-8.
+    let s = std::str::from_utf8(t).ok()?;
+    Some(if upper & 2 != 0 {
+        s.to_ascii_lowercase()
+    } else {
+        s.to_owned()
+    })
+}
+
+/// A TEXT value as a `String`; bytes that are not UTF-8 become U+FFFD.
+fn text_lossy(t: &[u8]) -> String {
+    match std::str::from_utf8(t) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(t).into_owned(),
+    }
 }
 
 impl Manifest {
@@ -615,12 +667,9 @@ impl Manifest {
         }
         let timestamp = real(r.get_ref(2).ok()?)?;
         let md5 = match r.get_ref(3).ok()? {
-            ValueRef::Text(t) => std::str::from_utf8(t).ok()?.to_ascii_lowercase(),
+            ValueRef::Text(t) => md5_text(t)?,
             _ => return None,
         };
-        if !is_md5(&md5) {
-            return None;
-        }
         let size = match r.get_ref(4).ok()? {
             ValueRef::Integer(i) if i >= 0 => i as u64,
             _ => return None,
@@ -637,7 +686,7 @@ impl Manifest {
             _ => return None,
         };
         let desc = match r.get_ref(7).ok()? {
-            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+            ValueRef::Text(t) => text_lossy(t),
             _ => String::new(),
         };
         Some(Version {
@@ -721,6 +770,20 @@ impl Manifest {
         self.each(&sql, None, f)
     }
 
+    /// Like [`Manifest::for_each_version`], for the split versions alone
+    /// (their row names no disc; none without the `parts` table).
+    pub fn for_each_split_version(&self, f: &mut dyn FnMut(Version)) -> Result<u64> {
+        if !self.has_parts {
+            return Ok(0);
+        }
+        let sql = format!(
+            "SELECT {} FROM files WHERE {} AND disc_id IS NULL ORDER BY id",
+            Self::COLUMNS,
+            self.backed_up()
+        );
+        self.each(&sql, None, f)
+    }
+
     /// Like [`Manifest::for_each_version`], but in name order (then id), so
     /// the versions of one file come together, and only those whose name
     /// passes `prefilter` (a superset filter: callers match exactly).
@@ -741,7 +804,35 @@ impl Manifest {
         self.each(&sql, prefilter.map(|p| p.pattern.as_str()), f)
     }
 
+    /// Like [`Manifest::for_each_version`], but a row is read whole only
+    /// when `keep` wants it, told its name and size as stored: a pass that
+    /// looks for a few names or sizes among millions builds nothing for
+    /// the rest. `keep` sees every row whose name is TEXT or BLOB; the
+    /// invalid rows counted are among those it kept.
+    pub fn for_each_version_kept(
+        &self,
+        keep: &mut dyn FnMut(Peek<'_>) -> bool,
+        f: &mut dyn FnMut(Version),
+    ) -> Result<u64> {
+        let sql = format!(
+            "SELECT {} FROM files WHERE {} ORDER BY id",
+            Self::COLUMNS,
+            self.backed_up()
+        );
+        self.each_kept(&sql, None, Some(keep), f)
+    }
+
     fn each(&self, sql: &str, param: Option<&str>, f: &mut dyn FnMut(Version)) -> Result<u64> {
+        self.each_kept(sql, param, None, f)
+    }
+
+    fn each_kept(
+        &self,
+        sql: &str,
+        param: Option<&str>,
+        mut keep: Option<&mut dyn FnMut(Peek<'_>) -> bool>,
+        f: &mut dyn FnMut(Version),
+    ) -> Result<u64> {
         let mut stmt = self.conn().prepare(sql).map_err(|e| self.err(e))?;
         let mut rows = match param {
             Some(p) => stmt.query([p]),
@@ -750,6 +841,18 @@ impl Manifest {
         .map_err(|e| self.err(e))?;
         let mut invalid = 0;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            if let Some(keep) = keep.as_mut() {
+                let name = r.get_ref(1).ok().and_then(names::bytes_of);
+                let size = match r.get_ref(4) {
+                    Ok(ValueRef::Integer(i)) => u64::try_from(i).ok(),
+                    _ => None,
+                };
+                if let Some(name) = name {
+                    if !keep(Peek { name, size }) {
+                        continue;
+                    }
+                }
+            }
             match self.version(r) {
                 Some(v) => f(v),
                 None => invalid += 1,
@@ -831,7 +934,7 @@ impl Manifest {
             let offset = u64::try_from(int(2)?).ok()?;
             let psize = u64::try_from(int(3)?).ok()?;
             let md5 = match r.get_ref(4).ok()? {
-                ValueRef::Text(t) => std::str::from_utf8(t).ok()?.to_ascii_lowercase(),
+                ValueRef::Text(t) => md5_text(t)?,
                 _ => return None,
             };
             let copied = int(5)? == 1;
@@ -840,7 +943,6 @@ impl Manifest {
                 || !copied
                 || psize == 0
                 || offset != next_offset
-                || !is_md5(&md5)
                 || parts.last().is_some_and(|p| p.disc > disc)
             {
                 return None;
@@ -886,12 +988,9 @@ impl Manifest {
                     _ => None,
                 };
                 let md5 = match r.get_ref(6).ok()? {
-                    ValueRef::Text(t) => std::str::from_utf8(t).ok()?.to_ascii_lowercase(),
+                    ValueRef::Text(t) => md5_text(t)?,
                     _ => return None,
                 };
-                if !is_md5(&md5) {
-                    return None;
-                }
                 let state = match r.get_ref(2).ok()? {
                     ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
                     _ => return None,
@@ -972,6 +1071,39 @@ impl Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The table-driven check is the plain rule: 32 ASCII hex digits,
+        /// of either case, given back lower-cased; anything else is none.
+        #[test]
+        fn md5_text_is_32_hex_digits_lower_cased(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(b"0123456789abcdefABCDEF".to_vec()),
+                    proptest::num::u8::ANY,
+                ],
+                30..34,
+            )
+        ) {
+            let plain = (bytes.len() == 32 && bytes.iter().all(u8::is_ascii_hexdigit))
+                .then(|| String::from_utf8(bytes.to_ascii_lowercase()).unwrap());
+            proptest::prop_assert_eq!(md5_text(&bytes), plain);
+        }
+    }
+
+    #[test]
+    fn md5_text_takes_each_case_and_refuses_the_rest() {
+        let hex = "0123456789abcdef0123456789ABCDEF";
+        assert_eq!(md5_text(hex.as_bytes()).unwrap(), hex.to_ascii_lowercase());
+        for bad in [
+            "",
+            "0123456789abcdef0123456789abcdeg",
+            "0123456789abcdef0123456789abcde",
+        ] {
+            assert_eq!(md5_text(bad.as_bytes()), None, "{bad:?}");
+        }
+        assert_eq!(text_lossy(b"caf\xc3\xa9 \xff"), "café \u{fffd}");
+    }
 
     /// The work budget ends a statement that never would, with a clear
     /// error, and leaves the next statement its own budget.
