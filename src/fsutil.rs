@@ -260,8 +260,10 @@ pub fn write_atomic_beside(path: &Path, data: &[u8], prefix: &str, point: &str) 
 /// Where the file system has no `O_TMPFILE`, the bytes go to the temp
 /// name from the start, as before: a kill then leaves it behind.
 ///
-/// On failure (an error of `write` too, which maps its own I/O errors)
-/// nothing of ours is left and `path` is as it was. `point` names the
+/// On a failure before the file is named (an error of `write` too, which
+/// maps its own I/O errors) nothing of ours is left and `path` is as it
+/// was; a failure to flush the folder after is reported with `path`
+/// already new. `point` names the
 /// fault point where a test fills the file system after the flush and
 /// before the file is named. Returns the bytes written.
 pub fn write_atomic_beside_with(
@@ -312,7 +314,12 @@ pub fn write_atomic_beside_with(
     )));
     match named {
         Some(tmp) => tmp.persist(path).map_err(|e| Error::io(path, e.error))?,
-        None => name_unnamed(&file, dir, path, prefix).map_err(|e| Error::io(path, e))?,
+        None => {
+            name_unnamed(&file, dir, path, prefix).map_err(|e| Error::io(path, e))?;
+            // Named now: its flush again, for file systems that log a new
+            // link with the file's own (btrfs).
+            file.sync_all().map_err(|e| Error::io(path, e))?;
+        }
     }
     sync_dir(dir)?;
     Ok(bytes)
@@ -336,6 +343,26 @@ fn name_unnamed(file: &File, dir: &Path, path: &Path, prefix: &str) -> std::io::
                 libc::AT_FDCWD,
                 to.as_ptr(),
                 libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::NotFound {
+            return Err(e);
+        }
+        // No /proc of ours to link through (another namespace's): the
+        // descriptor itself, which needs CAP_DAC_READ_SEARCH.
+        // SAFETY: a descriptor `file` owns, an empty NUL-terminated path
+        // and a NUL-terminated target, for the call.
+        let rc = unsafe {
+            libc::linkat(
+                file.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::AT_EMPTY_PATH,
             )
         };
         if rc == 0 {

@@ -85,7 +85,10 @@ pub fn file(prefix: &str, suffix: &str) -> io::Result<Lease> {
                 .create_new(true)
                 .mode(0o600)
                 .open(p)?;
-            lock(&f, false)?;
+            // Made, so ours to remove if it cannot be locked.
+            lock(&f, false).inspect_err(|_| {
+                let _ = std::fs::remove_file(p);
+            })?;
             Ok(f)
         })?;
     let (lock, path) = named.into_parts();
@@ -161,60 +164,97 @@ pub fn sweep(parent: &Path, prefix: &str, suffix: &str) -> usize {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return 0;
     };
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    let now = SystemTime::now();
     let mut removed = 0;
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if !is_lease_name(name, prefix, suffix) {
-            continue;
-        }
-        let path = entry.path();
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        let folder = meta.is_dir();
-        if (!folder && !meta.is_file()) || meta.uid() != me {
-            continue;
-        }
-        let lock_path = if folder {
-            path.join(MARKER)
-        } else {
-            path.clone()
-        };
-        // The marker must be a plain file of ours too, never a link.
-        let Ok(f) = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&lock_path)
-        else {
-            continue;
-        };
-        let Ok(lmeta) = f.metadata() else { continue };
-        if !lmeta.is_file() || lmeta.uid() != me {
-            continue;
-        }
-        let young = |m: &std::fs::Metadata| {
-            m.modified()
-                .ok()
-                .and_then(|t| now.duration_since(t).ok())
-                .is_none_or(|age| age < STALE)
-        };
-        if young(&meta) || young(&lmeta) || lock(&f, true).is_err() {
-            continue;
-        }
-        let gone = if folder {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-        if gone.is_ok() {
+        if is_lease_name(name, prefix, suffix) && sweep_one(&entry.path()) {
             removed += 1;
         }
     }
     removed
+}
+
+/// Removes one leftover if it is a dead owner's (see the module header).
+/// Every check is made on what was opened, never followed through a link,
+/// and the name must still be that file or folder just before it goes:
+/// in a folder others may write to, a name swapped for another folder of
+/// ours is not removed (but in the instant between that last check and
+/// the removal).
+fn sweep_one(path: &Path) -> bool {
+    use std::os::fd::FromRawFd;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let Ok(seen) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    let folder = seen.is_dir();
+    if !folder && !seen.is_file() {
+        return false;
+    }
+    // A file is opened for writing: over NFS an exclusive flock needs it.
+    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | if folder { libc::O_DIRECTORY } else { 0 };
+    let Ok(handle) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(!folder)
+        .custom_flags(flags)
+        .open(path)
+    else {
+        return false;
+    };
+    let Ok(meta) = handle.metadata() else {
+        return false;
+    };
+    if meta.is_dir() != folder || meta.uid() != me {
+        return false;
+    }
+    let lock_file = if folder {
+        let Ok(marker) = std::ffi::CString::new(MARKER) else {
+            return false;
+        };
+        // SAFETY: a NUL-terminated name, relative to the folder we hold
+        // open; the descriptor returned is owned by the File made here.
+        let fd = unsafe {
+            libc::openat(
+                handle.as_raw_fd(),
+                marker.as_ptr(),
+                libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return false;
+        }
+        // SAFETY: `fd` was just opened and is owned by nothing else.
+        unsafe { File::from_raw_fd(fd) }
+    } else {
+        handle
+    };
+    let Ok(lmeta) = lock_file.metadata() else {
+        return false;
+    };
+    if !lmeta.is_file() || lmeta.uid() != me {
+        return false;
+    }
+    let now = SystemTime::now();
+    let young = |m: &std::fs::Metadata| {
+        m.modified()
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_none_or(|age| age < STALE)
+    };
+    if young(&meta) || young(&lmeta) || lock(&lock_file, true).is_err() {
+        return false;
+    }
+    let same = std::fs::symlink_metadata(path)
+        .is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino());
+    if !same {
+        return false;
+    }
+    if folder {
+        std::fs::remove_dir_all(path).is_ok()
+    } else {
+        std::fs::remove_file(path).is_ok()
+    }
 }
 
 /// Whether `name` is `prefix`, [`RANDOM`] ASCII letters or digits, then
@@ -229,9 +269,26 @@ pub fn is_lease_name(name: &str, prefix: &str, suffix: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// As if `path` (itself, a link too) had last changed `secs` ago.
     fn age(path: &Path, secs: u64) {
+        use std::os::unix::ffi::OsStrExt;
         let t = SystemTime::now() - Duration::from_secs(secs);
-        File::open(path).unwrap().set_modified(t).unwrap();
+        let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as libc::time_t;
+        let times = [libc::timespec {
+            tv_sec: secs,
+            tv_nsec: 0,
+        }; 2];
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path and two timespecs, for the call.
+        let rc = unsafe {
+            libc::utimensat(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                times.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
     }
 
     #[test]
@@ -267,12 +324,14 @@ mod tests {
         // Young: unlocked, just made.
         let young = p.join("dbackup-t-cccccc.db");
         std::fs::write(&young, b"x").unwrap();
-        // The user's: not our shape, or a link.
+        // The user's: not our shape; or a link, old itself, to an old
+        // file that is not of our shape either.
         let users = p.join("dbackup-t-keep.db");
         std::fs::write(&users, b"x").unwrap();
         age(&users, 3600);
         let link = p.join("dbackup-t-dddddd.db");
         std::os::unix::fs::symlink(&users, &link).unwrap();
+        age(&link, 3600);
         assert_eq!(sweep(p, "dbackup-t-", ".db"), 1);
         assert!(!dead.exists());
         for kept in [&alive, &young, &users] {
@@ -288,22 +347,59 @@ mod tests {
     fn a_folder_goes_only_with_its_marker_and_never_through_its_links() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
-        let outside = p.join("disc.iso");
-        std::fs::write(&outside, b"disc").unwrap();
-        let dead = p.join("dbackup-r-aaaaaa");
-        std::fs::create_dir(&dead).unwrap();
-        std::fs::write(dead.join(MARKER), b"").unwrap();
+        let outside = p.join("discs");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("disc.iso"), b"disc").unwrap();
+        let folder = |name: &str, marker: bool| {
+            let f = p.join(name);
+            std::fs::create_dir(&f).unwrap();
+            std::fs::write(f.join("photo.jpg"), b"mine").unwrap();
+            if marker {
+                std::fs::write(f.join(MARKER), b"").unwrap();
+                age(&f.join(MARKER), 3600);
+            }
+            age(&f, 3600);
+            f
+        };
+        // Dead: marked, old, unlocked; it holds links to a folder and a file.
+        let dead = folder("dbackup-r-aaaaaa", true);
         std::os::unix::fs::symlink(&outside, dead.join("member")).unwrap();
-        age(&dead.join(MARKER), 3600);
+        std::os::unix::fs::symlink(outside.join("disc.iso"), dead.join("image")).unwrap();
         age(&dead, 3600);
-        let users = p.join("dbackup-r-bbbbbb");
-        std::fs::create_dir(&users).unwrap();
-        std::fs::write(users.join("photo.jpg"), b"mine").unwrap();
-        age(&users, 3600);
+        // The user's: no marker.
+        let users = folder("dbackup-r-bbbbbb", false);
+        // Alive: marked, old, locked.
+        let alive = folder("dbackup-r-cccccc", true);
+        let held = File::open(alive.join(MARKER)).unwrap();
+        lock(&held, false).unwrap();
+        // A marker that is a link to a file of the user's.
+        let linked = folder("dbackup-r-dddddd", false);
+        let elsewhere = p.join("notes.txt");
+        std::fs::write(&elsewhere, b"mine").unwrap();
+        age(&elsewhere, 3600);
+        std::os::unix::fs::symlink(&elsewhere, linked.join(MARKER)).unwrap();
+        age(&linked.join(MARKER), 3600);
+        age(&linked, 3600);
+        // A link, old, to a marked folder of ours elsewhere.
+        let target = p.join("keep");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join(MARKER), b"").unwrap();
+        age(&target.join(MARKER), 3600);
+        age(&target, 3600);
+        let link = p.join("dbackup-r-eeeeee");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        age(&link, 3600);
         assert_eq!(sweep(p, "dbackup-r-", ""), 1);
         assert!(!dead.exists());
-        assert!(users.join("photo.jpg").exists());
-        assert_eq!(std::fs::read(&outside).unwrap(), b"disc");
+        assert_eq!(std::fs::read(outside.join("disc.iso")).unwrap(), b"disc");
+        for kept in [&users, &alive, &linked] {
+            assert!(kept.join("photo.jpg").exists(), "{}", kept.display());
+        }
+        assert!(elsewhere.exists() && target.join(MARKER).exists());
+        assert!(link.symlink_metadata().is_ok());
+        drop(held);
+        assert_eq!(sweep(p, "dbackup-r-", ""), 1);
+        assert!(!alive.exists());
     }
 
     #[test]

@@ -81,7 +81,9 @@ fn a_page_killed_at_any_instant_leaves_the_page_whole_and_nothing_beside_it() {
         c
     };
     // Killed with its whole page flushed, just before it takes its name.
+    let clean = Instant::now();
     assert!(report(None).status().unwrap().success());
+    let run_us = clean.elapsed().as_micros() as u64;
     let before = std::fs::read(&page).unwrap();
     assert!(is_whole_page(&before));
     let mut child = report(Some("report::write=sleep(60000)")).spawn().unwrap();
@@ -89,11 +91,11 @@ fn a_page_killed_at_any_instant_leaves_the_page_whole_and_nothing_beside_it() {
     kill9(child);
     assert_eq!(names_in(&pages), ["status.html"]);
     assert_eq!(std::fs::read(&page).unwrap(), before);
-    // Killed at moments spread over the whole run, while it reads the
-    // catalogue and while it writes.
+    // Killed at moments spread over a whole run as long as a clean one,
+    // while it starts, reads the catalogue and writes.
     let mut state = 0x5eed_u64;
     for _ in 0..12 {
-        let delay = random_bytes(&mut state, 1)[0] as u64 * 40_000 / 255;
+        let delay = random_bytes(&mut state, 1)[0] as u64 * run_us / 255;
         let child = report(None).spawn().unwrap();
         std::thread::sleep(Duration::from_micros(delay));
         kill9(child);
