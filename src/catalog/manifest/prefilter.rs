@@ -7,7 +7,6 @@
 //! are the few forms [`crate::history::Prefilter`] writes, matched byte by
 //! byte on plain names only, so no crate for globs fits better.
 
-use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 
 /// The SQL functions [`prefilter_condition`] calls, for a GLOB and for a
@@ -22,27 +21,103 @@ const PREFILTER_FNS: [(&str, bool); 2] = [("dbackup_glob", false), ("dbackup_lik
 /// GLOB or LIKE) cost about half of a find's time at 5,000,000 rows. Our
 /// own queries only may call them, never a manifest's schema
 /// (`SQLITE_DIRECTONLY`).
+///
+/// Registered through SQLite's C interface, not rusqlite's closures: at
+/// millions of calls, a closure's per-call wrapping (its context, the
+/// value's conversion, the result's) cost as much as the match itself.
 pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
-    use rusqlite::functions::FunctionFlags;
+    use rusqlite::ffi;
     for (name, like) in PREFILTER_FNS {
-        conn.create_scalar_function(
-            name,
-            2,
-            FunctionFlags::SQLITE_UTF8
-                | FunctionFlags::SQLITE_DETERMINISTIC
-                | FunctionFlags::SQLITE_DIRECTONLY,
-            move |ctx| {
-                let pattern = ctx.get_or_create_aux(1, |v| {
-                    Ok::<_, rusqlite::Error>(PlainPattern::new(v.as_bytes()?, like))
-                })?;
-                Ok(match ctx.get_raw(0) {
-                    ValueRef::Text(t) if is_plain_name(t) => pattern.matches(t),
-                    _ => true,
-                })
-            },
-        )?;
+        let cname = std::ffi::CString::new(name).expect("no NUL in our names");
+        let func: unsafe extern "C" fn(_, _, _) = if like {
+            prefilter_call::<true>
+        } else {
+            prefilter_call::<false>
+        };
+        // SAFETY: the handle is the open connection's, alive for the call;
+        // the name is NUL-terminated and copied by SQLite; the function
+        // takes no user data and has no destructor of its own.
+        let rc = unsafe {
+            ffi::sqlite3_create_function_v2(
+                conn.handle(),
+                cname.as_ptr(),
+                2,
+                ffi::SQLITE_UTF8 | ffi::SQLITE_DETERMINISTIC | ffi::SQLITE_DIRECTONLY,
+                std::ptr::null_mut(),
+                Some(func),
+                None,
+                None,
+                None,
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None));
+        }
     }
     Ok(())
+}
+
+/// The bytes of a TEXT or BLOB value, as SQLite holds them.
+///
+/// # Safety
+/// `v` is a value SQLite passed to the function now running; the slice
+/// lives no longer than that call.
+unsafe fn value_bytes<'a>(v: *mut rusqlite::ffi::sqlite3_value) -> &'a [u8] {
+    use rusqlite::ffi;
+    // SAFETY (for the block): `v` is valid for this call; the pointer
+    // comes before its length, as SQLite asks, and holds that many bytes.
+    unsafe {
+        let p = ffi::sqlite3_value_blob(v).cast::<u8>();
+        let n = usize::try_from(ffi::sqlite3_value_bytes(v)).unwrap_or(0);
+        if p.is_null() || n == 0 {
+            &[]
+        } else {
+            std::slice::from_raw_parts(p, n)
+        }
+    }
+}
+
+/// `dbackup_glob(filename, pattern)` (`LIKE` false) or `dbackup_like`: see
+/// [`register_functions`]. The pattern, read once per statement, is kept
+/// as the call's auxiliary data, which SQLite frees.
+unsafe extern "C" fn prefilter_call<const LIKE: bool>(
+    ctx: *mut rusqlite::ffi::sqlite3_context,
+    argc: std::os::raw::c_int,
+    argv: *mut *mut rusqlite::ffi::sqlite3_value,
+) {
+    use rusqlite::ffi;
+    unsafe extern "C" fn free_pattern(p: *mut std::os::raw::c_void) {
+        // SAFETY: `p` is the box made below, given to SQLite once.
+        drop(unsafe { Box::from_raw(p.cast::<PlainPattern>()) });
+    }
+    // SAFETY (for the block): SQLite passes `argc` valid values in `argv`
+    // and a valid context for the duration of the call; the auxiliary
+    // pointer is either null or the box we set.
+    unsafe {
+        if argc != 2 || argv.is_null() {
+            ffi::sqlite3_result_int(ctx, 1);
+            return;
+        }
+        let args = std::slice::from_raw_parts(argv, 2);
+        let pass = |pattern: &PlainPattern| {
+            ffi::sqlite3_value_type(args[0]) != ffi::SQLITE_TEXT || {
+                let t = value_bytes(args[0]);
+                !is_plain_name(t) || pattern.matches(t)
+            }
+        };
+        let kept = ffi::sqlite3_get_auxdata(ctx, 1).cast::<PlainPattern>();
+        let ok = if kept.is_null() {
+            let pattern = PlainPattern::new(value_bytes(args[1]), LIKE);
+            let ok = pass(&pattern);
+            // SQLite may free it at once (then it is read again next row).
+            let boxed = Box::into_raw(Box::new(pattern));
+            ffi::sqlite3_set_auxdata(ctx, 1, boxed.cast(), Some(free_pattern));
+            ok
+        } else {
+            pass(&*kept)
+        };
+        ffi::sqlite3_result_int(ctx, ok.into());
+    }
 }
 
 fn is_plain_name(t: &[u8]) -> bool {
