@@ -23,7 +23,9 @@
 #
 # Environment: SCALE_ROWS="1000000 5000000" (the sizes, in turn; ROWS=N for
 # one), DISCS=300, FILES_PER_DIR=100, PAIRS=5 (after one not counted),
-# WARMUP=2 (pairs not counted before the rescan's), BENCH_DIR=target/bench,
+# WARMUP=2 (pairs not counted before the rescan's), SCALE_TREE=1 (0: the
+# manifest's steps 2-4 alone, without the workdir and tree of steps 1 and
+# 5, which take most of the time to make), BENCH_DIR=target/bench,
 # KEEP=1 (keep the data of every size; otherwise each size's is removed
 # before the next is made), CARGO_TARGET_DIR. Disk: about 4.3 GB and
 # 1,020,000 inodes a million files (5,000,000: about 21 GB, and ten minutes
@@ -41,6 +43,7 @@ DISCS=${DISCS:-300}
 FILES_PER_DIR=${FILES_PER_DIR:-100}
 PAIRS=${PAIRS:-5}
 WARMUP=${WARMUP:-2}
+SCALE_TREE=${SCALE_TREE:-1}
 
 for rows in $SCALE_ROWS; do
     if [[ ! $rows =~ ^[1-9][0-9]*$ ]] || ((rows < DISCS)); then
@@ -102,50 +105,52 @@ scale_at() {
     local R=$RUN/rows-$rows
     mkdir "$R"
 
-    say "Generating a workdir with $n backed-up files over $DISCS discs, and its tree"
-    local TREE=$R/tree WD=$R/wd start gen_s
-    mkdir "$TREE"
-    start=$(date +%s.%N)
-    "$B/dbackup-stage" -w "$WD" init "$TREE" --disc-size bd25 >/dev/null
-    python3 "$REPO/bench/gen-workdir.py" "$WD" "$rows" "$DISCS" "$FILES_PER_DIR"
-    sync
-    gen_s=$(since "$start")
-    echo "generated in $gen_s s"
-    printf 'generating the workdir and tree of %s files: %s s\n' "$n" "$gen_s" >>"$BENCH_RESULTS.notes"
-
-    say "1. Rescan of $n unchanged, backed-up files: dbackup monitor vs find"
-    # The generated workdir must leave monitor nothing to do: any output, a
-    # failure, or a row recorded means it is not what dbackup-stage makes.
-    local monitor="$B/dbackup-stage -w $WD monitor --no-progress" rc=0 rows_before rows_after
-    local count="SELECT (SELECT count(*) FROM files), (SELECT count(*) FROM entries), (SELECT count(*) FROM deletions)"
-    rows_before=$(sqlite3 "$WD/manifest.db" "$count")
-    # shellcheck disable=SC2086
-    $monitor >"$R/check.out" 2>"$R/check.err" || rc=$?
-    if [[ $rc -ne 0 || -s $R/check.out || -s $R/check.err ]]; then
-        echo "error: monitor on the generated workdir exited $rc and printed:" >&2
-        head -5 "$R/check.out" "$R/check.err" >&2
-        exit 2
-    fi
-    check_idle
-    # Every run of monitor must print nothing (PAIRS_QUIET).
-    PAIRS_QUIET=1 PAIRS_WARMUP=$WARMUP pairs "$R/rescan.pairs" "$PAIRS" "" \
-        "find $TREE -type f -printf '%s %T@\n'" \
-        "$monitor"
     local rss
-    # shellcheck disable=SC2086
-    rss=$(peak_rss "$R/rescan.out" $monitor)
-    if [[ -s $R/rescan.out || -s $R/rescan.out.err ]]; then
-        echo "error: a rescan printed something:" >&2
-        head -5 "$R/rescan.out" "$R/rescan.out.err" >&2
-        exit 2
+    if [[ $SCALE_TREE == 1 ]]; then
+        say "Generating a workdir with $n backed-up files over $DISCS discs, and its tree"
+        local TREE=$R/tree WD=$R/wd start gen_s
+        mkdir "$TREE"
+        start=$(date +%s.%N)
+        "$B/dbackup-stage" -w "$WD" init "$TREE" --disc-size bd25 >/dev/null
+        python3 "$REPO/bench/gen-workdir.py" "$WD" "$rows" "$DISCS" "$FILES_PER_DIR"
+        sync
+        gen_s=$(since "$start")
+        echo "generated in $gen_s s"
+        printf 'generating the workdir and tree of %s files: %s s\n' "$n" "$gen_s" >>"$BENCH_RESULTS.notes"
+
+        say "1. Rescan of $n unchanged, backed-up files: dbackup monitor vs find"
+        # The generated workdir must leave monitor nothing to do: any output, a
+        # failure, or a row recorded means it is not what dbackup-stage makes.
+        local monitor="$B/dbackup-stage -w $WD monitor --no-progress" rc=0 rows_before rows_after
+        local count="SELECT (SELECT count(*) FROM files), (SELECT count(*) FROM entries), (SELECT count(*) FROM deletions)"
+        rows_before=$(sqlite3 "$WD/manifest.db" "$count")
+        # shellcheck disable=SC2086
+        $monitor >"$R/check.out" 2>"$R/check.err" || rc=$?
+        if [[ $rc -ne 0 || -s $R/check.out || -s $R/check.err ]]; then
+            echo "error: monitor on the generated workdir exited $rc and printed:" >&2
+            head -5 "$R/check.out" "$R/check.err" >&2
+            exit 2
+        fi
+        check_idle
+        # Every run of monitor must print nothing (PAIRS_QUIET).
+        PAIRS_QUIET=1 PAIRS_WARMUP=$WARMUP pairs "$R/rescan.pairs" "$PAIRS" "" \
+            "find $TREE -type f -printf '%s %T@\n'" \
+            "$monitor"
+        # shellcheck disable=SC2086
+        rss=$(peak_rss "$R/rescan.out" $monitor)
+        if [[ -s $R/rescan.out || -s $R/rescan.out.err ]]; then
+            echo "error: a rescan printed something:" >&2
+            head -5 "$R/rescan.out" "$R/rescan.out.err" >&2
+            exit 2
+        fi
+        rows_after=$(sqlite3 "$WD/manifest.db" "$count")
+        if [[ $rows_after != "$rows_before" ]]; then
+            echo "error: the rescans recorded something (files, entries, deletions: $rows_before before, $rows_after after)" >&2
+            exit 2
+        fi
+        record_pairs "rescan of $n unchanged files, $DISCS discs" "$R/rescan.pairs" \
+            "find -printf" time "<=3" "$rss"
     fi
-    rows_after=$(sqlite3 "$WD/manifest.db" "$count")
-    if [[ $rows_after != "$rows_before" ]]; then
-        echo "error: the rescans recorded something (files, entries, deletions: $rows_before before, $rows_after after)" >&2
-        exit 2
-    fi
-    record_pairs "rescan of $n unchanged files, $DISCS discs" "$R/rescan.pairs" \
-        "find -printf" time "<=3" "$rss"
 
     say "A manifest of $n rows over $DISCS discs"
     local M=$R/manifest DB NAME LOST
@@ -201,27 +206,29 @@ scale_at() {
     [[ ! -e $R/restored ]] || { echo "error: the run without a terminal wrote to its target" >&2; exit 2; }
     record "restore plan of a real restore, every file of $n rows" "$(median_of "$R/plan-real.times")" - - abs "<10" "$rss"
 
-    say "5. Status page of the workdir of $n files: dbackup-stage report --html (sqlite3 reading every name in order for scale)"
-    check_idle
-    pairs "$R/page.pairs" "$PAIRS" "" \
-        "sqlite3 'file:$WD/manifest.db?immutable=1' \"SELECT filename, disc_id FROM files WHERE copied=1 ORDER BY filename\"" \
-        "$B/dbackup-stage -w $WD -q report --html $R/page.html"
-    rss=$(peak_rss "$R/page.out" "$B/dbackup-stage" -w "$WD" -q report --html "$R/page.html")
-    local page_bytes
-    page_bytes=$(stat -c %s "$R/page.html")
-    record_pairs "status page of $n files" "$R/page.pairs" "sqlite3 names in order" abs "<10" "$rss"
-    printf 'status page of %s files: %s bytes (%s bytes a file)\n' "$n" "$page_bytes" "$((page_bytes / rows))" >>"$BENCH_RESULTS.notes"
-    # The page's search, timed by the page itself in headless Chromium (when
-    # installed): one rare name, one path, and a name part every file has.
-    if command -v chromium >/dev/null; then
-        local q ms
-        for q in "f$(printf %07d $((rows - 1)))" "b00012/" ".dat"; do
-            chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
-                --disable-component-update --disable-sync --no-first-run --user-data-dir="$R/chromium" \
-                --virtual-time-budget=60000 --dump-dom "file://$R/page.html#q=$q" 2>/dev/null >"$R/dom.html" || true
-            ms=$(grep -o 'id="summary" data-ms="[0-9]*"' "$R/dom.html" | grep -o '[0-9]*' || echo '?')
-            printf 'status page search for %s in %s names (Chromium): %s ms\n' "$q" "$n" "$ms" >>"$BENCH_RESULTS.notes"
-        done
+    if [[ $SCALE_TREE == 1 ]]; then
+        say "5. Status page of the workdir of $n files: dbackup-stage report --html (sqlite3 reading every name in order for scale)"
+        check_idle
+        pairs "$R/page.pairs" "$PAIRS" "" \
+            "sqlite3 'file:$WD/manifest.db?immutable=1' \"SELECT filename, disc_id FROM files WHERE copied=1 ORDER BY filename\"" \
+            "$B/dbackup-stage -w $WD -q report --html $R/page.html"
+        rss=$(peak_rss "$R/page.out" "$B/dbackup-stage" -w "$WD" -q report --html "$R/page.html")
+        local page_bytes
+        page_bytes=$(stat -c %s "$R/page.html")
+        record_pairs "status page of $n files" "$R/page.pairs" "sqlite3 names in order" abs "<10" "$rss"
+        printf 'status page of %s files: %s bytes (%s bytes a file)\n' "$n" "$page_bytes" "$((page_bytes / rows))" >>"$BENCH_RESULTS.notes"
+        # The page's search, timed by the page itself in headless Chromium (when
+        # installed): one rare name, one path, and a name part every file has.
+        if command -v chromium >/dev/null; then
+            local q ms
+            for q in "f$(printf %07d $((rows - 1)))" "b00012/" ".dat"; do
+                chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
+                    --disable-component-update --disable-sync --no-first-run --user-data-dir="$R/chromium" \
+                    --virtual-time-budget=60000 --dump-dom "file://$R/page.html#q=$q" 2>/dev/null >"$R/dom.html" || true
+                ms=$(grep -o 'id="summary" data-ms="[0-9]*"' "$R/dom.html" | grep -o '[0-9]*' || echo '?')
+                printf 'status page search for %s in %s names (Chromium): %s ms\n' "$q" "$n" "$ms" >>"$BENCH_RESULTS.notes"
+            done
+        fi
     fi
 
     if [[ $KEEP != 1 ]]; then
