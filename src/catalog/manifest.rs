@@ -808,7 +808,7 @@ impl Manifest {
     /// when `keep` wants it, told its name and size as stored: a pass that
     /// looks for a few names or sizes among millions builds nothing for
     /// the rest. `keep` sees every row whose name is TEXT or BLOB; the
-    /// invalid rows counted are among those it kept.
+    /// invalid rows counted are the others and those it kept.
     pub fn for_each_version_kept(
         &self,
         keep: &mut dyn FnMut(Peek<'_>) -> bool,

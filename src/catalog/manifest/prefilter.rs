@@ -57,23 +57,29 @@ pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The bytes of a TEXT or BLOB value, as SQLite holds them.
+/// The bytes of a TEXT value in UTF-8 (converted by SQLite from a UTF-16
+/// database's own encoding), or of a BLOB as they are; `None` for any
+/// other type.
 ///
 /// # Safety
 /// `v` is a value SQLite passed to the function now running; the slice
 /// lives no longer than that call.
-unsafe fn value_bytes<'a>(v: *mut rusqlite::ffi::sqlite3_value) -> &'a [u8] {
+unsafe fn value_bytes<'a>(v: *mut rusqlite::ffi::sqlite3_value) -> Option<&'a [u8]> {
     use rusqlite::ffi;
     // SAFETY (for the block): `v` is valid for this call; the pointer
     // comes before its length, as SQLite asks, and holds that many bytes.
     unsafe {
-        let p = ffi::sqlite3_value_blob(v).cast::<u8>();
+        let p = match ffi::sqlite3_value_type(v) {
+            ffi::SQLITE_TEXT => ffi::sqlite3_value_text(v),
+            ffi::SQLITE_BLOB => ffi::sqlite3_value_blob(v).cast::<u8>(),
+            _ => return None,
+        };
         let n = usize::try_from(ffi::sqlite3_value_bytes(v)).unwrap_or(0);
-        if p.is_null() || n == 0 {
+        Some(if p.is_null() || n == 0 {
             &[]
         } else {
             std::slice::from_raw_parts(p, n)
-        }
+        })
     }
 }
 
@@ -100,14 +106,17 @@ unsafe extern "C" fn prefilter_call<const LIKE: bool>(
         }
         let args = std::slice::from_raw_parts(argv, 2);
         let pass = |pattern: &PlainPattern| {
-            ffi::sqlite3_value_type(args[0]) != ffi::SQLITE_TEXT || {
-                let t = value_bytes(args[0]);
-                !is_plain_name(t) || pattern.matches(t)
-            }
+            ffi::sqlite3_value_type(args[0]) != ffi::SQLITE_TEXT
+                || value_bytes(args[0]).is_none_or(|t| !is_plain_name(t) || pattern.matches(t))
         };
         let kept = ffi::sqlite3_get_auxdata(ctx, 1).cast::<PlainPattern>();
         let ok = if kept.is_null() {
-            let pattern = PlainPattern::new(value_bytes(args[1]), LIKE);
+            // A pattern that is not text lets every name through.
+            let Some(p) = value_bytes(args[1]) else {
+                ffi::sqlite3_result_int(ctx, 1);
+                return;
+            };
+            let pattern = PlainPattern::new(p, LIKE);
             let ok = pass(&pattern);
             // SQLite may free it at once (then it is read again next row).
             let boxed = Box::into_raw(Box::new(pattern));
@@ -308,6 +317,48 @@ mod tests {
         })
         .unwrap()
             == 1
+    }
+
+    /// In a UTF-16 database the names and the pattern are matched as
+    /// UTF-8, as SQLite converts them: a name whose UTF-16 bytes look like
+    /// a plain name is not taken for one.
+    #[test]
+    fn a_utf16_database_is_matched_in_utf8() {
+        for enc in ["UTF-16le", "UTF-16be"] {
+            let conn = Connection::open_in_memory().unwrap();
+            conn.execute_batch(&format!("PRAGMA encoding='{enc}'; CREATE TABLE t(x)"))
+                .unwrap();
+            register_functions(&conn).unwrap();
+            let pass = |name: &str, pattern: &str, like: bool| -> bool {
+                let f = PREFILTER_FNS[usize::from(like)].0;
+                conn.query_row(&format!("SELECT {f}(?1, ?2)"), [name, pattern], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .unwrap()
+                    == 1
+            };
+            // U+4E2F U+4E2D: `/N-N` in UTF-16LE.
+            assert!(pass("\u{4e2f}\u{4e2d}", "*\u{4e2d}", false), "{enc}");
+            assert!(pass("\u{4e2f}\u{4e2d}", "%\u{4e2d}", true), "{enc}");
+            assert!(pass("/photos/abc.jpg", "*c.jpg", false), "{enc}");
+            assert!(!pass("/photos/abd.jpg", "*c.jpg", false), "{enc}");
+            assert!(pass("/photos/ABC.jpg", "%c.jpg", true), "{enc}");
+        }
+    }
+
+    /// A pattern that is not text lets every name through, never none.
+    #[test]
+    fn a_pattern_that_is_not_text_passes_every_name() {
+        let conn = Connection::open_in_memory().unwrap();
+        register_functions(&conn).unwrap();
+        for pattern in ["NULL", "5", "2.5"] {
+            for f in ["dbackup_glob", "dbackup_like"] {
+                let got: i64 = conn
+                    .query_row(&format!("SELECT {f}('/abc', {pattern})"), [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(got, 1, "{f} {pattern}");
+            }
+        }
     }
 
     const CHARS: &str = "aAbB/._-*?[]%\\ ~é";
